@@ -1,0 +1,154 @@
+"""Commands: requests to change state, sent to the coordinator by request-reply.
+
+Each command class names its own subject (`SUBJECT`), so a sender cannot pair a
+model with the wrong subject. Every command is answered with a CommandReply.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+from uuid import UUID
+
+from pydantic import Field, field_validator
+
+from whoosh_shared import subjects
+from whoosh_shared.agents import AgentName, AgentSpec, AgentUpdate, CapabilityName, Strict
+from whoosh_shared.enums import AgentType
+
+MIN_PRIORITY, MAX_PRIORITY, DEFAULT_PRIORITY = 1, 10, 5
+MAX_PROMPT_CHARS = 1_000_000
+MAX_OUTPUT_CHARS = 65_536  # kept in the TaskCompleted event; longer output keeps its tail
+
+
+class Command(Strict):
+    SUBJECT: ClassVar[str]
+    actor: str = Field(default="system", max_length=200, description="who asked (audit)")
+
+
+class RegisterAgent(Command):
+    SUBJECT: ClassVar[str] = subjects.command("agent.register")
+    spec: AgentSpec
+
+
+class UpdateAgent(Command):
+    SUBJECT: ClassVar[str] = subjects.command("agent.update")
+    name: AgentName
+    changes: AgentUpdate
+
+
+class EnableAgent(Command):
+    SUBJECT: ClassVar[str] = subjects.command("agent.enable")
+    name: AgentName
+
+
+class DisableAgent(Command):
+    SUBJECT: ClassVar[str] = subjects.command("agent.disable")
+    name: AgentName
+
+
+class RetryPolicy(Strict):
+    max_attempts: int = Field(default=2, ge=1, le=20, description="1 means never retry")
+    backoff_s: float = Field(default=0.0, ge=0, le=3600)
+
+
+class SubmitTask(Command):
+    SUBJECT: ClassVar[str] = subjects.command("task.submit")
+    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
+    priority: int = Field(default=DEFAULT_PRIORITY, ge=MIN_PRIORITY, le=MAX_PRIORITY)
+    capabilities: list[CapabilityName] = Field(default_factory=list)
+    agent_type: AgentType | None = None
+    model: str | None = None
+    agent: AgentName | None = Field(default=None, description="pin the task to one agent")
+    timeout_s: float = Field(default=600.0, gt=0, le=7 * 24 * 3600)
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("prompt is empty")
+        return value
+
+
+class TaskCommand(Command):
+    task_id: UUID
+
+
+class AttemptCommand(TaskCommand):
+    """Commands from an executor name the attempt, so a stale executor cannot touch a retry."""
+
+    attempt: int = Field(ge=1)
+
+
+class StartTask(AttemptCommand):
+    SUBJECT: ClassVar[str] = subjects.command("task.start")
+    executor_id: str = Field(min_length=1, max_length=200)
+
+
+class ReportProgress(AttemptCommand):
+    SUBJECT: ClassVar[str] = subjects.command("task.progress")
+    message: str = Field(min_length=1, max_length=2000)
+
+
+class Usage(Strict):
+    duration_s: float = Field(default=0.0, ge=0)
+    tokens_in: int = Field(default=0, ge=0)
+    tokens_out: int = Field(default=0, ge=0)
+    cost_usd: float = Field(default=0.0, ge=0)
+
+
+class CompleteTask(AttemptCommand):
+    SUBJECT: ClassVar[str] = subjects.command("task.complete")
+    output: str = Field(default="", max_length=MAX_OUTPUT_CHARS)
+    exit_code: int | None = None
+    usage: Usage = Field(default_factory=Usage)
+
+
+class FailTask(AttemptCommand):
+    SUBJECT: ClassVar[str] = subjects.command("task.fail")
+    reason: str = Field(min_length=1, max_length=2000)
+    output: str = Field(default="", max_length=MAX_OUTPUT_CHARS)
+    exit_code: int | None = None
+    retryable: bool = True
+    timed_out: bool = False
+    usage: Usage = Field(default_factory=Usage)
+
+
+class CancelTask(TaskCommand):
+    SUBJECT: ClassVar[str] = subjects.command("task.cancel")
+    reason: str = Field(default="cancelled by user", max_length=2000)
+
+
+COMMANDS: tuple[type[Command], ...] = (
+    RegisterAgent,
+    UpdateAgent,
+    EnableAgent,
+    DisableAgent,
+    SubmitTask,
+    StartTask,
+    ReportProgress,
+    CompleteTask,
+    FailTask,
+    CancelTask,
+)
+
+
+class CommandReply(Strict):
+    """The coordinator's answer: accepted (with the ids it created) or rejected with a reason."""
+
+    status: Literal["accepted", "rejected"]
+    ids: dict[str, str] = Field(default_factory=dict)
+    code: str | None = Field(default=None, description="machine-readable rejection code")
+    reason: str | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.status == "accepted"
+
+    @classmethod
+    def accept(cls, **ids: str) -> CommandReply:
+        return cls(status="accepted", ids=ids)
+
+    @classmethod
+    def reject(cls, code: str, reason: str) -> CommandReply:
+        return cls(status="rejected", code=code, reason=reason)

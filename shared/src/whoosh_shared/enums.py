@@ -1,0 +1,46 @@
+"""Closed vocabularies shared by every service."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class AgentType(StrEnum):
+    """Which protocol an agent speaks, and so which executor runs its work."""
+
+    OLLAMA = "ollama"
+    OPENAI = "openai-compatible"
+    CLI = "cli"
+
+
+class CliKind(StrEnum):
+    """Which CLI a `cli` agent runs; decides how its output is parsed."""
+
+    GENERIC = "generic"
+    GEMINI = "gemini"
+    CLAUDE = "claude"
+    CODEX = "codex"
+
+
+class TaskStatus(StrEnum):
+    """Task lifecycle: queued -> assigned -> running -> one terminal state."""
+
+    QUEUED = "queued"
+    ASSIGNED = "assigned"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    TIMED_OUT = "timed_out"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset(
+    {TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.TIMED_OUT}
+)
+
+# Agent work queue subjects use the type's short token (no dashes or dots in subjects).
+WORK_TOKEN = {AgentType.OLLAMA: "ollama", AgentType.OPENAI: "openai", AgentType.CLI: "cli"}

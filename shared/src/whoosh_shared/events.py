@@ -1,0 +1,157 @@
+"""Domain events as every consumer sees them on the bus.
+
+The coordinator's aggregates record these facts in the store; the relay wraps
+each one in an EventEnvelope and publishes it on `whoosh.evt.<aggregate>.<id>.<type>`.
+`data` validates against the payload model registered under `type` here, so a
+consumer needs nothing but this module to read the stream.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, Field
+
+from whoosh_shared.agents import AgentSpec, Strict
+from whoosh_shared.commands import RetryPolicy, Usage
+from whoosh_shared.enums import AgentType
+
+
+class EventData(Strict):
+    """Base of event payloads."""
+
+
+class AgentRegistered(EventData):
+    spec: AgentSpec
+    actor: str = "system"
+
+
+class AgentUpdated(EventData):
+    changes: dict[str, Any]
+    actor: str = "system"
+
+
+class AgentEnabled(EventData):
+    actor: str = "system"
+
+
+class AgentDisabled(EventData):
+    actor: str = "system"
+
+
+class AgentSlotTaken(EventData):
+    task_id: UUID
+    attempt: int
+
+
+class AgentSlotReleased(EventData):
+    task_id: UUID
+    attempt: int
+
+
+class TaskSubmitted(EventData):
+    prompt: str
+    priority: int
+    capabilities: list[str] = Field(default_factory=list)
+    agent_type: AgentType | None = None
+    model: str | None = None
+    agent: str | None = None
+    timeout_s: float
+    retry: RetryPolicy
+    actor: str = "system"
+
+
+class TaskAssigned(EventData):
+    agent_id: UUID
+    agent_name: str
+    attempt: int
+
+
+class TaskStarted(EventData):
+    attempt: int
+    executor_id: str
+
+
+class TaskProgressed(EventData):
+    attempt: int
+    message: str
+
+
+class TaskCompleted(EventData):
+    attempt: int
+    output: str = ""
+    exit_code: int | None = None
+    usage: Usage = Field(default_factory=Usage)
+
+
+class TaskAttemptFailed(EventData):
+    """One attempt failed and the retry policy sends the task back to the queue."""
+
+    attempt: int
+    agent_name: str | None = None
+    reason: str
+    exit_code: int | None = None
+    output: str = ""
+    not_before: datetime | None = None
+
+
+class TaskFailed(EventData):
+    attempt: int
+    reason: str
+    exit_code: int | None = None
+    output: str = ""
+    usage: Usage = Field(default_factory=Usage)
+
+
+class TaskCancelled(EventData):
+    reason: str
+    actor: str = "system"
+
+
+class TaskTimedOut(EventData):
+    attempt: int
+    reason: str
+
+
+EVENT_TYPES: dict[str, type[EventData]] = {
+    cls.__name__: cls
+    for cls in (
+        AgentRegistered,
+        AgentUpdated,
+        AgentEnabled,
+        AgentDisabled,
+        AgentSlotTaken,
+        AgentSlotReleased,
+        TaskSubmitted,
+        TaskAssigned,
+        TaskStarted,
+        TaskProgressed,
+        TaskCompleted,
+        TaskAttemptFailed,
+        TaskFailed,
+        TaskCancelled,
+        TaskTimedOut,
+    )
+}
+
+
+class EventEnvelope(BaseModel):
+    """One stored event, as published; `id` is the de-duplication id (Nats-Msg-Id)."""
+
+    notification_id: int = Field(ge=1, description="position in the store's notification log")
+    aggregate_type: Literal["agent", "task"]
+    aggregate_id: UUID
+    version: int = Field(ge=1)
+    type: str
+    timestamp: datetime
+    data: dict[str, Any]
+
+    @property
+    def id(self) -> str:
+        return f"{self.aggregate_id}:{self.version}"
+
+    def payload(self) -> EventData:
+        """The typed payload; raises KeyError for an event type this contract does not know."""
+        return EVENT_TYPES[self.type].model_validate(self.data)

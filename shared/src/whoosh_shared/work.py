@@ -1,0 +1,43 @@
+"""Messages between the coordinator's relay and the executors."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from pydantic import Field
+
+from whoosh_shared.agents import AgentSpec, Strict
+
+
+class WorkItem(Strict):
+    """One attempt of one task for one agent, delivered on the agent's work queue.
+
+    It carries the agent's spec so an executor needs no registry of its own: any
+    executor of the right type can run any agent's work.
+    """
+
+    task_id: UUID
+    attempt: int = Field(ge=1)
+    agent: AgentSpec
+    prompt: str
+    timeout_s: float
+
+    @property
+    def msg_id(self) -> str:
+        return f"work:{self.task_id}:{self.attempt}"
+
+
+class ProgressLine(Strict):
+    """One line of live output (ephemeral: core NATS, not stored)."""
+
+    task_id: UUID
+    attempt: int
+    seq: int
+    stream: str = "stdout"
+    line: str
+
+
+class StoreAppended(Strict):
+    """Nudge after a save, so followers of the notification log need not wait for a poll."""
+
+    notification_id: int
