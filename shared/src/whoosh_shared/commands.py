@@ -6,6 +6,7 @@ model with the wrong subject. Every command is answered with a CommandReply.
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import ClassVar, Literal
 from uuid import UUID
 
@@ -18,6 +19,18 @@ from whoosh_shared.enums import AgentType
 MIN_PRIORITY, MAX_PRIORITY, DEFAULT_PRIORITY = 1, 10, 5
 MAX_PROMPT_CHARS = 1_000_000
 MAX_OUTPUT_CHARS = 65_536  # kept in the TaskCompleted event; longer output keeps its tail
+
+
+class RejectCode(StrEnum):
+    """Why a command was rejected, for programs; `reason` says it for people."""
+
+    INVALID = "invalid"  # the message does not validate against its model
+    NOT_FOUND = "not_found"  # names an agent or task that does not exist
+    DUPLICATE = "duplicate"  # an agent with this name exists
+    BAD_STATE = "bad_state"  # e.g. cancel of a finished task, stale attempt
+    NO_CAPABLE_AGENT = "no_capable_agent"  # no registered agent could ever run it
+    CONFLICT = "conflict"  # lost an optimistic-concurrency race too many times
+    INTERNAL = "internal"  # a bug: the coordinator logged it and stayed up
 
 
 class Command(Strict):
@@ -150,5 +163,5 @@ class CommandReply(Strict):
         return cls(status="accepted", ids=ids)
 
     @classmethod
-    def reject(cls, code: str, reason: str) -> CommandReply:
-        return cls(status="rejected", code=code, reason=reason)
+    def reject(cls, code: RejectCode, reason: str) -> CommandReply:
+        return cls(status="rejected", code=code.value, reason=reason)
