@@ -61,6 +61,7 @@ class TaskView(Strict):
     executor_id: str | None = None
     submitted_at: datetime
     sequence: int = Field(description="notification id of the submission: the FIFO order")
+    assigned_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
     not_before: datetime | None = None

@@ -1,0 +1,82 @@
+"""`whoosh-coordinator serve | relay | replay`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+
+from whoosh_shared.config import ConfigError, load_config
+from whoosh_shared.logs import setup_logging
+from whoosh_shared.store import StoreUrlError
+
+from whoosh_coordinator.replay import rebuild
+from whoosh_coordinator.service import Coordinator, run_relay_only, stop_on_signals
+from whoosh_coordinator.store import open_store
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="whoosh-coordinator", description=__doc__)
+    parser.add_argument("mode", choices=["serve", "relay", "replay"])
+    parser.add_argument("--config", help="whoosh.yaml (default: $WHOOSH_CONFIG, ./whoosh.yaml)")
+    parser.add_argument("--nats", help="NATS URL (default: from the config)")
+    parser.add_argument("--store", help="store URL (default: from the config)")
+    parser.add_argument("--no-relay", action="store_true", help="serve without the relay")
+    parser.add_argument("--json", action="store_true", help="replay: print JSON")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        config = load_config(args.config)
+        store_url = args.store or config.store_url()
+        nats_url = args.nats or config.nats.client_url()
+        if args.mode == "replay":
+            return replay(store_url, args.json)
+        setup_logging(f"coordinator-{args.mode}")
+        return asyncio.run(serve(args.mode, store_url, nats_url, config, not args.no_relay))
+    except (ConfigError, StoreUrlError) as exc:
+        print(f"whoosh-coordinator: {exc}", file=sys.stderr)
+        return 2
+
+
+async def serve(mode: str, store_url: str, nats_url: str, config, with_relay: bool) -> int:
+    stop = stop_on_signals()
+    settings = config.coordinator
+    if mode == "relay":
+        await run_relay_only(store_url, nats_url, settings.poll_interval_s, stop)
+    else:
+        await Coordinator(store_url, nats_url, settings, run_relay=with_relay).run(stop)
+    return 0
+
+
+def replay(store_url: str, as_json: bool) -> int:
+    store = open_store(store_url)
+    try:
+        projection = rebuild(store)
+    finally:
+        store.close()
+    stats = projection.stats()
+    result = {
+        "events": projection.event_count,
+        "position": projection.position,
+        "agents": stats.agents,
+        "in_flight": stats.in_flight,
+        "tasks_by_status": stats.tasks_by_status,
+    }
+    if as_json:
+        print(json.dumps(result))
+    else:
+        print(f"replayed {result['events']} events up to notification {result['position']}")
+        print(
+            f"agents: {stats.agents} ({stats.agents_enabled} enabled), in flight: {stats.in_flight}"
+        )
+        for status, count in stats.tasks_by_status.items():
+            print(f"  {status:<10} {count}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

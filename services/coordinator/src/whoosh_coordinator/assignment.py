@@ -1,0 +1,86 @@
+"""Applying the scheduler's plan to the store, and enforcing deadlines.
+
+Each placement saves the Task (Assigned) and the Agent (SlotTaken) in one
+transaction. Placements of one pass are saved as one batch (one transaction,
+barely dearer than one event); if the batch loses a race with another
+coordinator, each placement is retried alone from fresh state.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from uuid import UUID
+
+from eventsourcing.persistence import IntegrityError
+
+from whoosh_coordinator.commands import CommandHandler
+from whoosh_coordinator.domain import Agent, Rejected, Task
+from whoosh_coordinator.scheduler import Placement, plan
+
+log = logging.getLogger(__name__)
+
+
+class Assigner:
+    def __init__(self, handler: CommandHandler, timeout_grace_s: float) -> None:
+        self.handler = handler
+        self.store = handler.store
+        self.projection = handler.projection
+        self.timeout_grace = timedelta(seconds=timeout_grace_s)
+
+    def assign_pending(self) -> int:
+        """Place as many queued tasks as free slots allow; returns how many were placed."""
+        placements = plan(
+            self.projection.queued(), self.projection.agents.values(), self.handler.clock()
+        )
+        if not placements:
+            return 0
+        try:
+            self.handler.save(*self._apply(placements))
+            return len(placements)
+        except (Rejected, IntegrityError):
+            return sum(self._assign_alone(p) for p in placements)
+
+    def _apply(self, placements: list[Placement]) -> list[Agent | Task]:
+        agents: dict[UUID, Agent] = {}
+        changed: list[Agent | Task] = []
+        for placement in placements:
+            task: Task = self.store.repository.get(placement.task_id)
+            agent = agents.get(placement.agent_id)
+            if agent is None:
+                agent = agents[placement.agent_id] = self.store.repository.get(placement.agent_id)
+                changed.append(agent)
+            task.assign(agent.id, agent.name)
+            agent.take_slot(task.id, task.attempt)
+            changed.append(task)
+        return changed
+
+    def _assign_alone(self, placement: Placement) -> int:
+        try:
+            self.handler.save(*self._apply([placement]))
+            return 1
+        except (Rejected, IntegrityError) as exc:
+            log.debug("placement %s skipped: %s", placement, exc)
+            return 0
+
+    def time_out_overdue(self) -> int:
+        """Backstop for executors that died or never reported: end attempts past their deadline."""
+        now = self.handler.clock()
+        ended = 0
+        for view in self.projection.active():
+            began = view.assigned_at or view.submitted_at
+            if now <= began + timedelta(seconds=view.timeout_s) + self.timeout_grace:
+                continue
+            try:
+                task: Task = self.store.repository.get(view.id)
+                held = task.agent_id
+                task.time_out(
+                    attempt=task.attempt,
+                    reason=f"no result within {view.timeout_s:g}s (timeout enforced by the "
+                    "coordinator)",
+                )
+                self.handler.settle(task, held)
+                ended += 1
+            except (Rejected, IntegrityError) as exc:
+                log.debug("timeout of %s skipped: %s", view.id, exc)
+        return ended

@@ -1,0 +1,272 @@
+"""Command handling: validate, load aggregates, let the domain decide, save.
+
+Every command ends in exactly one CommandReply. A command either saves all its
+events in one transaction or none: domain rules raise `Rejected` before any
+event is triggered, and an optimistic-concurrency conflict (another coordinator
+wrote first) is retried from fresh state, never half-applied.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID, uuid4
+
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import IntegrityError
+from pydantic import ValidationError
+from whoosh_shared import commands as c
+from whoosh_shared.commands import CommandReply, RejectCode
+from whoosh_shared.queries import TaskView
+
+from whoosh_coordinator.domain import Agent, Rejected, Task
+from whoosh_coordinator.domain.agent import agent_id
+from whoosh_coordinator.projections import FleetProjection
+from whoosh_coordinator.scheduler import eligible
+from whoosh_coordinator.store import WhooshStore
+
+log = logging.getLogger(__name__)
+COMMANDS_BY_SUBJECT: dict[str, type[c.Command]] = {cls.SUBJECT: cls for cls in c.COMMANDS}
+CONFLICT_RETRIES = 8
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line a person can act on: 'priority: Input should be less than or equal to 10'."""
+    parts = []
+    for error in exc.errors():
+        loc = ".".join(str(p) for p in error["loc"]) or "message"
+        parts.append(f"{loc}: {error['msg']}")
+    return "; ".join(parts)
+
+
+class CommandHandler:
+    """Turns commands into stored events. `on_saved` runs after every successful save."""
+
+    def __init__(
+        self,
+        store: WhooshStore,
+        projection: FleetProjection,
+        on_saved: Callable[[], None],
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.store = store
+        self.projection = projection
+        self.on_saved = on_saved
+        self.clock = clock
+        self._dispatch: dict[type[c.Command], Callable[[Any], CommandReply]] = {
+            c.RegisterAgent: self._register_agent,
+            c.UpdateAgent: self._update_agent,
+            c.EnableAgent: self._enable_agent,
+            c.DisableAgent: self._disable_agent,
+            c.SubmitTask: self._submit_task,
+            c.StartTask: self._start_task,
+            c.ReportProgress: self._report_progress,
+            c.CompleteTask: self._complete_task,
+            c.FailTask: self._fail_task,
+            c.CancelTask: self._cancel_task,
+        }
+
+    # -- entry points -----------------------------------------------------------------
+
+    def handle_raw(self, subject: str, body: bytes) -> CommandReply:
+        model = COMMANDS_BY_SUBJECT.get(subject)
+        if model is None:
+            return CommandReply.reject(RejectCode.INVALID, f"unknown command subject '{subject}'")
+        try:
+            command = model.model_validate_json(body)
+        except ValidationError as exc:
+            return CommandReply.reject(
+                RejectCode.INVALID, f"invalid {model.__name__}: {describe_validation_error(exc)}"
+            )
+        return self.handle(command)
+
+    def handle(self, command: c.Command) -> CommandReply:
+        for _ in range(CONFLICT_RETRIES):
+            try:
+                return self._dispatch[type(command)](command)
+            except Rejected as rejected:
+                return CommandReply.reject(rejected.code, rejected.reason)
+            except IntegrityError:
+                continue  # someone else saved first: reload and decide again
+            except Exception:
+                log.exception("command %s failed", type(command).__name__)
+                return CommandReply.reject(
+                    RejectCode.INTERNAL, f"internal error handling {type(command).__name__}"
+                )
+        return CommandReply.reject(
+            RejectCode.CONFLICT, f"{type(command).__name__} kept conflicting with other writers"
+        )
+
+    # -- helpers ----------------------------------------------------------------------
+
+    def save(self, *aggregates: Agent | Task) -> None:
+        self.store.save(*aggregates)
+        self.on_saved()
+
+    def load_agent(self, name: str) -> Agent:
+        try:
+            return self.store.repository.get(agent_id(name))
+        except AggregateNotFoundError:
+            raise Rejected(RejectCode.NOT_FOUND, f"unknown agent '{name}'") from None
+
+    def load_agent_by_id(self, id_: UUID) -> Agent:
+        return self.store.repository.get(id_)
+
+    def load_task(self, task_id: UUID) -> Task:
+        try:
+            return self.store.repository.get(task_id)
+        except AggregateNotFoundError:
+            raise Rejected(RejectCode.NOT_FOUND, f"unknown task {task_id}") from None
+
+    def settle(self, task: Task, held: UUID | None) -> None:
+        """Save a task, with the release of the agent slot it held if it no longer runs."""
+        if held is None or task.active:
+            self.save(task)
+            return
+        agent = self.load_agent_by_id(held)
+        agent.release_slot(task.id)
+        self.save(task, agent)
+
+    # -- agents -----------------------------------------------------------------------
+
+    def _register_agent(self, cmd: c.RegisterAgent) -> CommandReply:
+        spec = cmd.spec
+        if agent_id(spec.name) in self.store.repository:
+            raise Rejected(RejectCode.DUPLICATE, f"agent '{spec.name}' already exists")
+        agent = Agent(spec=spec.model_dump(mode="json"), actor=cmd.actor)
+        self.save(agent)
+        return CommandReply.accept(agent_id=str(agent.id), name=spec.name)
+
+    def _update_agent(self, cmd: c.UpdateAgent) -> CommandReply:
+        changes = cmd.changes.changes()
+        if not changes:
+            raise Rejected(RejectCode.INVALID, "update names no field to change")
+        agent = self.load_agent(cmd.name)
+        agent.update(changes=changes, actor=cmd.actor)
+        self.save(agent)
+        return CommandReply.accept(agent_id=str(agent.id), name=cmd.name)
+
+    def _enable_agent(self, cmd: c.EnableAgent) -> CommandReply:
+        agent = self.load_agent(cmd.name)
+        agent.enable(actor=cmd.actor)
+        self.save(agent)
+        return CommandReply.accept(agent_id=str(agent.id), name=cmd.name)
+
+    def _disable_agent(self, cmd: c.DisableAgent) -> CommandReply:
+        agent = self.load_agent(cmd.name)
+        agent.disable(actor=cmd.actor)
+        self.save(agent)
+        return CommandReply.accept(agent_id=str(agent.id), name=cmd.name)
+
+    # -- tasks ------------------------------------------------------------------------
+
+    def _submit_task(self, cmd: c.SubmitTask) -> CommandReply:
+        self._check_some_agent_could_run(cmd)
+        task = Task(
+            prompt=cmd.prompt,
+            priority=cmd.priority,
+            capabilities=list(cmd.capabilities),
+            agent_type=cmd.agent_type.value if cmd.agent_type else None,
+            model=cmd.model,
+            agent=cmd.agent,
+            timeout_s=cmd.timeout_s,
+            retry=cmd.retry.model_dump(),
+            actor=cmd.actor,
+        )
+        self.save(task)
+        return CommandReply.accept(task_id=str(task.id))
+
+    def _check_some_agent_could_run(self, cmd: c.SubmitTask) -> None:
+        """Refuse work no registered agent could ever take (disabled agents count: they return)."""
+        agents = list(self.projection.agents.values())
+        if cmd.agent and self.projection.agent_by_name(cmd.agent) is None:
+            raise Rejected(RejectCode.NOT_FOUND, f"unknown agent '{cmd.agent}'")
+        offered = {cap for a in agents for cap in a.spec.capabilities}
+        unknown = [cap for cap in cmd.capabilities if cap not in offered]
+        if unknown:
+            raise Rejected(
+                RejectCode.NO_CAPABLE_AGENT,
+                f"unknown capability {', '.join(repr(u) for u in unknown)}: no registered "
+                "agent offers it",
+            )
+        probe = _probe_view(cmd)
+        if not any(eligible(probe, a.model_copy(update={"enabled": True})) for a in agents):
+            wanted = ", ".join(
+                f"{k}={v}"
+                for k, v in (
+                    ("agent", cmd.agent),
+                    ("type", cmd.agent_type and cmd.agent_type.value),
+                    ("model", cmd.model),
+                    ("capabilities", ",".join(cmd.capabilities) or None),
+                )
+                if v
+            )
+            raise Rejected(
+                RejectCode.NO_CAPABLE_AGENT, f"no registered agent matches {wanted or 'the task'}"
+            )
+
+    def _start_task(self, cmd: c.StartTask) -> CommandReply:
+        task = self.load_task(cmd.task_id)
+        task.start(attempt=cmd.attempt, executor_id=cmd.executor_id)
+        self.save(task)
+        return CommandReply.accept(task_id=str(task.id))
+
+    def _report_progress(self, cmd: c.ReportProgress) -> CommandReply:
+        task = self.load_task(cmd.task_id)
+        task.progress(attempt=cmd.attempt, message=cmd.message)
+        self.save(task)
+        return CommandReply.accept(task_id=str(task.id))
+
+    def _complete_task(self, cmd: c.CompleteTask) -> CommandReply:
+        task = self.load_task(cmd.task_id)
+        held = task.agent_id
+        task.complete(
+            attempt=cmd.attempt,
+            output=cmd.output,
+            exit_code=cmd.exit_code,
+            usage=cmd.usage.model_dump(),
+        )
+        self.settle(task, held)
+        return CommandReply.accept(task_id=str(task.id))
+
+    def _fail_task(self, cmd: c.FailTask) -> CommandReply:
+        task = self.load_task(cmd.task_id)
+        held = task.agent_id
+        if cmd.timed_out:
+            task.time_out(attempt=cmd.attempt, reason=cmd.reason)
+        else:
+            task.fail(
+                attempt=cmd.attempt,
+                reason=cmd.reason,
+                output=cmd.output,
+                exit_code=cmd.exit_code,
+                usage=cmd.usage.model_dump(),
+                retryable=cmd.retryable,
+                now=self.clock(),
+            )
+        self.settle(task, held)
+        return CommandReply.accept(task_id=str(task.id), status=task.status)
+
+    def _cancel_task(self, cmd: c.CancelTask) -> CommandReply:
+        task = self.load_task(cmd.task_id)
+        held = task.agent_id
+        task.cancel(reason=cmd.reason, actor=cmd.actor)
+        self.settle(task, held)
+        return CommandReply.accept(task_id=str(task.id))
+
+
+def _probe_view(cmd: c.SubmitTask) -> TaskView:
+    """A stand-in TaskView carrying only what `eligible` reads."""
+    return TaskView.model_construct(
+        id=uuid4(),
+        pinned_agent=cmd.agent,
+        agent_type=cmd.agent_type.value if cmd.agent_type else None,
+        model=cmd.model,
+        capabilities=list(cmd.capabilities),
+    )

@@ -1,0 +1,92 @@
+"""The Agent aggregate: an agent's definition, whether it takes work, and its busy slots.
+
+Slots live on the aggregate (not only in a projection) because assignment saves
+the Task and the Agent in one transaction: optimistic concurrency on the Agent's
+version is what makes it impossible to hand out one slot twice, even with several
+coordinators writing to one store.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.domain import Aggregate, event
+from whoosh_shared.commands import RejectCode
+
+from whoosh_coordinator.domain.rejection import Rejected
+
+AGENT_NAMESPACE = uuid5(NAMESPACE_URL, "whoosh:agent")
+
+
+class Agent(Aggregate):
+    """Registered once per name: the id is derived from the name, so a duplicate cannot land."""
+
+    @staticmethod
+    def create_id(spec: dict[str, Any]) -> UUID:
+        return agent_id(spec["name"])
+
+    @event("Registered")
+    def __init__(self, spec: dict[str, Any], actor: str) -> None:
+        self.spec = spec
+        self.enabled: bool = bool(spec.get("enabled", True))
+        self.in_flight: dict[str, int] = {}
+
+    @property
+    def name(self) -> str:
+        return str(self.spec["name"])
+
+    @property
+    def max_concurrent(self) -> int:
+        return int(self.spec.get("max_concurrent", 1))
+
+    def has_free_slot(self) -> bool:
+        return len(self.in_flight) < self.max_concurrent
+
+    @event("Updated")
+    def update(self, changes: dict[str, Any], actor: str) -> None:
+        self.spec = {**self.spec, **changes}
+
+    def enable(self, actor: str) -> None:
+        if not self.enabled:
+            self._enabled(actor=actor)
+
+    def disable(self, actor: str) -> None:
+        if self.enabled:
+            self._disabled(actor=actor)
+
+    @event("Enabled")
+    def _enabled(self, actor: str) -> None:
+        self.enabled = True
+
+    @event("Disabled")
+    def _disabled(self, actor: str) -> None:
+        self.enabled = False
+
+    def take_slot(self, task_id: UUID, attempt: int) -> None:
+        if not self.enabled:
+            raise Rejected(RejectCode.BAD_STATE, f"agent '{self.name}' is disabled")
+        if not self.has_free_slot():
+            raise Rejected(
+                RejectCode.CONFLICT,
+                f"agent '{self.name}' is at max_concurrent={self.max_concurrent}",
+            )
+        self._slot_taken(task_id=task_id, attempt=attempt)
+
+    @event("SlotTaken")
+    def _slot_taken(self, task_id: UUID, attempt: int) -> None:
+        self.in_flight[str(task_id)] = attempt
+
+    def release_slot(self, task_id: UUID) -> None:
+        """Idempotent: releasing a slot the agent does not hold records nothing."""
+        attempt = self.in_flight.get(str(task_id))
+        if attempt is not None:
+            self._slot_released(task_id=task_id, attempt=attempt)
+
+    @event("SlotReleased")
+    def _slot_released(self, task_id: UUID, attempt: int) -> None:
+        self.in_flight.pop(str(task_id), None)
+
+
+def agent_id(name: str) -> UUID:
+    return uuid5(AGENT_NAMESPACE, name)

@@ -1,0 +1,186 @@
+"""The Task aggregate: one unit of work and its lifecycle.
+
+queued -> assigned -> running -> completed | failed | cancelled | timed_out,
+with a failed attempt going back to queued while the retry policy allows.
+Executor reports name their attempt, so a late report from an executor that was
+presumed dead cannot change a later attempt.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate, event
+from whoosh_shared.commands import RejectCode
+from whoosh_shared.enums import TaskStatus
+
+from whoosh_coordinator.domain.rejection import Rejected
+
+ACTIVE = (TaskStatus.ASSIGNED.value, TaskStatus.RUNNING.value)
+
+
+class Task(Aggregate):
+    @event("Submitted")
+    def __init__(
+        self,
+        prompt: str,
+        priority: int,
+        capabilities: list[str],
+        agent_type: str | None,
+        model: str | None,
+        agent: str | None,
+        timeout_s: float,
+        retry: dict[str, Any],
+        actor: str,
+    ) -> None:
+        self.prompt = prompt
+        self.timeout_s = timeout_s
+        self.max_attempts = int(retry.get("max_attempts", 1))
+        self.backoff_s = float(retry.get("backoff_s", 0.0))
+        self.status = TaskStatus.QUEUED.value
+        self.attempt = 0
+        self.agent_id: UUID | None = None
+        self.agent_name: str | None = None
+        self.tried_agents: list[str] = []
+
+    @property
+    def terminal(self) -> bool:
+        return TaskStatus(self.status).terminal
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE
+
+    # -- assignment -------------------------------------------------------------------
+
+    def assign(self, agent_id: UUID, agent_name: str) -> None:
+        if self.status != TaskStatus.QUEUED.value:
+            raise Rejected(RejectCode.BAD_STATE, f"task {self.id} is {self.status}, not queued")
+        self._assigned(agent_id=agent_id, agent_name=agent_name, attempt=self.attempt + 1)
+
+    @event("Assigned")
+    def _assigned(self, agent_id: UUID, agent_name: str, attempt: int) -> None:
+        self.status = TaskStatus.ASSIGNED.value
+        self.agent_id = agent_id
+        self.agent_name = agent_name
+        self.attempt = attempt
+
+    # -- executor reports -------------------------------------------------------------
+
+    def _check_attempt(self, attempt: int) -> None:
+        if not self.active:
+            raise Rejected(RejectCode.BAD_STATE, f"task {self.id} is {self.status}")
+        if attempt != self.attempt:
+            raise Rejected(
+                RejectCode.BAD_STATE,
+                f"task {self.id}: attempt {attempt} is stale (current attempt {self.attempt})",
+            )
+
+    def start(self, attempt: int, executor_id: str) -> None:
+        """A redelivered attempt starts again on another executor; that is recorded too."""
+        self._check_attempt(attempt)
+        self._started(attempt=attempt, executor_id=executor_id)
+
+    @event("Started")
+    def _started(self, attempt: int, executor_id: str) -> None:
+        self.status = TaskStatus.RUNNING.value
+
+    def progress(self, attempt: int, message: str) -> None:
+        self._check_attempt(attempt)
+        self._progressed(attempt=attempt, message=message)
+
+    @event("Progressed")
+    def _progressed(self, attempt: int, message: str) -> None:
+        pass
+
+    def complete(
+        self, attempt: int, output: str, exit_code: int | None, usage: dict[str, Any]
+    ) -> None:
+        self._check_attempt(attempt)
+        self._completed(attempt=attempt, output=output, exit_code=exit_code, usage=usage)
+
+    @event("Completed")
+    def _completed(
+        self, attempt: int, output: str, exit_code: int | None, usage: dict[str, Any]
+    ) -> None:
+        self.status = TaskStatus.COMPLETED.value
+
+    def fail(
+        self,
+        attempt: int,
+        reason: str,
+        output: str,
+        exit_code: int | None,
+        usage: dict[str, Any],
+        retryable: bool,
+        now: datetime,
+    ) -> bool:
+        """Record a failed attempt; returns True when the task went back to the queue."""
+        self._check_attempt(attempt)
+        if retryable and self.attempt < self.max_attempts:
+            not_before = now + timedelta(seconds=self.backoff_s) if self.backoff_s else None
+            self._attempt_failed(
+                attempt=attempt,
+                agent_name=self.agent_name,
+                reason=reason,
+                exit_code=exit_code,
+                output=output,
+                not_before=not_before,
+            )
+            return True
+        if retryable:
+            reason = f"{reason} (gave up after {self.attempt} attempt(s))"
+        self._failed(
+            attempt=attempt, reason=reason, exit_code=exit_code, output=output, usage=usage
+        )
+        return False
+
+    @event("AttemptFailed")
+    def _attempt_failed(
+        self,
+        attempt: int,
+        agent_name: str | None,
+        reason: str,
+        exit_code: int | None,
+        output: str,
+        not_before: datetime | None,
+    ) -> None:
+        self.status = TaskStatus.QUEUED.value
+        if agent_name and agent_name not in self.tried_agents:
+            self.tried_agents.append(agent_name)
+        self.agent_id = None
+        self.agent_name = None
+
+    @event("Failed")
+    def _failed(
+        self,
+        attempt: int,
+        reason: str,
+        exit_code: int | None,
+        output: str,
+        usage: dict[str, Any],
+    ) -> None:
+        self.status = TaskStatus.FAILED.value
+
+    # -- ends decided by the coordinator or a user ---------------------------------
+
+    def cancel(self, reason: str, actor: str) -> None:
+        if self.terminal:
+            raise Rejected(
+                RejectCode.BAD_STATE, f"task {self.id} is already {self.status}; nothing to cancel"
+            )
+        self._cancelled(reason=reason, actor=actor)
+
+    @event("Cancelled")
+    def _cancelled(self, reason: str, actor: str) -> None:
+        self.status = TaskStatus.CANCELLED.value
+
+    def time_out(self, attempt: int, reason: str) -> None:
+        self._check_attempt(attempt)
+        self._timed_out(attempt=attempt, reason=reason)
+
+    @event("TimedOut")
+    def _timed_out(self, attempt: int, reason: str) -> None:
+        self.status = TaskStatus.TIMED_OUT.value

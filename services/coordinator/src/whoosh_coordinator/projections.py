@@ -1,0 +1,152 @@
+"""Read models folded from events: tasks by id and status, agents with their load.
+
+The same fold serves the live coordinator (following the notification log) and
+`replay` (from position zero), which is what lets a test prove they agree.
+Pure: no I/O, events in, views out.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime
+from uuid import UUID
+
+from whoosh_shared import events as ev
+from whoosh_shared.agents import AgentSpec
+from whoosh_shared.enums import TaskStatus
+from whoosh_shared.events import EventEnvelope
+from whoosh_shared.queries import AgentView, FleetStats, TaskView
+
+
+class FleetProjection:
+    def __init__(self) -> None:
+        self.tasks: dict[UUID, TaskView] = {}
+        self.agents: dict[UUID, AgentView] = {}
+        self.position = 0
+        self.event_count = 0
+
+    # -- folding ----------------------------------------------------------------------
+
+    def apply(self, envelope: EventEnvelope) -> None:
+        if envelope.notification_id <= self.position:
+            return  # already folded: following and catching up may overlap
+        self.position = envelope.notification_id
+        self.event_count += 1
+        payload = envelope.payload()
+        if envelope.aggregate_type == "agent":
+            self._apply_agent(envelope, payload)
+        else:
+            self._apply_task(envelope, payload)
+
+    def _apply_agent(self, envelope: EventEnvelope, payload: ev.EventData) -> None:
+        if isinstance(payload, ev.AgentRegistered):
+            self.agents[envelope.aggregate_id] = AgentView(
+                id=envelope.aggregate_id, spec=payload.spec, enabled=payload.spec.enabled
+            )
+        view = self.agents[envelope.aggregate_id]
+        view.version = envelope.version
+        match payload:
+            case ev.AgentUpdated(changes=changes):
+                view.spec = AgentSpec.model_validate({**view.spec.model_dump(), **changes})
+            case ev.AgentEnabled():
+                view.enabled = True
+            case ev.AgentDisabled():
+                view.enabled = False
+            case ev.AgentSlotTaken(task_id=task_id):
+                view.in_flight.append(task_id)
+            case ev.AgentSlotReleased(task_id=task_id):
+                if task_id in view.in_flight:
+                    view.in_flight.remove(task_id)
+
+    def _apply_task(self, envelope: EventEnvelope, payload: ev.EventData) -> None:
+        if isinstance(payload, ev.TaskSubmitted):
+            self.tasks[envelope.aggregate_id] = _new_task_view(envelope, payload)
+        view = self.tasks[envelope.aggregate_id]
+        view.version = envelope.version
+        at = envelope.timestamp
+        match payload:
+            case ev.TaskAssigned(agent_name=agent, attempt=attempt):
+                view.status, view.agent, view.attempt = TaskStatus.ASSIGNED, agent, attempt
+                view.assigned_at, view.not_before = at, None
+            case ev.TaskStarted(executor_id=executor_id):
+                view.status, view.executor_id = TaskStatus.RUNNING, executor_id
+                view.started_at = view.started_at or at
+            case ev.TaskProgressed(message=message):
+                view.last_progress = message
+            case ev.TaskCompleted():
+                self._finish(view, TaskStatus.COMPLETED, at, payload)
+                self._count(view, "completed")
+            case ev.TaskAttemptFailed():
+                if view.agent and view.agent not in view.tried_agents:
+                    view.tried_agents.append(view.agent)
+                self._count(view, "failed")
+                view.status, view.agent, view.executor_id = TaskStatus.QUEUED, None, None
+                view.reason, view.exit_code = payload.reason, payload.exit_code
+                view.output, view.not_before = payload.output, payload.not_before
+                view.assigned_at = view.started_at = None
+            case ev.TaskFailed():
+                self._count(view, "failed")
+                self._finish(view, TaskStatus.FAILED, at, payload)
+            case ev.TaskCancelled(reason=reason):
+                view.status, view.reason, view.finished_at = TaskStatus.CANCELLED, reason, at
+            case ev.TaskTimedOut(reason=reason):
+                view.status, view.reason, view.finished_at = TaskStatus.TIMED_OUT, reason, at
+
+    @staticmethod
+    def _finish(
+        view: TaskView,
+        status: TaskStatus,
+        at: datetime,
+        payload: ev.TaskCompleted | ev.TaskFailed,
+    ) -> None:
+        view.status, view.finished_at = status, at
+        view.output, view.exit_code, view.usage = payload.output, payload.exit_code, payload.usage
+        if isinstance(payload, ev.TaskFailed):
+            view.reason = payload.reason
+
+    def _count(self, view: TaskView, outcome: str) -> None:
+        agent = self.agent_by_name(view.agent) if view.agent else None
+        if agent is not None:
+            setattr(agent, outcome, getattr(agent, outcome) + 1)
+
+    # -- reading ----------------------------------------------------------------------
+
+    def agent_by_name(self, name: str) -> AgentView | None:
+        return next((a for a in self.agents.values() if a.spec.name == name), None)
+
+    def queued(self) -> list[TaskView]:
+        """Queued tasks in scheduling order: higher priority first, then submission order."""
+        waiting = [t for t in self.tasks.values() if t.status is TaskStatus.QUEUED]
+        return sorted(waiting, key=lambda t: (-t.priority, t.sequence))
+
+    def active(self) -> list[TaskView]:
+        return [
+            t for t in self.tasks.values() if t.status in (TaskStatus.ASSIGNED, TaskStatus.RUNNING)
+        ]
+
+    def stats(self) -> FleetStats:
+        by_status = Counter(t.status.value for t in self.tasks.values())
+        return FleetStats(
+            tasks_by_status={s.value: by_status.get(s.value, 0) for s in TaskStatus},
+            agents=len(self.agents),
+            agents_enabled=sum(1 for a in self.agents.values() if a.enabled),
+            in_flight=sum(a.load for a in self.agents.values()),
+            position=self.position,
+        )
+
+
+def _new_task_view(envelope: EventEnvelope, payload: ev.TaskSubmitted) -> TaskView:
+    return TaskView(
+        id=envelope.aggregate_id,
+        status=TaskStatus.QUEUED,
+        prompt=payload.prompt,
+        priority=payload.priority,
+        capabilities=payload.capabilities,
+        agent_type=payload.agent_type.value if payload.agent_type else None,
+        model=payload.model,
+        pinned_agent=payload.agent,
+        timeout_s=payload.timeout_s,
+        max_attempts=payload.retry.max_attempts,
+        submitted_at=envelope.timestamp,
+        sequence=envelope.notification_id,
+    )

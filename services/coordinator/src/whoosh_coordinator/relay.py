@@ -1,0 +1,113 @@
+"""Relay: the store's notification log -> JetStream, exactly once from a consumer's view.
+
+Every stored event is published, in notification order, on
+`whoosh.evt.<aggregate>.<id>.<type>` with `Nats-Msg-Id` = `<aggregate id>:<version>`,
+so a republish after a crash is dropped by the stream's duplicate window. The
+tracked position is the notification id carried by the last message in the
+stream itself: nothing to keep in sync, and a restart resumes right after it.
+
+A TaskAssigned event also puts a WorkItem on the agent's work queue, before the
+event itself, so that resuming after the event implies the work went out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable
+
+from nats.js import JetStreamContext
+from nats.js.api import PubAck
+from nats.js.errors import NotFoundError
+from whoosh_shared import subjects
+from whoosh_shared.agents import AgentSpec
+from whoosh_shared.enums import WORK_TOKEN
+from whoosh_shared.events import EventEnvelope
+from whoosh_shared.work import WorkItem
+
+from whoosh_coordinator.domain import Agent, Task
+from whoosh_coordinator.store import WhooshStore, read_envelopes
+
+log = logging.getLogger(__name__)
+BATCH = 500
+
+
+class Relay:
+    def __init__(self, store: WhooshStore, js: JetStreamContext, poll_interval_s: float) -> None:
+        self.store = store
+        self.js = js
+        self.poll_interval_s = poll_interval_s
+        self.position = 0
+        self.wake = asyncio.Event()
+        self.published = 0
+
+    async def tracked_position(self) -> int:
+        try:
+            last = await self.js.get_last_msg(subjects.EVENTS_STREAM, subjects.EVENTS_WILDCARD)
+        except NotFoundError:
+            return 0
+        header = (last.headers or {}).get(subjects.NOTIFICATION_ID_HEADER)
+        return int(header) if header else 0
+
+    async def run(self) -> None:
+        self.position = await self.tracked_position()
+        log.info("relay resuming after notification %d", self.position)
+        while True:
+            if not await self.relay_batch():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wake.wait(), self.poll_interval_s)
+                self.wake.clear()
+
+    async def relay_batch(self) -> int:
+        """Publish the next batch; the position moves only once every publish is acknowledged."""
+        envelopes = read_envelopes(self.store, self.position, BATCH)
+        if not envelopes:
+            return 0
+        acks: list[Awaitable[PubAck]] = []
+        for envelope in envelopes:
+            if envelope.type == "TaskAssigned":
+                work = self.work_item(envelope)
+                if work is not None:
+                    acks.append(await self._publish_work(work))
+            acks.append(await self._publish_event(envelope))
+        try:
+            await asyncio.gather(*acks)
+        except Exception as exc:
+            log.warning("relay publish failed, retrying from %d: %s", self.position, exc)
+            await asyncio.sleep(0.5)
+            return 0
+        self.position = envelopes[-1].notification_id
+        self.published += len(envelopes)
+        return len(envelopes)
+
+    async def _publish_event(self, envelope: EventEnvelope) -> Awaitable[PubAck]:
+        subject = subjects.event(envelope.aggregate_type, str(envelope.aggregate_id), envelope.type)
+        headers = {
+            "Nats-Msg-Id": envelope.id,
+            subjects.NOTIFICATION_ID_HEADER: str(envelope.notification_id),
+        }
+        return await self.js.publish_async(
+            subject, envelope.model_dump_json().encode(), headers=headers
+        )
+
+    async def _publish_work(self, work: WorkItem) -> Awaitable[PubAck]:
+        subject = subjects.work(WORK_TOKEN[work.agent.type], work.agent.name)
+        return await self.js.publish_async(
+            subject, work.model_dump_json().encode(), headers={"Nats-Msg-Id": work.msg_id}
+        )
+
+    def work_item(self, envelope: EventEnvelope) -> WorkItem | None:
+        """The work for an assignment, unless the task has since moved past that attempt."""
+        attempt = int(envelope.data["attempt"])
+        task: Task = self.store.repository.get(envelope.aggregate_id)
+        if not task.active or task.attempt != attempt or task.agent_id is None:
+            return None
+        agent: Agent = self.store.repository.get(task.agent_id)
+        return WorkItem(
+            task_id=task.id,
+            attempt=attempt,
+            agent=AgentSpec.model_validate(agent.spec),
+            prompt=task.prompt,
+            timeout_s=task.timeout_s,
+        )

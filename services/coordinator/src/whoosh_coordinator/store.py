@@ -1,0 +1,74 @@
+"""The event store: an `eventsourcing` Application over SQLite or PostgreSQL.
+
+Also the single mapping from a stored notification to the EventEnvelope every
+consumer reads, used by the relay, the live projections and replay alike, so
+that what is published and what is replayed cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eventsourcing.application import Application
+from eventsourcing.persistence import Notification
+from whoosh_shared.events import EventEnvelope
+from whoosh_shared.store import store_env
+
+from whoosh_coordinator.domain import Agent, Task
+
+ENVELOPE_SKIP = frozenset({"originator_id", "originator_version", "timestamp", "originator_topic"})
+AGGREGATE_TYPES = {Agent: "agent", Task: "task"}
+
+
+class WhooshStore(Application[Any]):
+    """Aggregates are cached and fast-forwarded, so an Agent with a long history of
+    slot events loads from memory plus the few events it gained since."""
+
+    name = "whoosh"
+    snapshotting_intervals = {Agent: 200, Task: 50}
+    env = {
+        "AGGREGATE_CACHE_MAXSIZE": "20000",
+        "AGGREGATE_CACHE_FASTFORWARD": "y",
+        "IS_SNAPSHOTTING_ENABLED": "y",
+    }
+
+
+def open_store(url: str, **extra_env: str) -> WhooshStore:
+    return WhooshStore(env={**store_env(url), **extra_env})
+
+
+def to_envelope(store: WhooshStore, notification: Notification[Any]) -> EventEnvelope:
+    """Decode one notification into the published/replayed envelope."""
+    domain_event = store.mapper.to_domain_event(notification)
+    qualname = type(domain_event).__qualname__  # e.g. "Task.Submitted"
+    aggregate_name, _, event_name = qualname.partition(".")
+    data = {key: value for key, value in domain_event.__dict__.items() if key not in ENVELOPE_SKIP}
+    return EventEnvelope(
+        notification_id=notification.id,
+        aggregate_type=aggregate_name.lower(),  # type: ignore[arg-type]
+        aggregate_id=domain_event.originator_id,
+        version=domain_event.originator_version,
+        type=f"{aggregate_name}{event_name}",
+        timestamp=domain_event.timestamp,
+        data=_jsonable(data),
+    )
+
+
+def read_envelopes(store: WhooshStore, after: int, limit: int = 500) -> list[EventEnvelope]:
+    """Envelopes with notification ids greater than `after`, in order."""
+    notifications = store.recorder.select_notifications(
+        start=after + 1, limit=limit, inclusive_of_start=True
+    )
+    return [to_envelope(store, n) for n in notifications]
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if hasattr(value, "hex") and type(value).__name__ == "UUID":
+        return str(value)
+    return value
