@@ -1,0 +1,70 @@
+"""The scheduler's rules, as a pure function of views."""
+
+from __future__ import annotations
+
+from coordinator.factories import NOW, agent_view, task_view
+from whoosh_coordinator.scheduler import plan
+
+
+def names(placements) -> list[str]:
+    return [p.agent_name for p in placements]
+
+
+def test_priority_first_then_submission_order() -> None:
+    agent = agent_view("solo", max_concurrent=2)
+    low_early = task_view(1, priority=2)
+    high_late = task_view(3, priority=9)
+    mid = task_view(2, priority=5)
+    placed = plan([high_late, mid, low_early], [agent], NOW)
+    assert [p.task_id for p in placed] == [high_late.id, mid.id]
+
+
+def test_never_exceeds_max_concurrent_counting_current_load() -> None:
+    agent = agent_view("a", load=1, max_concurrent=3)
+    tasks = [task_view(i) for i in range(5)]
+    assert len(plan(tasks, [agent], NOW)) == 2
+
+
+def test_matches_type_model_capabilities_and_pin() -> None:
+    cli = agent_view("cli1", capabilities=["python"])
+    llm = agent_view("llm1", type="ollama", endpoint="http://x", model="m1", capabilities=["chat"])
+    assert names(plan([task_view(1, capabilities=["python"])], [cli, llm], NOW)) == ["cli1"]
+    assert names(plan([task_view(1, model="m1")], [cli, llm], NOW)) == ["llm1"]
+    assert names(plan([task_view(1, agent_type="ollama")], [cli, llm], NOW)) == ["llm1"]
+    assert names(plan([task_view(1, pinned_agent="cli1")], [cli, llm], NOW)) == ["cli1"]
+    assert plan([task_view(1, capabilities=["python", "chat"])], [cli, llm], NOW) == []
+
+
+def test_blocked_task_does_not_block_the_ones_behind_it() -> None:
+    agent = agent_view("a", capabilities=["x"])
+    blocked = task_view(1, priority=9, capabilities=["y"])
+    runnable = task_view(2, priority=1, capabilities=["x"])
+    assert [p.task_id for p in plan([blocked, runnable], [agent], NOW)] == [runnable.id]
+
+
+def test_disabled_agents_get_nothing() -> None:
+    assert plan([task_view(1)], [agent_view("off", enabled=False)], NOW) == []
+
+
+def test_least_loaded_agent_wins_then_proficiency() -> None:
+    busy = agent_view("busy", load=1, max_concurrent=2)
+    idle = agent_view("idle", max_concurrent=2)
+    assert names(plan([task_view(1)], [busy, idle], NOW)) == ["idle"]
+    weak = agent_view("weak", capabilities={"go": 0.2})
+    strong = agent_view("strong", capabilities={"go": 0.9})
+    assert names(plan([task_view(1, capabilities=["go"])], [weak, strong], NOW)) == ["strong"]
+
+
+def test_retry_prefers_an_agent_not_yet_tried_but_falls_back() -> None:
+    first, second = agent_view("first"), agent_view("second")
+    retry = task_view(1, tried_agents=["first"])
+    assert names(plan([retry], [first, second], NOW)) == ["second"]
+    assert names(plan([retry], [first], NOW)) == ["first"]
+
+
+def test_backoff_holds_a_retry_until_not_before() -> None:
+    from datetime import timedelta
+
+    waiting = task_view(1, not_before=NOW + timedelta(seconds=5))
+    assert plan([waiting], [agent_view("a")], NOW) == []
+    assert len(plan([waiting], [agent_view("a")], NOW + timedelta(seconds=6))) == 1
