@@ -161,3 +161,16 @@ async def eventually(predicate, timeout: float = 10.0, interval: float = 0.05, w
 
 def services_running(procs: list[ServiceProcess]) -> Iterator[ServiceProcess]:
     yield from (p for p in procs if p.proc and p.proc.poll() is None)
+
+
+async def stream_envelopes(js) -> list:
+    """Every event in the WHOOSH_EVENTS stream, in stream order, as EventEnvelopes."""
+    from whoosh_shared.events import EventEnvelope
+    from whoosh_shared.subjects import EVENTS_STREAM
+
+    info = await js.stream_info(EVENTS_STREAM)
+    envelopes = []
+    for seq in range(info.state.first_seq, info.state.last_seq + 1):
+        msg = await js.get_msg(EVENTS_STREAM, seq)
+        envelopes.append(EventEnvelope.model_validate_json(msg.data))
+    return envelopes
