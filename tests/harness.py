@@ -89,8 +89,15 @@ class PgSchema:
 
     def __init__(self) -> None:
         self.name = f"whoosh_test_{uuid.uuid4().hex[:12]}"
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'CREATE SCHEMA "{self.name}"')
+        try:
+            with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=3) as conn:
+                conn.execute(f'CREATE SCHEMA "{self.name}"')
+        except psycopg.OperationalError as exc:
+            if os.environ.get("WHOOSH_REQUIRE_PG"):
+                raise
+            import pytest
+
+            pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_URL} ({exc}); CI requires it")
 
     @property
     def url(self) -> str:
