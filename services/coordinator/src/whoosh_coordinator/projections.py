@@ -7,7 +7,6 @@ Pure: no I/O, events in, views out.
 
 from __future__ import annotations
 
-from collections import Counter
 from datetime import datetime
 from uuid import UUID
 
@@ -22,6 +21,8 @@ class FleetProjection:
     def __init__(self) -> None:
         self.tasks: dict[UUID, TaskView] = {}
         self.agents: dict[UUID, AgentView] = {}
+        self._agent_ids: dict[str, UUID] = {}
+        self._by_status: dict[TaskStatus, set[UUID]] = {s: set() for s in TaskStatus}
         self.position = 0
         self.event_count = 0
 
@@ -43,6 +44,7 @@ class FleetProjection:
             self.agents[envelope.aggregate_id] = AgentView(
                 id=envelope.aggregate_id, spec=payload.spec, enabled=payload.spec.enabled
             )
+            self._agent_ids[payload.spec.name] = envelope.aggregate_id
         view = self.agents[envelope.aggregate_id]
         view.version = envelope.version
         match payload:
@@ -61,8 +63,16 @@ class FleetProjection:
     def _apply_task(self, envelope: EventEnvelope, payload: ev.EventData) -> None:
         if isinstance(payload, ev.TaskSubmitted):
             self.tasks[envelope.aggregate_id] = _new_task_view(envelope, payload)
+            self._by_status[TaskStatus.QUEUED].add(envelope.aggregate_id)
         view = self.tasks[envelope.aggregate_id]
+        before = view.status
+        self._fold_task(view, envelope, payload)
         view.version = envelope.version
+        if view.status is not before:
+            self._by_status[before].discard(view.id)
+            self._by_status[view.status].add(view.id)
+
+    def _fold_task(self, view: TaskView, envelope: EventEnvelope, payload: ev.EventData) -> None:
         at = envelope.timestamp
         match payload:
             case ev.TaskAssigned(agent_name=agent, attempt=attempt):
@@ -112,22 +122,24 @@ class FleetProjection:
     # -- reading ----------------------------------------------------------------------
 
     def agent_by_name(self, name: str) -> AgentView | None:
-        return next((a for a in self.agents.values() if a.spec.name == name), None)
+        agent_id = self._agent_ids.get(name)
+        return self.agents[agent_id] if agent_id else None
+
+    def with_status(self, *statuses: TaskStatus) -> list[TaskView]:
+        """Indexed by status, so a pass over waiting work never scans finished tasks."""
+        return [self.tasks[i] for status in statuses for i in self._by_status[status]]
 
     def queued(self) -> list[TaskView]:
         """Queued tasks in scheduling order: higher priority first, then submission order."""
-        waiting = [t for t in self.tasks.values() if t.status is TaskStatus.QUEUED]
+        waiting = self.with_status(TaskStatus.QUEUED)
         return sorted(waiting, key=lambda t: (-t.priority, t.sequence))
 
     def active(self) -> list[TaskView]:
-        return [
-            t for t in self.tasks.values() if t.status in (TaskStatus.ASSIGNED, TaskStatus.RUNNING)
-        ]
+        return self.with_status(TaskStatus.ASSIGNED, TaskStatus.RUNNING)
 
     def stats(self) -> FleetStats:
-        by_status = Counter(t.status.value for t in self.tasks.values())
         return FleetStats(
-            tasks_by_status={s.value: by_status.get(s.value, 0) for s in TaskStatus},
+            tasks_by_status={s.value: len(self._by_status[s]) for s in TaskStatus},
             agents=len(self.agents),
             agents_enabled=sum(1 for a in self.agents.values() if a.enabled),
             in_flight=sum(a.load for a in self.agents.values()),
