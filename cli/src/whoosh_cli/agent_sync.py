@@ -1,0 +1,102 @@
+"""Make the coordinator's agents match the specs in `whoosh.yaml`.
+
+`whoosh up` runs this on every start: a new agent is registered, an existing
+one is updated to the file's values and enabled or disabled as the file says,
+so editing whoosh.yaml and restarting is how a local fleet is reconfigured.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from whoosh_shared.agents import AgentSpec, AgentUpdate
+from whoosh_shared.bus import Bus
+from whoosh_shared.commands import (
+    CommandReply,
+    DisableAgent,
+    EnableAgent,
+    RegisterAgent,
+    RejectCode,
+    UpdateAgent,
+)
+from whoosh_shared.queries import AgentView, GetAgent
+
+from whoosh_cli.bus_session import ask, send
+
+
+@dataclass(frozen=True)
+class SyncOutcome:
+    """What happened to one agent: registered, updated, or rejected (with why)."""
+
+    name: str
+    action: str
+    ok: bool
+    detail: str = ""
+
+    def describe(self) -> str:
+        text = f"{self.name}: {self.action}"
+        return f"{text} ({self.detail})" if self.detail else text
+
+
+def update_from_spec(spec: AgentSpec, current: AgentSpec | None = None) -> AgentUpdate:
+    """The AgentUpdate that sets each updatable field to the spec's value.
+
+    With `current`, only the fields that differ are included, so restarting `up`
+    with an unchanged whoosh.yaml records no new events.
+    """
+    wanted = spec.model_dump(mode="json", include=set(AgentUpdate.model_fields))
+    if current is not None:
+        have = current.model_dump(mode="json", include=set(AgentUpdate.model_fields))
+        wanted = {key: value for key, value in wanted.items() if have.get(key) != value}
+    return AgentUpdate.model_validate(wanted)
+
+
+async def sync_agent(bus: Bus, spec: AgentSpec, actor: str = "whoosh up") -> SyncOutcome:
+    """Register the agent, or bring an existing one in line with the spec."""
+    reply = await send(bus, RegisterAgent(spec=spec, actor=actor))
+    if reply.accepted:
+        return SyncOutcome(spec.name, "registered", True, _state(spec))
+    if reply.code != RejectCode.DUPLICATE.value:
+        return SyncOutcome(spec.name, "rejected", False, _why(reply))
+    current = await ask(bus, GetAgent(name=spec.name), AgentView)
+    update = update_from_spec(spec, current.spec)
+    action = "unchanged"
+    if update.changes():
+        updated = await send(bus, UpdateAgent(name=spec.name, changes=update, actor=actor))
+        if not updated.accepted:
+            return SyncOutcome(spec.name, "update rejected", False, _why(updated))
+        action = "updated"
+    if current.enabled != spec.enabled:
+        toggle = await set_enabled(bus, spec.name, spec.enabled, actor)
+        if not toggle.accepted:
+            return SyncOutcome(spec.name, f"{action}, enable/disable rejected", False, _why(toggle))
+        action = "updated"
+    return SyncOutcome(spec.name, action, True, _detail(spec, current.spec))
+
+
+def _detail(spec: AgentSpec, current: AgentSpec) -> str:
+    """State, plus a warning when the file asks for what an update cannot change."""
+    fixed = [f for f in ("type", "cli") if getattr(spec, f) != getattr(current, f)]
+    if fixed:
+        kept = ", ".join(f"{f} stays {getattr(current, f)}" for f in fixed)
+        return f"{_state(spec)}; cannot change in place: {kept}"
+    return _state(spec)
+
+
+async def set_enabled(bus: Bus, name: str, enabled: bool, actor: str) -> CommandReply:
+    """Enable or disable; already being in that state counts as success."""
+    command = (
+        EnableAgent(name=name, actor=actor) if enabled else DisableAgent(name=name, actor=actor)
+    )
+    reply = await send(bus, command)
+    if reply.code == RejectCode.BAD_STATE.value:
+        return CommandReply.accept()
+    return reply
+
+
+def _state(spec: AgentSpec) -> str:
+    return "enabled" if spec.enabled else "disabled"
+
+
+def _why(reply: CommandReply) -> str:
+    return f"{reply.code}: {reply.reason}"

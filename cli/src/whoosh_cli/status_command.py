@@ -1,0 +1,33 @@
+"""`whoosh status`: is WHOOSH up, and what is it doing, in a few lines."""
+
+from __future__ import annotations
+
+import argparse
+
+from whoosh_shared.enums import TaskStatus
+from whoosh_shared.queries import FleetStats, GetStats
+
+from whoosh_cli.bus_session import ask, bus_session
+from whoosh_cli.context import CliContext
+from whoosh_cli.errors import EXIT_OK
+from whoosh_cli.output import print_json, print_line
+
+
+async def status(ctx: CliContext, args: argparse.Namespace) -> int:
+    url = ctx.nats_url()
+    async with bus_session(url) as bus:
+        stats = await ask(bus, GetStats(), FleetStats)
+    if ctx.json:
+        print_json(
+            {"cluster": ctx.config.cluster.name, "nats_url": url, **stats.model_dump(mode="json")}
+        )
+        return EXIT_OK
+    counts = ", ".join(
+        f"{stats.tasks_by_status.get(s.value, 0)} {s.value.replace('_', ' ')}" for s in TaskStatus
+    )
+    print_line(f"WHOOSH {ctx.config.cluster.name}: up at {url}")
+    print_line(f"  agents    {stats.agents_enabled} enabled of {stats.agents}")
+    print_line(f"  in flight {stats.in_flight}")
+    print_line(f"  tasks     {counts}")
+    print_line(f"  position  {stats.position} (events folded into the projections)")
+    return EXIT_OK

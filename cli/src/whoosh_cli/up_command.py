@@ -1,0 +1,230 @@
+"""`whoosh up`: start WHOOSH on this machine and keep it running until Ctrl-C.
+
+Order matters and is the whole point of this module: lock the data dir, clear
+what a killed `up` left behind, check the NATS port before starting anything,
+then NATS, the coordinator (wait until it answers), the executor, the agents of
+whoosh.yaml, and finally supervise. Shutdown runs the same list backwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from whoosh_shared.bus import Bus, BusError
+from whoosh_shared.queries import GetStats
+from whoosh_shared.store import describe_store
+
+from whoosh_cli.agent_sync import SyncOutcome, sync_agent
+from whoosh_cli.bus_session import close_bus, connect_bus
+from whoosh_cli.child_process import ChildSpec, log_tail
+from whoosh_cli.child_registry import ChildRegistry, stop_stale_children
+from whoosh_cli.context import CliContext
+from whoosh_cli.data_dir_lock import DataDirLock
+from whoosh_cli.embedded_nats import (
+    choose_port,
+    client_url,
+    nats_child_spec,
+    wait_until_listening,
+)
+from whoosh_cli.endpoints import remove_endpoints, write_endpoints
+from whoosh_cli.errors import EXIT_OK, CliError, UnreachableError
+from whoosh_cli.output import notice, print_line
+from whoosh_cli.supervisor import Supervisor
+
+NATS_START_TIMEOUT_S = 15.0
+COORDINATOR_READY_TIMEOUT_S = 20.0
+COORDINATOR = "coordinator"
+EXECUTOR = "executor-cli"
+
+
+@dataclass(frozen=True)
+class Started:
+    """What the banner reports once everything answers."""
+
+    nats_url: str
+    embedded_nats: bool
+    agents: list[SyncOutcome]
+
+
+class ShutdownSignal:
+    """SIGINT/SIGTERM set `stop`, and cancel start-up if it is still in progress."""
+
+    def __init__(self) -> None:
+        self.stop = asyncio.Event()
+        self._startup: asyncio.Task[Started] | None = None
+
+    def install(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._on_signal, sig)
+
+    def guard(self, task: asyncio.Task[Started]) -> None:
+        self._startup = task
+        if self.stop.is_set():  # the signal came while we were still clearing stale state
+            task.cancel()
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        if not self.stop.is_set():
+            notice(f"whoosh: {sig.name} received, shutting down")
+        self.stop.set()
+        if self._startup is not None and not self._startup.done():
+            self._startup.cancel()
+
+
+def run_up(ctx: CliContext) -> int:
+    """Entry point of `whoosh up`; returns the exit code."""
+    return asyncio.run(_up(ctx))
+
+
+async def _up(ctx: CliContext) -> int:
+    shutdown = ShutdownSignal()
+    shutdown.install()
+    data_dir = ctx.data_dir
+    with DataDirLock(data_dir):
+        registry = ChildRegistry(data_dir)
+        stale = stop_stale_children(registry)
+        if stale:
+            names = ", ".join(f"{r.name} (pid {r.pid})" for r in stale)
+            notice(f"whoosh: stopped processes left by an earlier `whoosh up`: {names}")
+        supervisor = Supervisor(registry)
+        try:
+            return await _run(ctx, supervisor, shutdown)
+        finally:
+            supervisor.stop_all()
+            remove_endpoints(data_dir)
+
+
+async def _run(ctx: CliContext, supervisor: Supervisor, shutdown: ShutdownSignal) -> int:
+    startup = asyncio.create_task(_start_services(ctx, supervisor))
+    shutdown.guard(startup)
+    try:
+        started = await startup
+    except asyncio.CancelledError:
+        if shutdown.stop.is_set():
+            return EXIT_OK  # Ctrl-C while starting: stop what started, cleanly
+        raise
+    _print_banner(ctx, started)
+    await supervisor.watch(shutdown.stop)
+    return EXIT_OK
+
+
+async def _start_services(ctx: CliContext, supervisor: Supervisor) -> Started:
+    embedded = not (ctx.nats_override or ctx.config.nats.url)
+    if embedded:
+        nats_url = await _start_embedded_nats(ctx, supervisor)
+    else:
+        nats_url = await _check_external_nats(ctx.nats_override or str(ctx.config.nats.url))
+    write_endpoints(ctx.data_dir, nats_url)
+    supervisor.start(_coordinator_spec(ctx, nats_url))
+    supervisor.start(_executor_spec(ctx, nats_url))
+    bus = await connect_bus(nats_url, "whoosh-up")
+    try:
+        await _wait_for_coordinator(bus, supervisor, ctx.data_dir)
+        outcomes = [await sync_agent(bus, spec) for spec in ctx.config.agents.values()]
+    finally:
+        await close_bus(bus)
+    return Started(nats_url, embedded, outcomes)
+
+
+async def _start_embedded_nats(ctx: CliContext, supervisor: Supervisor) -> str:
+    """Check the port first (nothing has started yet), then run nats-server on it."""
+    host = ctx.config.nats.host
+    port = choose_port(host, ctx.config.nats.port)
+    spec = nats_child_spec(host, port, ctx.data_dir)
+    supervisor.start(spec)
+    listening = await wait_until_listening(
+        host, port, NATS_START_TIMEOUT_S, alive=lambda: supervisor.is_running("nats")
+    )
+    if not listening:
+        raise CliError(
+            f"nats-server did not start on {host}:{port}; its log ({spec.log_path}) ends with:\n"
+            f"{log_tail(spec.log_path)}"
+        )
+    return client_url(host, port)
+
+
+async def _check_external_nats(url: str) -> str:
+    """A configured NATS must answer before we start services that would just retry."""
+    try:
+        bus = await connect_bus(url, "whoosh-up")
+    except UnreachableError:
+        raise CliError(
+            f"cannot reach the configured NATS server at {url}; start it, or unset nats.url "
+            "(and WHOOSH_NATS_URL) to run the bundled one"
+        ) from None
+    await close_bus(bus)
+    return url
+
+
+def _config_args(ctx: CliContext) -> list[str]:
+    return ["--config", str(ctx.config_path)] if ctx.config_path else []
+
+
+def _coordinator_spec(ctx: CliContext, nats_url: str) -> ChildSpec:
+    argv = [
+        sys.executable,
+        "-m",
+        "whoosh_coordinator",
+        "serve",
+        "--nats",
+        nats_url,
+        "--store",
+        ctx.config.store_url(),
+        *_config_args(ctx),
+    ]
+    return ChildSpec(COORDINATOR, argv, ctx.data_dir / "logs" / f"{COORDINATOR}.log")
+
+
+def _executor_spec(ctx: CliContext, nats_url: str) -> ChildSpec:
+    argv = [sys.executable, "-m", "whoosh_executor_cli", "--nats", nats_url, *_config_args(ctx)]
+    return ChildSpec(EXECUTOR, argv, ctx.data_dir / "logs" / f"{EXECUTOR}.log")
+
+
+async def _wait_for_coordinator(bus: Bus, supervisor: Supervisor, data_dir: Path) -> None:
+    """Poll GetStats until the coordinator answers, or fail with the tail of its log."""
+    log = data_dir / "logs" / f"{COORDINATOR}.log"
+    deadline = time.monotonic() + COORDINATOR_READY_TIMEOUT_S
+    while True:
+        if not supervisor.is_running(COORDINATOR):
+            status = supervisor.returncode(COORDINATOR)
+            raise CliError(
+                f"the coordinator exited while starting (status {status}); {log} ends with:\n"
+                f"{log_tail(log)}"
+            )
+        try:
+            reply = await bus.ask(GetStats(), timeout=1.0)
+            if reply.status == "ok":
+                return
+        except BusError:
+            pass
+        if time.monotonic() > deadline:
+            raise CliError(
+                f"the coordinator did not answer within {COORDINATOR_READY_TIMEOUT_S:g}s; "
+                f"{log} ends with:\n{log_tail(log)}"
+            )
+        await asyncio.sleep(0.2)
+
+
+def _print_banner(ctx: CliContext, started: Started) -> None:
+    config, data_dir = ctx.config, ctx.data_dir
+    how = "bundled nats-server" if started.embedded_nats else "existing server"
+    print_line(f"WHOOSH is up: {config.cluster.name}")
+    print_line(f"  NATS      {started.nats_url} ({how})")
+    print_line(f"  store     {describe_store(config.store_url())}")
+    print_line(f"  data dir  {data_dir}")
+    print_line(f"  logs      {data_dir / 'logs'}")
+    if not started.agents:
+        print_line("  agents    none yet (add one: whoosh agent add NAME --command CMD)")
+    for index, outcome in enumerate(started.agents):
+        label = "agents" if index == 0 else ""
+        print_line(f"  {label:<9} {outcome.describe()}")
+    print_line("try: whoosh task submit 'hello' --wait")
+    print_line("(Ctrl-C stops WHOOSH)")
+    for outcome in started.agents:
+        if not outcome.ok:
+            notice(f"whoosh: warning: agent {outcome.describe()}")

@@ -1,0 +1,120 @@
+"""`whoosh up` as a process: one per data dir, clear refusals, crash-safe restarts, clean stop."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import signal
+import socket
+import subprocess
+
+from cli.whoosh_processes import WhooshEnv, pids_alive, wait_until
+
+
+def test_up_refused_while_the_data_dir_lock_is_held(whoosh_env: WhooshEnv) -> None:
+    whoosh_env.data_dir.mkdir(parents=True)
+    with (whoosh_env.data_dir / "whoosh.lock").open("w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held.write(f"{os.getpid()}\n")
+        held.flush()
+        result = whoosh_env.run("up", timeout=30)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    expected = f"WHOOSH is already running on data dir {whoosh_env.data_dir} (pid {os.getpid()})"
+    assert expected in result.stderr
+    assert not (whoosh_env.data_dir / "logs").exists(), "nothing may start when refused"
+
+
+def test_second_up_on_the_same_data_dir_is_refused(whoosh_env: WhooshEnv) -> None:
+    first = whoosh_env.up()
+    result = whoosh_env.run("up", timeout=30)
+    assert result.returncode == 1, result.stderr
+    assert f"already running on data dir {whoosh_env.data_dir} (pid {first.pid})" in result.stderr
+    assert first.proc.poll() is None, "the first `up` keeps running"
+    assert whoosh_env.run("status").returncode == 0
+
+
+def test_port_taken_is_refused_before_anything_starts(whoosh_env: WhooshEnv) -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", whoosh_env.port))
+        squatter.listen()
+        result = whoosh_env.run("up", timeout=30)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert f"port {whoosh_env.port}" in result.stderr
+    assert "nats.port" in result.stderr and "WHOOSH__NATS__PORT" in result.stderr
+    assert not (whoosh_env.data_dir / "logs").exists(), "nothing may start when refused"
+    assert whoosh_env.children() == []
+
+
+def test_port_zero_picks_a_free_port_and_commands_find_it(whoosh_env: WhooshEnv) -> None:
+    whoosh_env.env["WHOOSH__NATS__PORT"] = "0"
+    whoosh_env.up()
+    endpoints = (whoosh_env.data_dir / "endpoints.json").read_text()
+    assert "nats://127.0.0.1:" in endpoints
+    status = whoosh_env.run("status")
+    assert status.returncode == 0, status.stderr
+    assert "cli-test" in status.stdout
+
+
+def test_kill_9_of_up_then_up_again_starts_cleanly(whoosh_env: WhooshEnv) -> None:
+    first = whoosh_env.up()
+    old_children = list(first.child_pids)
+    assert len(old_children) == 3, whoosh_env.children()
+    os.kill(first.pid, signal.SIGKILL)
+    first.proc.wait(10)
+    # the kernel's death signal takes the children down with it
+    wait_until(lambda: not pids_alive(old_children), 20, "the old children to exit")
+    second = whoosh_env.up()
+    assert second.proc.poll() is None
+    assert not set(second.child_pids) & set(old_children)
+    status = whoosh_env.run("status")
+    assert status.returncode == 0, status.stderr
+
+
+def test_recorded_stale_children_are_stopped_but_reused_pids_are_not(
+    whoosh_env: WhooshEnv,
+) -> None:
+    """A child that outlived a killed `up` (no death signal, e.g. not Linux) is stopped by
+    the next `up`; a recorded pid now used by another program is left alone."""
+    stale = subprocess.Popen(["sleep", "300"])
+    stranger = subprocess.Popen(["sleep", "301"])
+    try:
+        whoosh_env.data_dir.mkdir(parents=True)
+        records = [
+            {"name": "executor-cli", "pid": stale.pid, "argv": ["sleep", "300"]},
+            {"name": "coordinator", "pid": stranger.pid, "argv": ["python", "-m", "x"]},
+        ]
+        (whoosh_env.data_dir / "children.json").write_text(json.dumps(records))
+        up = whoosh_env.up()
+        assert stale.wait(5) is not None
+        assert stranger.poll() is None, "a pid whose cmdline differs must not be killed"
+        assert f"executor-cli (pid {stale.pid})" in up.stderr()
+    finally:
+        for proc in (stale, stranger):
+            proc.kill()
+            proc.wait(5)
+
+
+def test_ctrl_c_stops_every_child_and_releases_the_data_dir(whoosh_env: WhooshEnv) -> None:
+    up = whoosh_env.up()
+    children = list(up.child_pids)
+    assert len(children) == 3
+    assert up.interrupt() == 0, up.describe()
+    assert not pids_alive(children), "children outlived `whoosh up`"
+    assert not (whoosh_env.data_dir / "endpoints.json").exists()
+    assert not (whoosh_env.data_dir / "children.json").exists()
+    assert "stopping" in up.stderr()
+    with (whoosh_env.data_dir / "whoosh.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free again
+    unreachable = whoosh_env.run("status")
+    assert unreachable.returncode == 3
+
+
+def test_sigterm_stops_up_cleanly(whoosh_env: WhooshEnv) -> None:
+    up = whoosh_env.up()
+    children = list(up.child_pids)
+    up.proc.send_signal(signal.SIGTERM)
+    assert up.proc.wait(40) == 0, up.describe()
+    assert not pids_alive(children)
