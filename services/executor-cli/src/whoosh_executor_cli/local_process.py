@@ -1,0 +1,323 @@
+"""Running one command as a local process group, streaming its output, and killing it cleanly.
+
+This is the part of the executor that touches the operating system; it knows
+nothing of NATS, so it can be tested (and reused by other transports) on its own.
+
+Why a process group: CLI agents start helpers (shells, language servers, build
+tools). Killing only the direct child would leave those running, holding files,
+ports and GPU memory. Each command runs in a new session (`start_new_session`),
+so its pid is also the id of a group holding every descendant that did not
+deliberately leave it, and signals go to the whole group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shlex
+import signal
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from whoosh_shared.commands import MAX_OUTPUT_CHARS
+
+from whoosh_executor_cli.output import LineSplitter, OutputTail
+
+log = logging.getLogger(__name__)
+
+READ_CHUNK = 65_536
+GROUP_POLL_S = 0.05
+# After the command itself exits, how long its pipes may stay open (a descendant still
+# writing) before the rest of its group is killed so the run can end.
+PIPE_DRAIN_S = 1.0
+# Bound on waiting for pipes after the group is dead: a descendant that escaped the group
+# (its own setsid) may hold them open forever.
+PIPE_ABANDON_S = 2.0
+
+LineSink = Callable[[str, str], None]
+"""Called with (stream, line) for each output line; stream is "stdout" or "stderr"."""
+
+
+class Outcome(StrEnum):
+    """How a run ended."""
+
+    EXITED = "exited"  # the command exited by itself (any exit code)
+    TIMED_OUT = "timed_out"  # it ran past its timeout and was killed
+    CANCELLED = "cancelled"  # `cancel` was called and it was killed (or never started)
+    START_FAILED = "start_failed"  # it could not be started (not found, no permission, ...)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    outcome: Outcome
+    exit_code: int | None
+    output: str  # stdout, at most `output_limit` characters (tail kept, cut stated)
+    output_truncated: bool
+    last_stderr_line: str
+    duration_s: float
+    lines: int  # output lines seen, stdout and stderr
+    pid: int | None
+    error: str | None = None  # why it could not start (START_FAILED)
+    cancel_reason: str | None = None  # the reason given to `cancel` (CANCELLED)
+
+
+def group_exists(pgid: int) -> bool:
+    """Whether a live process is still in process group `pgid`.
+
+    Zombies do not count: a descendant orphaned by the kill is reparented to
+    init, and some inits (container ones especially) reap late or never, which
+    would otherwise make every kill wait out its full grace period.
+    """
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return _live_member_in_proc(pgid)
+
+
+def _live_member_in_proc(pgid: int) -> bool:
+    """Scan /proc for a non-zombie member of the group (True where /proc cannot tell)."""
+    try:
+        entries = os.scandir("/proc")
+    except OSError:
+        return True
+    with entries:
+        for entry in entries:
+            if not entry.name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry.name}/stat", "rb") as stat_file:
+                    stat = stat_file.read()
+            except OSError:
+                continue  # exited while we looked
+            # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
+            fields = stat[stat.rfind(b")") + 2 :].split()
+            if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
+                return True
+    return False
+
+
+def signal_group(pgid: int, sig: signal.Signals) -> bool:
+    """Send `sig` to a process group; False if the group is already gone."""
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def kill_process_group(pgid: int, grace_s: float) -> None:
+    """SIGTERM the group, give it `grace_s` to exit, then SIGKILL whatever is left.
+
+    The TERM lets an agent save its state or clean up; the KILL makes sure that a
+    descendant that ignores TERM cannot keep the run alive.
+    """
+    if not signal_group(pgid, signal.SIGTERM):
+        return
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        if not group_exists(pgid):
+            return
+        await asyncio.sleep(GROUP_POLL_S)
+    if signal_group(pgid, signal.SIGKILL):
+        log.debug("process group %d did not stop on SIGTERM; sent SIGKILL", pgid)
+
+
+async def _exit_of(proc: asyncio.subprocess.Process) -> int:
+    """The exit status, as soon as the process has exited.
+
+    Not `proc.wait()`: before Python 3.12 it only returns once every pipe is closed,
+    and a descendant holding stdout would hide the exit of the command itself.
+    """
+    interval = 0.01
+    while proc.returncode is None:
+        await asyncio.sleep(interval)
+        interval = min(interval * 2, 0.25)
+    return proc.returncode
+
+
+def _close_pipes(proc: asyncio.subprocess.Process) -> None:
+    """Give up on pipes held open by a process that left the group (its own setsid).
+
+    asyncio has no public call for this; closing the transport releases the fds.
+    """
+    transport = getattr(proc, "_transport", None)
+    if transport is not None:
+        transport.close()
+
+
+class LocalProcess:
+    """One run of a command: prompt on stdin, lines out as they come, timeout and cancel.
+
+    `run` may be called once. `cancel` may be called at any time from the same
+    event loop, before or during the run; a run cancelled before it started never
+    starts the command.
+    """
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        *,
+        stdin_text: str = "",
+        workdir: str | None = None,
+        env: Mapping[str, str] | None = None,
+        timeout_s: float | None = None,
+        kill_grace_s: float = 2.0,
+        on_line: LineSink | None = None,
+        output_limit: int = MAX_OUTPUT_CHARS,
+    ) -> None:
+        if not argv:
+            raise ValueError("empty command")
+        self.argv = list(argv)
+        self.stdin_text = stdin_text
+        self.workdir = os.path.expanduser(workdir) if workdir else None
+        self.env = dict(env or {})
+        self.timeout_s = timeout_s
+        self.kill_grace_s = kill_grace_s
+        self.on_line = on_line
+        self.pid: int | None = None
+        self.lines = 0
+        self._stdout = OutputTail(output_limit)
+        self._last_stderr = ""
+        self._cancel = asyncio.Event()
+        self._cancel_reason: str | None = None
+        self._ran = False
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def cancel(self, reason: str) -> None:
+        """Ask the run to stop: its process group is killed (TERM, grace, KILL)."""
+        if not self._cancel.is_set():
+            self._cancel_reason = reason
+            self._cancel.set()
+
+    async def run(self) -> RunResult:
+        if self._ran:
+            raise RuntimeError("a LocalProcess runs once")
+        self._ran = True
+        if self._cancel.is_set():
+            return self._result(Outcome.CANCELLED, None, 0.0)
+        started = time.monotonic()
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *self.argv,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                cwd=self.workdir,
+                env={**os.environ, **self.env} if self.env else None,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            return self._result(Outcome.START_FAILED, None, 0.0, error=self._start_error(exc))
+        self.pid = proc.pid
+        try:
+            return await self._supervise(proc, started)
+        except asyncio.CancelledError:
+            # The caller is going away (executor shutting down hard): leave nothing behind.
+            signal_group(proc.pid, signal.SIGKILL)
+            raise
+
+    async def _supervise(self, proc: asyncio.subprocess.Process, started: float) -> RunResult:
+        assert proc.stdin and proc.stdout and proc.stderr
+        feeder = asyncio.create_task(self._feed_stdin(proc.stdin))
+        readers = [
+            asyncio.create_task(self._pump(proc.stdout, "stdout")),
+            asyncio.create_task(self._pump(proc.stderr, "stderr")),
+        ]
+        exited = asyncio.create_task(_exit_of(proc))
+        cancelled = asyncio.create_task(self._cancel.wait())
+        try:
+            done, _ = await asyncio.wait(
+                {exited, cancelled}, timeout=self.timeout_s, return_when=asyncio.FIRST_COMPLETED
+            )
+            if exited in done:
+                outcome = Outcome.EXITED
+                # Descendants may still hold the pipes; give them a moment to finish writing.
+                await asyncio.wait(readers, timeout=PIPE_DRAIN_S)
+            else:
+                outcome = Outcome.CANCELLED if cancelled in done else Outcome.TIMED_OUT
+            # Whatever is left of the group goes: on timeout or cancel the command itself,
+            # after a normal exit any helper it left running.
+            await kill_process_group(proc.pid, self.kill_grace_s)
+            await _exit_of(proc)
+            duration = time.monotonic() - started
+            _, pending = await asyncio.wait(readers, timeout=PIPE_ABANDON_S)
+            if pending:
+                log.warning("pid %d: a process outside its group still holds its output", proc.pid)
+                _close_pipes(proc)
+        finally:
+            for task in (feeder, exited, cancelled, *readers):
+                if not task.done():
+                    task.cancel()
+            await asyncio.gather(feeder, exited, cancelled, *readers, return_exceptions=True)
+        return self._result(outcome, proc.returncode, duration)
+
+    async def _feed_stdin(self, stdin: asyncio.StreamWriter) -> None:
+        """Write the prompt and close stdin, so the command sees end of input."""
+        try:
+            if self.stdin_text:
+                stdin.write(self.stdin_text.encode())
+                await stdin.drain()
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the command does not read its input; that is its business
+        finally:
+            stdin.close()
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                await stdin.wait_closed()
+
+    async def _pump(self, reader: asyncio.StreamReader, stream: str) -> None:
+        splitter = LineSplitter()
+        while True:
+            data = await reader.read(READ_CHUNK)
+            if not data:
+                break
+            text = splitter.decode(data)
+            if stream == "stdout":
+                self._stdout.append(text)
+            self._emit(stream, splitter.lines())
+        text, rest = splitter.finish()
+        if stream == "stdout":
+            self._stdout.append(text)
+        self._emit(stream, rest)
+
+    def _emit(self, stream: str, lines: list[str]) -> None:
+        for line in lines:
+            self.lines += 1
+            if stream == "stderr" and line.strip():
+                self._last_stderr = line.strip()
+            if self.on_line is not None:
+                try:
+                    self.on_line(stream, line)
+                except Exception:  # a broken sink must not stop the pipe (and block the child)
+                    log.exception("output line handler failed")
+
+    def _start_error(self, exc: OSError) -> str:
+        what = exc.strerror or exc.__class__.__name__
+        where = f" in {self.workdir}" if self.workdir else ""
+        detail = f" ({exc.filename})" if exc.filename and exc.filename != self.argv[0] else ""
+        return f"cannot start {shlex.join(self.argv)!r}{where}: {what}{detail}"
+
+    def _result(
+        self, outcome: Outcome, exit_code: int | None, duration: float, error: str | None = None
+    ) -> RunResult:
+        return RunResult(
+            outcome=outcome,
+            exit_code=exit_code,
+            output=self._stdout.text(),
+            output_truncated=self._stdout.truncated,
+            last_stderr_line=self._last_stderr,
+            duration_s=duration,
+            lines=self.lines,
+            pid=self.pid,
+            error=error,
+            cancel_reason=self._cancel_reason if outcome is Outcome.CANCELLED else None,
+        )

@@ -1,0 +1,112 @@
+"""Turning a command's byte streams into what WHOOSH keeps: lines to stream, a bounded tail.
+
+A CLI agent can print for hours. The executor streams every line live, but the
+result event may only hold `MAX_OUTPUT_CHARS`; the end of the output is what
+says how a run finished, so the tail is kept and the cut is stated up front.
+"""
+
+from __future__ import annotations
+
+import codecs
+from collections import deque
+
+from whoosh_shared.commands import MAX_OUTPUT_CHARS
+
+# A single "line" longer than this is streamed in pieces, so one runaway line without
+# newlines can neither exhaust memory nor produce a message NATS refuses (1 MiB default).
+MAX_LINE_CHARS = 16_384
+
+
+def truncation_notice(dropped: int) -> str:
+    """The first line of a truncated output: how much of its start was dropped."""
+    return f"[output truncated: the first {dropped} characters were dropped]\n"
+
+
+class OutputTail:
+    """Keeps the last characters of a text stream, within a fixed budget.
+
+    Chunks are kept whole in a deque and trimmed from the front, so appending is
+    O(chunk) however long the stream runs.
+    """
+
+    def __init__(self, limit: int = MAX_OUTPUT_CHARS) -> None:
+        if limit < 1:
+            raise ValueError("limit must be positive")
+        self.limit = limit
+        self.total_chars = 0
+        self._chunks: deque[str] = deque()
+        self._kept = 0
+
+    def append(self, text: str) -> None:
+        if not text:
+            return
+        self.total_chars += len(text)
+        self._chunks.append(text)
+        self._kept += len(text)
+        while self._kept - len(self._chunks[0]) >= self.limit:
+            self._kept -= len(self._chunks.popleft())
+
+    @property
+    def truncated(self) -> bool:
+        return self.total_chars > self.limit
+
+    def text(self) -> str:
+        """The whole output if it fits, else a truncation notice and as much tail as fits."""
+        kept = "".join(self._chunks)
+        if not self.truncated:
+            return kept
+        # The notice counts against the limit. The number it states is at most the total,
+        # so reserving room for the notice of the total always leaves enough.
+        room = self.limit - len(truncation_notice(self.total_chars))
+        if room <= 0:
+            return truncation_notice(self.total_chars)[: self.limit]
+        tail = kept[len(kept) - room :]
+        return truncation_notice(self.total_chars - len(tail)) + tail
+
+
+class LineSplitter:
+    """Decodes a byte stream incrementally (UTF-8, bad bytes replaced) and cuts it into lines.
+
+    Returns complete lines without their line ending; `finish` flushes a last line
+    that had no newline. Lines longer than `max_line` are cut into pieces.
+    """
+
+    def __init__(self, max_line: int = MAX_LINE_CHARS) -> None:
+        self.max_line = max_line
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._partial = ""
+
+    def decode(self, data: bytes) -> str:
+        """Decode a chunk; the text is also buffered for `lines`."""
+        text = self._decoder.decode(data)
+        self._partial += text
+        return text
+
+    def lines(self) -> list[str]:
+        """Complete lines buffered so far (and pieces of over-long ones)."""
+        found: list[str] = []
+        while True:
+            cut = self._partial.find("\n")
+            if cut < 0:
+                break
+            line, self._partial = self._partial[:cut], self._partial[cut + 1 :]
+            found.extend(self._pieces(line.removesuffix("\r")))
+        while len(self._partial) >= self.max_line:
+            found.append(self._partial[: self.max_line])
+            self._partial = self._partial[self.max_line :]
+        return found
+
+    def finish(self) -> tuple[str, list[str]]:
+        """At end of stream: the last decoded text and the remaining lines."""
+        text = self._decoder.decode(b"", final=True)
+        self._partial += text
+        found = self.lines()
+        if self._partial:
+            found.append(self._partial.removesuffix("\r"))
+            self._partial = ""
+        return text, found
+
+    def _pieces(self, line: str) -> list[str]:
+        if len(line) <= self.max_line:
+            return [line]
+        return [line[i : i + self.max_line] for i in range(0, len(line), self.max_line)]

@@ -1,0 +1,125 @@
+"""The executor process: bus wiring, the work consumer, cancellations, and an orderly stop.
+
+Stopping is the delicate part. A stop (SIGTERM/SIGINT) must leave no task
+half-reported: fetching stops, commands still running are killed and their
+messages handed back (NAK) for another executor, and reports already being sent
+get a short grace to be answered and acked. Whatever is still unanswered after
+that stays unacked and is redelivered, never lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+
+from faststream.nats.annotations import NatsMessage
+from whoosh_shared.bus import Bus, ensure_streams
+from whoosh_shared.config import ExecutorSettings
+
+from whoosh_executor_cli.attempt import AttemptHandler, ExecutorContext
+from whoosh_executor_cli.cancellation import SUBJECTS as CANCELLATION_SUBJECTS
+from whoosh_executor_cli.cancellation import stop_for_event
+from whoosh_executor_cli.consumer import WorkConsumer
+from whoosh_executor_cli.progress import ProgressPublisher
+from whoosh_executor_cli.running import StopCause
+
+log = logging.getLogger(__name__)
+
+# How long a stop waits for reports in flight, beyond the kill grace of running commands.
+REPORT_GRACE_S = 4.0
+
+
+def default_executor_id() -> str:
+    return f"cli-{socket.gethostname()}-{os.getpid()}"
+
+
+class ExecutorService:
+    """One executor process for CLI agents, run until `request_stop`."""
+
+    def __init__(self, nats_url: str, settings: ExecutorSettings, executor_id: str) -> None:
+        self.nats_url = nats_url
+        self.settings = settings
+        self.executor_id = executor_id
+        self.bus = Bus(nats_url, f"whoosh-executor-cli:{executor_id}")
+        self.progress: ProgressPublisher | None = None
+        self.ctx: ExecutorContext | None = None
+        self._stop = asyncio.Event()
+        self.ready = asyncio.Event()
+        self._declare_cancellation_subscribers()
+
+    def request_stop(self) -> None:
+        """Begin an orderly stop (safe to call from a signal handler, more than once)."""
+        self._stop.set()
+
+    async def run(self) -> None:
+        await self.bus.start()
+        try:
+            await ensure_streams(self.bus.js)
+            self.progress = ProgressPublisher(self.bus.nc)
+            self.progress.start()
+            self.ctx = ExecutorContext(
+                bus=self.bus,
+                executor_id=self.executor_id,
+                settings=self.settings,
+                progress=self.progress,
+            )
+            consumer = WorkConsumer(self.bus.js, self.settings, AttemptHandler(self.ctx).handle)
+            await consumer.bind()
+            fetching = asyncio.create_task(consumer.run(), name="fetch-work")
+            log.info(
+                "executor ready",
+                extra={
+                    "executor_id": self.executor_id,
+                    "nats": self.nats_url,
+                    "max_parallel": self.settings.max_parallel,
+                },
+            )
+            self.ready.set()
+            stopped = asyncio.create_task(self._stop.wait())
+            await asyncio.wait({fetching, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            stopped.cancel()
+            failure = None
+            if fetching.done() and not fetching.cancelled():
+                failure = fetching.exception()  # the fetch loop died: stop cleanly, then say why
+            await self._shutdown(consumer, fetching)
+            if failure is not None:
+                raise failure
+        finally:
+            await self.bus.close()
+            log.info("executor stopped", extra={"executor_id": self.executor_id})
+
+    async def _shutdown(self, consumer: WorkConsumer, fetching: asyncio.Task[None]) -> None:
+        ctx = self.ctx
+        assert ctx is not None
+        running = len(ctx.running)
+        log.info("stopping", extra={"running": running})
+        ctx.stopping.set()
+        consumer.stop()
+        for run in ctx.running:
+            run.stop(StopCause.SHUTDOWN, "executor stopping")
+        await asyncio.gather(fetching, return_exceptions=True)
+        draining = asyncio.create_task(consumer.drain())
+        grace = self.settings.kill_grace_s + REPORT_GRACE_S
+        done, _ = await asyncio.wait({draining}, timeout=grace)
+        if not done:
+            ctx.abandon_reports.set()
+            await draining
+        await consumer.close()
+        if self.progress is not None:
+            await self.progress.close()
+        try:
+            await self.bus.nc.flush(timeout=2)
+        except Exception as exc:  # acks already written stay buffered only if the bus is gone
+            log.warning("could not flush the last acks: %s", exc)
+
+    def _declare_cancellation_subscribers(self) -> None:
+        """Core-NATS subscribers for TaskCancelled / TaskTimedOut (declared before start)."""
+
+        async def on_task_event(msg: NatsMessage) -> None:
+            if self.ctx is not None:
+                stop_for_event(self.ctx.running, msg.body)
+
+        for subject in CANCELLATION_SUBJECTS:
+            self.bus.broker.subscriber(subject)(on_task_event)

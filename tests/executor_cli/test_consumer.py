@@ -1,0 +1,115 @@
+"""The work consumer and the executor process against a real nats-server (no coordinator).
+
+The first test pins down why the executor fetches for itself: it must never hold
+more work messages than it has free slots, or a queued one ages past ack_wait
+unattended and a second executor runs it too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+
+from harness import ServiceProcess, eventually
+from nats.aio.msg import Msg
+from whoosh_executor_cli.consumer import DURABLE_NAME, WorkConsumer
+from whoosh_shared import subjects
+from whoosh_shared.agents import AgentSpec
+from whoosh_shared.bus import Bus
+from whoosh_shared.config import ExecutorSettings
+from whoosh_shared.work import WorkItem
+
+StartExecutor = Callable[..., ServiceProcess]  # the `start_executor` fixture (conftest.py)
+
+
+def work_item(command: list[str]) -> WorkItem:
+    return WorkItem(
+        task_id=uuid.uuid4(),
+        attempt=1,
+        agent=AgentSpec(name="local", command=command),
+        prompt="hello",
+        timeout_s=30,
+    )
+
+
+async def consumer_state(bus: Bus) -> tuple[int, int, int]:
+    """(ack pending, not yet delivered, redelivered) of the shared durable consumer."""
+    info = await bus.js.consumer_info(subjects.WORK_STREAM, DURABLE_NAME)
+    return info.num_ack_pending, info.num_pending, info.num_redelivered
+
+
+async def test_consumer_holds_no_more_messages_than_free_slots(
+    bus: Bus, work_consumer_removed: None
+) -> None:
+    release = asyncio.Event()
+    handled: list[bytes] = []
+
+    async def handler(msg: Msg) -> None:
+        handled.append(msg.data)
+        await release.wait()
+        await msg.ack()
+
+    consumer = WorkConsumer(bus.js, ExecutorSettings(max_parallel=2, ack_wait_s=30), handler)
+    await consumer.bind()
+    fetching = asyncio.create_task(consumer.run())
+    try:
+        for i in range(6):
+            await bus.js.publish(subjects.work("cli", "local"), f"m{i}".encode())
+        await eventually(lambda: len(handled) == 2, what="two handlers running")
+        await asyncio.sleep(0.5)  # time for an over-eager fetch to show
+        ack_pending, undelivered, _ = await consumer_state(bus)
+        assert (ack_pending, undelivered) == (2, 4)
+        assert consumer.active == 2
+
+        release.set()
+        await eventually(lambda: len(handled) == 6, what="all six handled")
+        assert handled == [f"m{i}".encode() for i in range(6)]  # FIFO
+
+        async def all_acked() -> bool:
+            return (await consumer_state(bus))[:2] == (0, 0)
+
+        await eventually(all_acked, what="all acked")
+    finally:
+        consumer.stop()
+        await fetching
+        await consumer.drain()
+        await consumer.close()
+
+
+async def test_invalid_work_is_terminated_not_redelivered(
+    bus: Bus, start_executor: StartExecutor
+) -> None:
+    executor = start_executor("t-invalid", WHOOSH__EXECUTOR__ACK_WAIT_S="1")
+    await eventually(lambda: "executor ready" in executor.output(), what="executor ready")
+    before = (await consumer_state(bus))[2]
+    await bus.js.publish(subjects.work("cli", "local"), b'{"not": "a work item"}')
+    await eventually(
+        lambda: "dropping an invalid work message" in executor.output(), what="drop logged"
+    )
+    await asyncio.sleep(1.5)  # past ack_wait: a message left unacked would come back
+    ack_pending, undelivered, redelivered = await consumer_state(bus)
+    assert (ack_pending, undelivered, redelivered) == (0, 0, before)
+    assert executor.proc is not None and executor.proc.poll() is None
+
+
+async def test_work_waits_in_the_stream_while_no_coordinator_answers(
+    bus: Bus, start_executor: StartExecutor
+) -> None:
+    """StartTask cannot be delivered: the message is handed back (NAK with a delay), never lost,
+    and nothing is run."""
+    executor = start_executor("t-nocoord", WHOOSH__EXECUTOR__ACK_WAIT_S="30")
+    await eventually(lambda: "executor ready" in executor.output(), what="executor ready")
+    item = work_item(["sh", "-c", "echo must-not-run"])
+    await bus.js.publish(subjects.work("cli", "local"), item.model_dump_json().encode())
+
+    async def redelivered_twice() -> bool:
+        info = await bus.js.consumer_info(subjects.WORK_STREAM, DURABLE_NAME)
+        return info.delivered.stream_seq >= 1 and executor.output().count("cannot start task") >= 2
+
+    # ack_wait is 30 s: a second delivery within seconds can only come from the NAK delay
+    await eventually(redelivered_twice, timeout=8, what="NAK and redelivery")
+    stream = await bus.js.stream_info(subjects.WORK_STREAM)
+    assert stream.state.messages == 1  # still there for when a coordinator answers
+    assert "must-not-run" not in executor.output()
+    assert "task started" not in executor.output()

@@ -1,0 +1,242 @@
+"""The process runner on real processes: stdin, streaming, timeout, cancel, group kills."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from harness import eventually
+from whoosh_executor_cli.local_process import LocalProcess, Outcome
+from whoosh_executor_cli.output import truncation_notice
+
+PY = sys.executable
+
+
+def alive(pid: int) -> bool:
+    """Whether `pid` is a live process. A zombie is dead: orphans wait for init to reap them."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc: fall back to signal 0
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    return stat[stat.rfind(")") + 2] not in "ZX"
+
+
+async def read_pid(path: Path) -> int:
+    await eventually(lambda: path.exists() and path.read_text().strip(), what=f"pid in {path}")
+    return int(path.read_text().strip())
+
+
+class Lines:
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str]] = []
+
+    def __call__(self, stream: str, line: str) -> None:
+        self.seen.append((stream, line))
+
+
+async def test_prompt_reaches_the_command_on_stdin_and_stdin_is_closed() -> None:
+    prompt = "line one\nline two with ünïcode\n" + "x" * 200_000  # beyond a pipe buffer
+    result = await LocalProcess(["cat"], stdin_text=prompt).run()
+    assert result.outcome is Outcome.EXITED
+    assert result.exit_code == 0
+    # cat only exits on end of input, so this also shows stdin was closed
+    assert result.output.endswith("x" * 1000)
+    assert "ünïcode" in result.output or result.output_truncated
+
+
+async def test_small_prompt_round_trips_exactly() -> None:
+    result = await LocalProcess(["cat"], stdin_text="hello\nworld").run()
+    assert result.output == "hello\nworld"
+
+
+async def test_lines_stream_in_order_with_their_stream() -> None:
+    lines = Lines()
+    script = (
+        "import sys, time\n"
+        "for i in range(5):\n"
+        "    print(f'out {i}', flush=True)\n"
+        "    time.sleep(0.01)\n"
+        "print('warning: careful', file=sys.stderr, flush=True)\n"
+        "print('last', end='', flush=True)\n"
+    )
+    result = await LocalProcess([PY, "-c", script], on_line=lines).run()
+    stdout = [line for stream, line in lines.seen if stream == "stdout"]
+    assert stdout == ["out 0", "out 1", "out 2", "out 3", "out 4", "last"]
+    assert ("stderr", "warning: careful") in lines.seen
+    assert result.lines == 7
+    assert result.output == "out 0\nout 1\nout 2\nout 3\nout 4\nlast"
+    assert result.last_stderr_line == "warning: careful"
+
+
+async def test_lines_arrive_while_the_command_still_runs() -> None:
+    lines = Lines()
+    gate = asyncio.Event()
+
+    def sink(stream: str, line: str) -> None:
+        lines(stream, line)
+        gate.set()
+
+    process = LocalProcess(["sh", "-c", "echo early; sleep 2; echo late"], on_line=sink)
+    running = asyncio.create_task(process.run())
+    started = time.monotonic()
+    await asyncio.wait_for(gate.wait(), timeout=1.5)
+    assert lines.seen == [("stdout", "early")]
+    assert time.monotonic() - started < 1.5
+    await running
+
+
+async def test_failing_command_reports_exit_code_and_last_stderr_line() -> None:
+    result = await LocalProcess(
+        ["sh", "-c", "echo partial; echo first >&2; echo boom >&2; exit 3"]
+    ).run()
+    assert result.outcome is Outcome.EXITED
+    assert result.exit_code == 3
+    assert result.output == "partial\n"
+    assert result.last_stderr_line == "boom"
+
+
+async def test_env_is_merged_over_the_executor_environment_and_workdir_used(
+    tmp_path: Path,
+) -> None:
+    result = await LocalProcess(
+        ["sh", "-c", 'echo "$WHOOSH_TEST_VAR $PATH_SET"; pwd'],
+        env={"WHOOSH_TEST_VAR": "from-agent", "PATH_SET": "yes" if os.environ.get("PATH") else ""},
+        workdir=str(tmp_path),
+    ).run()
+    first, second = result.output.splitlines()
+    assert first == "from-agent yes"  # PATH still there: merged, not replaced
+    assert Path(second).resolve() == tmp_path.resolve()
+
+
+async def test_timeout_kills_the_whole_group_including_a_grandchild(tmp_path: Path) -> None:
+    pid_file = tmp_path / "grandchild.pid"
+    command = ["sh", "-c", f"sleep 60 & echo $! > {pid_file}; wait"]
+    started = time.monotonic()
+    result = await LocalProcess(command, timeout_s=0.5, kill_grace_s=1.0).run()
+    elapsed = time.monotonic() - started
+    assert result.outcome is Outcome.TIMED_OUT
+    assert elapsed < 5
+    grandchild = await read_pid(pid_file)
+    assert result.pid is not None
+    await eventually(lambda: not alive(grandchild), timeout=3, what="grandchild gone")
+    assert not alive(result.pid)
+
+
+async def test_a_grandchild_ignoring_sigterm_is_killed_after_the_grace(tmp_path: Path) -> None:
+    pid_file = tmp_path / "stubborn.pid"
+    stubborn = (
+        "import os, signal, time\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        f"open({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
+        "time.sleep(60)\n"
+    )
+    process = LocalProcess([PY, "-c", stubborn], timeout_s=30, kill_grace_s=0.5)
+    running = asyncio.create_task(process.run())
+    pid = await read_pid(pid_file)
+    started = time.monotonic()
+    process.cancel("test says stop")
+    result = await running
+    assert result.outcome is Outcome.CANCELLED
+    assert result.cancel_reason == "test says stop"
+    assert 0.4 < time.monotonic() - started < 4  # waited out the grace, then SIGKILL
+    assert not alive(pid)
+
+
+async def test_cancel_kills_the_group(tmp_path: Path) -> None:
+    child_pid = tmp_path / "child.pid"
+    grandchild_pid = tmp_path / "grandchild.pid"
+    command = ["sh", "-c", f"echo $$ > {child_pid}; sleep 60 & echo $! > {grandchild_pid}; wait"]
+    lines = Lines()
+    process = LocalProcess(command, kill_grace_s=1.0, on_line=lines)
+    running = asyncio.create_task(process.run())
+    pids = [await read_pid(child_pid), await read_pid(grandchild_pid)]
+    assert all(alive(pid) for pid in pids)
+    process.cancel("task cancelled")
+    result = await asyncio.wait_for(running, timeout=5)
+    assert result.outcome is Outcome.CANCELLED
+    for pid in pids:
+        await eventually(lambda pid=pid: not alive(pid), timeout=3, what=f"pid {pid} gone")
+
+
+async def test_cancel_before_the_run_never_starts_the_command(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    process = LocalProcess(["touch", str(marker)])
+    process.cancel("cancelled early")
+    result = await process.run()
+    assert result.outcome is Outcome.CANCELLED
+    assert result.pid is None
+    assert not marker.exists()
+
+
+async def test_helpers_left_behind_after_a_normal_exit_are_killed(tmp_path: Path) -> None:
+    pid_file = tmp_path / "helper.pid"
+    # the helper keeps the stdout pipe open; the run must still end, and the helper with it
+    result = await asyncio.wait_for(
+        LocalProcess(
+            ["sh", "-c", f"sleep 60 & echo $! > {pid_file}; echo done"], kill_grace_s=0.5
+        ).run(),
+        timeout=6,
+    )
+    assert result.outcome is Outcome.EXITED
+    assert result.exit_code == 0
+    assert result.output == "done\n"
+    helper = await read_pid(pid_file)
+    await eventually(lambda: not alive(helper), timeout=3, what="helper gone")
+
+
+async def test_command_not_found_gives_a_clear_reason() -> None:
+    result = await LocalProcess(["whoosh-no-such-command", "--flag"]).run()
+    assert result.outcome is Outcome.START_FAILED
+    assert result.error is not None
+    assert "whoosh-no-such-command" in result.error
+    assert "No such file or directory" in result.error
+
+
+async def test_command_without_permission_gives_a_clear_reason(tmp_path: Path) -> None:
+    script = tmp_path / "script.sh"
+    script.write_text("#!/bin/sh\necho hi\n")
+    script.chmod(0o644)
+    result = await LocalProcess([str(script)]).run()
+    assert result.outcome is Outcome.START_FAILED
+    assert result.error is not None
+    assert str(script) in result.error
+    assert "Permission denied" in result.error
+
+
+async def test_missing_workdir_is_named_in_the_reason(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere"
+    result = await LocalProcess(["true"], workdir=str(missing)).run()
+    assert result.outcome is Outcome.START_FAILED
+    assert result.error is not None
+    assert str(missing) in result.error
+
+
+async def test_long_output_keeps_the_tail_and_says_it_was_truncated() -> None:
+    limit = 1000
+    script = "for i in range(2000): print(f'line {i:05d}')"  # 11 chars a line: 22000 chars
+    lines = Lines()
+    result = await LocalProcess([PY, "-c", script], output_limit=limit, on_line=lines).run()
+    assert result.output_truncated
+    assert len(result.output) <= limit
+    assert result.output.startswith("[output truncated: the first ")
+    assert result.output.endswith("line 01999\n")
+    dropped = 22000 - (len(result.output) - len(result.output.splitlines(True)[0]))
+    assert result.output.splitlines(True)[0] == truncation_notice(dropped)
+    assert len(lines.seen) == 2000  # the live stream is not truncated
+
+
+async def test_a_second_run_is_refused() -> None:
+    process = LocalProcess(["true"])
+    await process.run()
+    with pytest.raises(RuntimeError):
+        await process.run()
