@@ -10,6 +10,7 @@ import socket
 import subprocess
 
 from cli.whoosh_processes import WhooshEnv, pids_alive, wait_until
+from harness import NatsServer, free_port
 
 
 def test_up_refused_while_the_data_dir_lock_is_held(whoosh_env: WhooshEnv) -> None:
@@ -118,3 +119,58 @@ def test_sigterm_stops_up_cleanly(whoosh_env: WhooshEnv) -> None:
     up.proc.send_signal(signal.SIGTERM)
     assert up.proc.wait(40) == 0, up.describe()
     assert not pids_alive(children)
+
+
+def test_a_crashed_service_is_restarted_and_work_goes_on(whoosh_env: WhooshEnv) -> None:
+    up = whoosh_env.up()
+    executor = next(c["pid"] for c in whoosh_env.children() if c["name"] == "executor-cli")
+    os.kill(executor, signal.SIGKILL)
+    wait_until(lambda: "restarted executor-cli" in up.stderr(), 20, "the executor restart")
+    assert "executor-cli exited unexpectedly" in up.stderr()
+    result = whoosh_env.run("task", "submit", "after the crash", "--wait", timeout=60)
+    assert result.returncode == 0, (result.stderr, up.describe())
+    assert "echo-agent got: after the crash" in result.stdout
+
+
+def test_bad_store_url_is_a_config_error_before_anything_starts(whoosh_env: WhooshEnv) -> None:
+    whoosh_env.env["WHOOSH_STORE_URL"] = "mysql://nope/db"
+    result = whoosh_env.run("up", timeout=30)
+    assert result.returncode == 2, result.stderr
+    assert "unsupported scheme" in result.stderr and "WHOOSH_STORE_URL" in result.stderr
+    assert not (whoosh_env.data_dir / "logs").exists()
+
+
+def test_coordinator_that_cannot_start_fails_up_with_its_log(whoosh_env: WhooshEnv) -> None:
+    closed = free_port()  # nothing listens: the store cannot be opened
+    whoosh_env.env["WHOOSH_STORE_URL"] = f"postgresql://whoosh@127.0.0.1:{closed}/whoosh"
+    up = whoosh_env.up(wait_ready=False)
+    assert up.proc.wait(60) == 1, up.describe()
+    err = up.stderr()
+    assert "the coordinator exited while starting" in err
+    assert "coordinator.log ends with:" in err
+    assert "Traceback" not in err.split("ends with:")[0]
+    wait_until(lambda: whoosh_env.children() == [], 5, "children.json to be cleared")
+
+
+def test_configured_nats_that_does_not_answer_is_refused(whoosh_env: WhooshEnv) -> None:
+    whoosh_env.env["WHOOSH_NATS_URL"] = f"nats://127.0.0.1:{free_port()}"
+    result = whoosh_env.run("up", timeout=30)
+    assert result.returncode == 1, result.stderr
+    assert "cannot reach the configured NATS server" in result.stderr
+    assert whoosh_env.children() == []
+
+
+def test_up_uses_a_configured_existing_nats(whoosh_env: WhooshEnv, tmp_path) -> None:
+    server = NatsServer(tmp_path / "external-nats")
+    server.start()
+    try:
+        whoosh_env.env["WHOOSH_NATS_URL"] = server.url
+        up = whoosh_env.up()
+        assert f"{server.url} (existing server)" in up.stdout()
+        assert {c["name"] for c in whoosh_env.children()} == {"coordinator", "executor-cli"}
+        result = whoosh_env.run("task", "submit", "external", "--wait", timeout=60)
+        assert result.returncode == 0, result.stderr
+        assert up.interrupt() == 0
+        assert server.proc is not None and server.proc.poll() is None, "not ours to stop"
+    finally:
+        server.stop()

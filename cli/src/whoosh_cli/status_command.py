@@ -25,7 +25,7 @@ async def status(ctx: CliContext, args: argparse.Namespace) -> int:
     counts = ", ".join(
         f"{stats.tasks_by_status.get(s.value, 0)} {s.value.replace('_', ' ')}" for s in TaskStatus
     )
-    print_line(f"WHOOSH {ctx.config.cluster.name}: up at {url}")
+    print_line(f"{ctx.config.cluster.name}: up at {url}")
     print_line(f"  agents    {stats.agents_enabled} enabled of {stats.agents}")
     print_line(f"  in flight {stats.in_flight}")
     print_line(f"  tasks     {counts}")

@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from whoosh_cli.child_process import ChildSpec, spawn, stop_process
+from whoosh_cli.child_process import ChildSpec, log_tail, spawn, stop_process
 from whoosh_cli.child_registry import ChildRegistry
 from whoosh_cli.errors import CliError
 from whoosh_cli.output import notice
@@ -103,7 +103,8 @@ class Supervisor:
         if len(child.restarts) >= self.policy.max_restarts:
             raise SupervisorError(
                 f"{name} keeps exiting ({len(child.restarts)} restarts in "
-                f"{self.policy.window_s:g}s, last exit status {code}); see {child.spec.log_path}"
+                f"{self.policy.window_s:g}s, last exit status {code}); {child.spec.log_path} "
+                f"ends with:\n{log_tail(child.spec.log_path, 10)}"
             )
         if now - child.started_at > STABLE_AFTER_S:
             child.consecutive_failures = 0

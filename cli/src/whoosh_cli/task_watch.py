@@ -143,6 +143,8 @@ class TaskWatch:
             return None
 
     def _outcome_from_view(self, view: TaskView) -> Outcome:
+        self._seen.submitted_at = self._seen.submitted_at or view.submitted_at
+        self._seen.started_at = self._seen.started_at or view.started_at
         self._announce_end(view.status, view.reason, view.usage.duration_s, view.finished_at)
         return Outcome(view.status, view.reason, view.output, view.attempt)
 
@@ -215,13 +217,17 @@ class TaskWatch:
     def _announce_end(
         self, status: TaskStatus, reason: str | None, duration_s: float, at: datetime | None
     ) -> None:
-        took = duration_s or self._elapsed(at)
-        timing = f" in {took:.1f}s" if took else ""
+        if status is TaskStatus.COMPLETED:
+            took = duration_s or self._elapsed(at, self._seen.started_at)
+            timing = f" in {took:.1f}s" if took else ""
+        else:
+            took = self._elapsed(at, self._seen.submitted_at)
+            timing = f" after {took:.1f}s" if took else ""
         why = f": {reason}" if reason else ""
         notice(f"whoosh: {status.value.replace('_', ' ')}{timing}{why}")
 
-    def _elapsed(self, at: datetime | None) -> float:
-        since = self._seen.started_at or self._seen.submitted_at
+    def _elapsed(self, at: datetime | None, since: datetime | None) -> float:
+        since = since or self._seen.submitted_at
         if at is None or since is None:
             return 0.0
         return max(0.0, (at - since).total_seconds())

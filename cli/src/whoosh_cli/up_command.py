@@ -17,7 +17,7 @@ from pathlib import Path
 
 from whoosh_shared.bus import Bus, BusError
 from whoosh_shared.queries import GetStats
-from whoosh_shared.store import describe_store
+from whoosh_shared.store import StoreUrlError, describe_store, store_env
 
 from whoosh_cli.agent_sync import SyncOutcome, sync_agent
 from whoosh_cli.bus_session import close_bus, connect_bus
@@ -32,7 +32,7 @@ from whoosh_cli.embedded_nats import (
     wait_until_listening,
 )
 from whoosh_cli.endpoints import remove_endpoints, write_endpoints
-from whoosh_cli.errors import EXIT_OK, CliError, UnreachableError
+from whoosh_cli.errors import EXIT_OK, EXIT_USAGE, CliError, UnreachableError
 from whoosh_cli.output import notice, print_line
 from whoosh_cli.supervisor import Supervisor
 
@@ -85,6 +85,7 @@ async def _up(ctx: CliContext) -> int:
     shutdown = ShutdownSignal()
     shutdown.install()
     data_dir = ctx.data_dir
+    _check_store_url(ctx.config.store_url())
     with DataDirLock(data_dir):
         registry = ChildRegistry(data_dir)
         stale = stop_stale_children(registry)
@@ -97,6 +98,15 @@ async def _up(ctx: CliContext) -> int:
         finally:
             supervisor.stop_all()
             remove_endpoints(data_dir)
+
+
+def _check_store_url(url: str) -> None:
+    """A store URL the coordinator cannot parse is a config error: say so before starting."""
+    try:
+        store_env(url)
+    except StoreUrlError as exc:
+        hint = "set store.url in whoosh.yaml or WHOOSH_STORE_URL"
+        raise CliError(f"{exc} ({hint})", EXIT_USAGE) from None
 
 
 async def _run(ctx: CliContext, supervisor: Supervisor, shutdown: ShutdownSignal) -> int:
