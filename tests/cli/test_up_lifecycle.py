@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 
 from cli.whoosh_processes import WhooshEnv, pids_alive, wait_until
 from harness import NatsServer, free_port
@@ -174,3 +175,28 @@ def test_up_uses_a_configured_existing_nats(whoosh_env: WhooshEnv, tmp_path) -> 
         assert server.proc is not None and server.proc.poll() is None, "not ours to stop"
     finally:
         server.stop()
+
+
+def test_wait_ends_with_exit_3_when_whoosh_goes_away(whoosh_env: WhooshEnv) -> None:
+    whoosh_env.up()
+    slow = whoosh_env.run("agent", "add", "slow", "--command", "sh -c 'echo go; sleep 60'",
+                          "--capability", "slow")  # fmt: skip
+    assert slow.returncode == 0, slow.stderr
+    err = whoosh_env.root / "wait.err"
+    with err.open("wb") as stderr:
+        waiting = subprocess.Popen(
+            [sys.executable, "-m", "whoosh_cli", "task", "submit", "z", "--capability", "slow",
+             "--wait"],
+            env=whoosh_env.env, cwd=whoosh_env.root, stdout=subprocess.DEVNULL, stderr=stderr,
+        )  # fmt: skip
+    try:
+        wait_until(lambda: "running" in err.read_text(), 30, "the task to run")
+        up = whoosh_env.started[0]
+        os.kill(up.pid, signal.SIGKILL)
+        assert waiting.wait(40) == 3
+        assert "is WHOOSH running?" in err.read_text()
+        assert "Traceback" not in err.read_text()
+    finally:
+        if waiting.poll() is None:
+            waiting.kill()
+            waiting.wait(5)

@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager, suppress
 from typing import TypeVar
 from urllib.parse import urlparse
 
+import nats.errors
 from pydantic import BaseModel, ValidationError
 from whoosh_shared.bus import Bus, BusError
 from whoosh_shared.commands import Command, CommandReply
@@ -70,8 +71,8 @@ async def send(bus: Bus, command: Command, timeout: float = REQUEST_TIMEOUT_S) -
     """Send a command; an unreachable coordinator becomes exit 3 with a hint."""
     try:
         return await bus.send(command, timeout=timeout)
-    except BusError as exc:
-        raise UnreachableError(f"{exc}: {NOT_RUNNING_HINT}") from None
+    except (BusError, nats.errors.Error) as exc:
+        raise UnreachableError(f"{exc or type(exc).__name__}: {NOT_RUNNING_HINT}") from None
 
 
 async def ask(
@@ -80,8 +81,8 @@ async def ask(
     """Ask a query and return its typed result; a query error is a plain failure."""
     try:
         reply = await bus.ask(query, timeout=timeout)
-    except BusError as exc:
-        raise UnreachableError(f"{exc}: {NOT_RUNNING_HINT}") from None
+    except (BusError, nats.errors.Error) as exc:
+        raise UnreachableError(f"{exc or type(exc).__name__}: {NOT_RUNNING_HINT}") from None
     if reply.status != "ok" or reply.result is None:
         raise CliError(f"{reply.code or 'error'}: {reply.reason or 'the query failed'}")
     try:
