@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli.whoosh_processes import wait_until
 from whoosh_cli.agent_commands import parse_capabilities
 from whoosh_cli.agent_sync import update_from_spec
 from whoosh_cli.child_process import ChildSpec, die_with_parent, is_same_process
@@ -58,7 +59,7 @@ def test_death_signal_preexec_refuses_an_orphaned_start() -> None:
     assert proc.wait(10) == 1
     alive = subprocess.Popen(["sleep", "30"])
     try:
-        assert is_same_process(alive.pid, ["sleep", "30"])
+        wait_until(lambda: is_same_process(alive.pid, ["sleep", "30"]), 5, "sleep to exec")
         assert not is_same_process(alive.pid, ["sleep", "31"])
     finally:
         alive.kill()
