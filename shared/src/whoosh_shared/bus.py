@@ -7,6 +7,8 @@ listening" and timeouts into one clear error instead of a hang.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from typing import TypeVar
 
@@ -15,7 +17,7 @@ from faststream.nats import NatsBroker
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import BadRequestError
+from nats.js.errors import NotFoundError
 from pydantic import BaseModel
 
 from whoosh_shared import subjects
@@ -46,8 +48,11 @@ def make_broker(url: str, name: str) -> NatsBroker:
     )
 
 
-def stream_configs() -> list[StreamConfig]:
-    """The two JetStream streams: the event log and the per-agent work queues."""
+def stream_configs(replicas: int = 1) -> list[StreamConfig]:
+    """The two JetStream streams: the event log and the per-agent work queues.
+
+    On a NATS cluster, `replicas` (nats.stream_replicas) should be 3 so that losing one
+    node loses neither events nor queued work."""
     return [
         StreamConfig(
             name=subjects.EVENTS_STREAM,
@@ -57,6 +62,7 @@ def stream_configs() -> list[StreamConfig]:
             max_age=EVENTS_MAX_AGE_S,
             duplicate_window=DUPLICATE_WINDOW_S,
             discard=DiscardPolicy.OLD,
+            num_replicas=replicas,
         ),
         StreamConfig(
             name=subjects.WORK_STREAM,
@@ -64,16 +70,21 @@ def stream_configs() -> list[StreamConfig]:
             retention=RetentionPolicy.WORK_QUEUE,
             storage=StorageType.FILE,
             duplicate_window=DUPLICATE_WINDOW_S,
+            num_replicas=replicas,
         ),
     ]
 
 
-async def ensure_streams(js: JetStreamContext) -> None:
-    """Create the streams, or bring an existing one's config up to date (idempotent)."""
-    for config in stream_configs():
+async def ensure_streams(js: JetStreamContext, replicas: int = 1, update: bool = False) -> None:
+    """Create missing streams. Only the coordinator, which owns the streams' settings,
+    passes `update` to bring existing ones in line; other services never change them."""
+    for config in stream_configs(replicas):
         try:
+            await js.stream_info(config.name)
+        except NotFoundError:
             await js.add_stream(config)
-        except BadRequestError:
+            continue
+        if update:
             await js.update_stream(config)
 
 
@@ -92,11 +103,20 @@ class Bus:
     def js(self) -> JetStreamContext:
         return self.nc.jetstream()
 
-    async def connect(self) -> None:
+    async def connect(self, timeout: float = 10.0) -> None:
+        """First connection is bounded (reconnects after that are not): fail fast and clearly."""
         try:
-            await self.broker.connect()
+            await asyncio.wait_for(self.broker.connect(), timeout)
+        except TimeoutError:
+            await self._abandon()
+            raise BusError(f"cannot connect to NATS at {self.url} within {timeout:g}s") from None
         except (OSError, nats.errors.Error) as exc:
+            await self._abandon()
             raise BusError(f"cannot connect to NATS at {self.url}: {exc}") from exc
+
+    async def _abandon(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.broker.stop()
 
     async def start(self) -> None:
         """Connect and start the subscribers declared on the broker."""

@@ -40,6 +40,7 @@ class NatsSettings(Strict):
     url: str | None = Field(default=None, description="existing NATS to use; unset: embedded")
     host: str = "127.0.0.1"
     port: int = Field(default=DEFAULT_NATS_PORT, ge=0, le=65535, description="0: a free port")
+    stream_replicas: int = Field(default=1, ge=1, le=5, description="3 on a NATS cluster")
 
     def client_url(self) -> str:
         return self.url or f"nats://{self.host}:{self.port}"

@@ -22,6 +22,8 @@ def store_env(url: str) -> dict[str, str]:
         path = unquote(parsed.path)
         if parsed.netloc:  # sqlite://relative/path
             path = parsed.netloc + path
+        elif path.startswith("//"):  # sqlite:////abs/path
+            path = path[1:]
         if not path or path == "/":
             raise StoreUrlError(f"store URL {url!r}: no SQLite file path (sqlite:///PATH)")
         if path != ":memory:":

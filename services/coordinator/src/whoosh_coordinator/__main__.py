@@ -7,9 +7,11 @@ import asyncio
 import json
 import sys
 
+from eventsourcing.persistence import PersistenceError
+from whoosh_shared.bus import BusError
 from whoosh_shared.config import ConfigError, load_config
 from whoosh_shared.logs import setup_logging
-from whoosh_shared.store import StoreUrlError
+from whoosh_shared.store import StoreUrlError, describe_store
 
 from whoosh_coordinator.replay import rebuild
 from whoosh_coordinator.service import Coordinator, run_relay_only, stop_on_signals
@@ -40,6 +42,14 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, StoreUrlError) as exc:
         print(f"whoosh-coordinator: {exc}", file=sys.stderr)
         return 2
+    except PersistenceError as exc:
+        print(
+            f"whoosh-coordinator: event store {describe_store(store_url)}: {exc}", file=sys.stderr
+        )
+        return 1
+    except BusError as exc:
+        print(f"whoosh-coordinator: {exc}", file=sys.stderr)
+        return 1
 
 
 async def serve(mode: str, store_url: str, nats_url: str, config, with_relay: bool) -> int:
@@ -48,7 +58,14 @@ async def serve(mode: str, store_url: str, nats_url: str, config, with_relay: bo
     if mode == "relay":
         await run_relay_only(store_url, nats_url, settings.poll_interval_s, stop)
     else:
-        await Coordinator(store_url, nats_url, settings, run_relay=with_relay).run(stop)
+        coordinator = Coordinator(
+            store_url,
+            nats_url,
+            settings,
+            run_relay=with_relay,
+            stream_replicas=config.nats.stream_replicas,
+        )
+        await coordinator.run(stop)
     return 0
 
 

@@ -34,10 +34,16 @@ log = logging.getLogger(__name__)
 
 class Coordinator:
     def __init__(
-        self, store_url: str, nats_url: str, settings: CoordinatorSettings, run_relay: bool = True
+        self,
+        store_url: str,
+        nats_url: str,
+        settings: CoordinatorSettings,
+        run_relay: bool = True,
+        stream_replicas: int = 1,
     ) -> None:
         self.store_url = store_url
         self.settings = settings
+        self.stream_replicas = stream_replicas
         self.store = open_store(store_url)
         self.projection = FleetProjection()
         self.bus = Bus(nats_url, "whoosh-coordinator")
@@ -124,7 +130,7 @@ class Coordinator:
             len(self.projection.agents),
         )
         await self.bus.connect()
-        await ensure_streams(self.bus.js)
+        await ensure_streams(self.bus.js, self.stream_replicas, update=True)
         await self.bus.broker.start()
         loops = [
             asyncio.create_task(self._schedule_loop()),
