@@ -32,6 +32,9 @@ async def bus(nats_url: str) -> AsyncIterator[Bus]:
     await ensure_streams(js)
     for stream in ("WHOOSH_EVENTS", "WHOOSH_WORK"):
         await js.purge_stream(stream)
+        # A work-queue stream allows one consumer per subject: drop earlier tests' consumers.
+        for consumer in await js.consumers_info(stream):
+            await js.delete_consumer(stream, consumer.name)
     yield client
     await client.close()
 

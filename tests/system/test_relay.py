@@ -94,3 +94,4 @@ async def test_assignment_puts_one_work_item_on_the_agents_queue(
     assert b'"attempt":1' in msg.data and str(task.id).encode() in msg.data
     assert msg.headers["Nats-Msg-Id"] == f"work:{task.id}:1"
     await msg.ack()
+    await sub.unsubscribe()

@@ -35,6 +35,7 @@ async def work_through_the_queue(bus, stop: asyncio.Event) -> None:
         except TimeoutError:
             continue
         await asyncio.gather(*(run(m) for m in msgs))
+    await sub.unsubscribe()
 
 
 def max_concurrency_in_history(store_url: str) -> tuple[int, dict[str, int]]:
@@ -84,6 +85,8 @@ async def test_two_coordinators_share_one_store_without_double_booking(
     assert all(r.accepted for r in replies), [r.reason for r in replies if not r.accepted]
 
     async def all_completed() -> bool:
+        if worker.done():
+            worker.result()  # the worker died: raise its error now rather than time out
         stats = (await bus.ask(GetStats())).result
         return stats["tasks_by_status"]["completed"] == TASKS
 

@@ -45,6 +45,7 @@ def make_broker(url: str, name: str) -> NatsBroker:
         reconnect_time_wait=1,
         max_reconnect_attempts=-1,
         graceful_timeout=5.0,
+        drain_timeout=5,
     )
 
 
