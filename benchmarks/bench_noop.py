@@ -24,6 +24,7 @@ import contextlib
 import json
 import os
 import platform
+import shutil
 import signal
 import statistics
 import subprocess
@@ -689,6 +690,11 @@ def bench_whoosh(store: str, args: argparse.Namespace, workdir: Path) -> dict[st
     finally:
         for proc in reversed(started):
             proc.stop()
+        # Keep the service logs; drop the JetStream and SQLite data.
+        cleanups.append(lambda: shutil.rmtree(workdir / f"nats-{store}", ignore_errors=True))
+        cleanups.append(lambda: shutil.rmtree(workdir / f"data-{store}", ignore_errors=True))
+        for leftover in workdir.glob(f"events-{store}.sqlite*"):
+            leftover.unlink(missing_ok=True)
         for cleanup in cleanups:
             try:
                 cleanup()
