@@ -41,3 +41,4 @@ class StoreAppended(Strict):
     """Nudge after a save, so followers of the notification log need not wait for a poll."""
 
     notification_id: int
+    origin: str = Field(default="", description="who saved: a writer ignores its own nudges")

@@ -15,16 +15,17 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, Recording
 from pydantic import ValidationError
 from whoosh_shared import commands as c
 from whoosh_shared.commands import CommandReply, RejectCode
+from whoosh_shared.enums import TaskStatus
 from whoosh_shared.queries import TaskView
 
 from whoosh_coordinator.domain import Agent, Rejected, Task
 from whoosh_coordinator.domain.agent import agent_id
 from whoosh_coordinator.projections import FleetProjection
-from whoosh_coordinator.scheduler import eligible
+from whoosh_coordinator.scheduler import eligible, plan
 from whoosh_coordinator.store import WhooshStore
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ class CommandHandler:
         self,
         store: WhooshStore,
         projection: FleetProjection,
-        on_saved: Callable[[], None],
+        on_saved: Callable[[list[Recording[Any]]], None],
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.store = store
@@ -106,8 +107,7 @@ class CommandHandler:
     # -- helpers ----------------------------------------------------------------------
 
     def save(self, *aggregates: Agent | Task) -> None:
-        self.store.save(*aggregates)
-        self.on_saved()
+        self.on_saved(self.store.save(*aggregates))
 
     def load_agent(self, name: str) -> Agent:
         try:
@@ -167,7 +167,7 @@ class CommandHandler:
     # -- tasks ------------------------------------------------------------------------
 
     def _submit_task(self, cmd: c.SubmitTask) -> CommandReply:
-        self._check_some_agent_could_run(cmd)
+        probe = self._check_some_agent_could_run(cmd)
         task = Task(
             prompt=cmd.prompt,
             priority=cmd.priority,
@@ -179,10 +179,29 @@ class CommandHandler:
             retry=cmd.retry.model_dump(),
             actor=cmd.actor,
         )
-        self.save(task)
+        self.save(task, *self._place_at_once(task, probe))
         return CommandReply.accept(task_id=str(task.id))
 
-    def _check_some_agent_could_run(self, cmd: c.SubmitTask) -> None:
+    def _place_at_once(self, task: Task, probe: TaskView) -> list[Agent]:
+        """With nothing queued ahead, assign in the submitting transaction: one commit and
+        no scheduling pass on the way to the executor. Otherwise the scheduler decides."""
+        if self.projection.with_status(TaskStatus.QUEUED):
+            return []
+        placements = plan(
+            [probe.model_copy(update={"id": task.id})],
+            self.projection.agents.values(),
+            self.clock(),
+        )
+        if not placements:
+            return []
+        agent = self.load_agent_by_id(placements[0].agent_id)
+        if not (agent.enabled and agent.has_free_slot()):  # the projection was behind
+            return []
+        task.assign(agent.id, agent.name)
+        agent.take_slot(task.id, task.attempt)
+        return [agent]
+
+    def _check_some_agent_could_run(self, cmd: c.SubmitTask) -> TaskView:
         """Refuse work no registered agent could ever take (disabled agents count: they return)."""
         agents = list(self.projection.agents.values())
         if cmd.agent and self.projection.agent_by_name(cmd.agent) is None:
@@ -210,6 +229,7 @@ class CommandHandler:
             raise Rejected(
                 RejectCode.NO_CAPABLE_AGENT, f"no registered agent matches {wanted or 'the task'}"
             )
+        return probe
 
     def _start_task(self, cmd: c.StartTask) -> CommandReply:
         task = self.load_task(cmd.task_id)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from eventsourcing.application import Application
-from eventsourcing.persistence import Notification
+from eventsourcing.persistence import Notification, Recording
 from whoosh_shared.events import EventEnvelope
 from whoosh_shared.store import store_env
 
@@ -39,12 +39,20 @@ def open_store(url: str, **extra_env: str) -> WhooshStore:
 
 def to_envelope(store: WhooshStore, notification: Notification[Any]) -> EventEnvelope:
     """Decode one notification into the published/replayed envelope."""
-    domain_event = store.mapper.to_domain_event(notification)
+    return envelope_of(store.mapper.to_domain_event(notification), notification.id)
+
+
+def recorded_envelopes(recordings: list[Recording[Any]]) -> list[EventEnvelope]:
+    """Envelopes of what this process just saved, without reading it back from the store."""
+    return [envelope_of(r.domain_event, r.notification.id) for r in recordings]
+
+
+def envelope_of(domain_event: Any, notification_id: int) -> EventEnvelope:
     qualname = type(domain_event).__qualname__  # e.g. "Task.Submitted"
     aggregate_name, _, event_name = qualname.partition(".")
     data = {key: value for key, value in domain_event.__dict__.items() if key not in ENVELOPE_SKIP}
     return EventEnvelope(
-        notification_id=notification.id,
+        notification_id=notification_id,
         aggregate_type=aggregate_name.lower(),  # type: ignore[arg-type]
         aggregate_id=domain_event.originator_id,
         version=domain_event.originator_version,
