@@ -12,8 +12,9 @@ from uuid import UUID, uuid4
 import pytest
 from whoosh_coordinator.assignment import Assigner
 from whoosh_coordinator.commands import CommandHandler
+from whoosh_coordinator.follower import Follower
 from whoosh_coordinator.projections import FleetProjection
-from whoosh_coordinator.replay import fold_saved, rebuild
+from whoosh_coordinator.replay import rebuild
 from whoosh_coordinator.store import WhooshStore, open_store
 from whoosh_shared import commands as c
 from whoosh_shared.agents import AgentSpec, AgentUpdate
@@ -60,9 +61,7 @@ class Core:
 def core(store_url: str) -> Iterator[Core]:
     store = open_store(store_url)
     projection = FleetProjection()
-    handler = CommandHandler(
-        store, projection, on_saved=lambda saved: fold_saved(store, projection, saved)
-    )
+    handler = CommandHandler(store, projection, on_saved=Follower(store, projection).fold_saved)
     yield Core(store, projection, handler, Assigner(handler, timeout_grace_s=0))
     store.close()
 

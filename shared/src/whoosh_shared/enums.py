@@ -37,6 +37,11 @@ class TaskStatus(StrEnum):
     def terminal(self) -> bool:
         return self in TERMINAL_STATUSES
 
+    @property
+    def active(self) -> bool:
+        """Held by an agent: assigned or running."""
+        return self in (TaskStatus.ASSIGNED, TaskStatus.RUNNING)
+
 
 TERMINAL_STATUSES = frozenset(
     {TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.TIMED_OUT}

@@ -8,6 +8,10 @@ stream itself: nothing to keep in sync, and a restart resumes right after it.
 
 A TaskAssigned event also puts a WorkItem on the agent's work queue, before the
 event itself, so that resuming after the event implies the work went out.
+
+Where events and work items come from is a `RelaySource`: a standalone relay reads
+the store; the relay inside a coordinator takes them from the coordinator's memory
+(the envelopes it just folded, the task and agent from its projection).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable
+from typing import Protocol
 
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
@@ -27,15 +32,83 @@ from whoosh_shared.events import EventEnvelope
 from whoosh_shared.work import WorkItem
 
 from whoosh_coordinator.domain import Agent, Task
+from whoosh_coordinator.follower import Follower
 from whoosh_coordinator.store import WhooshStore, read_envelopes
 
 log = logging.getLogger(__name__)
 BATCH = 500
 
 
-class Relay:
-    def __init__(self, store: WhooshStore, js: JetStreamContext, poll_interval_s: float) -> None:
+class RelaySource(Protocol):
+    def read_after(self, position: int, limit: int) -> list[EventEnvelope]: ...
+
+    def work_item(self, assigned: EventEnvelope) -> WorkItem | None:
+        """The work for a TaskAssigned event, unless the task has moved past that attempt."""
+
+
+class StoreSource:
+    """For a relay of its own: everything from the store."""
+
+    def __init__(self, store: WhooshStore) -> None:
         self.store = store
+
+    def read_after(self, position: int, limit: int) -> list[EventEnvelope]:
+        return read_envelopes(self.store, position, limit)
+
+    def work_item(self, assigned: EventEnvelope) -> WorkItem | None:
+        attempt = int(assigned.data["attempt"])
+        task: Task = self.store.repository.get(assigned.aggregate_id)
+        if not task.active or task.attempt != attempt or task.agent_id is None:
+            return None
+        agent: Agent = self.store.repository.get(task.agent_id)
+        return WorkItem(
+            task_id=task.id,
+            attempt=attempt,
+            agent=AgentSpec.model_validate(agent.spec),
+            prompt=task.prompt,
+            timeout_s=task.timeout_s,
+        )
+
+
+class FollowerSource:
+    """For the relay inside a coordinator: what it folded, without reading it back. The
+    projection is always at or past the relay's position, so task and agent are known."""
+
+    def __init__(self, follower: Follower) -> None:
+        self.follower = follower
+        self.projection = follower.projection
+
+    def read_after(self, position: int, limit: int) -> list[EventEnvelope]:
+        kept = self.follower.recent_after(position, limit)
+        if kept is not None:
+            return kept
+        folded = self.projection.position
+        return [
+            e
+            for e in read_envelopes(self.follower.store, position, limit)
+            if e.notification_id <= folded
+        ]
+
+    def work_item(self, assigned: EventEnvelope) -> WorkItem | None:
+        attempt = int(assigned.data["attempt"])
+        task = self.projection.tasks.get(assigned.aggregate_id)
+        if task is None or not task.status.active or task.attempt != attempt or not task.agent:
+            return None
+        agent = self.projection.agent_by_name(task.agent)
+        if agent is None:
+            return None
+        return WorkItem(
+            task_id=task.id,
+            attempt=attempt,
+            agent=agent.spec,
+            prompt=task.prompt,
+            timeout_s=task.timeout_s,
+        )
+
+
+class Relay:
+    def __init__(self, source: RelaySource, js: JetStreamContext, poll_interval_s: float) -> None:
+        self.source = source
         self.js = js
         self.poll_interval_s = poll_interval_s
         self.position = 0
@@ -61,13 +134,13 @@ class Relay:
 
     async def relay_batch(self) -> int:
         """Publish the next batch; the position moves only once every publish is acknowledged."""
-        envelopes = read_envelopes(self.store, self.position, BATCH)
+        envelopes = self.source.read_after(self.position, BATCH)
         if not envelopes:
             return 0
         acks: list[Awaitable[PubAck]] = []
         for envelope in envelopes:
             if envelope.type == "TaskAssigned":
-                work = self.work_item(envelope)
+                work = self.source.work_item(envelope)
                 if work is not None:
                     acks.append(await self._publish_work(work))
             acks.append(await self._publish_event(envelope))
@@ -95,19 +168,4 @@ class Relay:
         subject = subjects.work(WORK_TOKEN[work.agent.type], work.agent.name)
         return await self.js.publish_async(
             subject, work.model_dump_json().encode(), headers={"Nats-Msg-Id": work.msg_id}
-        )
-
-    def work_item(self, envelope: EventEnvelope) -> WorkItem | None:
-        """The work for an assignment, unless the task has since moved past that attempt."""
-        attempt = int(envelope.data["attempt"])
-        task: Task = self.store.repository.get(envelope.aggregate_id)
-        if not task.active or task.attempt != attempt or task.agent_id is None:
-            return None
-        agent: Agent = self.store.repository.get(task.agent_id)
-        return WorkItem(
-            task_id=task.id,
-            attempt=attempt,
-            agent=AgentSpec.model_validate(agent.spec),
-            prompt=task.prompt,
-            timeout_s=task.timeout_s,
         )

@@ -27,10 +27,10 @@ from whoosh_shared.work import StoreAppended
 
 from whoosh_coordinator.assignment import Assigner
 from whoosh_coordinator.commands import CommandHandler
+from whoosh_coordinator.follower import Follower
 from whoosh_coordinator.projections import FleetProjection
 from whoosh_coordinator.queries import QueryHandler
-from whoosh_coordinator.relay import Relay
-from whoosh_coordinator.replay import fold_new, fold_saved
+from whoosh_coordinator.relay import FollowerSource, Relay, StoreSource
 from whoosh_coordinator.store import open_store
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,7 @@ class Coordinator:
         self.stream_replicas = stream_replicas
         self.store = open_store(store_url)
         self.projection = FleetProjection()
+        self.follower = Follower(self.store, self.projection)
         self.bus = Bus(nats_url, "whoosh-coordinator")
         self.handler = CommandHandler(self.store, self.projection, on_saved=self._on_saved)
         self.queries = QueryHandler(self.projection)
@@ -92,7 +93,7 @@ class Coordinator:
 
     def _on_saved(self, recordings: list[Recording[Any]]) -> None:
         self._saved = True
-        fold_saved(self.store, self.projection, recordings)
+        self.follower.fold_saved(recordings)
         if self.relay is not None:
             self.relay.wake.set()
 
@@ -105,10 +106,6 @@ class Coordinator:
         nudge = StoreAppended(notification_id=self.projection.position, origin=self.origin)
         await self.bus.nc.publish(subjects.STORE_APPENDED, nudge.model_dump_json().encode())
 
-    def catch_up(self) -> int:
-        """Fold every event the projection has not seen yet (ours or another writer's)."""
-        return fold_new(self.store, self.projection)
-
     # -- loops ------------------------------------------------------------------------
 
     async def _schedule_loop(self) -> None:
@@ -117,7 +114,7 @@ class Coordinator:
                 await asyncio.wait_for(self.kick.wait(), self.settings.poll_interval_s)
             self.kick.clear()
             try:
-                self.catch_up()
+                self.follower.catch_up()
                 self.assigner.assign_pending()
                 await self._after_change()
             except Exception:
@@ -135,7 +132,7 @@ class Coordinator:
                 log.exception("timeout sweep failed")
 
     async def run(self, stop: asyncio.Event) -> None:
-        folded = self.catch_up()
+        folded = self.follower.catch_up()
         log.info(
             "coordinator started: store %s, %d events replayed, %d tasks, %d agents",
             describe_store(self.store_url),
@@ -151,7 +148,8 @@ class Coordinator:
             asyncio.create_task(self._sweep_loop()),
         ]
         if self.run_relay:
-            self.relay = Relay(self.store, self.bus.js, self.settings.poll_interval_s)
+            source = FollowerSource(self.follower)
+            self.relay = Relay(source, self.bus.js, self.settings.poll_interval_s)
             loops.append(asyncio.create_task(self.relay.run()))
         self.kick.set()
         try:
@@ -173,7 +171,7 @@ async def run_relay_only(
     bus = Bus(nats_url, "whoosh-relay")
     await bus.connect()
     await ensure_streams(bus.js)
-    relay = Relay(store, bus.js, poll_interval_s)
+    relay = Relay(StoreSource(store), bus.js, poll_interval_s)
 
     async def on_appended(msg: Msg) -> None:
         relay.wake.set()
