@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 class Assigner:
     def __init__(self, handler: CommandHandler, timeout_grace_s: float) -> None:
         self.handler = handler
-        self.store = handler.store
+        self.aggregates = handler.aggregates
         self.projection = handler.projection
         self.timeout_grace = timedelta(seconds=timeout_grace_s)
 
@@ -35,20 +35,22 @@ class Assigner:
         )
         if not placements:
             return 0
+        self.aggregates.begin()
         try:
             self.handler.save(*self._apply(placements))
             return len(placements)
         except (Rejected, IntegrityError):
+            self.aggregates.forget_touched()
             return sum(self._assign_alone(p) for p in placements)
 
     def _apply(self, placements: list[Placement]) -> list[Agent | Task]:
         agents: dict[UUID, Agent] = {}
         changed: list[Agent | Task] = []
         for placement in placements:
-            task: Task = self.store.repository.get(placement.task_id)
+            task = self.aggregates.get(placement.task_id)
             agent = agents.get(placement.agent_id)
             if agent is None:
-                agent = agents[placement.agent_id] = self.store.repository.get(placement.agent_id)
+                agent = agents[placement.agent_id] = self.aggregates.get(placement.agent_id)
                 changed.append(agent)
             task.assign(agent.id, agent.name)
             agent.take_slot(task.id, task.attempt)
@@ -56,10 +58,12 @@ class Assigner:
         return changed
 
     def _assign_alone(self, placement: Placement) -> int:
+        self.aggregates.begin()
         try:
             self.handler.save(*self._apply([placement]))
             return 1
         except (Rejected, IntegrityError) as exc:
+            self.aggregates.forget_touched()
             log.debug("placement %s skipped: %s", placement, exc)
             return 0
 
@@ -71,8 +75,9 @@ class Assigner:
             began = view.assigned_at or view.submitted_at
             if now <= began + timedelta(seconds=view.timeout_s) + self.timeout_grace:
                 continue
+            self.aggregates.begin()
             try:
-                task: Task = self.store.repository.get(view.id)
+                task = self.aggregates.get(view.id)
                 held = task.agent_id
                 task.time_out(
                     attempt=task.attempt,
@@ -82,5 +87,6 @@ class Assigner:
                 self.handler.settle(task, held)
                 ended += 1
             except (Rejected, IntegrityError) as exc:
+                self.aggregates.forget_touched()
                 log.debug("timeout of %s skipped: %s", view.id, exc)
         return ended

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError, Recording
@@ -20,13 +20,13 @@ from pydantic import ValidationError
 from whoosh_shared import commands as c
 from whoosh_shared.commands import CommandReply, RejectCode
 from whoosh_shared.enums import TaskStatus
-from whoosh_shared.queries import TaskView
 
 from whoosh_coordinator.domain import Agent, Rejected, Task
 from whoosh_coordinator.domain.agent import agent_id
 from whoosh_coordinator.projections import FleetProjection
-from whoosh_coordinator.scheduler import eligible, plan
+from whoosh_coordinator.scheduler import Needs, choose, eligible
 from whoosh_coordinator.store import WhooshStore
+from whoosh_coordinator.working_set import WorkingSet
 
 log = logging.getLogger(__name__)
 COMMANDS_BY_SUBJECT: dict[str, type[c.Command]] = {cls.SUBJECT: cls for cls in c.COMMANDS}
@@ -60,6 +60,7 @@ class CommandHandler:
         self.projection = projection
         self.on_saved = on_saved
         self.clock = clock
+        self.aggregates = WorkingSet(store)
         self._dispatch: dict[type[c.Command], Callable[[Any], CommandReply]] = {
             c.RegisterAgent: self._register_agent,
             c.UpdateAgent: self._update_agent,
@@ -89,13 +90,19 @@ class CommandHandler:
 
     def handle(self, command: c.Command) -> CommandReply:
         for _ in range(CONFLICT_RETRIES):
+            self.aggregates.begin()
             try:
                 return self._dispatch[type(command)](command)
             except Rejected as rejected:
+                if self.aggregates.decided_from_memory:  # confirm against the store first
+                    self.aggregates.forget_touched()
+                    continue
                 return CommandReply.reject(rejected.code, rejected.reason)
             except IntegrityError:
-                continue  # someone else saved first: reload and decide again
+                self.aggregates.forget_touched()  # someone else saved first: decide again
+                continue
             except Exception:
+                self.aggregates.forget_touched()
                 log.exception("command %s failed", type(command).__name__)
                 return CommandReply.reject(
                     RejectCode.INTERNAL, f"internal error handling {type(command).__name__}"
@@ -107,20 +114,22 @@ class CommandHandler:
     # -- helpers ----------------------------------------------------------------------
 
     def save(self, *aggregates: Agent | Task) -> None:
-        self.on_saved(self.store.save(*aggregates))
+        recordings = self.store.save(*aggregates)
+        self.aggregates.keep(*aggregates)
+        self.on_saved(recordings)
 
     def load_agent(self, name: str) -> Agent:
         try:
-            return self.store.repository.get(agent_id(name))
+            return self.aggregates.get(agent_id(name))
         except AggregateNotFoundError:
             raise Rejected(RejectCode.NOT_FOUND, f"unknown agent '{name}'") from None
 
     def load_agent_by_id(self, id_: UUID) -> Agent:
-        return self.store.repository.get(id_)
+        return self.aggregates.get(id_)
 
     def load_task(self, task_id: UUID) -> Task:
         try:
-            return self.store.repository.get(task_id)
+            return self.aggregates.get(task_id)
         except AggregateNotFoundError:
             raise Rejected(RejectCode.NOT_FOUND, f"unknown task {task_id}") from None
 
@@ -167,7 +176,7 @@ class CommandHandler:
     # -- tasks ------------------------------------------------------------------------
 
     def _submit_task(self, cmd: c.SubmitTask) -> CommandReply:
-        probe = self._check_some_agent_could_run(cmd)
+        needs = self._check_some_agent_could_run(cmd)
         task = Task(
             prompt=cmd.prompt,
             priority=cmd.priority,
@@ -179,29 +188,26 @@ class CommandHandler:
             retry=cmd.retry.model_dump(),
             actor=cmd.actor,
         )
-        self.save(task, *self._place_at_once(task, probe))
+        self.save(task, *self._place_at_once(task, needs))
         return CommandReply.accept(task_id=str(task.id))
 
-    def _place_at_once(self, task: Task, probe: TaskView) -> list[Agent]:
+    def _place_at_once(self, task: Task, needs: Needs) -> list[Agent]:
         """With nothing queued ahead, assign in the submitting transaction: one commit and
         no scheduling pass on the way to the executor. Otherwise the scheduler decides."""
         if self.projection.with_status(TaskStatus.QUEUED):
             return []
-        placements = plan(
-            [probe.model_copy(update={"id": task.id})],
-            self.projection.agents.values(),
-            self.clock(),
-        )
-        if not placements:
+        agents = self.projection.agents.values()
+        chosen = choose(needs, agents, {a.id: a.load for a in agents})
+        if chosen is None:
             return []
-        agent = self.load_agent_by_id(placements[0].agent_id)
+        agent = self.load_agent_by_id(chosen.id)
         if not (agent.enabled and agent.has_free_slot()):  # the projection was behind
             return []
         task.assign(agent.id, agent.name)
         agent.take_slot(task.id, task.attempt)
         return [agent]
 
-    def _check_some_agent_could_run(self, cmd: c.SubmitTask) -> TaskView:
+    def _check_some_agent_could_run(self, cmd: c.SubmitTask) -> Needs:
         """Refuse work no registered agent could ever take (disabled agents count: they return)."""
         agents = list(self.projection.agents.values())
         if cmd.agent and self.projection.agent_by_name(cmd.agent) is None:
@@ -214,8 +220,13 @@ class CommandHandler:
                 f"unknown capability {', '.join(repr(u) for u in unknown)}: no registered "
                 "agent offers it",
             )
-        probe = _probe_view(cmd)
-        if not any(eligible(probe, a.model_copy(update={"enabled": True})) for a in agents):
+        needs = Needs(
+            agent=cmd.agent,
+            agent_type=cmd.agent_type.value if cmd.agent_type else None,
+            model=cmd.model,
+            capabilities=tuple(cmd.capabilities),
+        )
+        if not any(eligible(needs, a, ignore_enabled=True) for a in agents):
             wanted = ", ".join(
                 f"{k}={v}"
                 for k, v in (
@@ -229,7 +240,7 @@ class CommandHandler:
             raise Rejected(
                 RejectCode.NO_CAPABLE_AGENT, f"no registered agent matches {wanted or 'the task'}"
             )
-        return probe
+        return needs
 
     def _start_task(self, cmd: c.StartTask) -> CommandReply:
         task = self.load_task(cmd.task_id)
@@ -279,14 +290,3 @@ class CommandHandler:
         task.cancel(reason=cmd.reason, actor=cmd.actor)
         self.settle(task, held)
         return CommandReply.accept(task_id=str(task.id))
-
-
-def _probe_view(cmd: c.SubmitTask) -> TaskView:
-    """A stand-in TaskView carrying only what `eligible` reads."""
-    return TaskView.model_construct(
-        id=uuid4(),
-        pinned_agent=cmd.agent,
-        agent_type=cmd.agent_type.value if cmd.agent_type else None,
-        model=cmd.model,
-        capabilities=list(cmd.capabilities),
-    )

@@ -25,38 +25,65 @@ class Placement:
     agent_name: str
 
 
-def eligible(task: TaskView, agent: AgentView) -> bool:
-    """Could this agent ever run this task (ignoring its current load)?"""
+@dataclass(frozen=True)
+class Needs:
+    """What a task asks of an agent: the part of a task the rules look at."""
+
+    agent: str | None = None
+    agent_type: str | None = None
+    model: str | None = None
+    capabilities: tuple[str, ...] = ()
+    tried_agents: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, task: TaskView) -> Needs:
+        return cls(
+            task.pinned_agent,
+            task.agent_type,
+            task.model,
+            tuple(task.capabilities),
+            tuple(task.tried_agents),
+        )
+
+
+def eligible(needs: Needs, agent: AgentView, ignore_enabled: bool = False) -> bool:
+    """Could this agent ever run this work (ignoring its current load)?"""
     spec = agent.spec
-    if not agent.enabled:
+    if not (agent.enabled or ignore_enabled):
         return False
-    if task.pinned_agent and task.pinned_agent != spec.name:
+    if needs.agent and needs.agent != spec.name:
         return False
-    if task.agent_type and task.agent_type != spec.type.value:
+    if needs.agent_type and needs.agent_type != spec.type.value:
         return False
-    if task.model and task.model != spec.model:
+    if needs.model and needs.model != spec.model:
         return False
-    return all(capability in spec.capabilities for capability in task.capabilities)
+    return all(capability in spec.capabilities for capability in needs.capabilities)
+
+
+def choose(needs: Needs, agents: Iterable[AgentView], load: dict[UUID, int]) -> AgentView | None:
+    """The agent for one piece of work among those with a free slot, or None."""
+    free = [a for a in agents if load[a.id] < a.spec.max_concurrent and eligible(needs, a)]
+    if not free:
+        return None
+    untried = [a for a in free if a.spec.name not in needs.tried_agents]
+    return min(untried or free, key=lambda a: _preference(needs, a, load[a.id]))
 
 
 def plan(queued: Iterable[TaskView], agents: Iterable[AgentView], now: datetime) -> list[Placement]:
     """Placements for as many queued tasks as free slots allow; `queued` is in priority order."""
     agents = list(agents)
-    taken = {agent.id: agent.load for agent in agents}
+    load = {agent.id: agent.load for agent in agents}
     placements: list[Placement] = []
     for task in queued:
         if task.not_before and task.not_before > now:
             continue
-        free = [a for a in agents if taken[a.id] < a.spec.max_concurrent and eligible(task, a)]
-        if not free:
-            continue
-        untried = [a for a in free if a.spec.name not in task.tried_agents]
-        chosen = min(untried or free, key=lambda a: _preference(task, a, taken[a.id]))
-        taken[chosen.id] += 1
-        placements.append(Placement(task.id, chosen.id, chosen.spec.name))
+        chosen = choose(Needs.of(task), agents, load)
+        if chosen is not None:
+            load[chosen.id] += 1
+            placements.append(Placement(task.id, chosen.id, chosen.spec.name))
     return placements
 
 
-def _preference(task: TaskView, agent: AgentView, load: int) -> tuple[float, float, str]:
-    proficiency = sum(agent.spec.capabilities.get(c, 0.0) for c in task.capabilities)
+def _preference(needs: Needs, agent: AgentView, load: int) -> tuple[float, float, str]:
+    proficiency = sum(agent.spec.capabilities.get(c, 0.0) for c in needs.capabilities)
     return (load / agent.spec.max_concurrent, -proficiency, agent.spec.name)

@@ -21,16 +21,12 @@ AGGREGATE_TYPES = {Agent: "agent", Task: "task"}
 
 
 class WhooshStore(Application[Any]):
-    """Aggregates are cached and fast-forwarded, so an Agent with a long history of
-    slot events loads from memory plus the few events it gained since."""
+    """Snapshots bound the cost of loading an Agent with a long history of slot events;
+    the coordinator keeps the aggregates it works with in memory (see working_set)."""
 
     name = "whoosh"
     snapshotting_intervals = {Agent: 200, Task: 50}
-    env = {
-        "AGGREGATE_CACHE_MAXSIZE": "20000",
-        "AGGREGATE_CACHE_FASTFORWARD": "y",
-        "IS_SNAPSHOTTING_ENABLED": "y",
-    }
+    env = {"IS_SNAPSHOTTING_ENABLED": "y"}
 
 
 def open_store(url: str, **extra_env: str) -> WhooshStore:
