@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import AsyncIterator, Callable
 
 import pytest
@@ -30,7 +31,13 @@ async def start_executor(bus: Bus, nats_url: str, spawn) -> AsyncIterator[StartE
 
     def start(executor_id: str, **env: str) -> ServiceProcess:
         proc = spawn(
-            "whoosh_executor_cli", "--nats", nats_url, "--executor-id", executor_id, env=env
+            "whoosh_executor_cli",
+            "--nats",
+            nats_url,
+            "--executor-id",
+            executor_id,
+            # services start in the repository root: keep its example whoosh.yaml out
+            env={"WHOOSH_CONFIG": os.devnull, **env},
         )
         started.append(proc)
         return proc

@@ -51,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         nats_url=args.nats or config.nats.client_url(),
         settings=config.executor,
         executor_id=args.executor_id or default_executor_id(),
+        stream_replicas=config.nats.stream_replicas,
     )
     try:
         asyncio.run(serve(service))

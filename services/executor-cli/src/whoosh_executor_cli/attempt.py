@@ -15,6 +15,7 @@ import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 
+import nats.errors
 from nats.aio.msg import Msg
 from pydantic import ValidationError
 from whoosh_shared.bus import Bus, BusError
@@ -103,7 +104,7 @@ class AttemptHandler:
         )
         try:
             reply = await self.ctx.bus.send(start)
-        except BusError as exc:
+        except (BusError, nats.errors.Error) as exc:
             log.warning("cannot start task, will retry: %s", exc, extra=_ids(item))
             await _settle(msg.nak(delay=COORDINATOR_DOWN_DELAY_S))
             return
@@ -175,7 +176,7 @@ class AttemptHandler:
                 reply = await self.ctx.bus.send(
                     report, timeout=min(interval, MILESTONE_SEND_TIMEOUT_S)
                 )
-            except BusError as exc:
+            except (BusError, nats.errors.Error) as exc:
                 log.debug("milestone not delivered: %s", exc, extra=_ids(run.item))
                 continue
             if not reply.accepted:

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import sys
 
-from whoosh_shared.logs import JsonFormatter, setup_logging
+from whoosh_shared.logs import QUIET_LIBRARIES, JsonFormatter, setup_logging
 
 SERVICE = "executor-cli"
+LEVEL_ENV = "WHOOSH_LOG_LEVEL"
 _STANDARD_ATTRS = frozenset(
     logging.LogRecord("", 0, "", 0, "", None, None).__dict__.keys()
     | {"message", "asctime", "taskName"}
@@ -34,6 +37,13 @@ class JsonWithFieldsFormatter(JsonFormatter):
 
 def configure_logging() -> None:
     """INFO by default: one line per task start and finish; `WHOOSH_LOG_LEVEL` changes it."""
-    setup_logging(SERVICE)
+    try:
+        setup_logging(SERVICE)
+    except ValueError:  # an unknown level: a typo must not keep the executor down
+        logging.getLogger().setLevel(logging.INFO)
+        for name in QUIET_LIBRARIES:
+            logging.getLogger(name).setLevel(logging.WARNING)
+        level = os.environ.get(LEVEL_ENV, "")
+        print(f"whoosh-executor-cli: unknown {LEVEL_ENV} {level!r}; using INFO", file=sys.stderr)
     for handler in logging.getLogger().handlers:
         handler.setFormatter(JsonWithFieldsFormatter(SERVICE))

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import signal
 
+import nats.errors
 from whoosh_shared.bus import Bus, BusError
 from whoosh_shared.commands import CommandReply, CompleteTask, FailTask, Usage
 from whoosh_shared.work import WorkItem
@@ -104,7 +105,7 @@ async def send_until_answered(
             return None
         try:
             return sending.result()
-        except BusError as exc:
+        except (BusError, nats.errors.Error) as exc:  # the latter: connection closed/draining
             log.warning(
                 "report not delivered, retrying in %.1fs: %s",
                 delay,

@@ -38,25 +38,34 @@ def default_executor_id() -> str:
 class ExecutorService:
     """One executor process for CLI agents, run until `request_stop`."""
 
-    def __init__(self, nats_url: str, settings: ExecutorSettings, executor_id: str) -> None:
+    def __init__(
+        self,
+        nats_url: str,
+        settings: ExecutorSettings,
+        executor_id: str,
+        stream_replicas: int = 1,
+    ) -> None:
         self.nats_url = nats_url
         self.settings = settings
         self.executor_id = executor_id
+        self.stream_replicas = stream_replicas
         self.bus = Bus(nats_url, f"whoosh-executor-cli:{executor_id}")
         self.progress: ProgressPublisher | None = None
         self.ctx: ExecutorContext | None = None
         self._stop = asyncio.Event()
-        self.ready = asyncio.Event()
         self._declare_cancellation_subscribers()
 
     def request_stop(self) -> None:
-        """Begin an orderly stop (safe to call from a signal handler, more than once)."""
+        """Begin an orderly stop; asked again (a second Ctrl-C), stop waiting for reports."""
+        if self._stop.is_set() and self.ctx is not None:
+            log.warning("stopping now: unanswered reports are left for redelivery")
+            self.ctx.abandon_reports.set()
         self._stop.set()
 
     async def run(self) -> None:
         await self.bus.start()
         try:
-            await ensure_streams(self.bus.js)
+            await ensure_streams(self.bus.js, self.stream_replicas)  # create if missing only
             self.progress = ProgressPublisher(self.bus.nc)
             self.progress.start()
             self.ctx = ExecutorContext(
@@ -76,7 +85,6 @@ class ExecutorService:
                     "max_parallel": self.settings.max_parallel,
                 },
             )
-            self.ready.set()
             stopped = asyncio.create_task(self._stop.wait())
             await asyncio.wait({fetching, stopped}, return_when=asyncio.FIRST_COMPLETED)
             stopped.cancel()
