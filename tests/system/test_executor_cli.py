@@ -294,3 +294,19 @@ async def test_milestones_are_stored_while_a_long_task_runs(
     assert milestones, "no milestone was stored"
     assert all(m.startswith("running ") and "lines of output" in m for m in milestones)
     assert milestones[-1].endswith("2 lines of output")
+
+
+async def test_a_task_longer_than_ack_wait_keeps_its_message(
+    bus: Bus, start_executor: StartExecutor
+) -> None:
+    """In-progress acks hold the work: an idle second executor never gets a copy."""
+    short_ack_wait = {"WHOOSH__EXECUTOR__ACK_WAIT_S": "1"}
+    await start_executor("a", **short_ack_wait)
+    await start_executor("b", **short_ack_wait)
+    task_id = await submit(bus, "sleep 3.5\necho done\n")
+    done = await wait_for_status(bus, task_id, TaskStatus.COMPLETED, timeout=30)
+    assert done.output == "done\n"
+    started = await started_by(bus, task_id)
+    assert len(started) == 1, started
+    info = await bus.js.consumer_info(subjects.WORK_STREAM, DURABLE_NAME)
+    assert info.num_redelivered == 0
