@@ -117,7 +117,8 @@ class ServiceProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> ServiceProcess:
-        env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
+        # Services run in the repository; keep them off its example whoosh.yaml.
+        env = {**os.environ, "WHOOSH_CONFIG": os.devnull, **self.env, "PYTHONUNBUFFERED": "1"}
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", self.module, *self.args],

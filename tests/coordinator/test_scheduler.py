@@ -62,6 +62,11 @@ def test_retry_prefers_an_agent_not_yet_tried_but_falls_back() -> None:
     assert names(plan([retry], [first], NOW)) == ["first"]
 
 
+def test_retry_waits_for_a_busy_untried_agent_instead_of_the_one_that_failed() -> None:
+    failed_it, busy = agent_view("failed-it"), agent_view("busy", load=1)
+    assert plan([task_view(1, tried_agents=["failed-it"])], [failed_it, busy], NOW) == []
+
+
 def test_backoff_holds_a_retry_until_not_before() -> None:
     from datetime import timedelta
 

@@ -95,3 +95,28 @@ async def test_assignment_puts_one_work_item_on_the_agents_queue(
     assert msg.headers["Nats-Msg-Id"] == f"work:{task.id}:1"
     await msg.ack()
     await sub.unsubscribe()
+
+
+async def test_a_replaced_store_is_relayed_from_its_start(
+    bus, spawn, nats_url: str, tmp_path
+) -> None:
+    """The stream still ends with the old store's events: the new store's must not be skipped
+    (by position) nor dropped (as duplicates of same-name agents at the same versions)."""
+    for generation in ("old", "new"):
+        url = f"sqlite:///{tmp_path / generation}.sqlite"
+        store = open_store(url)
+        store.save(
+            new_agent("same-name"), *(new_task() for _ in range(3 if generation == "old" else 1))
+        )
+        store.close()
+        relay = spawn("whoosh_coordinator", "relay", "--nats", nats_url, "--store", url)
+        expected = 4 if generation == "old" else 6
+
+        async def published(expected: int = expected) -> bool:
+            return (await bus.js.stream_info(subjects.EVENTS_STREAM)).state.messages >= expected
+
+        await eventually(published, timeout=20, what=f"the {generation} store's events")
+        relay.stop()
+    envelopes = await stream_envelopes(bus.js)
+    assert [e.notification_id for e in envelopes] == [1, 2, 3, 4, 1, 2]
+    assert [e.type for e in envelopes[-2:]] == ["AgentRegistered", "TaskSubmitted"]

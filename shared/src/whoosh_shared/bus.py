@@ -142,4 +142,6 @@ class Bus:
             raise BusError(f"no coordinator is answering on {subject} (is it running?)") from None
         except nats.errors.TimeoutError:
             raise BusError(f"no answer on {subject} within {timeout:g}s") from None
+        except nats.errors.Error as exc:  # connection closed, draining, ...
+            raise BusError(f"request on {subject} failed: {exc!r}") from None
         return reply_model.model_validate_json(msg.data)

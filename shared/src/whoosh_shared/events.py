@@ -8,7 +8,7 @@ consumer needs nothing but this module to read the stream.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from uuid import UUID
 
@@ -17,6 +17,8 @@ from pydantic import BaseModel, Field
 from whoosh_shared.agents import AgentSpec, Strict
 from whoosh_shared.commands import RetryPolicy, Usage
 from whoosh_shared.enums import AgentType
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class EventData(Strict):
@@ -138,7 +140,12 @@ EVENT_TYPES: dict[str, type[EventData]] = {
 
 
 class EventEnvelope(BaseModel):
-    """One stored event, as published; `id` is the de-duplication id (Nats-Msg-Id)."""
+    """One stored event, as published; `id` is the de-duplication id (Nats-Msg-Id).
+
+    The id names the aggregate, its version and the moment the event happened: the same
+    stored event republished keeps its id (and is dropped as a duplicate), while the
+    event at the same aggregate version in another store (a wiped or replaced one)
+    does not collide with it."""
 
     notification_id: int = Field(ge=1, description="position in the store's notification log")
     aggregate_type: Literal["agent", "task"]
@@ -150,7 +157,8 @@ class EventEnvelope(BaseModel):
 
     @property
     def id(self) -> str:
-        return f"{self.aggregate_id}:{self.version}"
+        micros = (self.timestamp - EPOCH) // timedelta(microseconds=1)
+        return f"{self.aggregate_id}:{self.version}:{micros}"
 
     def payload(self) -> EventData:
         """The typed payload; raises KeyError for an event type this contract does not know."""

@@ -1,8 +1,9 @@
 """Relay: the store's notification log -> JetStream, exactly once from a consumer's view.
 
 Every stored event is published, in notification order, on
-`whoosh.evt.<aggregate>.<id>.<type>` with `Nats-Msg-Id` = `<aggregate id>:<version>`,
-so a republish after a crash is dropped by the stream's duplicate window. The
+`whoosh.evt.<aggregate>.<id>.<type>` with `Nats-Msg-Id` = `<aggregate id>:<version>:<time>`
+(EventEnvelope.id), so a republish after a crash is dropped by the stream's duplicate
+window. The
 tracked position is the notification id carried by the last message in the
 stream itself: nothing to keep in sync, and a restart resumes right after it.
 
@@ -116,12 +117,26 @@ class Relay:
         self.published = 0
 
     async def tracked_position(self) -> int:
+        """The notification id of the stream's last event, if that event is in this store.
+
+        If it is not (the store was wiped, replaced or restored from an older backup),
+        this store is relayed from its start: its events carry ids of their own, so
+        nothing of it is mistaken for a duplicate of what the stream already holds."""
         try:
             last = await self.js.get_last_msg(subjects.EVENTS_STREAM, subjects.EVENTS_WILDCARD)
         except NotFoundError:
             return 0
-        header = (last.headers or {}).get(subjects.NOTIFICATION_ID_HEADER)
-        return int(header) if header else 0
+        headers = last.headers or {}
+        position = int(headers.get(subjects.NOTIFICATION_ID_HEADER) or 0)
+        stored = self.source.read_after(position - 1, 1) if position else []
+        if not stored or stored[0].id != headers.get("Nats-Msg-Id"):
+            log.warning(
+                "the event stream ends with notification %d, which this store does not hold: "
+                "relaying this store from its start",
+                position,
+            )
+            return 0
+        return position
 
     async def run(self) -> None:
         self.position = await self.tracked_position()

@@ -3,8 +3,8 @@
 Rules, in order: a task only goes to an enabled agent that matches its pinned
 agent, agent type, model and every required capability; higher priority first,
 then submission order (a task that cannot be placed does not block the ones
-behind it); never more than an agent's max_concurrent; a retry prefers agents
-not yet tried; among eligible agents the least loaded (relative to its
+behind it); never more than an agent's max_concurrent; a retry waits for an
+agent it has not tried while there is one; among eligible agents the least loaded (relative to its
 capacity) wins, then the most proficient, then the name for determinism.
 """
 
@@ -61,12 +61,17 @@ def eligible(needs: Needs, agent: AgentView, ignore_enabled: bool = False) -> bo
 
 
 def choose(needs: Needs, agents: Iterable[AgentView], load: dict[UUID, int]) -> AgentView | None:
-    """The agent for one piece of work among those with a free slot, or None."""
-    free = [a for a in agents if load[a.id] < a.spec.max_concurrent and eligible(needs, a)]
+    """The agent for one piece of work, or None if it should wait for a slot.
+
+    A retry waits for an agent it has not tried yet, even a busy one, rather than go
+    straight back to the agent that just failed it; only when every eligible agent has
+    been tried may it run on one of them again."""
+    candidates = [a for a in agents if eligible(needs, a)]
+    untried = [a for a in candidates if a.spec.name not in needs.tried_agents]
+    free = [a for a in untried or candidates if load[a.id] < a.spec.max_concurrent]
     if not free:
         return None
-    untried = [a for a in free if a.spec.name not in needs.tried_agents]
-    return min(untried or free, key=lambda a: _preference(needs, a, load[a.id]))
+    return min(free, key=lambda a: _preference(needs, a, load[a.id]))
 
 
 def plan(queued: Iterable[TaskView], agents: Iterable[AgentView], now: datetime) -> list[Placement]:

@@ -10,8 +10,8 @@ import sys
 
 from whoosh_shared.bus import BusError
 from whoosh_shared.config import ConfigError, load_config
+from whoosh_shared.logs import setup_logging
 
-from whoosh_executor_cli.logs import configure_logging
 from whoosh_executor_cli.service import ExecutorService, default_executor_id
 
 log = logging.getLogger("whoosh_executor_cli")
@@ -41,7 +41,7 @@ async def serve(service: ExecutorService) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    configure_logging()
+    setup_logging("executor-cli")
     try:
         config = load_config(args.config)
     except ConfigError as exc:
