@@ -182,3 +182,31 @@ async def stream_envelopes(js) -> list:
         msg = await js.get_msg(EVENTS_STREAM, seq)
         envelopes.append(EventEnvelope.model_validate_json(msg.data))
     return envelopes
+
+
+def alive(pid: int) -> bool:
+    """Whether `pid` is a live process. A zombie is dead: orphans wait for init to reap them."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc: fall back to signal 0
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    return stat[stat.rfind(")") + 2] not in "ZX"
+
+
+async def wait_for_coordinator(bus, timeout: float = 30) -> None:
+    """Until a coordinator answers queries (it has replayed its store and subscribed)."""
+    from whoosh_shared.queries import GetStats
+
+    async def answers() -> bool:
+        try:
+            return (await bus.ask(GetStats(), timeout=1)).status == "ok"
+        except Exception:
+            return False
+
+    await eventually(answers, timeout=timeout, what="the coordinator to answer")

@@ -9,26 +9,11 @@ import time
 from pathlib import Path
 
 import pytest
-from harness import eventually
+from harness import alive, eventually
 from whoosh_executor_cli.local_process import LocalProcess, Outcome
 from whoosh_executor_cli.output import truncation_notice
 
 PY = sys.executable
-
-
-def alive(pid: int) -> bool:
-    """Whether `pid` is a live process. A zombie is dead: orphans wait for init to reap them."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    except OSError:  # no /proc: fall back to signal 0
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        return True
-    return stat[stat.rfind(")") + 2] not in "ZX"
 
 
 async def read_pid(path: Path) -> int:

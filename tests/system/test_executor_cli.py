@@ -14,7 +14,7 @@ from pathlib import Path
 from uuid import UUID
 
 import pytest
-from harness import ServiceProcess, eventually, stream_envelopes
+from harness import ServiceProcess, alive, eventually, stream_envelopes, wait_for_coordinator
 from nats.js.errors import NotFoundError
 from whoosh_executor_cli.consumer import DURABLE_NAME
 from whoosh_shared import subjects
@@ -22,7 +22,7 @@ from whoosh_shared.agents import AgentSpec
 from whoosh_shared.bus import Bus
 from whoosh_shared.commands import CancelTask, RegisterAgent, RetryPolicy, SubmitTask
 from whoosh_shared.enums import TaskStatus
-from whoosh_shared.queries import GetStats, GetTask, TaskView
+from whoosh_shared.queries import GetTask, TaskView
 from whoosh_shared.work import ProgressLine
 
 SHELL_AGENT = AgentSpec(name="shell", command=["sh", "-s"], max_concurrent=4)
@@ -31,21 +31,6 @@ NO_CONFIG_FILE = {"WHOOSH_CONFIG": os.devnull}
 FAST_ACK_WAIT = {"WHOOSH__EXECUTOR__ACK_WAIT_S": "2"}
 
 StartExecutor = Callable[..., ServiceProcess]
-
-
-def alive(pid: int) -> bool:
-    """Whether `pid` is a live process; a zombie (an orphan init has not reaped yet) is dead."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    except OSError:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        return True
-    return stat[stat.rfind(")") + 2] not in "ZX"
 
 
 async def read_pid(path: Path, timeout: float = 15) -> int:
@@ -62,13 +47,7 @@ async def coordinator(bus: Bus, spawn, nats_url: str, sqlite_url: str) -> Servic
         "whoosh_coordinator", "serve", "--nats", nats_url, "--store", sqlite_url, env=NO_CONFIG_FILE
     )
 
-    async def answers() -> bool:
-        try:
-            return (await bus.ask(GetStats(), timeout=1)).status == "ok"
-        except Exception:
-            return False
-
-    await eventually(answers, timeout=30, what="the coordinator to answer")
+    await wait_for_coordinator(bus)
     reply = await bus.send(RegisterAgent(spec=SHELL_AGENT))
     assert reply.accepted, reply.reason
     return proc

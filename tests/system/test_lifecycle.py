@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 
-from harness import eventually, stream_envelopes
+from harness import eventually, stream_envelopes, wait_for_coordinator
 from whoosh_shared.agents import AgentSpec
 from whoosh_shared.commands import RegisterAgent, RetryPolicy, SubmitTask
 from whoosh_shared.queries import GetStats, GetTask
@@ -21,13 +21,7 @@ async def test_tasks_complete_with_retries_on_another_agent_and_replay_in_order(
     spawn("whoosh_coordinator", "serve", "--nats", nats_url, "--store", store_url)
     spawn("whoosh_executor_cli", "--nats", nats_url, "--executor-id", "exec-1")
 
-    async def answers() -> bool:
-        try:
-            return (await bus.ask(GetStats(), timeout=1)).status == "ok"
-        except Exception:
-            return False
-
-    await eventually(answers, timeout=30, what="the coordinator to answer")
+    await wait_for_coordinator(bus)
     for spec in (FLAKY, STEADY):
         assert (await bus.send(RegisterAgent(spec=spec))).accepted
     retry = RetryPolicy(max_attempts=2)

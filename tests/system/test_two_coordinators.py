@@ -6,7 +6,7 @@ import asyncio
 import random
 from collections import defaultdict
 
-from harness import eventually
+from harness import eventually, wait_for_coordinator
 from whoosh_coordinator.store import open_store, read_envelopes
 from whoosh_shared import subjects
 from whoosh_shared.agents import AgentSpec
@@ -66,13 +66,7 @@ async def test_two_coordinators_share_one_store_without_double_booking(
     for _ in range(2):
         spawn("whoosh_coordinator", "serve", "--nats", nats_url, "--store", pg_url)
 
-    async def coordinators_answer() -> bool:
-        try:
-            return (await bus.ask(GetStats(), timeout=1)).status == "ok"
-        except Exception:
-            return False
-
-    await eventually(coordinators_answer, timeout=30, what="coordinators to answer")
+    await wait_for_coordinator(bus)
     spec = AgentSpec(name="solo", command=["true"], max_concurrent=MAX_CONCURRENT)
     assert (await bus.send(RegisterAgent(spec=spec))).accepted
     await asyncio.sleep(0.5)  # both coordinators have folded the registration
