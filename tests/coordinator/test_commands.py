@@ -23,6 +23,7 @@ from whoosh_shared.enums import TaskStatus
 
 @dataclass
 class Core:
+    url: str
     store: WhooshStore
     projection: FleetProjection
     handler: CommandHandler
@@ -62,7 +63,7 @@ def core(store_url: str) -> Iterator[Core]:
     store = open_store(store_url)
     projection = FleetProjection()
     handler = CommandHandler(store, projection, on_saved=Follower(store, projection).fold_saved)
-    yield Core(store, projection, handler, Assigner(handler, timeout_grace_s=0))
+    yield Core(store_url, store, projection, handler, Assigner(handler, timeout_grace_s=0))
     store.close()
 
 

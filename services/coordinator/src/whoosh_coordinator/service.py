@@ -21,6 +21,7 @@ from eventsourcing.persistence import Recording
 from nats.aio.msg import Msg
 from whoosh_shared import subjects
 from whoosh_shared.bus import Bus, ensure_streams
+from whoosh_shared.commands import Command, CommandReply
 from whoosh_shared.config import CoordinatorSettings
 from whoosh_shared.store import describe_store
 from whoosh_shared.work import StoreAppended
@@ -60,6 +61,8 @@ class Coordinator:
         self.kick = asyncio.Event()
         self._saved = False
         self.origin = f"coordinator-{uuid.uuid4().hex[:12]}"
+        self._pending: list[tuple[Msg, Command]] = []
+        self._flushing: set[asyncio.Task[None]] = set()
 
     # -- wiring -----------------------------------------------------------------------
 
@@ -75,10 +78,30 @@ class Coordinator:
         await nc.subscribe(subjects.STORE_APPENDED, cb=self._on_appended)
 
     async def _on_command(self, msg: Msg) -> None:
-        reply = self.handler.handle_raw(msg.subject, msg.data)
+        """Queue the command; the messages already buffered are decided as one group."""
+        parsed = self.handler.parse(msg.subject, msg.data)
+        if isinstance(parsed, CommandReply):
+            await self._respond(msg, parsed)
+            return
+        self._pending.append((msg, parsed))
+        if len(self._pending) == 1:
+            asyncio.get_running_loop().call_soon(self._flush_soon)
+
+    def _flush_soon(self) -> None:
+        self._flushing.add(asyncio.create_task(self._flush()))
+
+    async def _flush(self) -> None:
+        batch, self._pending = self._pending, []
+        replies = self.handler.handle_batch([command for _, command in batch])
+        for (msg, _), reply in zip(batch, replies, strict=True):
+            await self._respond(msg, reply)
+        await self._after_change()
+        self._flushing.discard(asyncio.current_task())  # type: ignore[arg-type]
+
+    @staticmethod
+    async def _respond(msg: Msg, reply: CommandReply) -> None:
         if msg.reply:
             await msg.respond(reply.model_dump_json().encode())
-        await self._after_change()
 
     async def _on_query(self, msg: Msg) -> None:
         reply = self.queries.handle_raw(msg.subject, msg.data)
