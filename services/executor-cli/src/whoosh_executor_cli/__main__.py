@@ -12,6 +12,7 @@ from whoosh_shared.bus import BusError
 from whoosh_shared.config import ConfigError, load_config
 from whoosh_shared.logs import setup_logging
 
+from whoosh_executor_cli.local_process import use_pidfd_child_watcher
 from whoosh_executor_cli.service import ExecutorService, default_executor_id
 
 log = logging.getLogger("whoosh_executor_cli")
@@ -33,6 +34,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 async def serve(service: ExecutorService) -> None:
+    use_pidfd_child_watcher()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, service.request_stop)

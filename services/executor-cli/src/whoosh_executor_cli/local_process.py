@@ -18,7 +18,9 @@ import logging
 import os
 import shlex
 import signal
+import sys
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -144,6 +146,21 @@ async def _exit_of(proc: asyncio.subprocess.Process) -> int:
         await asyncio.sleep(interval)
         interval = min(interval * 2, 0.25)
     return proc.returncode
+
+
+def use_pidfd_child_watcher() -> None:
+    """On Python 3.11, watch children with pidfds instead of a thread per child.
+
+    The default watcher there starts and joins one thread per subprocess, which was
+    the largest cost of a short command after fork/exec itself. Python 3.12+ picks a
+    pidfd watcher on its own; call this from inside the running loop."""
+    if sys.version_info >= (3, 12) or not hasattr(os, "pidfd_open"):
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        watcher = asyncio.PidfdChildWatcher()
+        watcher.attach_loop(asyncio.get_running_loop())
+        asyncio.set_child_watcher(watcher)
 
 
 async def _pidfd_exit(pid: int) -> None:
