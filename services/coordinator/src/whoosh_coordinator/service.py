@@ -137,7 +137,8 @@ class Coordinator:
                 await asyncio.wait_for(self.kick.wait(), self.settings.poll_interval_s)
             self.kick.clear()
             try:
-                self.follower.catch_up()
+                if self.follower.catch_up() and self.relay is not None:
+                    self.relay.wake.set()  # another writer's events: relay them now
                 self.assigner.assign_pending()
                 await self._after_change()
             except Exception:
