@@ -14,7 +14,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -166,9 +165,6 @@ async def eventually(predicate, timeout: float = 10.0, interval: float = 0.05, w
             raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
         await asyncio.sleep(interval)
 
-
-def services_running(procs: list[ServiceProcess]) -> Iterator[ServiceProcess]:
-    yield from (p for p in procs if p.proc and p.proc.poll() is None)
 
 
 async def stream_envelopes(js) -> list:

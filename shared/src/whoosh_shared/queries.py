@@ -86,10 +86,6 @@ class AgentView(Strict):
     def load(self) -> int:
         return len(self.in_flight)
 
-    @property
-    def free_slots(self) -> int:
-        return max(0, self.spec.max_concurrent - len(self.in_flight))
-
 
 class TaskPage(Strict):
     tasks: list[TaskView]

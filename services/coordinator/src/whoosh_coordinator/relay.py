@@ -114,7 +114,6 @@ class Relay:
         self.poll_interval_s = poll_interval_s
         self.position = 0
         self.wake = asyncio.Event()
-        self.published = 0
 
     async def tracked_position(self) -> int:
         """The notification id of the stream's last event, if that event is in this store.
@@ -166,7 +165,6 @@ class Relay:
             await asyncio.sleep(0.5)
             return 0
         self.position = envelopes[-1].notification_id
-        self.published += len(envelopes)
         return len(envelopes)
 
     async def _publish_event(self, envelope: EventEnvelope) -> Awaitable[PubAck]:
