@@ -73,3 +73,10 @@ def test_backoff_holds_a_retry_until_not_before() -> None:
     waiting = task_view(1, not_before=NOW + timedelta(seconds=5))
     assert plan([waiting], [agent_view("a")], NOW) == []
     assert len(plan([waiting], [agent_view("a")], NOW + timedelta(seconds=6))) == 1
+
+
+def test_a_long_queue_stops_at_the_last_free_slot() -> None:
+    agent = agent_view("a", load=1, max_concurrent=3)
+    queued = [task_view(i) for i in range(10_000)]
+    placed = plan(queued, [agent], NOW)
+    assert [p.task_id for p in placed] == [queued[0].id, queued[1].id]

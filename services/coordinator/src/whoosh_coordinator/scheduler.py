@@ -76,10 +76,13 @@ def choose(needs: Needs, agents: Iterable[AgentView], load: dict[UUID, int]) -> 
 
 def plan(queued: Iterable[TaskView], agents: Iterable[AgentView], now: datetime) -> list[Placement]:
     """Placements for as many queued tasks as free slots allow; `queued` is in priority order."""
-    agents = list(agents)
+    agents = [agent for agent in agents if agent.enabled]
     load = {agent.id: agent.load for agent in agents}
+    free = sum(max(0, agent.spec.max_concurrent - agent.load) for agent in agents)
     placements: list[Placement] = []
     for task in queued:
+        if len(placements) == free:
+            break  # every slot is given: a long queue costs nothing more
         if task.not_before and task.not_before > now:
             continue
         chosen = choose(Needs.of(task), agents, load)
