@@ -46,9 +46,8 @@ sys.path.insert(0, str(HERE))
 from harness import free_port, nats_server_binary, wait_for_port  # noqa: E402
 from whoosh_shared import subjects  # noqa: E402
 from whoosh_shared.agents import AgentSpec  # noqa: E402
-from whoosh_shared.bus import Bus, BusError  # noqa: E402
+from whoosh_shared.bus import Bus  # noqa: E402
 from whoosh_shared.commands import RegisterAgent, RejectCode, RetryPolicy, SubmitTask  # noqa: E402
-from whoosh_shared.queries import GetStats  # noqa: E402
 
 PG_ADMIN_URL = os.environ.get("WHOOSH_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("WHOOSH_BENCH_REDIS", "redis://127.0.0.1:6379/9")
@@ -281,12 +280,8 @@ class WhooshClient:
 async def wait_for_coordinator(bus: Bus, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
-        try:
-            reply = await bus.ask(GetStats(), timeout=2)
-            if reply.status == "ok":
-                return
-        except BusError:
-            pass
+        if await bus.coordinator_answers(timeout=2):
+            return
         if time.monotonic() > deadline:
             raise BenchError(f"the coordinator did not answer within {timeout:g}s")
         await asyncio.sleep(0.2)

@@ -197,12 +197,4 @@ def alive(pid: int) -> bool:
 
 async def wait_for_coordinator(bus, timeout: float = 30) -> None:
     """Until a coordinator answers queries (it has replayed its store and subscribed)."""
-    from whoosh_shared.queries import GetStats
-
-    async def answers() -> bool:
-        try:
-            return (await bus.ask(GetStats(), timeout=1)).status == "ok"
-        except Exception:
-            return False
-
-    await eventually(answers, timeout=timeout, what="the coordinator to answer")
+    await eventually(bus.coordinator_answers, timeout=timeout, what="the coordinator to answer")

@@ -15,8 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from whoosh_shared.bus import Bus, BusError
-from whoosh_shared.queries import GetStats
+from whoosh_shared.bus import Bus
 from whoosh_shared.store import StoreUrlError, describe_store, store_env
 
 from whoosh_cli.agent_sync import SyncOutcome, sync_agent
@@ -206,12 +205,8 @@ async def _wait_for_coordinator(bus: Bus, supervisor: Supervisor, data_dir: Path
                 f"the coordinator exited while starting (status {status}); {log} ends with:\n"
                 f"{log_tail(log)}"
             )
-        try:
-            reply = await bus.ask(GetStats(), timeout=1.0)
-            if reply.status == "ok":
-                return
-        except BusError:
-            pass
+        if await bus.coordinator_answers():
+            return
         if time.monotonic() > deadline:
             raise CliError(
                 f"the coordinator did not answer within {COORDINATOR_READY_TIMEOUT_S:g}s; "

@@ -22,7 +22,7 @@ from pydantic import BaseModel
 
 from whoosh_shared import subjects
 from whoosh_shared.commands import Command, CommandReply
-from whoosh_shared.queries import Query, QueryReply
+from whoosh_shared.queries import GetStats, Query, QueryReply
 
 log = logging.getLogger(__name__)
 ReplyT = TypeVar("ReplyT", bound=BaseModel)
@@ -134,6 +134,13 @@ class Bus:
 
     async def ask(self, query: Query, timeout: float = 10.0) -> QueryReply:
         return await self._request(query.SUBJECT, query, QueryReply, timeout)
+
+    async def coordinator_answers(self, timeout: float = 1.0) -> bool:
+        """Whether a coordinator answers queries now (it has replayed its store and listens)."""
+        try:
+            return (await self.ask(GetStats(), timeout)).status == "ok"
+        except BusError:
+            return False
 
     async def _request(
         self, subject: str, message: BaseModel, reply_model: type[ReplyT], timeout: float
