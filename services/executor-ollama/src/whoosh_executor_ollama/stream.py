@@ -1,0 +1,62 @@
+"""A running LLM call seen as an async iterator of text chunks, with its usage at the end.
+
+Both protocol clients return an `LlmStream`. Each text chunk is what the executor will
+publish as ephemeral progress; `usage` is set once the stream ended normally. The HTTP
+response lives inside an `async with client.stream(...)` in the producing generator, so
+cancelling the consuming task (or leaving `async with llm_stream:` early) closes the
+connection at once, and the server sees the client go away and stops generating.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from types import TracebackType
+from typing import Any
+
+from whoosh_executor_ollama.usage import LlmUsage
+
+
+class LlmStream(AsyncIterator[str]):
+    """Text chunks in order; afterwards `text`, `usage` and any `tool_calls`."""
+
+    def __init__(self, produce: Callable[[LlmStream], AsyncGenerator[str, None]]) -> None:
+        self.usage: LlmUsage | None = None
+        self.tool_calls: list[dict[str, Any]] = []
+        self._parts: list[str] = []
+        self._gen = produce(self)
+
+    @property
+    def text(self) -> str:
+        """All text received so far."""
+        return "".join(self._parts)
+
+    def __aiter__(self) -> LlmStream:
+        return self
+
+    async def __anext__(self) -> str:
+        chunk = await self._gen.__anext__()
+        self._parts.append(chunk)
+        return chunk
+
+    async def aclose(self) -> None:
+        """Stop the call and close its connection (safe to call twice)."""
+        await self._gen.aclose()
+
+    async def __aenter__(self) -> LlmStream:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def collect(self) -> tuple[str, LlmUsage]:
+        """Run to the end; the whole text and the usage."""
+        async with self:
+            async for _ in self:
+                pass
+        assert self.usage is not None  # set by the producer before it returns normally
+        return self.text, self.usage
