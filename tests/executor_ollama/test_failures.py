@@ -1,0 +1,89 @@
+"""Failure classification: pure functions over status codes, messages and exceptions."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from whoosh_executor_ollama.failures import (
+    Decision,
+    LlmError,
+    StreamCut,
+    classify_exception,
+    classify_status,
+    classify_stream_error,
+    error_text,
+)
+
+REQUEST = httpx.Request("POST", "http://127.0.0.1:1/api/chat")
+
+
+@pytest.mark.parametrize(
+    ("status", "decision"),
+    [
+        (404, Decision.REJECT_FOR_AGENT),
+        (401, Decision.REJECT_FOR_AGENT),
+        (400, Decision.FAIL_NO_RETRY),
+        (422, Decision.FAIL_NO_RETRY),
+        (429, Decision.RETRY_ELSEWHERE),
+        (500, Decision.RETRY_ELSEWHERE),
+        (502, Decision.RETRY_ELSEWHERE),
+        (503, Decision.RETRY_ELSEWHERE),
+    ],
+)
+def test_status_decisions(status: int, decision: Decision) -> None:
+    assert classify_status(status).decision is decision
+
+
+def test_404_names_the_model_and_503_opens_the_circuit() -> None:
+    failure = classify_status(404, b'{"error": "model \'x\' not found"}', model="phi3:mini")
+    assert "phi3:mini" in failure.reason and "not found" in failure.reason
+    assert not failure.backend_fault and failure.retryable
+    busy = classify_status(503, '{"error": "server busy"}')
+    assert busy.open_circuit and busy.backend_fault
+    assert not classify_status(429).open_circuit and classify_status(429).backend_fault
+    assert not classify_status(400).retryable
+
+
+def test_error_text_shapes() -> None:
+    assert error_text('{"error": "boom"}') == "boom"
+    assert error_text('{"error": {"message": "deep", "type": "x"}}') == "deep"
+    assert error_text("plain text\n") == "plain text"
+
+
+@pytest.mark.parametrize(
+    ("message", "decision"),
+    [
+        ("an error was encountered while running the model", Decision.FAIL_NO_RETRY),
+        ("invalid format", Decision.FAIL_NO_RETRY),
+        ("server busy, please try again.", Decision.RETRY_ELSEWHERE),
+        ("Server overloaded", Decision.RETRY_ELSEWHERE),
+    ],
+)
+def test_stream_error_lines(message: str, decision: Decision) -> None:
+    assert classify_stream_error(message).decision is decision
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        httpx.ConnectError("refused", request=REQUEST),
+        httpx.ConnectTimeout("slow", request=REQUEST),
+        httpx.ReadTimeout("slow", request=REQUEST),
+        httpx.ReadError("reset by peer", request=REQUEST),
+        httpx.RemoteProtocolError("incomplete chunked read", request=REQUEST),
+        ConnectionResetError("reset"),
+        StreamCut("no done chunk"),
+    ],
+)
+def test_transport_failures_retry_elsewhere(exc: BaseException) -> None:
+    failure = classify_exception(exc)
+    assert failure.decision is Decision.RETRY_ELSEWHERE and failure.backend_fault
+
+
+def test_other_exceptions() -> None:
+    response = httpx.Response(404, request=REQUEST, content=b'{"error": "gone"}')
+    status_error = httpx.HTTPStatusError("404", request=REQUEST, response=response)
+    assert classify_exception(status_error, model="m").decision is Decision.REJECT_FOR_AGENT
+    failure = classify_status(400)
+    assert classify_exception(LlmError(failure)) is failure
+    assert classify_exception(ValueError("bug")).decision is Decision.FAIL_NO_RETRY
