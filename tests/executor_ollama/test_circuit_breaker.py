@@ -61,6 +61,17 @@ def test_half_open_single_trial_and_growing_interval(clock: FakeClock) -> None:
     assert b.retry_after_s() == 20  # capped
 
 
+def test_trial_that_never_reports_expires(clock: FakeClock) -> None:
+    b = breaker(clock)
+    b.record_failure(open_now=True)
+    clock.now += 5
+    assert b.allow_request()  # the trial's task is then cancelled: no outcome
+    clock.now += 9
+    assert not b.allow_request()
+    clock.now += 1
+    assert b.state is BreakerState.HALF_OPEN and b.allow_request()
+
+
 def test_success_closes_and_resets(clock: FakeClock) -> None:
     b = breaker(clock)
     b.record_failure(open_now=True)

@@ -6,7 +6,8 @@ within `window_s` (or at once on a 503, where the server says plainly it is full
 open for a growing interval (`base_open_s` doubling up to `max_open_s`, so a backend that
 is down for long is probed rarely), then lets a single trial call through (half-open).
 A trial success closes it and resets the interval; a trial failure opens it again for
-longer. Pure logic over an injectable clock, so tests need no sleeping.
+longer. A trial that never reports (its task was cancelled) expires after `window_s`,
+so a breaker cannot stay stuck half-open. Pure logic over an injectable clock, so tests need no sleeping.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ class CircuitBreaker:
         self._open_until = 0.0
         self._next_open_s = base_open_s
         self._trial_in_flight = False
+        self._trial_started = 0.0
 
     @property
     def state(self) -> BreakerState:
@@ -58,6 +60,8 @@ class CircuitBreaker:
         if self._state is BreakerState.OPEN and self._clock() >= self._open_until:
             self._state = BreakerState.HALF_OPEN
             self._trial_in_flight = False
+        if self._trial_in_flight and self._clock() - self._trial_started >= self.window_s:
+            self._trial_in_flight = False  # the trial never reported: allow another
         return self._state
 
     @property
@@ -85,6 +89,7 @@ class CircuitBreaker:
             return True
         if state is BreakerState.HALF_OPEN and not self._trial_in_flight:
             self._trial_in_flight = True
+            self._trial_started = self._clock()
             return True
         return False
 
