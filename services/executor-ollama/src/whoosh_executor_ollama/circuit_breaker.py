@@ -7,7 +7,8 @@ open for a growing interval (`base_open_s` doubling up to `max_open_s`, so a bac
 is down for long is probed rarely), then lets a single trial call through (half-open).
 A trial success closes it and resets the interval; a trial failure opens it again for
 longer. A trial that never reports (its task was cancelled) expires after `window_s`,
-so a breaker cannot stay stuck half-open. Pure logic over an injectable clock, so tests need no sleeping.
+so a breaker cannot stay stuck half-open. Pure logic over an injectable clock, so tests
+need no sleeping.
 """
 
 from __future__ import annotations
