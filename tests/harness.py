@@ -166,7 +166,6 @@ async def eventually(predicate, timeout: float = 10.0, interval: float = 0.05, w
         await asyncio.sleep(interval)
 
 
-
 async def stream_envelopes(js) -> list:
     """Every event in the WHOOSH_EVENTS stream, in stream order, as EventEnvelopes."""
     from whoosh_shared.events import EventEnvelope

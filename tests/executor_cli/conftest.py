@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 from harness import ServiceProcess
 from nats.js.errors import NotFoundError
-from whoosh_executor_cli.consumer import DURABLE_NAME
+from whoosh_executor_cli.service import DURABLE_NAME
 from whoosh_shared import subjects
 from whoosh_shared.bus import Bus
 

@@ -13,12 +13,14 @@ from collections.abc import Callable
 
 from harness import ServiceProcess, eventually
 from nats.aio.msg import Msg
-from whoosh_executor_cli.consumer import DURABLE_NAME, WorkConsumer
+from whoosh_executor_cli.service import DURABLE_NAME
 from whoosh_shared import subjects
 from whoosh_shared.agents import AgentSpec
 from whoosh_shared.bus import Bus
 from whoosh_shared.config import ExecutorSettings
+from whoosh_shared.enums import AgentType
 from whoosh_shared.work import WorkItem
+from whoosh_shared.work_queue import WorkConsumer
 
 StartExecutor = Callable[..., ServiceProcess]  # the `start_executor` fixture (conftest.py)
 
@@ -50,7 +52,13 @@ async def test_consumer_holds_no_more_messages_than_free_slots(
         await release.wait()
         await msg.ack()
 
-    consumer = WorkConsumer(bus.js, ExecutorSettings(max_parallel=2, ack_wait_s=30), handler)
+    consumer = WorkConsumer(
+        bus.js,
+        ExecutorSettings(max_parallel=2, ack_wait_s=30),
+        handler,
+        durable=DURABLE_NAME,
+        agent_type=AgentType.CLI,
+    )
     await consumer.bind()
     fetching = asyncio.create_task(consumer.run())
     try:

@@ -16,7 +16,7 @@ from uuid import UUID
 import pytest
 from harness import ServiceProcess, alive, eventually, stream_envelopes, wait_for_coordinator
 from nats.js.errors import NotFoundError
-from whoosh_executor_cli.consumer import DURABLE_NAME
+from whoosh_executor_cli.service import DURABLE_NAME
 from whoosh_shared import subjects
 from whoosh_shared.agents import AgentSpec
 from whoosh_shared.bus import Bus

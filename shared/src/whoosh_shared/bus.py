@@ -21,13 +21,15 @@ from nats.js.errors import NotFoundError
 from pydantic import BaseModel
 
 from whoosh_shared import subjects
-from whoosh_shared.commands import Command, CommandReply
+from whoosh_shared.commands import AttemptCommand, Command, CommandReply
 from whoosh_shared.queries import GetStats, Query, QueryReply
 
 log = logging.getLogger(__name__)
 ReplyT = TypeVar("ReplyT", bound=BaseModel)
 
 DUPLICATE_WINDOW_S = 120.0
+REPORT_RETRY_FIRST_S = 0.25
+REPORT_RETRY_MAX_S = 5.0
 EVENTS_MAX_AGE_S = 30 * 24 * 3600.0
 
 
@@ -154,3 +156,39 @@ class Bus:
         except nats.errors.Error as exc:  # connection closed, draining, ...
             raise BusError(f"request on {subject} failed: {exc!r}") from None
         return reply_model.model_validate_json(msg.data)
+
+
+async def send_until_answered(
+    bus: Bus, command: AttemptCommand, give_up: asyncio.Event
+) -> CommandReply | None:
+    """Send `command` until the coordinator answers; None if `give_up` is set first.
+
+    For an executor's reports, which must not be lost: the work message stays unacked
+    until this returns an answer. `give_up` is the executor's shutdown deadline: an
+    unanswered report then stays unacked and the work is redelivered, which is safe
+    (the coordinator answers the redelivered start by attempt) where a lost report
+    would not be.
+    """
+    delay = REPORT_RETRY_FIRST_S
+    while not give_up.is_set():
+        sending = asyncio.create_task(bus.send(command))
+        stopping = asyncio.create_task(give_up.wait())
+        await asyncio.wait({sending, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if not sending.done():
+            sending.cancel()
+            await asyncio.gather(sending, return_exceptions=True)
+            return None
+        try:
+            return sending.result()
+        except (BusError, nats.errors.Error) as exc:  # the latter: connection closed/draining
+            log.warning(
+                "report not delivered, retrying in %.1fs: %s",
+                delay,
+                exc,
+                extra={"task_id": str(command.task_id), "attempt": command.attempt},
+            )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(give_up.wait(), timeout=delay)
+        delay = min(delay * 2, REPORT_RETRY_MAX_S)
+    return None

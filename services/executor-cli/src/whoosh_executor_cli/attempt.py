@@ -18,15 +18,15 @@ from dataclasses import dataclass, field
 import nats.errors
 from nats.aio.msg import Msg
 from pydantic import ValidationError
-from whoosh_shared.bus import Bus, BusError
+from whoosh_shared.bus import Bus, BusError, send_until_answered
 from whoosh_shared.commands import ReportProgress, StartTask
 from whoosh_shared.config import ExecutorSettings
 from whoosh_shared.enums import AgentType
+from whoosh_shared.progress import ProgressPublisher
 from whoosh_shared.work import WorkItem
 
 from whoosh_executor_cli.local_process import LocalProcess, Outcome, RunResult
-from whoosh_executor_cli.progress import ProgressPublisher
-from whoosh_executor_cli.reporting import result_command, send_until_answered
+from whoosh_executor_cli.reporting import result_command
 from whoosh_executor_cli.running import AttemptRun, RunningAttempts, StopCause
 
 log = logging.getLogger(__name__)

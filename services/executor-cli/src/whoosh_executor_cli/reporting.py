@@ -8,14 +8,10 @@ alive meanwhile by its heartbeat).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import signal
 
-import nats.errors
-from whoosh_shared.bus import Bus, BusError
-from whoosh_shared.commands import CommandReply, CompleteTask, FailTask, Usage
+from whoosh_shared.commands import CompleteTask, FailTask, Usage
 from whoosh_shared.work import WorkItem
 
 from whoosh_executor_cli.local_process import Outcome, RunResult
@@ -23,8 +19,6 @@ from whoosh_executor_cli.local_process import Outcome, RunResult
 log = logging.getLogger(__name__)
 
 MAX_REASON_CHARS = 2000
-RETRY_FIRST_S = 0.25
-RETRY_MAX_S = 5.0
 
 
 def result_command(
@@ -82,40 +76,6 @@ def exit_reason(exit_code: int | None, last_stderr_line: str) -> str:
     else:
         what = f"exit code {exit_code}"
     return f"{what}: {last_stderr_line}" if last_stderr_line else what
-
-
-async def send_until_answered(
-    bus: Bus, command: CompleteTask | FailTask, give_up: asyncio.Event
-) -> CommandReply | None:
-    """Send `command` until the coordinator answers; None if `give_up` is set first.
-
-    `give_up` is the executor's shutdown deadline: an unanswered report then stays
-    unacked and the work is redelivered, which is safe (the coordinator answers
-    the redelivered start by attempt) where a lost report would not be.
-    """
-    delay = RETRY_FIRST_S
-    while not give_up.is_set():
-        sending = asyncio.create_task(bus.send(command))
-        stopping = asyncio.create_task(give_up.wait())
-        await asyncio.wait({sending, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        stopping.cancel()
-        if not sending.done():
-            sending.cancel()
-            await asyncio.gather(sending, return_exceptions=True)
-            return None
-        try:
-            return sending.result()
-        except (BusError, nats.errors.Error) as exc:  # the latter: connection closed/draining
-            log.warning(
-                "report not delivered, retrying in %.1fs: %s",
-                delay,
-                exc,
-                extra={"task_id": str(command.task_id), "attempt": command.attempt},
-            )
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(give_up.wait(), timeout=delay)
-        delay = min(delay * 2, RETRY_MAX_S)
-    return None
 
 
 def _clip(text: str) -> str:

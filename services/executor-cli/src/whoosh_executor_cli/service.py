@@ -17,15 +17,17 @@ import socket
 from faststream.nats.annotations import NatsMessage
 from whoosh_shared.bus import Bus, ensure_streams
 from whoosh_shared.config import ExecutorSettings
+from whoosh_shared.enums import AgentType
+from whoosh_shared.progress import ProgressPublisher
+from whoosh_shared.work_queue import WorkConsumer
 
 from whoosh_executor_cli.attempt import AttemptHandler, ExecutorContext
 from whoosh_executor_cli.cancellation import SUBJECTS as CANCELLATION_SUBJECTS
 from whoosh_executor_cli.cancellation import stop_for_event
-from whoosh_executor_cli.consumer import WorkConsumer
-from whoosh_executor_cli.progress import ProgressPublisher
 from whoosh_executor_cli.running import StopCause
 
 log = logging.getLogger(__name__)
+DURABLE_NAME = "executor-cli"
 
 # How long a stop waits for reports in flight, beyond the kill grace of running commands.
 REPORT_GRACE_S = 4.0
@@ -74,7 +76,13 @@ class ExecutorService:
                 settings=self.settings,
                 progress=self.progress,
             )
-            consumer = WorkConsumer(self.bus.js, self.settings, AttemptHandler(self.ctx).handle)
+            consumer = WorkConsumer(
+                self.bus.js,
+                self.settings,
+                AttemptHandler(self.ctx).handle,
+                durable=DURABLE_NAME,
+                agent_type=AgentType.CLI,
+            )
             await consumer.bind()
             fetching = asyncio.create_task(consumer.run(), name="fetch-work")
             log.info(

@@ -14,6 +14,7 @@ import logging
 from uuid import UUID
 
 from nats.aio.client import Client
+
 from whoosh_shared import subjects
 from whoosh_shared.work import ProgressLine
 

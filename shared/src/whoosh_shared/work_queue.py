@@ -1,4 +1,7 @@
-"""The durable pull consumer: take work from JetStream only when a slot is free.
+"""The executors' durable pull consumer: take work from JetStream only when a slot is free.
+
+One durable consumer per agent type (a work-queue stream allows one consumer per
+subject); every executor process of that type binds the same one.
 
 Why nats-py's fetch and not faststream's pull subscriber: with `max_workers`
 faststream (0.7) fetches the next message before a worker is free and parks it
@@ -23,6 +26,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import BadRequestError
+
 from whoosh_shared import subjects
 from whoosh_shared.bus import BusError
 from whoosh_shared.config import ExecutorSettings
@@ -30,7 +34,6 @@ from whoosh_shared.enums import WORK_TOKEN, AgentType
 
 log = logging.getLogger(__name__)
 
-DURABLE_NAME = "executor-cli"
 FETCH_TIMEOUT_S = 2.0  # also bounds how long a stop waits for the fetch in flight
 MAX_FETCH_BATCH = 64
 RETRY_AFTER_ERROR_S = 1.0
@@ -38,7 +41,9 @@ RETRY_AFTER_ERROR_S = 1.0
 MessageHandler = Callable[[Msg], Awaitable[None]]
 
 
-def consumer_config(settings: ExecutorSettings) -> ConsumerConfig:
+def consumer_config(
+    settings: ExecutorSettings, durable: str, agent_type: AgentType
+) -> ConsumerConfig:
     """The shared durable consumer: explicit acks, ack_wait from the settings, no delivery cap.
 
     No max_deliver: a message is only redelivered when its executor died or the
@@ -46,9 +51,9 @@ def consumer_config(settings: ExecutorSettings) -> ConsumerConfig:
     when a task has had enough attempts.
     """
     return ConsumerConfig(
-        name=DURABLE_NAME,
-        durable_name=DURABLE_NAME,
-        filter_subject=subjects.work_for_type(WORK_TOKEN[AgentType.CLI]),
+        name=durable,
+        durable_name=durable,
+        filter_subject=subjects.work_for_type(WORK_TOKEN[agent_type]),
         ack_policy=AckPolicy.EXPLICIT,
         ack_wait=settings.ack_wait_s,
         deliver_policy=DeliverPolicy.ALL,
@@ -61,8 +66,15 @@ class WorkConsumer:
     `max_parallel` at a time."""
 
     def __init__(
-        self, js: JetStreamContext, settings: ExecutorSettings, handler: MessageHandler
+        self,
+        js: JetStreamContext,
+        settings: ExecutorSettings,
+        handler: MessageHandler,
+        durable: str,
+        agent_type: AgentType,
     ) -> None:
+        self._durable = durable
+        self._agent_type = agent_type
         self._js = js
         self._settings = settings
         self._handler = handler
@@ -77,16 +89,16 @@ class WorkConsumer:
 
     async def bind(self) -> None:
         """Create or update the durable consumer (ack_wait follows the config) and bind to it."""
-        config = consumer_config(self._settings)
+        config = consumer_config(self._settings, self._durable, self._agent_type)
         try:
             await self._js.add_consumer(subjects.WORK_STREAM, config)
         except BadRequestError as exc:
             raise BusError(
-                f"cannot create the work consumer {DURABLE_NAME!r} on {subjects.WORK_STREAM} "
+                f"cannot create the work consumer {self._durable!r} on {subjects.WORK_STREAM} "
                 f"for {config.filter_subject}: {exc.description} (a work-queue stream allows "
                 "one consumer per subject: is another one taking this work?)"
             ) from exc
-        self._sub = await self._js.pull_subscribe_bind(DURABLE_NAME, subjects.WORK_STREAM)
+        self._sub = await self._js.pull_subscribe_bind(self._durable, subjects.WORK_STREAM)
 
     async def run(self) -> None:
         """Fetch until `stop` is called. Handler tasks are left to `drain`."""
