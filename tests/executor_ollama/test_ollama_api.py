@@ -30,7 +30,10 @@ async def test_chat_chunks_in_order_and_exact_usage(double: OllamaDouble) -> Non
     assert usage.decode_tps == final["eval_count"] / (final["eval_duration"] / 1e9)
     assert usage.decode_tps == pytest.approx(50.0)  # 20 ms per token
     assert usage.ttft_s is not None and 0 < usage.ttft_s <= usage.wall_s
-    assert usage.to_usage().tokens_out == len(chunks)
+    contract = usage.to_usage()  # what lands in the task's CompleteTask
+    assert contract.tokens_out == len(chunks)
+    assert contract.decode_tps == usage.decode_tps and contract.prefill_tps == usage.prefill_tps
+    assert contract.time_to_first_token_s == usage.ttft_s
     sent = double.requests[-1][1]
     assert sent["stream"] is True
     assert sent["messages"][0] == {"role": "system", "content": "be brief"}

@@ -104,10 +104,16 @@ class ReportProgress(AttemptCommand):
 
 
 class Usage(Strict):
+    """What one attempt consumed; LLM figures stay 0 for plain commands."""
+
     duration_s: float = Field(default=0.0, ge=0)
     tokens_in: int = Field(default=0, ge=0)
     tokens_out: int = Field(default=0, ge=0)
     cost_usd: float = Field(default=0.0, ge=0)
+    time_to_first_token_s: float = Field(default=0.0, ge=0)
+    load_s: float = Field(default=0.0, ge=0, description="model load time (Ollama)")
+    prefill_tps: float = Field(default=0.0, ge=0, description="prompt tokens per second")
+    decode_tps: float = Field(default=0.0, ge=0, description="generated tokens per second")
 
 
 class CompleteTask(AttemptCommand):

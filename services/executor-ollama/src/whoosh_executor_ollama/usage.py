@@ -117,4 +117,12 @@ class LlmUsage(BaseModel):
 
     def to_usage(self) -> Usage:
         """The contract's `Usage` for CompleteTask / FailTask (cost is 0 on own hardware)."""
-        return Usage(duration_s=self.wall_s, tokens_in=self.tokens_in, tokens_out=self.tokens_out)
+        return Usage(
+            duration_s=self.wall_s,
+            tokens_in=self.tokens_in,
+            tokens_out=self.tokens_out,
+            time_to_first_token_s=self.ttft_s or 0.0,
+            load_s=self.load_s,
+            prefill_tps=self.prefill_tps,
+            decode_tps=self.decode_tps,
+        )
