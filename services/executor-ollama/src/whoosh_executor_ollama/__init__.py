@@ -1,4 +1,7 @@
 """WHOOSH executor for LLM agents (Ollama and OpenAI-compatible servers).
 
-Work in progress (issue 3): the protocol layer is here; the bus wiring is not yet.
+`python -m whoosh_executor_ollama` takes the work of `ollama` and `openai-compatible`
+agents from their queues, streams each call's tokens as live progress and reports the
+result with its usage (tokens, speeds); a per-endpoint circuit breaker keeps a failing
+server out of rotation for a while.
 """

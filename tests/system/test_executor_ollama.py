@@ -1,0 +1,227 @@
+"""The LLM executor end to end: a real coordinator, a real executor process, and
+protocol-faithful Ollama / OpenAI-compatible doubles on loopback ports in this process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from uuid import UUID
+
+import pytest
+from executor_ollama.ollama_double import DoubleConfig, OllamaDouble
+from harness import ServiceProcess, eventually, wait_for_coordinator
+from nats.js.errors import NotFoundError
+from whoosh_executor_ollama.service import DURABLES
+from whoosh_shared import subjects
+from whoosh_shared.agents import AgentSpec
+from whoosh_shared.bus import Bus
+from whoosh_shared.commands import CancelTask, RegisterAgent, RetryPolicy, SubmitTask
+from whoosh_shared.enums import AgentType, TaskStatus
+from whoosh_shared.queries import GetTask, TaskView
+from whoosh_shared.work import ProgressLine
+
+pytestmark = pytest.mark.timeout(60)
+
+NO_CONFIG_FILE = {"WHOOSH_CONFIG": os.devnull}
+MODEL = "llama3.2:1b"
+REPLY = "The quick brown fox jumps over the lazy dog."
+
+MakeDouble = Callable[..., OllamaDouble]
+
+
+@pytest.fixture
+def make_double() -> Iterator[MakeDouble]:
+    started: list[OllamaDouble] = []
+
+    def make(**config: object) -> OllamaDouble:
+        double = OllamaDouble(DoubleConfig(**config))  # type: ignore[arg-type]
+        double.start()
+        started.append(double)
+        return double
+
+    yield make
+    for double in started:
+        double.stop()
+
+
+@pytest.fixture
+async def system(bus: Bus, spawn, nats_url: str, sqlite_url: str) -> AsyncIterator[None]:
+    """A coordinator on a fresh SQLite store and one LLM executor, ready; afterwards the
+    executor is stopped and its durable consumers removed (one consumer per subject)."""
+    spawn(
+        "whoosh_coordinator", "serve", "--nats", nats_url, "--store", sqlite_url, env=NO_CONFIG_FILE
+    )
+    executor: ServiceProcess = spawn(
+        "whoosh_executor_ollama",
+        "--nats",
+        nats_url,
+        "--executor-id",
+        "llm-test",
+        env={**NO_CONFIG_FILE, "WHOOSH__EXECUTOR__ACK_WAIT_S": "5"},
+    )
+    await wait_for_coordinator(bus)
+    await eventually(
+        lambda: "executor ready" in executor.output(), timeout=20, what="the LLM executor"
+    )
+    try:
+        yield
+    finally:
+        executor.stop()
+        for durable in DURABLES.values():
+            with contextlib.suppress(NotFoundError):
+                await bus.js.delete_consumer(subjects.WORK_STREAM, durable)
+
+
+async def register(
+    bus: Bus,
+    name: str,
+    double: OllamaDouble,
+    kind: AgentType = AgentType.OLLAMA,
+    capabilities: dict[str, float] | None = None,
+) -> None:
+    spec = AgentSpec(
+        name=name,
+        type=kind,
+        endpoint=double.url,
+        model=MODEL,
+        capabilities=capabilities or {"chat": 1.0},
+    )
+    reply = await bus.send(RegisterAgent(spec=spec))
+    assert reply.accepted, reply.reason
+
+
+async def submit(bus: Bus, prompt: str = "Say something.", **options: object) -> UUID:
+    reply = await bus.send(SubmitTask(prompt=prompt, capabilities=["chat"], **options))
+    assert reply.accepted, reply.reason
+    return UUID(reply.ids["task_id"])
+
+
+async def get_task(bus: Bus, task_id: UUID) -> TaskView:
+    reply = await bus.ask(GetTask(task_id=task_id))
+    assert reply.status == "ok", reply.reason
+    return TaskView.model_validate(reply.result)
+
+
+async def wait_for_status(
+    bus: Bus, task_id: UUID, *statuses: TaskStatus, timeout: float = 15
+) -> TaskView:
+    async def reached() -> TaskView | None:
+        view = await get_task(bus, task_id)
+        return view if view.status in statuses else None
+
+    return await eventually(reached, timeout=timeout, what=f"task {task_id} in {statuses}")
+
+
+@contextlib.asynccontextmanager
+async def progress_lines(bus: Bus) -> AsyncIterator[list[tuple[float, ProgressLine]]]:
+    lines: list[tuple[float, ProgressLine]] = []
+
+    async def on_line(msg) -> None:
+        lines.append((time.monotonic(), ProgressLine.model_validate_json(msg.data)))
+
+    sub = await bus.nc.subscribe(f"{subjects.PROGRESS_PREFIX}.>", cb=on_line)
+    try:
+        yield lines
+    finally:
+        await sub.unsubscribe()
+
+
+async def test_a_task_completes_with_the_generated_text_and_usage(
+    bus: Bus, system: None, make_double: MakeDouble
+) -> None:
+    double = make_double(reply=REPLY, tokens_per_s=20)  # 9 tokens: ~0.4 s of streaming
+    await register(bus, "local-llama", double)
+    async with progress_lines(bus) as lines:
+        task_id = await submit(bus, "Tell me about foxes.")
+        done = await wait_for_status(bus, task_id, TaskStatus.COMPLETED, TaskStatus.FAILED)
+        finished = time.monotonic()
+    assert done.status is TaskStatus.COMPLETED, done.reason
+    assert done.output == REPLY
+    assert done.agent == "local-llama" and done.executor_id == "llm-test"
+    assert done.usage.tokens_out == len(REPLY.split())
+    assert done.usage.tokens_in > 0
+    assert done.usage.decode_tps > 0
+    assert done.usage.load_s > 0
+    mine = [(at, p) for at, p in lines if p.task_id == task_id]
+    assert "".join(p.line for _, p in mine) == REPLY
+    assert all(p.stream == "token" for _, p in mine)
+    assert [p.seq for _, p in mine] == list(range(1, len(mine) + 1))
+    assert mine[0][0] < finished
+    # the double saw the prompt as the user message of a native chat
+    path, body = double.requests[-1]
+    assert path == "/api/chat"
+    assert body["model"] == MODEL
+    assert body["messages"] == [{"role": "user", "content": "Tell me about foxes."}]
+
+
+async def test_a_busy_backend_sends_the_task_to_another_agent(
+    bus: Bus, system: None, make_double: MakeDouble
+) -> None:
+    busy = make_double(parallel=0)  # every generation answered 503: server busy
+    idle = make_double(reply=REPLY)
+    # the busy agent is the more proficient one, so the scheduler tries it first
+    await register(bus, "busy-box", busy, capabilities={"chat": 1.0})
+    await register(bus, "idle-box", idle, capabilities={"chat": 0.5})
+    task_id = await submit(bus, retry=RetryPolicy(max_attempts=2))
+    done = await wait_for_status(bus, task_id, TaskStatus.COMPLETED, TaskStatus.FAILED)
+    assert done.status is TaskStatus.COMPLETED, done.reason
+    assert done.output == REPLY
+    assert done.attempt == 2
+    assert done.tried_agents == ["busy-box"]  # the agents that failed it before
+    assert done.agent == "idle-box"
+    assert len(busy.requests) == 1 and busy.completed == 0
+    assert idle.completed == 1
+
+
+async def test_cancelling_a_running_task_closes_the_stream(
+    bus: Bus, system: None, make_double: MakeDouble
+) -> None:
+    words = " ".join(f"word{i}" for i in range(200))
+    double = make_double(reply=words, tokens_per_s=10)  # 20 s if left alone
+    await register(bus, "slow-llama", double)
+    async with progress_lines(bus) as lines:
+        task_id = await submit(bus)
+        await eventually(
+            lambda: any(p.task_id == task_id for _, p in lines), timeout=15, what="a first token"
+        )
+        assert (await get_task(bus, task_id)).status is TaskStatus.RUNNING
+        reply = await bus.send(CancelTask(task_id=task_id, reason="changed my mind"))
+        assert reply.accepted, reply.reason
+        cancelled_at = time.monotonic()
+        await eventually(lambda: double.client_gone == 1, timeout=5, what="the client gone")
+    assert time.monotonic() - cancelled_at < 3.0
+    assert double.completed == 0 and double.active == 0
+    view = await wait_for_status(bus, task_id, TaskStatus.CANCELLED)
+    assert view.status is TaskStatus.CANCELLED
+    sent = double.chunks_sent
+    assert sent < 100
+
+    # the executor's report was rejected (task already cancelled) and the work acked
+    async def work_acked() -> bool:
+        info = await bus.js.consumer_info(subjects.WORK_STREAM, DURABLES[AgentType.OLLAMA])
+        return info.num_ack_pending == 0 and info.num_pending == 0
+
+    await eventually(work_acked, timeout=10, what="the work message acked")
+    assert double.chunks_sent == sent  # it stopped generating
+
+
+async def test_an_openai_compatible_agent_completes(
+    bus: Bus, system: None, make_double: MakeDouble
+) -> None:
+    double = make_double(reply=REPLY, tokens_per_s=50)
+    await register(bus, "vllm-box", double, kind=AgentType.OPENAI)
+    async with progress_lines(bus) as lines:
+        task_id = await submit(bus, "Hello there.")
+        done = await wait_for_status(bus, task_id, TaskStatus.COMPLETED, TaskStatus.FAILED)
+    assert done.status is TaskStatus.COMPLETED, done.reason
+    assert done.output == REPLY
+    assert done.usage.tokens_out == len(REPLY.split())
+    assert done.usage.decode_tps > 0
+    assert done.usage.time_to_first_token_s > 0
+    assert "".join(p.line for _, p in lines if p.task_id == task_id) == REPLY
+    path, body = double.requests[-1]
+    assert path == "/v1/chat/completions"
+    assert body["messages"] == [{"role": "user", "content": "Hello there."}]
