@@ -1,0 +1,140 @@
+"""One attempt's LLM call against the double, and what it reports (no bus needed)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import httpx
+from executor_ollama.ollama_double import OllamaDouble
+from whoosh_executor_ollama.attempt import (
+    AttemptHandler,
+    CallResult,
+    ExecutorContext,
+    Outcome,
+    result_command,
+)
+from whoosh_executor_ollama.cancellation import stop_for_event
+from whoosh_executor_ollama.failures import Decision, Failure
+from whoosh_executor_ollama.running import LlmRun, RunningAttempts, StopCause
+from whoosh_shared.agents import AgentSpec
+from whoosh_shared.commands import MAX_OUTPUT_CHARS, CompleteTask, FailTask
+from whoosh_shared.config import ExecutorSettings
+from whoosh_shared.enums import AgentType
+from whoosh_shared.events import EventData, EventEnvelope, TaskCancelled, TaskTimedOut
+from whoosh_shared.progress import ProgressPublisher
+from whoosh_shared.work import WorkItem
+
+MODEL = "llama3.2:1b"
+
+
+def item_for(url: str, kind: AgentType = AgentType.OLLAMA, timeout_s: float = 10) -> WorkItem:
+    agent = AgentSpec(name="llm", type=kind, endpoint=url, model=MODEL)
+    return WorkItem(task_id=uuid.uuid4(), attempt=1, agent=agent, prompt="hi", timeout_s=timeout_s)
+
+
+def event(task_id: uuid.UUID, payload: EventData) -> bytes:
+    envelope = EventEnvelope(
+        notification_id=1,
+        aggregate_type="task",
+        aggregate_id=task_id,
+        version=3,
+        type=type(payload).__name__,
+        timestamp=datetime.now(UTC),
+        data=payload.model_dump(mode="json"),
+    )
+    return envelope.model_dump_json().encode()
+
+
+def handler(http: httpx.AsyncClient) -> tuple[AttemptHandler, ProgressPublisher]:
+    progress = ProgressPublisher(None, max_queued=10_000)  # type: ignore[arg-type]  # never started
+    ctx = ExecutorContext(
+        bus=None,  # type: ignore[arg-type]  # _run never touches the bus
+        executor_id="t",
+        settings=ExecutorSettings(),
+        progress=progress,
+        http=http,
+    )
+    return AttemptHandler(ctx), progress
+
+
+async def test_a_call_streams_tokens_and_completes(double: OllamaDouble) -> None:
+    async with httpx.AsyncClient() as http:
+        attempt, progress = handler(http)
+        for kind in (AgentType.OLLAMA, AgentType.OPENAI):
+            run = LlmRun(item_for(double.url, kind))
+            result = await attempt._run(run)
+            assert result.outcome is Outcome.COMPLETED
+            assert result.text == double.config.reply
+            assert result.usage is not None and result.usage.tokens_out == 9
+            command = result_command(run, result)
+            assert isinstance(command, CompleteTask)
+            assert command.output == double.config.reply
+            assert command.usage.decode_tps > 0
+    assert progress._queue.qsize() == 18  # one line per token, both calls
+
+
+async def test_the_task_timeout_stops_the_call(make_double: Callable[..., OllamaDouble]) -> None:
+    double = make_double(reply=" ".join(["slow"] * 100), tokens_per_s=20)
+    async with httpx.AsyncClient() as http:
+        attempt, _ = handler(http)
+        run = LlmRun(item_for(double.url, timeout_s=0.3))
+        result = await attempt._run(run)
+    assert result.outcome is Outcome.TIMED_OUT
+    assert result.text.startswith("slow")
+    command = result_command(run, result)
+    assert isinstance(command, FailTask)
+    assert command.timed_out and not command.retryable
+    assert command.output == result.text
+
+
+async def test_a_stop_cancels_the_call(make_double: Callable[..., OllamaDouble]) -> None:
+    double = make_double(reply=" ".join(["slow"] * 100), tokens_per_s=20)
+    async with httpx.AsyncClient() as http:
+        attempt, _ = handler(http)
+        running = RunningAttempts()
+        run = LlmRun(item_for(double.url))
+        running.add(run)
+        calling = asyncio.create_task(attempt._run(run))
+        while run.chunks == 0:
+            await asyncio.sleep(0.01)
+        assert stop_for_event(running, event(run.item.task_id, TaskCancelled(reason="no"))) == 1
+        result = await asyncio.wait_for(calling, 2)
+    assert result.outcome is Outcome.STOPPED and run.stop_cause is StopCause.CANCELLED
+    command = result_command(run, result)
+    assert isinstance(command, FailTask) and not command.retryable and not command.timed_out
+
+
+def test_a_coordinator_timeout_stops_only_its_attempt() -> None:
+    running = RunningAttempts()
+    run = LlmRun(item_for("http://127.0.0.1:1"))
+    running.add(run)
+    task_id = run.item.task_id
+    assert stop_for_event(running, event(task_id, TaskTimedOut(attempt=2, reason="late"))) == 0
+    assert stop_for_event(running, event(task_id, TaskTimedOut(attempt=1, reason="late"))) == 1
+    assert run.stop_cause is StopCause.TIMED_OUT
+    command = result_command(run, CallResult(Outcome.STOPPED, "", 1.0))
+    assert isinstance(command, FailTask) and command.timed_out
+
+
+def test_failures_map_to_retryable_or_not() -> None:
+    run = LlmRun(item_for("http://127.0.0.1:1"))
+    for decision, retryable in (
+        (Decision.RETRY_ELSEWHERE, True),
+        (Decision.REJECT_FOR_AGENT, True),
+        (Decision.FAIL_NO_RETRY, False),
+    ):
+        failure = Failure(decision, f"because {decision}")
+        command = result_command(run, CallResult(Outcome.FAILED, "x", 0.5, failure=failure))
+        assert isinstance(command, FailTask)
+        assert command.retryable is retryable and command.reason == f"because {decision}"
+        assert command.usage.duration_s == 0.5
+
+
+def test_long_output_keeps_its_tail() -> None:
+    run = LlmRun(item_for("http://127.0.0.1:1"))
+    text = "a" * MAX_OUTPUT_CHARS + "end"
+    command = result_command(run, CallResult(Outcome.COMPLETED, text, 1.0))
+    assert len(command.output) == MAX_OUTPUT_CHARS and command.output.endswith("end")
