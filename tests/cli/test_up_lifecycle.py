@@ -63,7 +63,7 @@ def test_port_zero_picks_a_free_port_and_commands_find_it(whoosh_env: WhooshEnv)
 def test_kill_9_of_up_then_up_again_starts_cleanly(whoosh_env: WhooshEnv) -> None:
     first = whoosh_env.up()
     old_children = list(first.child_pids)
-    assert len(old_children) == 3, whoosh_env.children()
+    assert len(old_children) == 4, whoosh_env.children()  # nats, coordinator, 2 executors
     os.kill(first.pid, signal.SIGKILL)
     first.proc.wait(10)
     # the kernel's death signal takes the children down with it
@@ -102,7 +102,7 @@ def test_recorded_stale_children_are_stopped_but_reused_pids_are_not(
 def test_ctrl_c_stops_every_child_and_releases_the_data_dir(whoosh_env: WhooshEnv) -> None:
     up = whoosh_env.up()
     children = list(up.child_pids)
-    assert len(children) == 3
+    assert len(children) == 4  # nats, coordinator, executor-cli, executor-ollama
     assert up.interrupt() == 0, up.describe()
     assert not pids_alive(children), "children outlived `whoosh up`"
     assert not (whoosh_env.data_dir / "endpoints.json").exists()
@@ -168,7 +168,11 @@ def test_up_uses_a_configured_existing_nats(whoosh_env: WhooshEnv, tmp_path) -> 
         whoosh_env.env["WHOOSH_NATS_URL"] = server.url
         up = whoosh_env.up()
         assert f"{server.url} (existing server)" in up.stdout()
-        assert {c["name"] for c in whoosh_env.children()} == {"coordinator", "executor-cli"}
+        assert {c["name"] for c in whoosh_env.children()} == {
+            "coordinator",
+            "executor-cli",
+            "executor-ollama",
+        }
         result = whoosh_env.run("task", "submit", "external", "--wait", timeout=60)
         assert result.returncode == 0, result.stderr
         assert up.interrupt() == 0

@@ -39,6 +39,8 @@ NATS_START_TIMEOUT_S = 15.0
 COORDINATOR_READY_TIMEOUT_S = 20.0
 COORDINATOR = "coordinator"
 EXECUTOR = "executor-cli"
+LLM_EXECUTOR = "executor-ollama"
+EXECUTOR_MODULES = {EXECUTOR: "whoosh_executor_cli", LLM_EXECUTOR: "whoosh_executor_ollama"}
 
 
 @dataclass(frozen=True)
@@ -130,7 +132,8 @@ async def _start_services(ctx: CliContext, supervisor: Supervisor) -> Started:
         nats_url = await _check_external_nats(ctx.nats_override or str(ctx.config.nats.url))
     write_endpoints(ctx.data_dir, nats_url)
     supervisor.start(_coordinator_spec(ctx, nats_url))
-    supervisor.start(_executor_spec(ctx, nats_url))
+    for name in EXECUTOR_MODULES:  # both run even with no agent of their type yet: agents
+        supervisor.start(_executor_spec(ctx, nats_url, name))  # can be added at run time
     bus = await connect_bus(nats_url, "whoosh-up")
     try:
         await _wait_for_coordinator(bus, supervisor, ctx.data_dir)
@@ -189,9 +192,10 @@ def _coordinator_spec(ctx: CliContext, nats_url: str) -> ChildSpec:
     return ChildSpec(COORDINATOR, argv, ctx.data_dir / "logs" / f"{COORDINATOR}.log")
 
 
-def _executor_spec(ctx: CliContext, nats_url: str) -> ChildSpec:
-    argv = [sys.executable, "-m", "whoosh_executor_cli", "--nats", nats_url, *_config_args(ctx)]
-    return ChildSpec(EXECUTOR, argv, ctx.data_dir / "logs" / f"{EXECUTOR}.log")
+def _executor_spec(ctx: CliContext, nats_url: str, name: str) -> ChildSpec:
+    module = EXECUTOR_MODULES[name]
+    argv = [sys.executable, "-m", module, "--nats", nats_url, *_config_args(ctx)]
+    return ChildSpec(name, argv, ctx.data_dir / "logs" / f"{name}.log")
 
 
 async def _wait_for_coordinator(bus: Bus, supervisor: Supervisor, data_dir: Path) -> None:
