@@ -40,7 +40,7 @@ IMAGE_ENV = {
     "postgres": {"POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB", "PGDATA"},
     "nats": set(),
 }
-PLACEHOLDERS = ("executor-ollama", "monitor", "gateway")
+PLACEHOLDERS = ("monitor", "gateway")  # README-only services: not in compose yet
 
 compose_files = pytest.mark.parametrize("path", COMPOSE_FILES, ids=lambda p: p.name)
 
@@ -389,6 +389,7 @@ def test_cluster_variant_shape() -> None:
     executor = all_services["executor-cli"]
     assert executor["deploy"]["replicas"] == 2
     assert "container_name" not in executor  # would forbid replicas
+    assert module_of(all_services["executor-ollama"])[0] == "whoosh_executor_ollama"
     text = CLUSTER.read_text()
     for placeholder in PLACEHOLDERS:
         assert placeholder not in all_services
