@@ -237,3 +237,10 @@ def test_replay_rebuilds_projections_equal_to_live_ones(core: Core) -> None:
         "cancelled": 50,
         "timed_out": 0,
     }
+
+
+def test_agent_with_an_endpoint_that_is_not_a_url_is_rejected(core: Core) -> None:
+    body = {"spec": {"name": "gpu", "type": "ollama", "endpoint": "gpu1:11434", "model": "m"}}
+    reply = core.handler.handle_raw(c.RegisterAgent.SUBJECT, json.dumps(body).encode())
+    assert reply.code == "invalid" and "is not an http(s) URL" in reply.reason
+    assert core.events() == 0

@@ -78,6 +78,9 @@ def test_half_valid_file_names_each_bad_field_and_its_line() -> None:
     ("text", "fragment"),
     [
         ("agents:\n  x:\n    type: ollama\n", "needs an 'endpoint'"),
+        ("agents:\n  x:\n    type: ollama\n    endpoint: gpu1:11434\n", "is not an http"),
+        ("agents:\n  x:\n    type: ollama\n    endpoint: http://g:99999\n", "invalid port"),
+        ("agents:\n  x:\n    type: llama\n    endpoint: http://g\n", "agents.x.type"),
         ("agents:\n  x:\n    type: cli\n", "needs a 'command'"),
         ("agents:\n  Bad.Name:\n    command: cat\n", "should match pattern"),
         ("agents:\n  x:\n    command: cat\n    colour: red\n", "agents.x.colour"),

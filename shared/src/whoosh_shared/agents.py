@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 from typing import Annotated, Any
+from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -75,6 +76,20 @@ class AgentSpec(Strict):
             return shlex.split(value)
         return value
 
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint_is_http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        parsed = urlparse(value)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ValueError(f"endpoint {value!r} is not an http(s) URL (e.g. http://gpu1:11434)")
+        try:
+            parsed.port  # noqa: B018 - raises on a port that is not a number in range
+        except ValueError:
+            raise ValueError(f"endpoint {value!r} has an invalid port") from None
+        return value.rstrip("/")
+
     @model_validator(mode="after")
     def _type_needs_its_target(self) -> AgentSpec:
         if self.type is AgentType.CLI and not self.command:
@@ -105,6 +120,9 @@ class AgentUpdate(Strict):
     )
     _command_from_string = field_validator("command", mode="before")(
         AgentSpec._command_from_string.__func__  # type: ignore[attr-defined]
+    )
+    _endpoint_is_http_url = field_validator("endpoint")(
+        AgentSpec._endpoint_is_http_url.__func__  # type: ignore[attr-defined]
     )
 
     def changes(self) -> dict[str, Any]:
