@@ -18,7 +18,13 @@ from whoosh_executor_ollama.service import DURABLES
 from whoosh_shared import subjects
 from whoosh_shared.agents import AgentSpec
 from whoosh_shared.bus import Bus
-from whoosh_shared.commands import CancelTask, RegisterAgent, RetryPolicy, SubmitTask
+from whoosh_shared.commands import (
+    CancelTask,
+    LlmOptions,
+    RegisterAgent,
+    RetryPolicy,
+    SubmitTask,
+)
 from whoosh_shared.enums import AgentType, TaskStatus
 from whoosh_shared.queries import GetTask, TaskView
 from whoosh_shared.work import ProgressLine
@@ -225,3 +231,29 @@ async def test_an_openai_compatible_agent_completes(
     path, body = double.requests[-1]
     assert path == "/v1/chat/completions"
     assert body["messages"] == [{"role": "user", "content": "Hello there."}]
+
+
+async def test_task_llm_options_reach_the_server(
+    bus: Bus, system: None, make_double: MakeDouble
+) -> None:
+    double = make_double(reply=REPLY, tokens_per_s=200)
+    await register(bus, "tuned", double)
+    llm = LlmOptions(
+        system="Answer in one line.",
+        options={"temperature": 0.1, "seed": 7, "num_ctx": 2048},
+        format="json",
+        keep_alive="10m",
+    )
+    chat_id = await submit(bus, "Tell me.", llm=llm)
+    raw_id = await submit(bus, "Once upon a time", llm=LlmOptions(raw=True, options={"seed": 1}))
+    for task_id in (chat_id, raw_id):
+        done = await wait_for_status(bus, task_id, TaskStatus.COMPLETED, TaskStatus.FAILED)
+        assert done.status is TaskStatus.COMPLETED, done.reason
+    (chat,) = [body for path, body in double.requests if path == "/api/chat"]
+    assert chat["messages"][0] == {"role": "system", "content": "Answer in one line."}
+    assert chat["options"] == {"temperature": 0.1, "seed": 7, "num_ctx": 2048}
+    assert chat["format"] == "json" and chat["keep_alive"] == "10m"
+    (generate,) = [body for path, body in double.requests if path == "/api/generate"]
+    assert generate["prompt"] == "Once upon a time" and generate["raw"] is True
+    assert generate["options"] == {"seed": 1}
+    assert (await get_task(bus, chat_id)).llm == llm

@@ -7,7 +7,7 @@ model with the wrong subject. Every command is answered with a CommandReply.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 from uuid import UUID
 
 from pydantic import Field, field_validator
@@ -64,6 +64,20 @@ class RetryPolicy(Strict):
     backoff_s: float = Field(default=0.0, ge=0, le=3600)
 
 
+class LlmOptions(Strict):
+    """How an LLM agent should answer; passed through to the server as its API defines.
+
+    `options` are Ollama's names (num_ctx, temperature, seed, num_predict, stop, ...);
+    `format` is "json" or a JSON schema; `raw` asks for plain completion (/api/generate)."""
+
+    system: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
+    options: dict[str, Any] = Field(default_factory=dict)
+    format: str | dict[str, Any] | None = None
+    keep_alive: str | float | None = None
+    tools: list[dict[str, Any]] = Field(default_factory=list)
+    raw: bool = False
+
+
 class SubmitTask(Command):
     SUBJECT: ClassVar[str] = subjects.command("task.submit")
     prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
@@ -74,6 +88,7 @@ class SubmitTask(Command):
     agent: AgentName | None = Field(default=None, description="pin the task to one agent")
     timeout_s: float = Field(default=600.0, gt=0, le=7 * 24 * 3600)
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    llm: LlmOptions | None = Field(default=None, description="for ollama / openai agents")
 
     @field_validator("prompt")
     @classmethod

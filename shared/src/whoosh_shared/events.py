@@ -15,7 +15,7 @@ from uuid import UUID
 from pydantic import BaseModel, Field
 
 from whoosh_shared.agents import AgentSpec, Strict
-from whoosh_shared.commands import RetryPolicy, Usage
+from whoosh_shared.commands import LlmOptions, RetryPolicy, Usage
 from whoosh_shared.enums import AgentType
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -63,6 +63,7 @@ class TaskSubmitted(EventData):
     timeout_s: float
     retry: RetryPolicy
     actor: str = "system"
+    llm: LlmOptions | None = None
 
 
 class TaskAssigned(EventData):

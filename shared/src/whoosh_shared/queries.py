@@ -10,7 +10,7 @@ from pydantic import Field
 
 from whoosh_shared import subjects
 from whoosh_shared.agents import AgentName, AgentSpec, Strict
-from whoosh_shared.commands import Usage
+from whoosh_shared.commands import LlmOptions, Usage
 from whoosh_shared.enums import TaskStatus
 
 
@@ -54,6 +54,7 @@ class TaskView(Strict):
     model: str | None = None
     pinned_agent: str | None = None
     timeout_s: float
+    llm: LlmOptions | None = None
     max_attempts: int
     attempt: int = 0
     agent: str | None = None

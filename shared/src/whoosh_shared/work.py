@@ -7,6 +7,7 @@ from uuid import UUID
 from pydantic import Field
 
 from whoosh_shared.agents import AgentSpec, Strict
+from whoosh_shared.commands import LlmOptions
 
 
 class WorkItem(Strict):
@@ -21,6 +22,7 @@ class WorkItem(Strict):
     agent: AgentSpec
     prompt: str
     timeout_s: float
+    llm: LlmOptions | None = None
 
     @property
     def msg_id(self) -> str:

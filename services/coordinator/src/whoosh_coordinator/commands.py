@@ -227,6 +227,7 @@ class CommandHandler:
             timeout_s=cmd.timeout_s,
             retry=cmd.retry.model_dump(),
             actor=cmd.actor,
+            llm=cmd.llm.model_dump(mode="json") if cmd.llm else None,
         )
         self.save(task, *self._place_at_once(task, needs))
         return CommandReply.accept(task_id=str(task.id))

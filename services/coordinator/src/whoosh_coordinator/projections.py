@@ -158,6 +158,7 @@ def _new_task_view(envelope: EventEnvelope, payload: ev.TaskSubmitted) -> TaskVi
         model=payload.model,
         pinned_agent=payload.agent,
         timeout_s=payload.timeout_s,
+        llm=payload.llm,
         max_attempts=payload.retry.max_attempts,
         submitted_at=envelope.timestamp,
         sequence=envelope.notification_id,

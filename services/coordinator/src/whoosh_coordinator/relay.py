@@ -68,6 +68,7 @@ class StoreSource:
             agent=AgentSpec.model_validate(agent.spec),
             prompt=task.prompt,
             timeout_s=task.timeout_s,
+            llm=task.llm,
         )
 
 
@@ -104,6 +105,7 @@ class FollowerSource:
             agent=agent.spec,
             prompt=task.prompt,
             timeout_s=task.timeout_s,
+            llm=task.llm,
         )
 
 

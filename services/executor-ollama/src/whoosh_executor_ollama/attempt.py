@@ -22,7 +22,14 @@ import nats.errors
 from nats.aio.msg import Msg
 from pydantic import ValidationError
 from whoosh_shared.bus import Bus, BusError, send_until_answered
-from whoosh_shared.commands import MAX_OUTPUT_CHARS, CompleteTask, FailTask, StartTask, Usage
+from whoosh_shared.commands import (
+    MAX_OUTPUT_CHARS,
+    CompleteTask,
+    FailTask,
+    LlmOptions,
+    StartTask,
+    Usage,
+)
 from whoosh_shared.config import ExecutorSettings
 from whoosh_shared.enums import AgentType
 from whoosh_shared.progress import ProgressPublisher
@@ -221,11 +228,38 @@ class AttemptHandler:
         endpoint = agent.endpoint or ""
         model = agent.model or ""
         messages = [{"role": "user", "content": item.prompt}]
+        llm = item.llm or LlmOptions()
         if agent.type is AgentType.OPENAI:
             api_key = agent.env.get(API_KEY_ENV)
             client = OpenAICompatClient(endpoint, api_key=api_key, client=self.ctx.http)
-            return client.chat(model, messages)
-        return OllamaClient(endpoint, client=self.ctx.http).chat(model, messages)
+            return client.chat(
+                model,
+                messages,
+                system=llm.system,
+                options=llm.options,
+                format=llm.format,
+                tools=llm.tools or None,
+            )
+        ollama = OllamaClient(endpoint, client=self.ctx.http)
+        if llm.raw:  # plain completion, as the task asked
+            return ollama.generate(
+                model,
+                item.prompt,
+                system=llm.system,
+                options=llm.options,
+                format=llm.format,
+                keep_alive=llm.keep_alive,
+                raw=True,
+            )
+        return ollama.chat(
+            model,
+            messages,
+            system=llm.system,
+            options=llm.options,
+            format=llm.format,
+            keep_alive=llm.keep_alive,
+            tools=llm.tools or None,
+        )
 
     async def _keep_message(self, msg: Msg) -> None:
         """Tell JetStream the work is still in hand, so ack_wait never runs out."""

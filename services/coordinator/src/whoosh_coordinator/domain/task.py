@@ -34,8 +34,10 @@ class Task(Aggregate):
         timeout_s: float,
         retry: dict[str, Any],
         actor: str,
+        llm: dict[str, Any] | None = None,
     ) -> None:
         self.prompt = prompt
+        self.llm = llm
         self.timeout_s = timeout_s
         self.max_attempts = int(retry.get("max_attempts", 1))
         self.backoff_s = float(retry.get("backoff_s", 0.0))
