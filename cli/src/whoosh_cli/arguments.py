@@ -113,6 +113,15 @@ def _add_task(commands: argparse._SubParsersAction, common: argparse.ArgumentPar
     submit.add_argument("--model", metavar="M")
     submit.add_argument("--timeout", type=float, metavar="S", help="seconds per attempt")
     submit.add_argument("--retries", type=int, metavar="N", help="retries after a failure")
+    submit.add_argument("--system", metavar="TEXT", help="LLM agents: system prompt")
+    submit.add_argument(
+        "--option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="LLM agents: a model option, e.g. temperature=0.2 (repeatable; value read as YAML)",
+    )
+    submit.add_argument("--format", metavar="json", help="LLM agents: answer format (json)")
+    submit.add_argument("--raw", action="store_true", help="LLM agents: plain completion")
     submit.add_argument(
         "--wait", action="store_true", help="follow the task live; exit 0 only if it completes"
     )

@@ -6,7 +6,14 @@ import argparse
 import sys
 from uuid import UUID
 
-from whoosh_shared.commands import CancelTask, CommandReply, RetryPolicy, SubmitTask
+import yaml
+from whoosh_shared.commands import (
+    CancelTask,
+    CommandReply,
+    LlmOptions,
+    RetryPolicy,
+    SubmitTask,
+)
 from whoosh_shared.enums import TaskStatus
 from whoosh_shared.queries import GetTask, ListTasks, TaskPage, TaskView
 
@@ -46,7 +53,30 @@ def submit_command(args: argparse.Namespace) -> SubmitTask:
         if args.retries < 0:
             raise UsageError("--retries must be 0 or more")
         fields["retry"] = build(RetryPolicy, "--retries", max_attempts=args.retries + 1)
+    if args.system or args.option or args.format or args.raw:
+        fields["llm"] = build(
+            LlmOptions,
+            "LLM options",
+            system=args.system,
+            options=parse_options(args.option or []),
+            format=args.format,
+            raw=args.raw,
+        )
     return build(SubmitTask, "task", **fields)
+
+
+def parse_options(pairs: list[str]) -> dict[str, object]:
+    """`--option temperature=0.2 --option stop=[x]`: values as YAML scalars or lists."""
+    options: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--option {pair!r}: expected KEY=VALUE")
+        try:
+            options[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise UsageError(f"--option {pair!r}: cannot read the value") from None
+    return options
 
 
 def task_id_of(reply: CommandReply) -> UUID:
