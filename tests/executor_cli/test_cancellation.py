@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from uuid import UUID, uuid4
 
-from whoosh_executor_cli.cancellation import stop_for_event
 from whoosh_executor_cli.local_process import LocalProcess
-from whoosh_executor_cli.running import AttemptRun, RunningAttempts, StopCause
+from whoosh_executor_cli.running import AttemptRun
 from whoosh_shared.agents import AgentSpec
 from whoosh_shared.events import EventEnvelope
+from whoosh_shared.running_attempts import RunningAttempts, StopCause, stop_for_event
 from whoosh_shared.work import WorkItem
 
 

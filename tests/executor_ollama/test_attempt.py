@@ -16,15 +16,15 @@ from whoosh_executor_ollama.attempt import (
     Outcome,
     result_command,
 )
-from whoosh_executor_ollama.cancellation import stop_for_event
 from whoosh_executor_ollama.failures import Decision, Failure
-from whoosh_executor_ollama.running import LlmRun, RunningAttempts, StopCause
+from whoosh_executor_ollama.running import LlmRun
 from whoosh_shared.agents import AgentSpec
 from whoosh_shared.commands import MAX_OUTPUT_CHARS, CompleteTask, FailTask
 from whoosh_shared.config import ExecutorSettings
 from whoosh_shared.enums import AgentType
 from whoosh_shared.events import EventData, EventEnvelope, TaskCancelled, TaskTimedOut
 from whoosh_shared.progress import ProgressPublisher
+from whoosh_shared.running_attempts import RunningAttempts, StopCause, stop_for_event
 from whoosh_shared.work import WorkItem
 
 MODEL = "llama3.2:1b"

@@ -23,11 +23,12 @@ from whoosh_shared.commands import ReportProgress, StartTask
 from whoosh_shared.config import ExecutorSettings
 from whoosh_shared.enums import AgentType
 from whoosh_shared.progress import ProgressPublisher
+from whoosh_shared.running_attempts import RunningAttempts, StopCause
 from whoosh_shared.work import WorkItem
 
 from whoosh_executor_cli.local_process import LocalProcess, Outcome, RunResult
 from whoosh_executor_cli.reporting import result_command
-from whoosh_executor_cli.running import AttemptRun, RunningAttempts, StopCause
+from whoosh_executor_cli.running import AttemptRun
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ class ExecutorContext:
     executor_id: str
     settings: ExecutorSettings
     progress: ProgressPublisher
-    running: RunningAttempts = field(default_factory=RunningAttempts)
+    running: RunningAttempts[AttemptRun] = field(default_factory=RunningAttempts)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     """Set at shutdown: start nothing new; running commands are killed and redelivered."""
     abandon_reports: asyncio.Event = field(default_factory=asyncio.Event)

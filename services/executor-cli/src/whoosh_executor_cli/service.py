@@ -19,12 +19,11 @@ from whoosh_shared.bus import Bus, ensure_streams
 from whoosh_shared.config import ExecutorSettings
 from whoosh_shared.enums import AgentType
 from whoosh_shared.progress import ProgressPublisher
+from whoosh_shared.running_attempts import STOP_EVENT_SUBJECTS as CANCELLATION_SUBJECTS
+from whoosh_shared.running_attempts import StopCause, stop_for_event
 from whoosh_shared.work_queue import WorkConsumer
 
 from whoosh_executor_cli.attempt import AttemptHandler, ExecutorContext
-from whoosh_executor_cli.cancellation import SUBJECTS as CANCELLATION_SUBJECTS
-from whoosh_executor_cli.cancellation import stop_for_event
-from whoosh_executor_cli.running import StopCause
 
 log = logging.getLogger(__name__)
 DURABLE_NAME = "executor-cli"

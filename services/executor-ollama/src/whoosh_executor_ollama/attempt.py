@@ -33,13 +33,14 @@ from whoosh_shared.commands import (
 from whoosh_shared.config import ExecutorSettings
 from whoosh_shared.enums import AgentType
 from whoosh_shared.progress import ProgressPublisher
+from whoosh_shared.running_attempts import RunningAttempts, StopCause
 from whoosh_shared.work import WorkItem
 
 from whoosh_executor_ollama.circuit_breaker import BreakerBoard
 from whoosh_executor_ollama.failures import Decision, Failure, LlmError, classify_exception
 from whoosh_executor_ollama.ollama_api import OllamaClient
 from whoosh_executor_ollama.openai_api import OpenAICompatClient
-from whoosh_executor_ollama.running import LlmRun, RunningAttempts, StopCause
+from whoosh_executor_ollama.running import LlmRun
 from whoosh_executor_ollama.stream import LlmStream
 from whoosh_executor_ollama.usage import LlmUsage
 
@@ -65,7 +66,7 @@ class ExecutorContext:
     progress: ProgressPublisher
     http: httpx.AsyncClient
     breakers: BreakerBoard = field(default_factory=BreakerBoard)
-    running: RunningAttempts = field(default_factory=RunningAttempts)
+    running: RunningAttempts[LlmRun] = field(default_factory=RunningAttempts)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     """Set at shutdown: start nothing new; running calls are cancelled and redelivered."""
     abandon_reports: asyncio.Event = field(default_factory=asyncio.Event)

@@ -24,14 +24,13 @@ from whoosh_shared.bus import Bus, ensure_streams
 from whoosh_shared.config import ExecutorSettings
 from whoosh_shared.enums import AgentType
 from whoosh_shared.progress import ProgressPublisher
+from whoosh_shared.running_attempts import STOP_EVENT_SUBJECTS as CANCELLATION_SUBJECTS
+from whoosh_shared.running_attempts import StopCause, stop_for_event
 from whoosh_shared.work_queue import WorkConsumer
 
 from whoosh_executor_ollama.attempt import AttemptHandler, ExecutorContext
-from whoosh_executor_ollama.cancellation import SUBJECTS as CANCELLATION_SUBJECTS
-from whoosh_executor_ollama.cancellation import stop_for_event
 from whoosh_executor_ollama.circuit_breaker import BreakerBoard
 from whoosh_executor_ollama.ollama_api import DEFAULT_LIMITS, DEFAULT_TIMEOUT
-from whoosh_executor_ollama.running import StopCause
 
 log = logging.getLogger(__name__)
 
