@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 from executor_ollama.ollama_double import OllamaDouble
-from harness import free_port
+from harness import eventually, free_port
 from whoosh_executor_ollama.failures import LlmError
 from whoosh_executor_ollama.ollama_api import OllamaClient
 from whoosh_executor_ollama.openai_api import OpenAICompatClient
@@ -92,4 +92,10 @@ async def test_slow_server_does_not_delay_fast_one(
     assert sorted(finished[:6]) == ["dead-failed"] * 2 + ["fast"] * 4
     assert finished[6:] == ["slow"] * 4
     assert elapsed < 2.0  # four slow streams ran side by side, not one after another
-    assert slow.completed == 4 and fast.completed == 4
+    # the server thread counts a stream after sending its last chunk, which the client may
+    # already have read: wait for the count rather than racing it
+    await eventually(
+        lambda: slow.completed == 4 and fast.completed == 4,
+        timeout=5,
+        what="both doubles to count every stream as completed",
+    )
