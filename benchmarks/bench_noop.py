@@ -25,13 +25,10 @@ import json
 import os
 import platform
 import shutil
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections import defaultdict, deque
 from collections.abc import Callable
 from datetime import datetime
@@ -43,165 +40,29 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO / "tests"))  # the test harness: nats-server binary, free ports
 sys.path.insert(0, str(HERE))
 
+from bench_support import (  # noqa: E402
+    BenchError,
+    CpuMeter,
+    Proc,
+    Progress,
+    cpu_seconds,
+    install_signal_handlers,
+    log,
+    make_pg_schema,
+    run_concurrent,
+    summarize,
+    wait_for_coordinator,
+    watched,
+)
 from harness import free_port, nats_server_binary, wait_for_port  # noqa: E402
 from whoosh_shared import subjects  # noqa: E402
 from whoosh_shared.agents import AgentSpec  # noqa: E402
 from whoosh_shared.bus import Bus  # noqa: E402
 from whoosh_shared.commands import RegisterAgent, RejectCode, RetryPolicy, SubmitTask  # noqa: E402
 
-PG_ADMIN_URL = os.environ.get("WHOOSH_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("WHOOSH_BENCH_REDIS", "redis://127.0.0.1:6379/9")
 AGENT = "bench-noop"
 TERMINAL_EVENTS = ("TaskCompleted", "TaskFailed", "TaskTimedOut", "TaskCancelled")
-T0 = time.monotonic()
-
-
-class BenchError(RuntimeError):
-    """The benchmark could not measure something (a service died, a task failed, timeouts)."""
-
-
-def log(message: str) -> None:
-    print(f"[{time.monotonic() - T0:7.1f}s] {message}", flush=True)
-
-
-class Progress:
-    """A progress line at most every few seconds during a long phase."""
-
-    def __init__(self, label: str, total: int, every_s: float = 3.0) -> None:
-        self.label, self.total, self.every_s = label, total, every_s
-        self.done = 0
-        self.last = time.monotonic()
-
-    def step(self) -> None:
-        self.done += 1
-        now = time.monotonic()
-        if now - self.last >= self.every_s and self.done < self.total:
-            self.last = now
-            log(f"{self.label}: {self.done}/{self.total}")
-
-
-# -- processes ------------------------------------------------------------------------
-
-
-class Proc:
-    """A child process in its own session, logged to a file, always stopped at the end."""
-
-    running: list[Proc] = []
-
-    def __init__(
-        self,
-        name: str,
-        argv: list[str],
-        logdir: Path,
-        env: dict[str, str] | None = None,
-        cwd: Path | None = None,
-    ) -> None:
-        self.name, self.argv, self.cwd = name, argv, cwd or REPO
-        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-        self.log = logdir / f"{name}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> Proc:
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                self.argv,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=self.env,
-                cwd=self.cwd,
-                start_new_session=True,
-            )
-        Proc.running.append(self)
-        return self
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self, timeout: float = 8.0) -> None:
-        """SIGTERM, then SIGKILL to its process group (its own session) if it lingers."""
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
-        with contextlib.suppress(ValueError):
-            Proc.running.remove(self)
-
-    def tail(self, lines: int = 15) -> str:
-        if not self.log.exists():
-            return ""
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-
-    @classmethod
-    def stop_all(cls) -> None:
-        for proc in reversed(list(cls.running)):
-            try:
-                proc.stop()
-            except Exception as exc:  # keep stopping the others
-                print(f"warning: could not stop {proc.name}: {exc}", file=sys.stderr)
-
-
-def cpu_seconds(pid: int, children: bool = False) -> float:
-    """User+system CPU of a process from /proc (plus its reaped children's, if asked)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return float("nan")
-    ticks = int(fields[11]) + int(fields[12])  # utime, stime
-    if children:
-        ticks += int(fields[13]) + int(fields[14])  # cutime, cstime
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
-class CpuMeter:
-    """CPU seconds spent by named processes between `start` and `stop`."""
-
-    def __init__(self, sources: dict[str, Callable[[], float]]) -> None:
-        self.sources = sources
-        self.before: dict[str, float] = {}
-
-    def start(self) -> None:
-        self.before = {name: read() for name, read in self.sources.items()}
-
-    def per_task_ms(self, tasks: int) -> dict[str, float]:
-        return {
-            name: round((read() - self.before[name]) * 1000 / tasks, 3)
-            for name, read in self.sources.items()
-        }
-
-
-# -- statistics -------------------------------------------------------------------------
-
-
-def summarize(latencies_s: list[float]) -> dict[str, float]:
-    ms = sorted(x * 1000 for x in latencies_s)
-    if len(ms) < 2:
-        ms = ms * 2 or [float("nan")] * 2
-    q = statistics.quantiles(ms, n=100, method="inclusive")
-    return {
-        "n": len(latencies_s),
-        "p50_ms": round(statistics.median(ms), 3),
-        "p90_ms": round(q[89], 3),
-        "p99_ms": round(q[98], 3),
-        "mean_ms": round(statistics.fmean(ms), 3),
-        "min_ms": round(ms[0], 3),
-        "max_ms": round(ms[-1], 3),
-    }
-
-
-# -- WHOOSH -------------------------------------------------------------------------------
 
 
 class WhooshClient:
@@ -277,16 +138,6 @@ class WhooshClient:
         }
 
 
-async def wait_for_coordinator(bus: Bus, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        if await bus.coordinator_answers(timeout=2):
-            return
-        if time.monotonic() > deadline:
-            raise BenchError(f"the coordinator did not answer within {timeout:g}s")
-        await asyncio.sleep(0.2)
-
-
 async def register_agent(bus: Bus, max_concurrent: int) -> None:
     spec = AgentSpec(name=AGENT, command=["true"], max_concurrent=max_concurrent)
     reply = await bus.send(RegisterAgent(spec=spec, actor="bench"))
@@ -306,27 +157,6 @@ async def run_sequential(
         if time.monotonic() > deadline:
             raise BenchError(f"{label}: over the phase limit of {deadline_s:g}s")
     return results
-
-
-async def run_concurrent(
-    label: str, n: int, concurrency: int, one: Callable[[], Any], deadline_s: float
-) -> tuple[list[dict[str, Any]], float]:
-    """n tasks with `concurrency` in flight; returns the results and the elapsed seconds."""
-    progress = Progress(label, n)
-    results: list[dict[str, Any]] = []
-    remaining = iter(range(n))
-
-    async def lane() -> None:
-        for _ in remaining:
-            results.append(await one())
-            progress.step()
-
-    started = time.perf_counter()
-    try:
-        await asyncio.wait_for(asyncio.gather(*(lane() for _ in range(concurrency))), deadline_s)
-    except TimeoutError:
-        raise BenchError(f"{label}: over the phase limit of {deadline_s:g}s") from None
-    return results, time.perf_counter() - started
 
 
 class Spy:
@@ -572,46 +402,6 @@ async def whoosh_phases(
     finally:
         with contextlib.suppress(Exception):
             await bus.close()
-
-
-async def watched(main: Any, procs: list[Proc]) -> Any:
-    """Run `main`, failing fast with the log tail if one of `procs` dies meanwhile."""
-    task = asyncio.ensure_future(main)
-    try:
-        while not task.done():
-            await asyncio.wait({task}, timeout=0.5)
-            for proc in procs:
-                if not proc.alive() and not task.done():
-                    task.cancel()
-                    with contextlib.suppress(BaseException):
-                        await task
-                    raise BenchError(
-                        f"{proc.name} exited with {proc.proc.returncode if proc.proc else '?'}; "
-                        f"last lines of {proc.log}:\n{proc.tail()}"
-                    )
-        return task.result()
-    finally:
-        if not task.done():
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
-
-
-def make_pg_schema() -> tuple[str, Callable[[], None]]:
-    import psycopg
-
-    name = f"bench_{uuid.uuid4().hex[:12]}"
-    try:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(f'CREATE SCHEMA "{name}"')
-    except psycopg.Error as exc:
-        raise BenchError(f"PostgreSQL at {PG_ADMIN_URL} unavailable: {exc}") from None
-
-    def drop() -> None:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
-
-    return f"{PG_ADMIN_URL.split('?')[0]}?schema={name}", drop
 
 
 def bench_whoosh(store: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
@@ -1008,16 +798,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    # Ctrl-C even where SIGINT was inherited as ignored (a background job of a script).
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _interrupt)
-    signal.signal(signal.SIGHUP, _interrupt)
+    install_signal_handlers()
     stores = [s.strip() for s in args.stores.split(",") if s.strip()]
     results: list[dict[str, Any]] = []
     workdir = Path(tempfile.mkdtemp(prefix="whoosh-bench-"))

@@ -2,8 +2,13 @@
 
     python /app/healthcheck.py coordinator [NATS_URL]   a coordinator answers a stats query
     python /app/healthcheck.py bus [NATS_URL]           the NATS server answers (executors)
+    python /app/healthcheck.py monitor [HEALTH_URL]     the monitor's /healthz answers
+    python /app/healthcheck.py gateway [READY_URL]      the gateway's /readyz answers (it
+                                                        reaches NATS and a coordinator)
 
-The NATS URL defaults to the service's own configuration (whoosh.yaml, WHOOSH_NATS_URL).
+The NATS URL defaults to the service's own configuration (whoosh.yaml, WHOOSH_NATS_URL);
+the monitor's to http://127.0.0.1:<monitoring.metrics_port>/healthz, the gateway's to
+http://127.0.0.1:<gateway.port>/readyz.
 Exit status 0: healthy; 1: not, with the reason on stderr. Coordinators answer queries as
 one queue group, so `coordinator` proves that the group serves, not which replica did.
 """
@@ -12,13 +17,15 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import urllib.error
+import urllib.request
 
 import nats
 import nats.errors
 from whoosh_shared.config import load_config
 from whoosh_shared.queries import GetStats, QueryReply
 
-MODES = ("coordinator", "bus")
+MODES = ("coordinator", "bus", "monitor", "gateway")
 TIMEOUT_S = 3.0
 
 
@@ -63,11 +70,28 @@ async def check(mode: str, url: str) -> None:
         await nc.close()
 
 
+def check_http(url: str) -> None:
+    try:
+        with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response:
+            if response.status != 200:
+                raise Unhealthy(f"{url} answered HTTP {response.status}")
+    except urllib.error.URLError as exc:
+        raise Unhealthy(f"{url}: {exc.reason}") from None
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in MODES or len(argv) > 2:
-        print(f"usage: healthcheck.py {{{'|'.join(MODES)}}} [NATS_URL]", file=sys.stderr)
+        print(f"usage: healthcheck.py {{{'|'.join(MODES)}}} [NATS_URL|HEALTH_URL]", file=sys.stderr)
         return 2
     try:
+        if argv[0] == "monitor":
+            port = load_config().monitoring.metrics_port if len(argv) == 1 else 0
+            check_http(argv[1] if len(argv) == 2 else f"http://127.0.0.1:{port}/healthz")
+            return 0
+        if argv[0] == "gateway":
+            port = load_config().gateway.port if len(argv) == 1 else 0
+            check_http(argv[1] if len(argv) == 2 else f"http://127.0.0.1:{port}/readyz")
+            return 0
         url = argv[1] if len(argv) == 2 else load_config().nats.client_url()
         asyncio.run(asyncio.wait_for(check(argv[0], url), 3 * TIMEOUT_S))
     except Unhealthy as exc:

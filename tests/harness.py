@@ -197,3 +197,22 @@ def alive(pid: int) -> bool:
 async def wait_for_coordinator(bus, timeout: float = 30) -> None:
     """Until a coordinator answers queries (it has replayed its store and subscribed)."""
     await eventually(bus.coordinator_answers, timeout=timeout, what="the coordinator to answer")
+
+
+async def get_task(bus, task_id):
+    """The coordinator's view of one task (a TaskView)."""
+    from whoosh_shared.queries import GetTask, TaskView
+
+    reply = await bus.ask(GetTask(task_id=task_id))
+    assert reply.status == "ok", reply.reason
+    return TaskView.model_validate(reply.result)
+
+
+async def wait_for_status(bus, task_id, *statuses, timeout: float = 20):
+    """Until the task is in one of `statuses`; returns its TaskView."""
+
+    async def reached():
+        view = await get_task(bus, task_id)
+        return view if view.status in statuses else None
+
+    return await eventually(reached, timeout=timeout, what=f"task {task_id} in {statuses}")

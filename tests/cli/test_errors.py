@@ -40,12 +40,18 @@ def test_missing_config_file_exits_2(whoosh_env: WhooshEnv) -> None:
     assert "no such configuration file" in result.stderr
 
 
-def test_bus_unreachable_exits_3_quickly_with_a_hint(whoosh_env: WhooshEnv) -> None:
+def test_gateway_unreachable_exits_3_quickly_with_a_hint(whoosh_env: WhooshEnv) -> None:
     started = time.monotonic()
-    for args in (["agent", "list"], ["task", "submit", "hi"], ["status", "--json"]):
+    for args in (
+        ["agent", "list"],
+        ["task", "submit", "hi"],
+        ["task", "submit", "hi", "--wait"],
+        ["status", "--json"],
+        ["key", "list"],
+    ):
         result = whoosh_env.run(*args, timeout=30)
         assert_clean_error(result, 3)
-        assert f"127.0.0.1:{whoosh_env.port}" in result.stderr
+        assert f"gateway at http://127.0.0.1:{whoosh_env.gateway_port}" in result.stderr
         assert "is WHOOSH running? start it with `whoosh up`" in result.stderr
     assert time.monotonic() - started < 30
 
@@ -54,6 +60,13 @@ def test_nats_option_overrides_the_config(whoosh_env: WhooshEnv) -> None:
     result = whoosh_env.run("--nats", "nats://127.0.0.1:9", "agent", "list")
     assert_clean_error(result, 3)
     assert "nats://127.0.0.1:9" in result.stderr
+
+
+def test_without_a_gateway_commands_use_nats(whoosh_env: WhooshEnv) -> None:
+    whoosh_env.env["WHOOSH__GATEWAY__ENABLED"] = "false"
+    result = whoosh_env.run("agent", "list")
+    assert_clean_error(result, 3)
+    assert f"127.0.0.1:{whoosh_env.port}" in result.stderr
 
 
 def test_bad_flag_values_are_usage_errors(whoosh_env: WhooshEnv) -> None:

@@ -113,7 +113,7 @@ def test_agent_add_disable_enable(running_whoosh: WhooshEnv) -> None:
 
     table = running_whoosh.run("agent", "list").stdout
     row = next(line for line in table.splitlines() if line.startswith("extra "))
-    assert row.split() == ["extra", "cli", "m1", "python=0.7,extra", "yes", "0/2"]
+    assert row.split() == ["extra", "cli", "m1", "python=0.7,extra", "yes", "yes", "0/2", "-", "-"]
 
     assert running_whoosh.run("agent", "disable", "extra").returncode == 0
     pinned = running_whoosh.run("task", "submit", "x", "--agent", "extra", "--json")

@@ -63,7 +63,8 @@ def test_port_zero_picks_a_free_port_and_commands_find_it(whoosh_env: WhooshEnv)
 def test_kill_9_of_up_then_up_again_starts_cleanly(whoosh_env: WhooshEnv) -> None:
     first = whoosh_env.up()
     old_children = list(first.child_pids)
-    assert len(old_children) == 4, whoosh_env.children()  # nats, coordinator, 2 executors
+    assert len(old_children) == 6, whoosh_env.children()  # nats, coordinator, 2 executors,
+    # monitor, gateway
     os.kill(first.pid, signal.SIGKILL)
     first.proc.wait(10)
     # the kernel's death signal takes the children down with it
@@ -102,7 +103,7 @@ def test_recorded_stale_children_are_stopped_but_reused_pids_are_not(
 def test_ctrl_c_stops_every_child_and_releases_the_data_dir(whoosh_env: WhooshEnv) -> None:
     up = whoosh_env.up()
     children = list(up.child_pids)
-    assert len(children) == 4  # nats, coordinator, executor-cli, executor-ollama
+    assert len(children) == 6  # nats, coordinator, 2 executors, monitor, gateway
     assert up.interrupt() == 0, up.describe()
     assert not pids_alive(children), "children outlived `whoosh up`"
     assert not (whoosh_env.data_dir / "endpoints.json").exists()
@@ -172,6 +173,8 @@ def test_up_uses_a_configured_existing_nats(whoosh_env: WhooshEnv, tmp_path) -> 
             "coordinator",
             "executor-cli",
             "executor-ollama",
+            "monitor",
+            "gateway",
         }
         result = whoosh_env.run("task", "submit", "external", "--wait", timeout=60)
         assert result.returncode == 0, result.stderr

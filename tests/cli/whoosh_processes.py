@@ -78,6 +78,10 @@ class WhooshEnv:
     def port(self) -> int:
         return int(self.env["WHOOSH__NATS__PORT"])
 
+    @property
+    def gateway_port(self) -> int:
+        return int(self.env["WHOOSH__GATEWAY__PORT"])
+
     def run(
         self, *args: str, timeout: float = 60.0, stdin: str | None = None
     ) -> subprocess.CompletedProcess[str]:
@@ -193,6 +197,8 @@ def make_installation(root: Path, config_text: str = TEST_CONFIG) -> WhooshEnv:
         "WHOOSH_CONFIG": str(config),
         "WHOOSH_DATA_DIR": str(root / "data"),
         "WHOOSH__NATS__PORT": str(free_port()),
+        "WHOOSH__GATEWAY__PORT": str(free_port()),
+        "WHOOSH_CLI_CONFIG": str(root / "cli.yaml"),  # not the user's own CLI config
         "PYTHONUNBUFFERED": "1",
     }
     return WhooshEnv(root, env)

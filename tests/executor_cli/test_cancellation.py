@@ -64,6 +64,19 @@ def test_timed_out_event_stops_only_its_attempt() -> None:
     assert old.stop_cause is None
 
 
+def test_an_attempt_failed_elsewhere_stops_that_attempt_only() -> None:
+    # The monitor re-queued attempt 2 (its agent went unhealthy): the run here is wasted.
+    running = RunningAttempts()
+    task_id = uuid4()
+    old, current = run_of(task_id, 1), run_of(task_id, 2)
+    running.add(old)
+    running.add(current)
+    data = {"attempt": 2, "reason": "agent unhealthy: no heartbeat", "agent_name": "local"}
+    assert stop_for_event(running, envelope(task_id, "TaskAttemptFailed", data)) == 1
+    assert current.stop_cause is StopCause.SUPERSEDED and current.process.cancelled
+    assert old.stop_cause is None
+
+
 def test_other_events_and_garbage_are_ignored() -> None:
     running = RunningAttempts()
     run = run_of(uuid4())

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from uuid import uuid4
 
 from whoosh_executor_cli.local_process import Outcome, RunResult
+from whoosh_executor_cli.profiles import AgentRun, profile_for
 from whoosh_executor_cli.reporting import exit_reason, result_command
 from whoosh_shared.agents import AgentSpec
 from whoosh_shared.commands import CompleteTask, FailTask
@@ -83,3 +85,31 @@ def test_an_overlong_stderr_line_still_makes_a_valid_reason() -> None:
     command = result_command(ITEM, result(Outcome.EXITED, 1, last_stderr_line="e" * 5000))
     assert isinstance(command, FailTask)
     assert len(command.reason) <= 2000
+
+
+def claude_reader_after(recording: str) -> AgentRun:
+    """A Claude Code reader fed a recorded stream, as the executor feeds stdout lines."""
+    reader = profile_for("claude").start()
+    path = Path(__file__).parent / "recordings" / recording
+    for line in path.read_text().splitlines():
+        reader.feed(line)
+    return reader
+
+
+def test_a_lost_connection_after_tools_ran_is_not_retried_unless_disposable() -> None:
+    lost = result(Outcome.TRANSPORT_FAILED, None, error="ssh connection to h lost")
+    command = result_command(ITEM, lost, reader=claude_reader_after("claude_truncated.jsonl"))
+    assert isinstance(command, FailTask) and command.retryable is False
+    assert command.reason.startswith("ssh connection to h lost; not retried")
+    disposable = ITEM.model_copy(update={"workspace_disposable": True})
+    again = result_command(disposable, lost, reader=claude_reader_after("claude_truncated.jsonl"))
+    assert isinstance(again, FailTask) and again.retryable is True
+    assert again.reason == "ssh connection to h lost"
+
+
+def test_a_vendor_cli_is_judged_by_its_terminal_event_not_its_exit_code() -> None:
+    reader = claude_reader_after("claude_success.jsonl")
+    command = result_command(ITEM, result(Outcome.EXITED, 1), reader=reader)
+    assert isinstance(command, CompleteTask) and command.exit_code == 1
+    assert command.output.startswith("Fixed: `add` in calc.py")
+    assert command.usage.cost_usd > 0 and command.usage.duration_s == 1.5

@@ -8,7 +8,9 @@ official `ollama` and `openai` clients to prove it.
 Knobs (`DoubleConfig`, read per request, so a test may change them between calls):
 reply text, real tokens per second and time to first token, parallel slots (503 when
 full), an `{"error": ...}` line after N chunks, an abrupt disconnect after N chunks.
-What the double saw is recorded (`requests`, `finals`, `client_gone`, `completed`).
+Options are type-checked as Ollama's `api.Options.FromMap` does (a wrong type is a 500
+from its scheduler's error path, with Ollama's message). What the double saw is recorded
+(`requests`, `probes`, `finals`, `client_gone`, `completed`).
 
 Served by uvicorn in its own thread and event loop on a free loopback port, so a client
 that blocked its loop could not hide it by blocking the server too.
@@ -21,6 +23,7 @@ import json
 import re
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -85,6 +88,7 @@ class OllamaDouble:
         self.config = config or DoubleConfig()
         self.port = free_port()
         self.requests: list[tuple[str, dict[str, Any]]] = []
+        self.probes: Counter[str] = Counter()  # inventory calls by path
         self.finals: list[dict[str, Any]] = []
         self.client_gone = 0  # streams whose client went away before the end
         self.completed = 0  # streams sent to their done chunk
@@ -103,6 +107,7 @@ class OllamaDouble:
                 Route("/api/chat", self.chat, methods=["POST"]),
                 Route("/api/generate", self.generate, methods=["POST"]),
                 Route("/v1/chat/completions", self.openai_chat, methods=["POST"]),
+                Route("/v1/models", self.openai_models),
             ]
         )
 
@@ -137,9 +142,11 @@ class OllamaDouble:
     # -- inventory -------------------------------------------------------------------
 
     async def root(self, request: Request) -> Response:
+        self.probes["/"] += 1
         return PlainTextResponse("Ollama is running")
 
     async def version(self, request: Request) -> Response:
+        self.probes["/api/version"] += 1
         return JSONResponse({"version": VERSION})
 
     def _details(self, spec: ModelSpec) -> dict[str, Any]:
@@ -156,6 +163,7 @@ class OllamaDouble:
         return f"{abs(hash(name)):064x}"[-64:]
 
     async def tags(self, request: Request) -> Response:
+        self.probes["/api/tags"] += 1
         models = [
             {
                 "name": name,
@@ -170,6 +178,7 @@ class OllamaDouble:
         return JSONResponse({"models": models})
 
     async def ps(self, request: Request) -> Response:
+        self.probes["/api/ps"] += 1
         now = time.time()
         models = []
         for name, expiry in list(self.loaded.items()):
@@ -191,6 +200,7 @@ class OllamaDouble:
         return JSONResponse({"models": models})
 
     async def show(self, request: Request) -> Response:
+        self.probes["/api/show"] += 1
         body = await request.json()
         name = body.get("model") or body.get("name") or ""
         spec = self.config.models.get(name)
@@ -230,6 +240,8 @@ class OllamaDouble:
             return self._not_found(name)
         if body.get("tools") and "tools" not in spec.capabilities:
             return JSONResponse({"error": f"{name} does not support tools"}, status_code=400)
+        if not openai and (problem := _option_type_error(body.get("options") or {})):
+            return JSONResponse({"error": problem}, status_code=500)
         if self.active >= self.config.parallel:
             return JSONResponse({"error": BUSY}, status_code=503)
         return None
@@ -365,6 +377,42 @@ class OllamaDouble:
             return tail
 
         return _Stream(self, lines, final, "text/event-stream", sse=True)
+
+    async def openai_models(self, request: Request) -> Response:
+        """Ollama's OpenAI-compatible model list."""
+        self.probes["/v1/models"] += 1
+        created = int(time.time())
+        data = [
+            {"id": name, "object": "model", "created": created, "owned_by": "library"}
+            for name in self.config.models
+        ]
+        return JSONResponse({"object": "list", "data": data})
+
+
+# Ollama's api.Options field types (a subset: the options tasks use).
+_OPTION_TYPES: dict[str, str] = {
+    **dict.fromkeys(("num_ctx", "num_predict", "seed", "top_k", "num_keep", "mirostat"), "int"),
+    **dict.fromkeys(("temperature", "top_p", "min_p", "repeat_penalty", "typical_p"), "float"),
+    "stop": "strings",
+}
+
+
+def _option_type_error(options: dict[str, Any]) -> str | None:
+    """Ollama's FromMap message for the first option of the wrong type; unknown options
+    are ignored (Ollama only logs a warning)."""
+    for key, value in options.items():
+        kind = _OPTION_TYPES.get(key)
+        if value is None or kind is None:
+            continue
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if kind in ("int", "float") and not number:
+            name = "integer" if kind == "int" else "float32"
+            return f'option "{key}" must be of type {name}'
+        if kind == "strings" and not isinstance(value, list):
+            return f'option "{key}" must be of type array'
+        if kind == "strings" and not all(isinstance(v, str) for v in value):
+            return f'option "{key}" must be of an array of strings'
+    return None
 
 
 class _Stream(Response):

@@ -142,3 +142,29 @@ async def test_openai_client_streaming_with_usage(double: OllamaDouble) -> None:
             model="nope", messages=[{"role": "user", "content": "x"}]
         )
     await client.close()
+
+
+async def test_a_wrongly_typed_option_is_refused_as_ollama_does(double: OllamaDouble) -> None:
+    client = ollama.AsyncClient(host=double.url)
+    with pytest.raises(ollama.ResponseError) as raised:
+        await client.chat(
+            model="gemma3:1b",
+            messages=[{"role": "user", "content": "x"}],
+            options={"temperature": "hot"},  # type: ignore[dict-item]
+        )
+    assert raised.value.status_code == 500
+    assert raised.value.error == 'option "temperature" must be of type float32'
+    # Unknown options are ignored (Ollama only logs them), right types pass.
+    answer = await client.chat(
+        model="gemma3:1b",
+        messages=[{"role": "user", "content": "x"}],
+        options={"temperature": 0.2, "stop": ["\n"], "no_such_option": 1},  # type: ignore[typeddict-unknown-key]
+    )
+    assert answer.message.content == REPLY
+
+
+async def test_openai_client_lists_models(double: OllamaDouble) -> None:
+    client = openai.AsyncOpenAI(base_url=f"{double.url}/v1", api_key="x", max_retries=0)
+    page = await client.models.list()
+    assert {m.id for m in page.data} == set(double.config.models)
+    await client.close()

@@ -87,3 +87,20 @@ def test_other_exceptions() -> None:
     failure = classify_status(400)
     assert classify_exception(LlmError(failure)) is failure
     assert classify_exception(ValueError("bug")).decision is Decision.FAIL_NO_RETRY
+
+
+def test_a_404_names_the_missing_model_for_the_coordinator() -> None:
+    failure = classify_status(404, b'{"error": "model \'qwen3:8b\' not found"}', model="qwen3:8b")
+    assert failure.missing_model == "qwen3:8b"
+    assert classify_status(503, b"busy", model="qwen3:8b").missing_model is None
+
+
+@pytest.mark.parametrize(
+    "message",
+    ['option "temperature" must be of type float32', 'option "stop" must be of type array'],
+)
+def test_a_wrongly_typed_option_fails_the_task_and_spares_the_backend(message: str) -> None:
+    # Ollama answers these with a 500; another server would refuse the same request.
+    failure = classify_status(500, f'{{"error": "{message.replace(chr(34), chr(92) + chr(34))}"}}')
+    assert failure.decision is Decision.FAIL_NO_RETRY
+    assert not failure.backend_fault and message in failure.reason

@@ -14,7 +14,15 @@ from pathlib import Path
 from uuid import UUID
 
 import pytest
-from harness import ServiceProcess, alive, eventually, stream_envelopes, wait_for_coordinator
+from harness import (
+    ServiceProcess,
+    alive,
+    eventually,
+    get_task,
+    stream_envelopes,
+    wait_for_coordinator,
+    wait_for_status,
+)
 from nats.js.errors import NotFoundError
 from whoosh_executor_cli.service import DURABLE_NAME
 from whoosh_shared import subjects
@@ -22,7 +30,6 @@ from whoosh_shared.agents import AgentSpec
 from whoosh_shared.bus import Bus
 from whoosh_shared.commands import CancelTask, RegisterAgent, RetryPolicy, SubmitTask
 from whoosh_shared.enums import TaskStatus
-from whoosh_shared.queries import GetTask, TaskView
 from whoosh_shared.work import ProgressLine
 
 SHELL_AGENT = AgentSpec(name="shell", command=["sh", "-s"], max_concurrent=4)
@@ -87,22 +94,6 @@ async def submit(bus: Bus, script: str, **options: object) -> UUID:
     reply = await bus.send(SubmitTask(prompt=script, agent=SHELL_AGENT.name, **options))
     assert reply.accepted, reply.reason
     return UUID(reply.ids["task_id"])
-
-
-async def get_task(bus: Bus, task_id: UUID) -> TaskView:
-    reply = await bus.ask(GetTask(task_id=task_id))
-    assert reply.status == "ok", reply.reason
-    return TaskView.model_validate(reply.result)
-
-
-async def wait_for_status(
-    bus: Bus, task_id: UUID, *statuses: TaskStatus, timeout: float = 20
-) -> TaskView:
-    async def reached() -> TaskView | None:
-        view = await get_task(bus, task_id)
-        return view if view.status in statuses else None
-
-    return await eventually(reached, timeout=timeout, what=f"task {task_id} in {statuses}")
 
 
 async def started_by(bus: Bus, task_id: UUID) -> list[tuple[int, str]]:

@@ -4,139 +4,43 @@ protocol-faithful Ollama / OpenAI-compatible doubles on loopback ports in this p
 
 from __future__ import annotations
 
-import contextlib
-import os
+import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from uuid import UUID
 
 import pytest
-from executor_ollama.ollama_double import DoubleConfig, OllamaDouble
-from harness import ServiceProcess, eventually, wait_for_coordinator
-from nats.js.errors import NotFoundError
+from executor_ollama.ollama_double import ModelSpec
+from harness import eventually, get_task, wait_for_status
+from system.llm_stack import (
+    MODEL,
+    REPLY,
+    MakeDouble,
+    get_agent,
+    progress_lines,
+    register,
+    submit,
+)
 from whoosh_executor_ollama.service import DURABLES
 from whoosh_shared import subjects
-from whoosh_shared.agents import AgentSpec
 from whoosh_shared.bus import Bus
 from whoosh_shared.commands import (
     CancelTask,
     LlmOptions,
-    RegisterAgent,
     RetryPolicy,
-    SubmitTask,
 )
 from whoosh_shared.enums import AgentType, TaskStatus
-from whoosh_shared.queries import GetTask, TaskView
-from whoosh_shared.work import ProgressLine
+from whoosh_shared.queries import TaskView
 
 pytestmark = pytest.mark.timeout(60)
 
-NO_CONFIG_FILE = {"WHOOSH_CONFIG": os.devnull}
-MODEL = "llama3.2:1b"
-REPLY = "The quick brown fox jumps over the lazy dog."
-
-MakeDouble = Callable[..., OllamaDouble]
-
 
 @pytest.fixture
-def make_double() -> Iterator[MakeDouble]:
-    started: list[OllamaDouble] = []
-
-    def make(**config: object) -> OllamaDouble:
-        double = OllamaDouble(DoubleConfig(**config))  # type: ignore[arg-type]
-        double.start()
-        started.append(double)
-        return double
-
-    yield make
-    for double in started:
-        double.stop()
-
-
-@pytest.fixture
-async def system(bus: Bus, spawn, nats_url: str, sqlite_url: str) -> AsyncIterator[None]:
-    """A coordinator on a fresh SQLite store and one LLM executor, ready; afterwards the
-    executor is stopped and its durable consumers removed (one consumer per subject)."""
-    spawn(
-        "whoosh_coordinator", "serve", "--nats", nats_url, "--store", sqlite_url, env=NO_CONFIG_FILE
-    )
-    executor: ServiceProcess = spawn(
-        "whoosh_executor_ollama",
-        "--nats",
-        nats_url,
-        "--executor-id",
-        "llm-test",
-        env={**NO_CONFIG_FILE, "WHOOSH__EXECUTOR__ACK_WAIT_S": "5"},
-    )
-    await wait_for_coordinator(bus)
-    await eventually(
-        lambda: "executor ready" in executor.output(), timeout=20, what="the LLM executor"
-    )
-    try:
-        yield
-    finally:
-        executor.stop()
-        for durable in DURABLES.values():
-            with contextlib.suppress(NotFoundError):
-                await bus.js.delete_consumer(subjects.WORK_STREAM, durable)
-
-
-async def register(
-    bus: Bus,
-    name: str,
-    double: OllamaDouble,
-    kind: AgentType = AgentType.OLLAMA,
-    capabilities: dict[str, float] | None = None,
-) -> None:
-    spec = AgentSpec(
-        name=name,
-        type=kind,
-        endpoint=double.url,
-        model=MODEL,
-        capabilities=capabilities or {"chat": 1.0},
-    )
-    reply = await bus.send(RegisterAgent(spec=spec))
-    assert reply.accepted, reply.reason
-
-
-async def submit(bus: Bus, prompt: str = "Say something.", **options: object) -> UUID:
-    reply = await bus.send(SubmitTask(prompt=prompt, capabilities=["chat"], **options))
-    assert reply.accepted, reply.reason
-    return UUID(reply.ids["task_id"])
-
-
-async def get_task(bus: Bus, task_id: UUID) -> TaskView:
-    reply = await bus.ask(GetTask(task_id=task_id))
-    assert reply.status == "ok", reply.reason
-    return TaskView.model_validate(reply.result)
-
-
-async def wait_for_status(
-    bus: Bus, task_id: UUID, *statuses: TaskStatus, timeout: float = 15
-) -> TaskView:
-    async def reached() -> TaskView | None:
-        view = await get_task(bus, task_id)
-        return view if view.status in statuses else None
-
-    return await eventually(reached, timeout=timeout, what=f"task {task_id} in {statuses}")
-
-
-@contextlib.asynccontextmanager
-async def progress_lines(bus: Bus) -> AsyncIterator[list[tuple[float, ProgressLine]]]:
-    lines: list[tuple[float, ProgressLine]] = []
-
-    async def on_line(msg) -> None:
-        lines.append((time.monotonic(), ProgressLine.model_validate_json(msg.data)))
-
-    sub = await bus.nc.subscribe(f"{subjects.PROGRESS_PREFIX}.>", cb=on_line)
-    try:
-        yield lines
-    finally:
-        await sub.unsubscribe()
+def executor_env() -> dict[str, str]:
+    """Probes only at the executor's start: these tests control what the servers have."""
+    return {"WHOOSH__EXECUTOR__PROBE_INTERVAL_S": "600"}
 
 
 async def test_a_task_completes_with_the_generated_text_and_usage(
-    bus: Bus, system: None, make_double: MakeDouble
+    bus: Bus, llm_system: object, make_double: MakeDouble
 ) -> None:
     double = make_double(reply=REPLY, tokens_per_s=20)  # 9 tokens: ~0.4 s of streaming
     await register(bus, "local-llama", double)
@@ -164,7 +68,7 @@ async def test_a_task_completes_with_the_generated_text_and_usage(
 
 
 async def test_a_busy_backend_sends_the_task_to_another_agent(
-    bus: Bus, system: None, make_double: MakeDouble
+    bus: Bus, llm_system: object, make_double: MakeDouble
 ) -> None:
     busy = make_double(parallel=0)  # every generation answered 503: server busy
     idle = make_double(reply=REPLY)
@@ -183,7 +87,7 @@ async def test_a_busy_backend_sends_the_task_to_another_agent(
 
 
 async def test_cancelling_a_running_task_closes_the_stream(
-    bus: Bus, system: None, make_double: MakeDouble
+    bus: Bus, llm_system: object, make_double: MakeDouble
 ) -> None:
     words = " ".join(f"word{i}" for i in range(200))
     double = make_double(reply=words, tokens_per_s=10)  # 20 s if left alone
@@ -205,7 +109,15 @@ async def test_cancelling_a_running_task_closes_the_stream(
     sent = double.chunks_sent
     assert sent < 100
 
-    # the executor's report was rejected (task already cancelled) and the work acked
+    # the executor's report kept what had been generated, and the work was acked
+    async def output_kept() -> TaskView | None:
+        kept = await get_task(bus, task_id)
+        return kept if kept.output else None
+
+    kept = await eventually(output_kept, timeout=10, what="the partial output kept")
+    assert kept.status is TaskStatus.CANCELLED and kept.output.startswith("word0")
+    assert kept.output in words and kept.usage.duration_s > 0
+
     async def work_acked() -> bool:
         info = await bus.js.consumer_info(subjects.WORK_STREAM, DURABLES[AgentType.OLLAMA])
         return info.num_ack_pending == 0 and info.num_pending == 0
@@ -215,7 +127,7 @@ async def test_cancelling_a_running_task_closes_the_stream(
 
 
 async def test_an_openai_compatible_agent_completes(
-    bus: Bus, system: None, make_double: MakeDouble
+    bus: Bus, llm_system: object, make_double: MakeDouble
 ) -> None:
     double = make_double(reply=REPLY, tokens_per_s=50)
     await register(bus, "vllm-box", double, kind=AgentType.OPENAI)
@@ -234,7 +146,7 @@ async def test_an_openai_compatible_agent_completes(
 
 
 async def test_task_llm_options_reach_the_server(
-    bus: Bus, system: None, make_double: MakeDouble
+    bus: Bus, llm_system: object, make_double: MakeDouble
 ) -> None:
     double = make_double(reply=REPLY, tokens_per_s=200)
     await register(bus, "tuned", double)
@@ -257,3 +169,26 @@ async def test_task_llm_options_reach_the_server(
     assert generate["prompt"] == "Once upon a time" and generate["raw"] is True
     assert generate["options"] == {"seed": 1}
     assert (await get_task(bus, chat_id)).llm == llm
+
+
+async def test_a_server_without_the_model_hands_the_task_on_without_using_an_attempt(
+    bus: Bus, llm_system: object, make_double: MakeDouble
+) -> None:
+    # The model is removed from the server after any probe saw it (the executor probes
+    # at start, then every probe_interval_s): only the 404 tells the coordinator.
+    lacking = make_double(models={MODEL: ModelSpec(), "gemma3:1b": ModelSpec()})
+    having = make_double(reply=REPLY)
+    await register(bus, "lacking", lacking, capabilities={"chat": 1.0})
+    await register(bus, "having", having, capabilities={"chat": 0.5})
+    await asyncio.sleep(1.0)  # a probe round started with the executor is over by now
+    del lacking.config.models[MODEL]
+    task_id = await submit(bus, retry=RetryPolicy(max_attempts=1))
+    done = await wait_for_status(bus, task_id, TaskStatus.COMPLETED, TaskStatus.FAILED)
+    assert done.status is TaskStatus.COMPLETED, done.reason
+    assert (done.agent, done.tried_agents, done.attempt) == ("having", ["lacking"], 2)
+    assert [body["model"] for _, body in lacking.requests] == [MODEL]
+    assert (await get_agent(bus, "lacking")).missing_models == [MODEL]
+    # Marked as lacking it, the agent gets no more work for that model.
+    again = await wait_for_status(bus, await submit(bus), TaskStatus.COMPLETED, TaskStatus.FAILED)
+    assert (again.agent, again.tried_agents) == ("having", [])
+    assert len(lacking.requests) == 1

@@ -11,7 +11,13 @@ import asyncio
 import sys
 from collections.abc import Awaitable, Callable
 
-from whoosh_cli import agent_commands, status_command, task_commands
+from whoosh_cli import (
+    agent_commands,
+    alerts_command,
+    key_commands,
+    status_command,
+    task_commands,
+)
 from whoosh_cli.arguments import build_parser
 from whoosh_cli.context import CliContext, load_context
 from whoosh_cli.errors import EXIT_INTERRUPTED, CliError
@@ -23,6 +29,7 @@ AsyncCommand = Callable[[CliContext, argparse.Namespace], Awaitable[int]]
 
 ASYNC_COMMANDS: dict[tuple[str, ...], AsyncCommand] = {
     ("status",): status_command.status,
+    ("alerts",): alerts_command.alerts,
     ("agent", "list"): agent_commands.agent_list,
     ("agent", "add"): agent_commands.agent_add,
     ("agent", "enable"): agent_commands.agent_enable,
@@ -31,6 +38,11 @@ ASYNC_COMMANDS: dict[tuple[str, ...], AsyncCommand] = {
     ("task", "get"): task_commands.task_get,
     ("task", "list"): task_commands.task_list,
     ("task", "cancel"): task_commands.task_cancel,
+    ("task", "events"): task_commands.task_events,
+    ("agent", "remove"): agent_commands.agent_remove,
+    ("key", "create"): key_commands.key_create,
+    ("key", "list"): key_commands.key_list,
+    ("key", "revoke"): key_commands.key_revoke,
 }
 
 

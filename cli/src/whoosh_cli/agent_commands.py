@@ -1,32 +1,45 @@
-"""`whoosh agent list|add|enable|disable`: the fleet, spoken directly to the coordinator."""
+"""`whoosh agent list|add|enable|disable|remove`: the fleet, through the gateway (or NATS)."""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 from whoosh_shared.agents import AgentSpec
-from whoosh_shared.commands import CommandReply, DisableAgent, EnableAgent, RegisterAgent
+from whoosh_shared.commands import DisableAgent, EnableAgent, RemoveAgent
 from whoosh_shared.config import ConfigError, parse_config_text
-from whoosh_shared.queries import AgentList, AgentView, ListAgents
+from whoosh_shared.inventory import model_key
+from whoosh_shared.queries import AgentList, AgentView
 
-from whoosh_cli.bus_session import ask, bus_session, require_accepted, send
 from whoosh_cli.context import CliContext
-from whoosh_cli.errors import EXIT_FAILURE, EXIT_OK, UsageError
+from whoosh_cli.errors import EXIT_FAILURE, EXIT_OK, CliError, UsageError
+from whoosh_cli.fleet import Fleet, WriteResult, open_fleet
 from whoosh_cli.output import error, print_json, print_line, print_table
 from whoosh_cli.validation import build
 
 
 async def agent_list(ctx: CliContext, args: argparse.Namespace) -> int:
-    async with bus_session(ctx.nats_url()) as bus:
-        agents = await ask(bus, ListAgents(), AgentList)
+    async with open_fleet(ctx) as fleet:
+        agents = AgentList(agents=await fleet.agents())
     if ctx.json:
         print_json(agents)
         return EXIT_OK
     rows = [_agent_row(a) for a in sorted(agents.agents, key=lambda a: a.spec.name)]
-    print_table(("NAME", "TYPE", "MODEL", "CAPABILITIES", "ENABLED", "LOAD"), rows)
+    header = (
+        "NAME",
+        "TYPE",
+        "MODEL",
+        "CAPABILITIES",
+        "ENABLED",
+        "HEALTHY",
+        "LOAD",
+        "SERVER",
+        "TOK/S",
+    )
+    print_table(header, rows)
     return EXIT_OK
 
 
@@ -41,8 +54,37 @@ def _agent_row(agent: AgentView) -> tuple[Any, ...]:
         spec.model,
         caps or "-",
         agent.enabled,
+        agent.healthy,  # the monitor's verdict; the reason is in --json (health_reason)
         f"{agent.load}/{spec.max_concurrent}",
+        _server(agent) + _host_key_warning(agent),
+        _decode_speed(agent),
     )
+
+
+def _server(agent: AgentView) -> str:
+    """What the last probe of an LLM agent's server found, in a few words."""
+    inventory = agent.inventory
+    if inventory is None:
+        return "-" if agent.spec.type.value == "cli" else "not probed yet"
+    if not inventory.reachable:
+        return f"down: {inventory.reason or 'unreachable'}"[:60]
+    if agent.spec.type.value == "cli":  # a remote CLI agent's host check
+        return f"up ({inventory.version})"[:60] if inventory.version else "up"
+    warm = f", {len(inventory.loaded)} loaded" if inventory.loaded else ""
+    missing = f", lacks {','.join(agent.missing_models)}" if agent.missing_models else ""
+    return f"up ({len(inventory.models)} models{warm}){missing}"
+
+
+def _host_key_warning(agent: AgentView) -> str:
+    """Turning off host key checks is explicit, and the listing never lets it go unseen."""
+    ssh = agent.spec.ssh
+    return " [host key NOT checked]" if ssh and ssh.insecure_skip_host_key_check else ""
+
+
+def _decode_speed(agent: AgentView) -> str:
+    """Measured decode tokens/s of the agent's own model (moving average)."""
+    stats = agent.speeds.get(model_key(agent.spec.model)) if agent.spec.model else None
+    return f"{stats.decode_tps:.0f}" if stats else "-"
 
 
 def parse_capabilities(values: list[str] | None) -> dict[str, float]:
@@ -108,39 +150,47 @@ async def agent_add(ctx: CliContext, args: argparse.Namespace) -> int:
     specs = specs_from_args(args)
     if not specs:
         raise UsageError(f"no agent named {args.name!r} in {args.file}")
-    replies: list[tuple[AgentSpec, CommandReply]] = []
-    async with bus_session(ctx.nats_url()) as bus:
+    results: list[tuple[AgentSpec, WriteResult]] = []
+    async with open_fleet(ctx) as fleet:
         for spec in specs:
-            replies.append((spec, await send(bus, RegisterAgent(spec=spec, actor="cli"))))
+            results.append((spec, await fleet.register(spec)))
     if ctx.json:
-        print_json([{"agent": s.name, **r.model_dump(mode="json")} for s, r in replies])
+        print_json([{"agent": s.name, **r.as_json()} for s, r in results])
     failed = 0
-    for spec, reply in replies:
-        if reply.accepted:
+    for spec, result in results:
+        if result.ok:
             if not ctx.json:
                 print_line(f"registered agent {spec.name}")
         else:
             failed += 1
-            error(f"agent {spec.name} rejected ({reply.code}): {reply.reason}")
+            error(f"agent {spec.name} rejected ({result.code}): {result.reason}")
     return EXIT_FAILURE if failed else EXIT_OK
 
 
 async def agent_enable(ctx: CliContext, args: argparse.Namespace) -> int:
-    command = build(EnableAgent, "agent name", name=args.name, actor="cli")
-    return await _toggle(ctx, command, "enabled")
+    name = build(EnableAgent, "agent name", name=args.name).name
+    return await _write(ctx, name, "enabled", lambda fleet: fleet.set_enabled(name, True))
 
 
 async def agent_disable(ctx: CliContext, args: argparse.Namespace) -> int:
-    command = build(DisableAgent, "agent name", name=args.name, actor="cli")
-    return await _toggle(ctx, command, "disabled")
+    name = build(DisableAgent, "agent name", name=args.name).name
+    return await _write(ctx, name, "disabled", lambda fleet: fleet.set_enabled(name, False))
 
 
-async def _toggle(ctx: CliContext, command: EnableAgent | DisableAgent, done: str) -> int:
-    async with bus_session(ctx.nats_url()) as bus:
-        reply = await send(bus, command)
+async def agent_remove(ctx: CliContext, args: argparse.Namespace) -> int:
+    name = build(RemoveAgent, "agent name", name=args.name).name
+    return await _write(ctx, name, "removed", lambda fleet: fleet.remove(name))
+
+
+async def _write(
+    ctx: CliContext, name: str, done: str, write: Callable[[Fleet], Awaitable[WriteResult]]
+) -> int:
+    async with open_fleet(ctx) as fleet:
+        result = await write(fleet)
     if ctx.json:
-        print_json(reply)
-    require_accepted(reply, f"{type(command).__name__} {command.name}")
+        print_json(result.as_json())
+    if not result.ok:
+        raise CliError(f"{done.removesuffix('d')} {name} rejected ({result.code}): {result.reason}")
     if not ctx.json:
-        print_line(f"{done} agent {command.name}")
+        print_line(f"{done} agent {name}")
     return EXIT_OK

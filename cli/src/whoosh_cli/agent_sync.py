@@ -19,6 +19,7 @@ from whoosh_shared.commands import (
     RejectCode,
     UpdateAgent,
 )
+from whoosh_shared.connectivity import FAILED_TEST_CODE, ask_executor
 from whoosh_shared.queries import AgentView, GetAgent
 
 from whoosh_cli.bus_session import ask, send
@@ -51,9 +52,24 @@ def update_from_spec(spec: AgentSpec, current: AgentSpec | None = None) -> Agent
     return AgentUpdate.model_validate(wanted)
 
 
+async def register_tested(bus: Bus, spec: AgentSpec, actor: str) -> CommandReply:
+    """Register an agent once an executor could reach it: a remote CLI agent whose host,
+    key, host key or CLI is wrong is refused with that cause instead of registered dead.
+    With no executor running to ask, it is registered untested (its periodic check will
+    take it out of rotation if it is unreachable)."""
+    tested = await ask_executor(bus.nc, spec)
+    if tested is not None and not tested.ok:
+        return CommandReply(
+            status="rejected",
+            code=FAILED_TEST_CODE,
+            reason=f"connectivity test failed: {tested.detail}",
+        )
+    return await send(bus, RegisterAgent(spec=spec, actor=actor))
+
+
 async def sync_agent(bus: Bus, spec: AgentSpec, actor: str = "whoosh up") -> SyncOutcome:
     """Register the agent, or bring an existing one in line with the spec."""
-    reply = await send(bus, RegisterAgent(spec=spec, actor=actor))
+    reply = await register_tested(bus, spec, actor)
     if reply.accepted:
         return SyncOutcome(spec.name, "registered", True, _state(spec))
     if reply.code != RejectCode.DUPLICATE.value:

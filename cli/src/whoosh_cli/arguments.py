@@ -8,7 +8,10 @@ because people type them in either place.
 from __future__ import annotations
 
 import argparse
+import re
+from datetime import UTC, datetime, timedelta
 
+from whoosh_shared.api_keys import Role
 from whoosh_shared.commands import MAX_PRIORITY, MIN_PRIORITY
 from whoosh_shared.enums import AgentType, CliKind, TaskStatus
 
@@ -26,7 +29,21 @@ def _shared_options(with_json: bool) -> argparse.ArgumentParser:
         "--nats",
         metavar="URL",
         default=argparse.SUPPRESS,
-        help="NATS URL (default: the running `whoosh up`, then the config)",
+        help="talk to NATS directly instead of the gateway (operators on the cluster network)",
+    )
+    parent.add_argument(
+        "--gateway",
+        metavar="URL",
+        default=argparse.SUPPRESS,
+        help="gateway URL (default: $WHOOSH_GATEWAY_URL, ~/.config/whoosh/cli.yaml, the "
+        "running `whoosh up`, then the config)",
+    )
+    parent.add_argument(
+        "--api-key",
+        metavar="KEY",
+        default=argparse.SUPPRESS,
+        help="API key (default: $WHOOSH_API_KEY, ~/.config/whoosh/cli.yaml, the key a local "
+        "`whoosh up` saved)",
     )
     if with_json:
         parent.add_argument(
@@ -48,7 +65,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_replay(commands, common)
     _add_agent(commands, common)
     _add_task(commands, common)
+    _add_key(commands, common)
+    _add_alerts(commands, common)
     return parser
+
+
+def _add_alerts(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = commands.add_parser("alerts", parents=[common], help="alerts firing now and recent ones")
+    p.add_argument("--firing", action="store_true", help="only the alerts firing now")
+    p.add_argument("--limit", type=int, default=20, metavar="N", help="at most N (default 20)")
 
 
 def _add_up(commands: argparse._SubParsersAction) -> None:
@@ -97,6 +122,10 @@ def _add_agent(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
     for action in ("enable", "disable"):
         toggle = sub.add_parser(action, parents=[common], help=f"{action} an agent at once")
         toggle.add_argument("name", metavar="NAME")
+    remove = sub.add_parser(
+        "remove", parents=[common], help="remove an agent (refused while it holds work)"
+    )
+    remove.add_argument("name", metavar="NAME")
 
 
 def _add_task(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -130,8 +159,52 @@ def _add_task(commands: argparse._SubParsersAction, common: argparse.ArgumentPar
     lst = sub.add_parser("list", parents=[common], help="recent tasks")
     lst.add_argument("--status", choices=[s.value for s in TaskStatus])
     lst.add_argument("--agent", metavar="NAME")
+    lst.add_argument("--capability", metavar="X", help="tasks that required it")
+    lst.add_argument(
+        "--since", type=when, metavar="WHEN", help="submitted since: ISO time, or 30m / 2h / 1d ago"
+    )
+    lst.add_argument("--until", type=when, metavar="WHEN", help="submitted before (same forms)")
     lst.add_argument("--limit", type=int, default=50, metavar="N")
     lst.add_argument("--after", metavar="CURSOR", help=argparse.SUPPRESS)
     cancel = sub.add_parser("cancel", parents=[common], help="cancel a task")
     cancel.add_argument("task_id", metavar="ID")
     cancel.add_argument("--reason", default="cancelled by user")
+    events = sub.add_parser("events", parents=[common], help="a task's stored history")
+    events.add_argument("task_id", metavar="ID")
+
+
+def _add_key(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    key = commands.add_parser("key", help="API keys of the gateway (admin)")
+    sub = key.add_subparsers(dest="key_action", metavar="ACTION", required=True)
+    create = sub.add_parser("create", parents=[common], help="create a key; shown once")
+    create.add_argument("name", metavar="NAME", help="what or who the key is for")
+    create.add_argument("--role", choices=[r.value for r in Role], default=Role.VIEWER.value)
+    create.add_argument("--expires", type=when_ahead, metavar="WHEN", help="ISO time or 30d")
+    sub.add_parser("list", parents=[common], help="keys, never their secrets")
+    revoke = sub.add_parser("revoke", parents=[common], help="revoke a key at once")
+    revoke.add_argument("prefix", metavar="PREFIX", help="the key's prefix (see key list)")
+
+
+def when(text: str) -> datetime:
+    """An ISO time (UTC if no zone is given), or a duration ago: 45s, 30m, 2h, 7d."""
+    return _parse_when(text, ago=True)
+
+
+def when_ahead(text: str) -> datetime:
+    """An ISO time, or a duration from now: 30m, 12h, 90d."""
+    return _parse_when(text, ago=False)
+
+
+def _parse_when(text: str, ago: bool) -> datetime:
+    match = re.fullmatch(r"(\d+)([smhd])", text.strip())
+    if match:
+        amount = int(match.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+        delta = timedelta(seconds=amount)
+        return datetime.now(UTC) - delta if ago else datetime.now(UTC) + delta
+    try:
+        parsed = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected an ISO time (2026-01-31T12:00Z) or a duration (30m, 2h, 7d)"
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

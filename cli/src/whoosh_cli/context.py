@@ -14,7 +14,8 @@ from pathlib import Path
 
 from whoosh_shared.config import DEFAULT_CONFIG_NAME, ConfigError, WhooshConfig, load_config
 
-from whoosh_cli.endpoints import read_nats_url
+from whoosh_cli.credentials import API_KEY_ENV, GATEWAY_ENV, read_cli_config, read_key_file
+from whoosh_cli.endpoints import read_gateway_url, read_nats_url
 from whoosh_cli.errors import EXIT_USAGE, CliError
 
 
@@ -26,6 +27,8 @@ class CliContext:
     config_path: Path | None
     nats_override: str | None
     json: bool
+    gateway_override: str | None = None
+    api_key_override: str | None = None
 
     @property
     def data_dir(self) -> Path:
@@ -38,6 +41,41 @@ class CliContext:
         if self.config.nats.url:
             return self.config.nats.url
         return read_nats_url(self.data_dir) or self.config.nats.client_url()
+
+    @property
+    def uses_gateway(self) -> bool:
+        """Commands go to the gateway, unless `--nats` names a bus or no gateway runs.
+
+        The NATS path is for operators on the cluster's own network (reaching NATS is the
+        credential there) and for setups with `gateway.enabled: false`."""
+        return self.gateway_override is not None or (
+            self.nats_override is None and self.config.gateway.enabled
+        )
+
+    def gateway_url(self) -> str:
+        """--gateway, $WHOOSH_GATEWAY_URL, the CLI config file, a running `whoosh up`, the
+        config's gateway.host:port."""
+        chosen = (
+            self.gateway_override
+            or os.environ.get(GATEWAY_ENV)
+            or read_cli_config(os.environ).gateway_url
+            or read_gateway_url(self.data_dir)
+        )
+        if chosen:
+            return chosen.rstrip("/")
+        settings = self.config.gateway
+        if settings.public_url is None and settings.host in ("0.0.0.0", "::"):
+            return f"http://127.0.0.1:{settings.port}"
+        return settings.url()
+
+    def api_key(self) -> str | None:
+        """--api-key, $WHOOSH_API_KEY, the CLI config file, the key a local `up` saved."""
+        return (
+            self.api_key_override
+            or os.environ.get(API_KEY_ENV)
+            or read_cli_config(os.environ).api_key
+            or read_key_file(self.data_dir)
+        )
 
 
 def config_path_from(option: str | None) -> Path | None:
@@ -61,4 +99,6 @@ def load_context(args: argparse.Namespace) -> CliContext:
         config_path=path,
         nats_override=getattr(args, "nats", None),
         json=bool(getattr(args, "json", False)),
+        gateway_override=getattr(args, "gateway", None),
+        api_key_override=getattr(args, "api_key", None),
     )

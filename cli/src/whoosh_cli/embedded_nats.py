@@ -16,6 +16,7 @@ from pathlib import Path
 
 from whoosh_cli.child_process import ChildSpec
 from whoosh_cli.errors import CliError
+from whoosh_cli.ports import free_port, port_free
 
 PORT_HINT = "set nats.port in whoosh.yaml or WHOOSH__NATS__PORT (0 picks a free port)"
 
@@ -37,33 +38,12 @@ def nats_server_binary() -> str:
 def choose_port(host: str, port: int) -> int:
     """The configured port if it is free, a free one if it is 0; else refuse clearly."""
     if port == 0:
-        return _free_port(host)
-    if not _port_free(host, port):
+        return free_port(host)
+    if not port_free(host, port):
         raise CliError(
             f"port {port} on {host} is already in use, so NATS cannot start there: {PORT_HINT}"
         )
     return port
-
-
-def _port_free(host: str, port: int) -> bool:
-    """Bind as nats-server would (Go sets SO_REUSEADDR, so TIME_WAIT does not count)."""
-    with socket.socket(_family(host), socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def _free_port(host: str) -> int:
-    with socket.socket(_family(host), socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
-def _family(host: str) -> socket.AddressFamily:
-    return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
 def client_url(host: str, port: int) -> str:

@@ -18,21 +18,33 @@ def endpoints_path(data_dir: Path) -> Path:
     return data_dir / ENDPOINTS_FILE
 
 
-def write_endpoints(data_dir: Path, nats_url: str) -> None:
-    """Record the NATS URL in use (atomically, so a reader never sees half a file)."""
+def write_endpoints(data_dir: Path, nats_url: str, gateway_url: str | None = None) -> None:
+    """Record the URLs in use (atomically, so a reader never sees half a file)."""
     path = endpoints_path(data_dir)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"nats_url": nats_url, "pid": os.getpid()}, indent=2) + "\n")
+    entries: dict[str, Any] = {"nats_url": nats_url, "pid": os.getpid()}
+    if gateway_url:
+        entries["gateway_url"] = gateway_url
+    tmp.write_text(json.dumps(entries, indent=2) + "\n")
     tmp.replace(path)
 
 
 def read_nats_url(data_dir: Path) -> str | None:
     """The URL a running (or killed) `whoosh up` wrote, or None when there is none."""
+    return _read_entry(data_dir, "nats_url")
+
+
+def read_gateway_url(data_dir: Path) -> str | None:
+    """The gateway URL of a running `whoosh up`, or None."""
+    return _read_entry(data_dir, "gateway_url")
+
+
+def _read_entry(data_dir: Path, key: str) -> str | None:
     try:
         data: Any = json.loads(endpoints_path(data_dir).read_text())
     except (OSError, ValueError):
         return None
-    url = data.get("nats_url") if isinstance(data, dict) else None
+    url = data.get(key) if isinstance(data, dict) else None
     return url if isinstance(url, str) and url else None
 
 

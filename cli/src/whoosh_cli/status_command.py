@@ -5,22 +5,20 @@ from __future__ import annotations
 import argparse
 
 from whoosh_shared.enums import TaskStatus
-from whoosh_shared.queries import FleetStats, GetStats
 
-from whoosh_cli.bus_session import ask, bus_session
 from whoosh_cli.context import CliContext
 from whoosh_cli.errors import EXIT_OK
+from whoosh_cli.fleet import open_fleet
 from whoosh_cli.output import print_json, print_line
 
 
 async def status(ctx: CliContext, args: argparse.Namespace) -> int:
-    url = ctx.nats_url()
-    async with bus_session(url) as bus:
-        stats = await ask(bus, GetStats(), FleetStats)
+    async with open_fleet(ctx) as fleet:
+        stats = await fleet.stats()
+        url = fleet.where
     if ctx.json:
-        print_json(
-            {"cluster": ctx.config.cluster.name, "nats_url": url, **stats.model_dump(mode="json")}
-        )
+        via = "gateway_url" if ctx.uses_gateway else "nats_url"
+        print_json({"cluster": ctx.config.cluster.name, via: url, **stats.model_dump(mode="json")})
         return EXIT_OK
     counts = ", ".join(
         f"{stats.tasks_by_status.get(s.value, 0)} {s.value.replace('_', ' ')}" for s in TaskStatus

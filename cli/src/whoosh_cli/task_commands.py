@@ -1,4 +1,4 @@
-"""`whoosh task submit|get|list|cancel`: tasks, spoken directly to the coordinator."""
+"""`whoosh task submit|get|list|cancel|events`: tasks, through the gateway (or NATS)."""
 
 from __future__ import annotations
 
@@ -15,13 +15,13 @@ from whoosh_shared.commands import (
     SubmitTask,
 )
 from whoosh_shared.enums import TaskStatus
-from whoosh_shared.queries import GetTask, ListTasks, TaskPage, TaskView
+from whoosh_shared.queries import ListTasks, TaskView
 
-from whoosh_cli.bus_session import ask, bus_session, require_accepted, send
 from whoosh_cli.context import CliContext
 from whoosh_cli.errors import EXIT_FAILURE, EXIT_OK, CliError, UsageError
+from whoosh_cli.fleet import WriteResult, open_fleet
 from whoosh_cli.output import notice, print_json, print_line, print_table, truncate
-from whoosh_cli.task_watch import TaskWatch
+from whoosh_cli.task_outcome import Outcome
 from whoosh_cli.validation import build
 
 
@@ -91,39 +91,35 @@ def task_id_of(reply: CommandReply) -> UUID:
 
 async def task_submit(ctx: CliContext, args: argparse.Namespace) -> int:
     command = submit_command(args)
-    async with bus_session(ctx.nats_url()) as bus:
+    async with open_fleet(ctx) as fleet:
         if not args.wait:
-            reply = await send(bus, command)
-            return _report_submit(ctx, reply)
-        watch = TaskWatch(bus, live_output=not ctx.json)
-        await watch.subscribe_all()
-        try:
-            reply = await send(bus, command)
-            if not reply.accepted:
-                return _report_submit(ctx, reply)
-            task_id = task_id_of(reply)
-            await watch.focus(task_id)
-            outcome = await watch.follow()
-            if ctx.json:
-                print_json(await ask(bus, GetTask(task_id=task_id), TaskView))
-        finally:
-            await watch.close()
+            return _report_submit(ctx, await fleet.submit(command))
+        outcome = await fleet.submit_and_follow(command, live_output=not ctx.json)
+        if ctx.json:
+            print_json(await fleet.task(_followed_id(outcome)))
     return EXIT_OK if outcome.status is TaskStatus.COMPLETED else EXIT_FAILURE
 
 
-def _report_submit(ctx: CliContext, reply: CommandReply) -> int:
+def _followed_id(outcome: Outcome) -> UUID:
+    if outcome.task_id is None:
+        raise CliError("the followed task's id is unknown")
+    return outcome.task_id
+
+
+def _report_submit(ctx: CliContext, result: WriteResult) -> int:
     if ctx.json:
-        print_json(reply)
-    require_accepted(reply, "task")
+        print_json(result.as_json())
+    if not result.ok:
+        raise CliError(f"task rejected ({result.code}): {result.reason}")
     if not ctx.json:
-        print_line(str(task_id_of(reply)))
+        print_line(result.ids["task_id"])
     return EXIT_OK
 
 
 async def task_get(ctx: CliContext, args: argparse.Namespace) -> int:
     task_id = parse_task_id(args.task_id)
-    async with bus_session(ctx.nats_url()) as bus:
-        view = await ask(bus, GetTask(task_id=task_id), TaskView)
+    async with open_fleet(ctx) as fleet:
+        view = await fleet.task(task_id)
     if ctx.json:
         print_json(view)
     else:
@@ -166,11 +162,14 @@ async def task_list(ctx: CliContext, args: argparse.Namespace) -> int:
         "task list",
         status=args.status,
         agent=args.agent,
+        capability=args.capability,
+        submitted_after=args.since,
+        submitted_before=args.until,
         limit=args.limit,
         after=args.after,
     )
-    async with bus_session(ctx.nats_url()) as bus:
-        page = await ask(bus, query, TaskPage)
+    async with open_fleet(ctx) as fleet:
+        page = await fleet.tasks(query)
     if ctx.json:
         print_json(page)
         return EXIT_OK
@@ -193,17 +192,39 @@ async def task_list(ctx: CliContext, args: argparse.Namespace) -> int:
 
 
 async def task_cancel(ctx: CliContext, args: argparse.Namespace) -> int:
-    command = build(
-        CancelTask, "cancel", task_id=parse_task_id(args.task_id), reason=args.reason, actor="cli"
-    )
-    async with bus_session(ctx.nats_url()) as bus:
-        reply = await send(bus, command)
+    task_id = parse_task_id(args.task_id)
+    build(CancelTask, "cancel", task_id=task_id, reason=args.reason)
+    async with open_fleet(ctx) as fleet:
+        result = await fleet.cancel(task_id, args.reason)
     if ctx.json:
-        print_json(reply)
-    require_accepted(reply, "cancel")
+        print_json(result.as_json())
+    if not result.ok:
+        raise CliError(f"cancel rejected ({result.code}): {result.reason}")
     if not ctx.json:
-        print_line(f"cancelled {command.task_id}")
+        print_line(f"cancelled {task_id}")
     return EXIT_OK
+
+
+async def task_events(ctx: CliContext, args: argparse.Namespace) -> int:
+    """The task's whole stored history: who did what, when (the audit trail of one task)."""
+    task_id = parse_task_id(args.task_id)
+    async with open_fleet(ctx) as fleet:
+        events = await fleet.events(task_id)
+    if ctx.json:
+        print_json([e.model_dump(mode="json") for e in events])
+        return EXIT_OK
+    rows = [
+        (e.notification_id, e.timestamp.isoformat(timespec="milliseconds"), e.type,
+         truncate(_event_detail(e.data), 60))
+        for e in events
+    ]  # fmt: skip
+    print_table(("ID", "TIME", "EVENT", "DETAIL"), rows)
+    return EXIT_OK
+
+
+def _event_detail(data: dict[str, object]) -> str:
+    shown = ("actor", "agent_name", "attempt", "executor_id", "reason", "message", "exit_code")
+    return ", ".join(f"{k}={data[k]}" for k in shown if data.get(k) not in (None, "", []))
 
 
 def parse_task_id(text: str) -> UUID:

@@ -30,19 +30,10 @@ from whoosh_shared.work import ProgressLine
 from whoosh_cli.bus_session import ask
 from whoosh_cli.errors import CliError, UnreachableError
 from whoosh_cli.output import notice
+from whoosh_cli.task_outcome import Outcome
 
 POLL_INTERVAL_S = 2.0
 LATE_LINES_GRACE_S = 0.3  # output lines may trail the terminal event by a moment
-
-
-@dataclass
-class Outcome:
-    """How the watched task ended."""
-
-    status: TaskStatus
-    reason: str | None = None
-    output: str = ""
-    attempt: int = 0
 
 
 @dataclass
@@ -120,6 +111,7 @@ class TaskWatch:
 
     async def _finish(self, outcome: Outcome) -> Outcome:
         """Print lines that trail the end, then the stored output if none came live."""
+        outcome.task_id = self.task_id
         await asyncio.sleep(LATE_LINES_GRACE_S)
         while not self._queue.empty():
             msg = self._queue.get_nowait()

@@ -2,13 +2,15 @@
 
 Order matters and is the whole point of this module: lock the data dir, clear
 what a killed `up` left behind, check the NATS port before starting anything,
-then NATS, the coordinator (wait until it answers), the executor, the agents of
-whoosh.yaml, and finally supervise. Shutdown runs the same list backwards.
+then NATS, the coordinator (wait until it answers), the executors and the monitor,
+the agents of whoosh.yaml, the gateway (wait until it is ready) and the first admin
+key, and finally supervise. Shutdown runs the same list backwards.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
 import time
@@ -32,6 +34,9 @@ from whoosh_cli.embedded_nats import (
 )
 from whoosh_cli.endpoints import remove_endpoints, write_endpoints
 from whoosh_cli.errors import EXIT_OK, EXIT_USAGE, CliError, UnreachableError
+from whoosh_cli.first_admin_key import FirstKey, ensure_admin_key
+from whoosh_cli.gateway_child import gateway_spec, wait_for_gateway
+from whoosh_cli.monitor_child import monitor_spec
 from whoosh_cli.output import notice, print_line
 from whoosh_cli.supervisor import Supervisor
 
@@ -50,6 +55,9 @@ class Started:
     nats_url: str
     embedded_nats: bool
     agents: list[SyncOutcome]
+    metrics_url: str = ""
+    gateway_url: str | None = None
+    admin_key: FirstKey | None = None
 
 
 class ShutdownSignal:
@@ -134,13 +142,32 @@ async def _start_services(ctx: CliContext, supervisor: Supervisor) -> Started:
     supervisor.start(_coordinator_spec(ctx, nats_url))
     for name in EXECUTOR_MODULES:  # both run even with no agent of their type yet: agents
         supervisor.start(_executor_spec(ctx, nats_url, name))  # can be added at run time
+    monitor, metrics_url = monitor_spec(ctx, nats_url, _config_args(ctx))
+    supervisor.start(monitor)
     bus = await connect_bus(nats_url, "whoosh-up")
     try:
         await _wait_for_coordinator(bus, supervisor, ctx.data_dir)
         outcomes = [await sync_agent(bus, spec) for spec in ctx.config.agents.values()]
+        gateway_url, admin_key = await _start_gateway(ctx, supervisor, bus, nats_url)
     finally:
         await close_bus(bus)
-    return Started(nats_url, embedded, outcomes)
+    write_endpoints(ctx.data_dir, nats_url, gateway_url)
+    return Started(nats_url, embedded, outcomes, metrics_url, gateway_url, admin_key)
+
+
+async def _start_gateway(
+    ctx: CliContext, supervisor: Supervisor, bus: Bus, nats_url: str
+) -> tuple[str | None, FirstKey | None]:
+    """The gateway last (it needs a coordinator to be ready), then the first admin key."""
+    settings = ctx.config.gateway
+    if not settings.enabled:
+        return None, None
+    spec, url = gateway_spec(ctx, nats_url, _config_args(ctx))
+    supervisor.start(spec)
+    await wait_for_gateway(url, supervisor, spec.log_path)
+    if settings.insecure_no_auth:
+        return url, None
+    return url, await ensure_admin_key(bus, ctx.data_dir, os.environ)
 
 
 async def _start_embedded_nats(ctx: CliContext, supervisor: Supervisor) -> str:
@@ -219,6 +246,22 @@ async def _wait_for_coordinator(bus: Bus, supervisor: Supervisor, data_dir: Path
         await asyncio.sleep(0.2)
 
 
+def _print_gateway(ctx: CliContext, started: Started) -> None:
+    if started.gateway_url is None:
+        print_line("  gateway   off (gateway.enabled: false); commands use NATS")
+        return
+    print_line(f"  gateway   {started.gateway_url} (docs {started.gateway_url}/docs)")
+    if ctx.config.gateway.insecure_no_auth:
+        print_line("  auth      DISABLED (gateway.insecure_no_auth): every caller is admin;")
+        print_line("            for local development only")
+        return
+    if started.admin_key is not None:
+        print_line(f"  auth      API keys; {started.admin_key.note}")
+        if started.admin_key.shown:
+            print_line(f"  admin key {started.admin_key.shown}")
+            print_line("            shown once: keep it (other machines: WHOOSH_API_KEY=...)")
+
+
 def _print_banner(ctx: CliContext, started: Started) -> None:
     config, data_dir = ctx.config, ctx.data_dir
     how = "bundled nats-server" if started.embedded_nats else "existing server"
@@ -227,6 +270,8 @@ def _print_banner(ctx: CliContext, started: Started) -> None:
     print_line(f"  store     {describe_store(config.store_url())}")
     print_line(f"  data dir  {data_dir}")
     print_line(f"  logs      {data_dir / 'logs'}")
+    print_line(f"  metrics   {started.metrics_url} (whoosh alerts: what fires)")
+    _print_gateway(ctx, started)
     if not started.agents:
         print_line("  agents    none yet (add one: whoosh agent add NAME --command CMD)")
     for index, outcome in enumerate(started.agents):

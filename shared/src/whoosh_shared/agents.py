@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 from typing import Annotated, Any
 from urllib.parse import urlparse
@@ -41,6 +42,84 @@ class PerformanceTargets(Strict):
     )
 
 
+HOST_PATTERN = (
+    r"^(?:[A-Za-z0-9._][A-Za-z0-9._+-]*@)?"  # user@
+    r"(?:[A-Za-z0-9_%][A-Za-z0-9._%-]*|\[[0-9A-Fa-f:.%]+\])"  # name, address or [IPv6]
+    r"(?::\d{1,5})?$"  # :port
+)
+
+
+class SshSettings(Strict):
+    """How the CLI executor reaches a remote agent's host over SSH.
+
+    Defaults are the safe ones: host keys are checked against known_hosts (turning that
+    off is this explicit, visible setting, never a fallback), and a connection carries
+    fewer channels than OpenSSH's default MaxSessions (10), leaving room for the
+    separate channel a cancel uses to kill a run.
+    """
+
+    user: str | None = Field(
+        default=None, description="remote user (default: `user@` in host, else the executor's user)"
+    )
+    port: int | None = Field(
+        default=None, ge=1, le=65535, description="default: `:port` in host, else 22"
+    )
+    identity_file: str | None = Field(
+        default=None, description="private key (default: ~/.ssh/id_* and ssh-agent)"
+    )
+    known_hosts: str | None = Field(
+        default=None, description="known_hosts file (default: ~/.ssh/known_hosts)"
+    )
+    insecure_skip_host_key_check: bool = Field(
+        default=False, description="accept any host key: exposes the prompt to a man in the middle"
+    )
+    channels_per_connection: int = Field(
+        default=8, ge=1, le=256, description="keep below the server's MaxSessions"
+    )
+    max_connections: int = Field(default=4, ge=1, le=64, description="connections per host")
+    keepalive_interval_s: float = Field(default=15.0, gt=0, le=3600)
+    keepalive_count_max: int = Field(default=3, ge=1, le=100)
+    connect_timeout_s: float = Field(default=10.0, gt=0, le=600)
+
+    @model_validator(mode="after")
+    def _one_host_key_policy(self) -> SshSettings:
+        if self.insecure_skip_host_key_check and self.known_hosts:
+            raise ValueError("set either 'known_hosts' or 'insecure_skip_host_key_check', not both")
+        return self
+
+
+class SshTarget(Strict):
+    """Where and as whom to connect: the agent's `host` resolved against its `ssh` settings."""
+
+    host: str
+    port: int = 22
+    user: str | None = None
+    settings: SshSettings = Field(default_factory=SshSettings)
+
+    @property
+    def label(self) -> str:
+        """`user@host:port` as it appears in logs and failure reasons."""
+        user = f"{self.user}@" if self.user else ""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{user}{host}:{self.port}"
+
+
+def split_host(value: str) -> tuple[str | None, str, int | None]:
+    """`[user@]host[:port]` (an IPv6 address in brackets) into (user, host, port)."""
+    user, _, rest = value.rpartition("@")
+    port: int | None = None
+    if rest.startswith("["):
+        host, _, tail = rest[1:].partition("]")
+        if tail:
+            port = int(tail.removeprefix(":"))
+    elif rest.count(":") == 1:
+        host, _, digits = rest.partition(":")
+        port = int(digits)
+    else:
+        host = rest
+    return user or None, host, port
+
+
 class AgentSpec(Strict):
     """Everything needed to register an agent and to run work on it."""
 
@@ -49,6 +128,9 @@ class AgentSpec(Strict):
     display_name: str | None = None
     endpoint: str | None = Field(default=None, description="HTTP base URL (ollama / openai)")
     host: str | None = Field(default=None, description="SSH host for remote CLI agents")
+    ssh: SshSettings | None = Field(
+        default=None, description="how to reach `host` (defaults apply when unset)"
+    )
     cli: CliKind = CliKind.GENERIC
     command: list[str] = Field(default_factory=list, description="argv; the prompt goes on stdin")
     workdir: str | None = None
@@ -90,6 +172,11 @@ class AgentSpec(Strict):
             raise ValueError(f"endpoint {value!r} has an invalid port") from None
         return value.rstrip("/")
 
+    @field_validator("host")
+    @classmethod
+    def _host_is_ssh_destination(cls, value: str | None) -> str | None:
+        return _check_host(value)
+
     @model_validator(mode="after")
     def _type_needs_its_target(self) -> AgentSpec:
         if self.type is AgentType.CLI and not self.command:
@@ -98,6 +185,40 @@ class AgentSpec(Strict):
             raise ValueError(f"agent '{self.name}': a {self.type.value} agent needs an 'endpoint'")
         return self
 
+    @model_validator(mode="after")
+    def _ssh_needs_a_host(self) -> AgentSpec:
+        if self.ssh is not None and not self.host:
+            raise ValueError(f"agent '{self.name}': 'ssh' settings need a 'host'")
+        if self.host:
+            self.ssh_target()  # a user or port given twice, differently, is refused here
+        return self
+
+    def ssh_target(self) -> SshTarget | None:
+        """Where this agent runs over SSH, or None for a local agent.
+
+        `host` may carry `user@` and `:port`; the `ssh` settings may too, but not
+        differently, since which one wins would be a guess.
+        """
+        if not self.host:
+            return None
+        settings = self.ssh or SshSettings()
+        user, host, port = split_host(self.host)
+        for what, in_host, in_settings in (
+            ("user", user, settings.user),
+            ("port", port, settings.port),
+        ):
+            if in_host is not None and in_settings is not None and in_host != in_settings:
+                raise ValueError(
+                    f"agent '{self.name}': {what} {in_host!r} in host and {in_settings!r} "
+                    "in ssh settings differ"
+                )
+        return SshTarget(
+            host=host,
+            port=port or settings.port or 22,
+            user=user or settings.user,
+            settings=settings,
+        )
+
 
 class AgentUpdate(Strict):
     """Fields an update may change; None means 'leave as is'."""
@@ -105,6 +226,7 @@ class AgentUpdate(Strict):
     display_name: str | None = None
     endpoint: str | None = None
     host: str | None = None
+    ssh: SshSettings | None = None
     command: list[str] | None = None
     workdir: str | None = None
     env: dict[str, str] | None = None
@@ -124,6 +246,22 @@ class AgentUpdate(Strict):
     _endpoint_is_http_url = field_validator("endpoint")(
         AgentSpec._endpoint_is_http_url.__func__  # type: ignore[attr-defined]
     )
+    _host_is_ssh_destination = field_validator("host")(
+        AgentSpec._host_is_ssh_destination.__func__  # type: ignore[attr-defined]
+    )
 
     def changes(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True)
+
+
+def _check_host(value: str | None) -> str | None:
+    """A host is `[user@]name[:port]`: no spaces, no leading '-', a port in range."""
+    if value is None:
+        return value
+    value = value.strip()
+    if not re.match(HOST_PATTERN, value):
+        raise ValueError(f"host {value!r} is not [user@]host[:port] (e.g. builder@dev-box.lan)")
+    _, _, port = split_host(value)
+    if port is not None and not 1 <= port <= 65535:
+        raise ValueError(f"host {value!r} has an invalid port")
+    return value

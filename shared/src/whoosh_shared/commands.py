@@ -10,11 +10,14 @@ from enum import StrEnum
 from typing import Any, ClassVar, Literal
 from uuid import UUID
 
-from pydantic import Field, field_validator
+from pydantic import AwareDatetime, Field, field_validator
 
 from whoosh_shared import subjects
 from whoosh_shared.agents import AgentName, AgentSpec, AgentUpdate, CapabilityName, Strict
+from whoosh_shared.alerts import Severity
+from whoosh_shared.api_keys import PREFIX_PATTERN, Role
 from whoosh_shared.enums import AgentType
+from whoosh_shared.inventory import Inventory
 
 MIN_PRIORITY, MAX_PRIORITY, DEFAULT_PRIORITY = 1, 10, 5
 MAX_PROMPT_CHARS = 1_000_000
@@ -31,6 +34,7 @@ class RejectCode(StrEnum):
     NO_CAPABLE_AGENT = "no_capable_agent"  # no registered agent could ever run it
     CONFLICT = "conflict"  # lost an optimistic-concurrency race too many times
     INTERNAL = "internal"  # a bug: the coordinator logged it and stayed up
+    LIMITED = "limited"  # the submitter has as many unfinished tasks as it may have
 
 
 class Command(Strict):
@@ -59,9 +63,40 @@ class DisableAgent(Command):
     name: AgentName
 
 
+class RemoveAgent(Command):
+    """Forget an agent: refused while it holds work or queued tasks are pinned to it.
+    Its history stays in the store; the name may be registered again afterwards."""
+
+    SUBJECT: ClassVar[str] = subjects.command("agent.remove")
+    name: AgentName
+
+
+class ReportInventory(Command):
+    """An executor's probe of an LLM agent's server: recorded only when it changed."""
+
+    SUBJECT: ClassVar[str] = subjects.command("agent.inventory")
+    name: AgentName
+    inventory: Inventory
+
+
+class ReportAgentHealth(Command):
+    """A health verdict on an agent (from the monitor): recorded only when it changes.
+
+    An unhealthy agent gets no new work until it is reported healthy again."""
+
+    SUBJECT: ClassVar[str] = subjects.command("agent.health")
+    name: AgentName
+    healthy: bool
+    reason: str | None = Field(default=None, max_length=500)
+
+
 class RetryPolicy(Strict):
     max_attempts: int = Field(default=2, ge=1, le=20, description="1 means never retry")
     backoff_s: float = Field(default=0.0, ge=0, le=3600)
+    workspace_disposable: bool = Field(
+        default=False,
+        description="each attempt gets a fresh workspace: retry even after the agent ran tools",
+    )
 
 
 class LlmOptions(Strict):
@@ -89,6 +124,13 @@ class SubmitTask(Command):
     timeout_s: float = Field(default=600.0, gt=0, le=7 * 24 * 3600)
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     llm: LlmOptions | None = Field(default=None, description="for ollama / openai agents")
+    max_active_tasks: int | None = Field(
+        default=None,
+        ge=1,
+        description="refuse (code 'limited') if the actor already has this many unfinished "
+        "tasks; the gateway sets it from the caller's key, and the coordinator decides it "
+        "so that concurrent submits cannot both slip under the limit",
+    )
 
     @field_validator("prompt")
     @classmethod
@@ -146,6 +188,12 @@ class FailTask(AttemptCommand):
     retryable: bool = True
     timed_out: bool = False
     usage: Usage = Field(default_factory=Usage)
+    missing_model: str | None = Field(
+        default=None,
+        max_length=200,
+        description="the agent's server lacks this model (404): the task was rejected for "
+        "this agent, not failed; it goes to another agent and does not use up an attempt",
+    )
 
 
 class CancelTask(TaskCommand):
@@ -153,17 +201,65 @@ class CancelTask(TaskCommand):
     reason: str = Field(default="cancelled by user", max_length=2000)
 
 
+class CreateApiKey(Command):
+    """Record a new API key. The caller generated it and sends only its hash."""
+
+    SUBJECT: ClassVar[str] = subjects.command("apikey.create")
+    prefix: str = Field(pattern=PREFIX_PATTERN, description="the key's public part")
+    key_hash: str = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the whole key")
+    name: str = Field(min_length=1, max_length=200, description="what the key is for")
+    role: Role
+    expires_at: AwareDatetime | None = Field(default=None, description="None: never expires")
+
+
+class RevokeApiKey(Command):
+    SUBJECT: ClassVar[str] = subjects.command("apikey.revoke")
+    prefix: str = Field(pattern=PREFIX_PATTERN)
+
+
+class AlertCommand(Command):
+    """Names one alert: its rule and the labels of the series it is about."""
+
+    rule: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z][A-Za-z0-9_]*$")
+    labels: dict[str, str] = Field(default_factory=dict, max_length=20)
+
+
+class RaiseAlert(AlertCommand):
+    """From the monitor: a rule's condition has held for its `for` duration. Raised once
+    while firing: asking again for a firing alert records nothing."""
+
+    SUBJECT: ClassVar[str] = subjects.command("alert.raise")
+    severity: Severity
+    summary: str = Field(default="", max_length=500)
+    value: float | None = None
+    threshold: float | None = None
+
+
+class ResolveAlert(AlertCommand):
+    """The condition no longer holds; resolving an alert that is not firing records nothing."""
+
+    SUBJECT: ClassVar[str] = subjects.command("alert.resolve")
+    reason: str = Field(default="condition cleared", max_length=500)
+
+
 COMMANDS: tuple[type[Command], ...] = (
     RegisterAgent,
     UpdateAgent,
     EnableAgent,
     DisableAgent,
+    ReportInventory,
+    ReportAgentHealth,
     SubmitTask,
     StartTask,
     ReportProgress,
     CompleteTask,
     FailTask,
     CancelTask,
+    RemoveAgent,
+    CreateApiKey,
+    RevokeApiKey,
+    RaiseAlert,
+    ResolveAlert,
 )
 
 

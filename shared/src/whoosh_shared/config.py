@@ -17,6 +17,14 @@ import yaml
 from pydantic import Field, ValidationError, field_validator
 
 from whoosh_shared.agents import AgentSpec, Strict
+from whoosh_shared.alerts import (
+    DEFAULT_RULES,
+    AlertMetric,
+    AlertRule,
+    WebhookSettings,
+    check_threshold,
+)
+from whoosh_shared.gateway_settings import GatewaySettings
 
 DEFAULT_CONFIG_NAME = "whoosh.yaml"
 DEFAULT_NATS_PORT = 4311  # not 4222: machines often run their own NATS there
@@ -61,16 +69,102 @@ class CoordinatorSettings(Strict):
 
 
 class ExecutorSettings(Strict):
-    max_parallel: int = Field(default=32, ge=1, le=4096)
+    max_parallel: int = Field(
+        default=32,
+        ge=1,
+        le=4096,
+        description="attempts one executor process runs at once, per agent type it serves "
+        "(executor-ollama serves two: ollama and openai-compatible)",
+    )
     ack_wait_s: float = Field(default=30.0, ge=1, le=3600)
     kill_grace_s: float = Field(default=2.0, ge=0, le=60)
     milestone_interval_s: float = Field(default=5.0, gt=0, le=3600)
+    probe_interval_s: float = Field(
+        default=15.0, gt=0, le=3600, description="how often LLM servers' inventory is probed"
+    )
+    probe_timeout_s: float = Field(default=5.0, gt=0, le=600)
+    heartbeat_interval_s: float = Field(
+        default=1.0, gt=0, le=60, description="how often executors tell the monitor they live"
+    )
 
 
 class MonitoringSettings(Strict):
+    """The monitor: agent health from heartbeats and probes, metrics, alert rules.
+
+    `health_check_interval` is the detection window (the seeds' key, their 30 s made 5):
+    an agent whose executors all stopped heartbeating, or whose server stopped answering,
+    is out of rotation within it. The probe interval and timeout default to a fifth of it,
+    and an executor counts as dead after 60 % of it without a heartbeat."""
+
     metrics_retention_days: int = Field(default=30, ge=1)
-    alert_thresholds: dict[str, float] = Field(default_factory=dict)
-    health_check_interval: float = Field(default=5.0, gt=0)
+    alert_thresholds: dict[AlertMetric, float] = Field(
+        default_factory=dict, description="the seeds' shorthand: metric -> threshold"
+    )
+    health_check_interval: float = Field(default=5.0, gt=0, le=3600)
+    probe_interval_s: float | None = Field(default=None, gt=0, le=3600)
+    probe_timeout_s: float | None = Field(default=None, gt=0, le=600)
+    probe_failures: int = Field(
+        default=2, ge=1, le=100, description="failed probes in a row that make an agent unhealthy"
+    )
+    requeue_grace_s: float = Field(
+        default=10.0,
+        ge=0,
+        le=86400,
+        description="a task still held by an unhealthy agent or a dead executor after this "
+        "long is sent back to the queue",
+    )
+    metrics_host: str = Field(default="127.0.0.1", description="where /metrics listens")
+    metrics_port: int = Field(default=9464, ge=0, le=65535, description="0: a free port")
+    alert_rules: list[AlertRule] = Field(
+        default_factory=list, description="added to the defaults; the same name replaces one"
+    )
+    default_alert_rules: bool = Field(default=True, description="false: only alert_rules")
+    alert_webhook: WebhookSettings | None = None
+    evaluation_interval_s: float = Field(default=1.0, gt=0, le=3600)
+
+    @field_validator("alert_thresholds")
+    @classmethod
+    def _thresholds_fit_their_metrics(
+        cls, value: dict[AlertMetric, float]
+    ) -> dict[AlertMetric, float]:
+        """The seeds' shorthand: `cpu_usage: 85` sets the threshold of the default rule."""
+        for metric, threshold in value.items():
+            check_threshold(metric, threshold)
+        return value
+
+    @field_validator("alert_rules")
+    @classmethod
+    def _rule_names_unique(cls, value: list[AlertRule]) -> list[AlertRule]:
+        names = [rule.name for rule in value]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"alert rule names must be unique: {', '.join(twice)}")
+        return value
+
+    def rules(self) -> list[AlertRule]:
+        """The rules in force: defaults (with alert_thresholds applied), then alert_rules."""
+        chosen: dict[str, AlertRule] = {}
+        if self.default_alert_rules:
+            for rule in DEFAULT_RULES:
+                threshold = self.alert_thresholds.get(rule.metric)
+                if threshold is not None:
+                    rule = rule.model_copy(update={"threshold": threshold})
+                chosen[rule.name] = rule
+        for rule in self.alert_rules:
+            chosen[rule.name] = rule
+        return list(chosen.values())
+
+    @property
+    def probe_every_s(self) -> float:
+        return self.probe_interval_s or self.health_check_interval / 5
+
+    @property
+    def probe_within_s(self) -> float:
+        return self.probe_timeout_s or max(0.5, self.health_check_interval / 5)
+
+    def executor_dead_after_s(self, interval_s: float) -> float:
+        """Silence after which an executor heartbeating every `interval_s` counts as dead."""
+        return max(0.6 * self.health_check_interval, 2.5 * interval_s)
 
 
 class WhooshConfig(Strict):
@@ -80,6 +174,7 @@ class WhooshConfig(Strict):
     store: StoreSettings = Field(default_factory=StoreSettings)
     coordinator: CoordinatorSettings = Field(default_factory=CoordinatorSettings)
     executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
+    gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     agents: dict[str, AgentSpec] = Field(default_factory=dict)
     workflows: dict[str, Any] = Field(default_factory=dict, description="reserved (workflows)")

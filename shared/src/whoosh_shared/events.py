@@ -15,8 +15,10 @@ from uuid import UUID
 from pydantic import BaseModel, Field
 
 from whoosh_shared.agents import AgentSpec, Strict
+from whoosh_shared.api_keys import Role
 from whoosh_shared.commands import LlmOptions, RetryPolicy, Usage
 from whoosh_shared.enums import AgentType
+from whoosh_shared.inventory import Inventory
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -40,6 +42,55 @@ class AgentEnabled(EventData):
 
 
 class AgentDisabled(EventData):
+    actor: str = "system"
+
+
+class AgentRemoved(EventData):
+    """The agent was taken out of the fleet (it held no work); its name is free again."""
+
+    actor: str = "system"
+
+
+class AgentReregistered(EventData):
+    """A removed agent's name was registered again: a fresh definition on the same id."""
+
+    spec: AgentSpec
+    actor: str = "system"
+
+
+class ApiKeyCreated(EventData):
+    """A key was issued; only the hash of its secret is recorded."""
+
+    prefix: str
+    name: str
+    role: Role
+    key_hash: str
+    expires_at: datetime | None = None
+    actor: str = "system"
+
+
+class ApiKeyRevoked(EventData):
+    actor: str = "system"
+
+
+class AgentInventoryReported(EventData):
+    """What an executor found on the agent's server (recorded when it changed)."""
+
+    inventory: Inventory
+
+
+class AgentModelMissing(EventData):
+    """The server answered 404 for this model: no work for it here until a probe finds it."""
+
+    model: str
+    task_id: UUID
+
+
+class AgentHealthChanged(EventData):
+    """The agent became unhealthy (no new work) or healthy again."""
+
+    healthy: bool
+    reason: str | None = None
     actor: str = "system"
 
 
@@ -98,6 +149,9 @@ class TaskAttemptFailed(EventData):
     exit_code: int | None = None
     output: str = ""
     not_before: datetime | None = None
+    rejected_for_agent: bool = Field(
+        default=False, description="the agent could not run it at all: not counted as a try"
+    )
 
 
 class TaskFailed(EventData):
@@ -118,6 +172,38 @@ class TaskTimedOut(EventData):
     reason: str
 
 
+class TaskOutputKept(EventData):
+    """What the last attempt had produced when the task was cancelled or timed out."""
+
+    attempt: int
+    output: str = ""
+    usage: Usage = Field(default_factory=Usage)
+
+
+class AlertCreated(EventData):
+    """The first time a rule fired on this labelled series (an AlertRaised follows)."""
+
+    rule: str
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class AlertRaised(EventData):
+    """A rule's condition held for its `for` duration on one labelled series."""
+
+    rule: str
+    severity: str
+    labels: dict[str, str] = Field(default_factory=dict)
+    summary: str = ""
+    value: float | None = None
+    threshold: float | None = None
+    actor: str = "system"
+
+
+class AlertResolved(EventData):
+    reason: str = ""
+    actor: str = "system"
+
+
 EVENT_TYPES: dict[str, type[EventData]] = {
     cls.__name__: cls
     for cls in (
@@ -125,6 +211,11 @@ EVENT_TYPES: dict[str, type[EventData]] = {
         AgentUpdated,
         AgentEnabled,
         AgentDisabled,
+        AgentRemoved,
+        AgentReregistered,
+        AgentInventoryReported,
+        AgentModelMissing,
+        AgentHealthChanged,
         AgentSlotTaken,
         AgentSlotReleased,
         TaskSubmitted,
@@ -136,6 +227,12 @@ EVENT_TYPES: dict[str, type[EventData]] = {
         TaskFailed,
         TaskCancelled,
         TaskTimedOut,
+        TaskOutputKept,
+        ApiKeyCreated,
+        ApiKeyRevoked,
+        AlertCreated,
+        AlertRaised,
+        AlertResolved,
     )
 }
 
@@ -149,7 +246,7 @@ class EventEnvelope(BaseModel):
     does not collide with it."""
 
     notification_id: int = Field(ge=1, description="position in the store's notification log")
-    aggregate_type: Literal["agent", "task"]
+    aggregate_type: Literal["agent", "task", "apikey", "alert"]
     aggregate_id: UUID
     version: int = Field(ge=1)
     type: str

@@ -6,12 +6,18 @@ from datetime import datetime
 from typing import Any, ClassVar, Literal
 from uuid import UUID
 
-from pydantic import Field
+from pydantic import AwareDatetime, Field
 
 from whoosh_shared import subjects
-from whoosh_shared.agents import AgentName, AgentSpec, Strict
+from whoosh_shared.agents import AgentName, AgentSpec, CapabilityName, Strict
+from whoosh_shared.alerts import AlertStatus, AlertView
+from whoosh_shared.api_keys import PREFIX_PATTERN, Role
 from whoosh_shared.commands import LlmOptions, Usage
 from whoosh_shared.enums import TaskStatus
+from whoosh_shared.events import EventEnvelope
+from whoosh_shared.inventory import Inventory, SpeedStats
+
+MAX_EVENT_ID = 2**53  # notification ids stay far below; the stores' integers hold this
 
 
 class Query(Strict):
@@ -29,6 +35,35 @@ class ListTasks(Query):
     agent: AgentName | None = None
     limit: int = Field(default=50, ge=1, le=1000)
     after: str | None = Field(default=None, description="cursor from the previous page")
+    capability: CapabilityName | None = Field(default=None, description="tasks requiring it")
+    submitted_after: AwareDatetime | None = Field(default=None, description="inclusive")
+    submitted_before: AwareDatetime | None = Field(default=None, description="exclusive")
+
+
+class GetEvents(Query):
+    """Stored events in notification order, answered from the store (not a projection).
+
+    With `aggregate_id`: that task's, agent's or key's whole history (read by its id, so
+    it is cheap however old it is). Without: the global log, to resume a feed."""
+
+    SUBJECT: ClassVar[str] = subjects.query("events")
+    aggregate_id: UUID | None = None
+    after: int = Field(
+        default=0, ge=0, le=MAX_EVENT_ID, description="notification id last seen (0: the start)"
+    )
+    limit: int = Field(default=100, ge=1, le=1000)
+
+
+class VerifyApiKey(Query):
+    """Is this key valid now? Answered with the key's view, or an error 'unauthorized'."""
+
+    SUBJECT: ClassVar[str] = subjects.query("apikey.verify")
+    prefix: str = Field(pattern=PREFIX_PATTERN)
+    key_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class ListApiKeys(Query):
+    SUBJECT: ClassVar[str] = subjects.query("apikey.list")
 
 
 class ListAgents(Query):
@@ -56,6 +91,7 @@ class TaskView(Strict):
     timeout_s: float
     llm: LlmOptions | None = None
     max_attempts: int
+    workspace_disposable: bool = False
     attempt: int = 0
     agent: str | None = None
     tried_agents: list[str] = Field(default_factory=list)
@@ -72,6 +108,7 @@ class TaskView(Strict):
     last_progress: str | None = None
     usage: Usage = Field(default_factory=Usage)
     version: int = 0
+    submitted_by: str = Field(default="system", description="the submitting actor (audit)")
 
 
 class AgentView(Strict):
@@ -82,6 +119,25 @@ class AgentView(Strict):
     completed: int = 0
     failed: int = 0
     version: int = 0
+    inventory: Inventory | None = Field(default=None, description="last probe (LLM agents)")
+    missing_models: list[str] = Field(
+        default_factory=list, description="models the server answered 404 for since that probe"
+    )
+    speeds: dict[str, SpeedStats] = Field(
+        default_factory=dict, description="per model, measured from completed tasks"
+    )
+
+    healthy: bool = Field(default=True, description="the monitor's last verdict")
+    health_reason: str | None = None
+
+    @property
+    def reachable(self) -> bool:
+        return self.inventory is None or self.inventory.reachable
+
+    @property
+    def in_rotation(self) -> bool:
+        """Whether the scheduler may give it new work now (load aside)."""
+        return self.enabled and self.healthy and self.reachable
 
     @property
     def load(self) -> int:
@@ -105,6 +161,32 @@ class FleetStats(Strict):
     position: int = Field(description="last notification id folded into the projections")
 
 
+class EventPage(Strict):
+    events: list[EventEnvelope]
+    next_cursor: int | None = Field(default=None, description="pass as `after` for more")
+
+
+class ApiKeyView(Strict):
+    """A key as lists show it: never its hash."""
+
+    id: UUID
+    prefix: str
+    name: str
+    role: Role
+    created_at: datetime
+    created_by: str
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None
+    revoked_by: str | None = None
+
+    def valid_at(self, now: datetime) -> bool:
+        return self.revoked_at is None and (self.expires_at is None or now < self.expires_at)
+
+
+class ApiKeyList(Strict):
+    keys: list[ApiKeyView]
+
+
 class QueryReply(Strict):
     status: Literal["ok", "error"]
     result: dict[str, Any] | None = None
@@ -118,3 +200,15 @@ class QueryReply(Strict):
     @classmethod
     def error(cls, code: str, reason: str) -> QueryReply:
         return cls(status="error", code=code, reason=reason)
+
+
+class ListAlerts(Query):
+    """Alerts newest first: firing ones, resolved ones, or both (status unset)."""
+
+    SUBJECT: ClassVar[str] = subjects.query("alert.list")
+    status: AlertStatus | None = None
+    limit: int = Field(default=50, ge=1, le=1000)
+
+
+class AlertList(Strict):
+    alerts: list[AlertView]

@@ -6,7 +6,9 @@ an `item` and a `stop(cause, reason)`.
 
 The coordinator's relay publishes every stored event; executors listen (core NATS,
 no durable state: a run that misses the event is stopped by its own timeout, and its
-report is rejected anyway) to the two that end a task while it may still run here.
+report is rejected anyway) to the events that end an attempt while it may still run
+here: the task cancelled or timed out, or the attempt failed elsewhere (the monitor
+re-queued it because its agent went unhealthy; the run here would only be rejected).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from uuid import UUID
 from pydantic import ValidationError
 
 from whoosh_shared import subjects
-from whoosh_shared.events import EventEnvelope, TaskCancelled, TaskTimedOut
+from whoosh_shared.events import EventEnvelope, TaskAttemptFailed, TaskCancelled, TaskTimedOut
 from whoosh_shared.work import WorkItem
 
 log = logging.getLogger(__name__)
@@ -28,6 +30,7 @@ log = logging.getLogger(__name__)
 STOP_EVENT_SUBJECTS = (
     subjects.events_of_type("task", "TaskCancelled"),
     subjects.events_of_type("task", "TaskTimedOut"),
+    subjects.events_of_type("task", "TaskAttemptFailed"),
 )
 
 
@@ -36,6 +39,7 @@ class StopCause(StrEnum):
 
     CANCELLED = "cancelled"  # the task was cancelled (TaskCancelled event)
     TIMED_OUT = "timed_out"  # the coordinator timed the task out (TaskTimedOut event)
+    SUPERSEDED = "superseded"  # the attempt was failed elsewhere and re-queued
     SHUTDOWN = "shutdown"  # this executor is stopping: nothing is reported, work redelivered
 
 
@@ -98,6 +102,11 @@ def stop_for_event(running: RunningAttempts[RunT], data: bytes) -> int:
     elif isinstance(payload, TaskTimedOut):
         runs = running.of_task(envelope.aggregate_id, payload.attempt)
         cause, reason = StopCause.TIMED_OUT, f"task timed out ({payload.reason})"
+    elif isinstance(payload, TaskAttemptFailed):
+        # Usually this executor's own report of a run that has ended; stopping it is a
+        # no-op then. Otherwise someone else gave up on the attempt: stop wasting it.
+        runs = running.of_task(envelope.aggregate_id, payload.attempt)
+        cause, reason = StopCause.SUPERSEDED, f"attempt failed elsewhere ({payload.reason})"
     else:
         return 0
     for run in runs:

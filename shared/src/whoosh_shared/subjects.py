@@ -31,6 +31,10 @@ WORK_WILDCARD = f"{WORK_PREFIX}.>"
 PROGRESS_PREFIX = f"{PREFIX}.progress"
 STORE_APPENDED = f"{PREFIX}.store.appended"
 
+# Executor heartbeats (core NATS, ephemeral): one subject per executor.
+HEARTBEAT_PREFIX = f"{PREFIX}.heartbeat"
+HEARTBEAT_WILDCARD = f"{HEARTBEAT_PREFIX}.>"
+
 # Header carrying the store's notification id on every relayed event.
 NOTIFICATION_ID_HEADER = "Whoosh-Notification-Id"
 
@@ -73,3 +77,22 @@ def work_for_type(agent_type: str) -> str:
 def progress(task_id: str) -> str:
     """Ephemeral output lines of one task."""
     return f"{PROGRESS_PREFIX}.{task_id}"
+
+
+def heartbeat(executor_id: str) -> str:
+    """Heartbeats of one executor; the id becomes one subject token (see heartbeat_token)."""
+    return f"{HEARTBEAT_PREFIX}.{heartbeat_token(executor_id)}"
+
+
+def heartbeat_token(executor_id: str) -> str:
+    """An executor id as a single subject token: dots, wildcards and spaces become `_`."""
+    return "".join("_" if ch in ".*> \t\r\n" else ch for ch in executor_id)
+
+
+# Connectivity tests before registration: request-reply to an executor of the agent's type.
+PROBE_PREFIX = f"{PREFIX}.probe"
+
+
+def probe(agent_type_token: str) -> str:
+    """Where an executor answers ProbeAgent for its agent type (e.g. `whoosh.probe.cli`)."""
+    return f"{PROBE_PREFIX}.{agent_type_token}"

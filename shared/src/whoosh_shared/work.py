@@ -23,6 +23,10 @@ class WorkItem(Strict):
     prompt: str
     timeout_s: float
     llm: LlmOptions | None = None
+    model: str | None = Field(default=None, description="the task's model, else the agent's")
+    workspace_disposable: bool = Field(
+        default=False, description="retry even after the agent ran tools (fresh workspace)"
+    )
 
     @property
     def msg_id(self) -> str:

@@ -4,6 +4,10 @@ Every command ends in exactly one CommandReply. A command either saves all its
 events in one transaction or none: domain rules raise `Rejected` before any
 event is triggered, and an optimistic-concurrency conflict (another coordinator
 wrote first) is retried from fresh state, never half-applied.
+
+This module holds the handler (dispatch, group commit, retries, loading and saving) and
+the task commands; agent, API key and alert commands live beside it in
+`agent_commands.py`, `api_key_commands.py` and `alert_commands.py`.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 from uuid import UUID
 
@@ -21,8 +26,11 @@ from whoosh_shared import commands as c
 from whoosh_shared.commands import CommandReply, RejectCode
 from whoosh_shared.enums import TaskStatus
 
+from whoosh_coordinator import agent_commands, alert_commands, api_key_commands
+from whoosh_coordinator.admission import admit
 from whoosh_coordinator.domain import Agent, Rejected, Task
 from whoosh_coordinator.domain.agent import agent_id
+from whoosh_coordinator.domain.api_key import ApiKey
 from whoosh_coordinator.projections import FleetProjection
 from whoosh_coordinator.scheduler import Needs, choose, eligible
 from whoosh_coordinator.store import WhooshStore
@@ -61,19 +69,32 @@ class CommandHandler:
         self.on_saved = on_saved
         self.clock = clock
         self.aggregates = WorkingSet(store)
-        self._unit: list[Agent | Task] | None = None
+        self._unit: list[Agent | Task | ApiKey] | None = None
         self._dispatch: dict[type[c.Command], Callable[[Any], CommandReply]] = {
-            c.RegisterAgent: self._register_agent,
-            c.UpdateAgent: self._update_agent,
-            c.EnableAgent: self._enable_agent,
-            c.DisableAgent: self._disable_agent,
             c.SubmitTask: self._submit_task,
             c.StartTask: self._start_task,
             c.ReportProgress: self._report_progress,
             c.CompleteTask: self._complete_task,
             c.FailTask: self._fail_task,
             c.CancelTask: self._cancel_task,
+            **{
+                command: partial(decide, self)
+                for command, decide in (
+                    (c.RegisterAgent, agent_commands.register_agent),
+                    (c.UpdateAgent, agent_commands.update_agent),
+                    (c.EnableAgent, agent_commands.enable_agent),
+                    (c.DisableAgent, agent_commands.disable_agent),
+                    (c.RemoveAgent, agent_commands.remove_agent),
+                    (c.ReportInventory, agent_commands.report_inventory),
+                    (c.ReportAgentHealth, agent_commands.report_health),
+                    (c.CreateApiKey, api_key_commands.create_api_key),
+                    (c.RevokeApiKey, api_key_commands.revoke_api_key),
+                    (c.RaiseAlert, alert_commands.raise_alert),
+                    (c.ResolveAlert, alert_commands.resolve_alert),
+                )
+            },
         }
+        self._submitted_in_unit: dict[str, int] = {}
 
     # -- entry points -----------------------------------------------------------------
 
@@ -102,14 +123,17 @@ class CommandHandler:
         if len(commands) == 1:
             return [self.handle(commands[0])]
         self._unit = []
+        self._submitted_in_unit = {}
         self.aggregates.begin()
         try:
             replies = [self._decide_in_unit(command) for command in commands]
             unit = list({id(a): a for a in self._unit}.values())
             self._unit = None
+            self._submitted_in_unit = {}
             recordings = self.store.save(*unit) if unit else []
         except Exception:  # every failure has the same remedy: one command at a time
             self._unit = None
+            self._submitted_in_unit = {}
             self.aggregates.forget_touched()
             return [self.handle(command) for command in commands]
         if unit:
@@ -150,7 +174,7 @@ class CommandHandler:
 
     # -- helpers ----------------------------------------------------------------------
 
-    def save(self, *aggregates: Agent | Task) -> None:
+    def save(self, *aggregates: Agent | Task | ApiKey) -> None:
         if self._unit is not None:  # inside a group commit: saved with the group
             self._unit.extend(aggregates)
             return
@@ -160,9 +184,12 @@ class CommandHandler:
 
     def load_agent(self, name: str) -> Agent:
         try:
-            return self.aggregates.get(agent_id(name))
+            agent = self.aggregates.get(agent_id(name))
         except AggregateNotFoundError:
             raise Rejected(RejectCode.NOT_FOUND, f"unknown agent '{name}'") from None
+        if agent.removed:
+            raise Rejected(RejectCode.NOT_FOUND, f"unknown agent '{name}' (it was removed)")
+        return agent
 
     def load_agent_by_id(self, id_: UUID) -> Agent:
         return self.aggregates.get(id_)
@@ -173,50 +200,31 @@ class CommandHandler:
         except AggregateNotFoundError:
             raise Rejected(RejectCode.NOT_FOUND, f"unknown task {task_id}") from None
 
-    def settle(self, task: Task, held: UUID | None) -> None:
-        """Save a task, with the release of the agent slot it held if it no longer runs."""
+    def settle(self, task: Task, held: UUID | None, agent: Agent | None = None) -> None:
+        """Save a task, with the release of the agent slot it held if it no longer runs
+        (`agent`: the held agent, when this decision has loaded it already)."""
         if held is None or task.active:
-            self.save(task)
+            self.save(task, *([agent] if agent else []))
             return
-        agent = self.load_agent_by_id(held)
+        agent = agent or self.load_agent_by_id(held)
         agent.release_slot(task.id)
         self.save(task, agent)
-
-    # -- agents -----------------------------------------------------------------------
-
-    def _register_agent(self, cmd: c.RegisterAgent) -> CommandReply:
-        spec = cmd.spec
-        if agent_id(spec.name) in self.store.repository:
-            raise Rejected(RejectCode.DUPLICATE, f"agent '{spec.name}' already exists")
-        agent = Agent(spec=spec.model_dump(mode="json"), actor=cmd.actor)
-        self.save(agent)
-        return CommandReply.accept(agent_id=str(agent.id), name=spec.name)
-
-    def _update_agent(self, cmd: c.UpdateAgent) -> CommandReply:
-        changes = cmd.changes.changes()
-        if not changes:
-            raise Rejected(RejectCode.INVALID, "update names no field to change")
-        agent = self.load_agent(cmd.name)
-        agent.update(changes=changes, actor=cmd.actor)
-        self.save(agent)
-        return CommandReply.accept(agent_id=str(agent.id), name=cmd.name)
-
-    def _enable_agent(self, cmd: c.EnableAgent) -> CommandReply:
-        agent = self.load_agent(cmd.name)
-        agent.enable(actor=cmd.actor)
-        self.save(agent)
-        return CommandReply.accept(agent_id=str(agent.id), name=cmd.name)
-
-    def _disable_agent(self, cmd: c.DisableAgent) -> CommandReply:
-        agent = self.load_agent(cmd.name)
-        agent.disable(actor=cmd.actor)
-        self.save(agent)
-        return CommandReply.accept(agent_id=str(agent.id), name=cmd.name)
 
     # -- tasks ------------------------------------------------------------------------
 
     def _submit_task(self, cmd: c.SubmitTask) -> CommandReply:
-        needs = self._check_some_agent_could_run(cmd)
+        needs = admit(cmd, self.projection)
+        if cmd.max_active_tasks is not None:
+            unfinished = self.projection.unfinished_by(cmd.actor)
+            unfinished += self._submitted_in_unit.get(cmd.actor, 0)
+            if unfinished >= cmd.max_active_tasks:
+                raise Rejected(
+                    RejectCode.LIMITED,
+                    f"{cmd.actor} has {unfinished} unfinished task(s), its limit is "
+                    f"{cmd.max_active_tasks}; wait for one to end",
+                )
+        if self._unit is not None:
+            self._submitted_in_unit[cmd.actor] = self._submitted_in_unit.get(cmd.actor, 0) + 1
         task = Task(
             prompt=cmd.prompt,
             priority=cmd.priority,
@@ -235,7 +243,7 @@ class CommandHandler:
     def _place_at_once(self, task: Task, needs: Needs) -> list[Agent]:
         """With nothing queued ahead, assign in the submitting transaction: one commit and
         no scheduling pass on the way to the executor. Otherwise the scheduler decides."""
-        if self.projection.with_status(TaskStatus.QUEUED) or self._queued_in_unit():
+        if self.projection.count(TaskStatus.QUEUED) or self._queued_in_unit():
             return []
         agents = self.projection.agents.values()
         chosen = choose(needs, agents, {a.id: a.load for a in agents})
@@ -252,41 +260,6 @@ class CommandHandler:
         """Whether a task submitted earlier in this group commit stayed queued."""
         return any(isinstance(a, Task) and a.status == TaskStatus.QUEUED for a in self._unit or ())
 
-    def _check_some_agent_could_run(self, cmd: c.SubmitTask) -> Needs:
-        """Refuse work no registered agent could ever take (disabled agents count: they return)."""
-        agents = list(self.projection.agents.values())
-        if cmd.agent and self.projection.agent_by_name(cmd.agent) is None:
-            raise Rejected(RejectCode.NOT_FOUND, f"unknown agent '{cmd.agent}'")
-        offered = {cap for a in agents for cap in a.spec.capabilities}
-        unknown = [cap for cap in cmd.capabilities if cap not in offered]
-        if unknown:
-            raise Rejected(
-                RejectCode.NO_CAPABLE_AGENT,
-                f"unknown capability {', '.join(repr(u) for u in unknown)}: no registered "
-                "agent offers it",
-            )
-        needs = Needs(
-            agent=cmd.agent,
-            agent_type=cmd.agent_type.value if cmd.agent_type else None,
-            model=cmd.model,
-            capabilities=tuple(cmd.capabilities),
-        )
-        if not any(eligible(needs, a, ignore_enabled=True) for a in agents):
-            wanted = ", ".join(
-                f"{k}={v}"
-                for k, v in (
-                    ("agent", cmd.agent),
-                    ("type", cmd.agent_type and cmd.agent_type.value),
-                    ("model", cmd.model),
-                    ("capabilities", ",".join(cmd.capabilities) or None),
-                )
-                if v
-            )
-            raise Rejected(
-                RejectCode.NO_CAPABLE_AGENT, f"no registered agent matches {wanted or 'the task'}"
-            )
-        return needs
-
     def _start_task(self, cmd: c.StartTask) -> CommandReply:
         task = self.load_task(cmd.task_id)
         task.start(attempt=cmd.attempt, executor_id=cmd.executor_id)
@@ -301,6 +274,8 @@ class CommandHandler:
 
     def _complete_task(self, cmd: c.CompleteTask) -> CommandReply:
         task = self.load_task(cmd.task_id)
+        if task.accepts_output_of(cmd.attempt):  # finished just as it was stopped
+            return self._keep_output(task, cmd.attempt, cmd.output, cmd.usage)
         held = task.agent_id
         task.complete(
             attempt=cmd.attempt,
@@ -313,20 +288,50 @@ class CommandHandler:
 
     def _fail_task(self, cmd: c.FailTask) -> CommandReply:
         task = self.load_task(cmd.task_id)
+        if task.accepts_output_of(cmd.attempt):  # the report of a cancelled attempt
+            return self._keep_output(task, cmd.attempt, cmd.output, cmd.usage)
         held = task.agent_id
         if cmd.timed_out:
             task.time_out(attempt=cmd.attempt, reason=cmd.reason)
-        else:
-            task.fail(
-                attempt=cmd.attempt,
-                reason=cmd.reason,
-                output=cmd.output,
-                exit_code=cmd.exit_code,
-                usage=cmd.usage.model_dump(),
-                retryable=cmd.retryable,
-                now=self.clock(),
-            )
-        self.settle(task, held)
+            task.keep_output(cmd.attempt, cmd.output, cmd.usage.model_dump())
+            self.settle(task, held)
+            return CommandReply.accept(task_id=str(task.id), status=task.status)
+        agent, retryable, reason = None, cmd.retryable, cmd.reason
+        if cmd.missing_model and held is not None:
+            task.check_attempt(cmd.attempt)
+            agent = self.load_agent_by_id(held)
+            agent.mark_model_missing(cmd.missing_model, task.id)
+            if not self._another_agent_could_run(task.id, held):
+                retryable = False
+                reason = f"{reason}; no other agent has model '{cmd.missing_model}'"
+        task.fail(
+            attempt=cmd.attempt,
+            reason=reason,
+            output=cmd.output,
+            exit_code=cmd.exit_code,
+            usage=cmd.usage.model_dump(),
+            retryable=retryable,
+            now=self.clock(),
+            rejected_for_agent=bool(cmd.missing_model),
+        )
+        self.settle(task, held, agent)
+        return CommandReply.accept(task_id=str(task.id), status=task.status)
+
+    def _another_agent_could_run(self, task_id: UUID, other_than: UUID) -> bool:
+        view = self.projection.tasks.get(task_id)
+        if view is None:
+            return True  # not folded yet (another coordinator's): let the scheduler decide
+        needs = Needs.of(view)
+        return any(
+            eligible(needs, agent, ignore_state=True)
+            for agent in self.projection.agents.values()
+            if agent.id != other_than
+        )
+
+    def _keep_output(self, task: Task, attempt: int, output: str, usage: c.Usage) -> CommandReply:
+        """A stopped attempt's output: kept on the task, which stays cancelled/timed out."""
+        if task.keep_output(attempt, output, usage.model_dump()):
+            self.save(task)
         return CommandReply.accept(task_id=str(task.id), status=task.status)
 
     def _cancel_task(self, cmd: c.CancelTask) -> CommandReply:

@@ -14,7 +14,12 @@ from whoosh_shared import events as ev
 from whoosh_shared.agents import AgentSpec
 from whoosh_shared.enums import TaskStatus
 from whoosh_shared.events import EventEnvelope
+from whoosh_shared.inventory import model_key
 from whoosh_shared.queries import AgentView, FleetStats, TaskView
+
+from whoosh_coordinator.alert_projection import AlertProjection
+from whoosh_coordinator.api_key_registry import ApiKeyRegistry
+from whoosh_coordinator.estimates import observe
 
 
 class FleetProjection:
@@ -23,6 +28,9 @@ class FleetProjection:
         self.agents: dict[UUID, AgentView] = {}
         self._agent_ids: dict[str, UUID] = {}
         self._by_status: dict[TaskStatus, set[UUID]] = {s: set() for s in TaskStatus}
+        self.api_keys = ApiKeyRegistry()
+        self._unfinished: dict[str, int] = {}
+        self.alerts = AlertProjection()
         self.position = 0
         self.event_count = 0
 
@@ -36,16 +44,27 @@ class FleetProjection:
         payload = envelope.payload()
         if envelope.aggregate_type == "agent":
             self._apply_agent(envelope, payload)
+        elif envelope.aggregate_type == "apikey":
+            self.api_keys.apply(envelope, payload)
+        elif envelope.aggregate_type == "alert":
+            self.alerts.apply(envelope, payload)
         else:
             self._apply_task(envelope, payload)
 
     def _apply_agent(self, envelope: EventEnvelope, payload: ev.EventData) -> None:
-        if isinstance(payload, ev.AgentRegistered):
+        if isinstance(payload, ev.AgentRegistered | ev.AgentReregistered):
             self.agents[envelope.aggregate_id] = AgentView(
                 id=envelope.aggregate_id, spec=payload.spec, enabled=payload.spec.enabled
             )
             self._agent_ids[payload.spec.name] = envelope.aggregate_id
-        view = self.agents[envelope.aggregate_id]
+        if isinstance(payload, ev.AgentRemoved):
+            removed = self.agents.pop(envelope.aggregate_id, None)
+            if removed is not None:
+                self._agent_ids.pop(removed.spec.name, None)
+            return
+        view = self.agents.get(envelope.aggregate_id)
+        if view is None:
+            return  # a removed agent's late event: nothing to show
         view.version = envelope.version
         match payload:
             case ev.AgentUpdated(changes=changes):
@@ -54,6 +73,12 @@ class FleetProjection:
                 view.enabled = True
             case ev.AgentDisabled():
                 view.enabled = False
+            case ev.AgentInventoryReported(inventory=inventory):
+                view.inventory, view.missing_models = inventory, []
+            case ev.AgentModelMissing(model=model):
+                view.missing_models.append(model)
+            case ev.AgentHealthChanged(healthy=healthy, reason=reason):
+                view.healthy, view.health_reason = healthy, None if healthy else reason
             case ev.AgentSlotTaken(task_id=task_id):
                 view.in_flight.append(task_id)
             case ev.AgentSlotReleased(task_id=task_id):
@@ -64,9 +89,12 @@ class FleetProjection:
         if isinstance(payload, ev.TaskSubmitted):
             self.tasks[envelope.aggregate_id] = _new_task_view(envelope, payload)
             self._by_status[TaskStatus.QUEUED].add(envelope.aggregate_id)
+            self._unfinished[payload.actor] = self._unfinished.get(payload.actor, 0) + 1
         view = self.tasks[envelope.aggregate_id]
         before = view.status
         self._fold_task(view, envelope, payload)
+        if view.status.terminal and not before.terminal:
+            self._unfinished[view.submitted_by] -= 1
         view.version = envelope.version
         if view.status is not before:
             self._by_status[before].discard(view.id)
@@ -86,6 +114,7 @@ class FleetProjection:
             case ev.TaskCompleted():
                 self._finish(view, TaskStatus.COMPLETED, at, payload)
                 self._count(view, "completed")
+                self._measure(view, payload)
             case ev.TaskAttemptFailed():
                 if view.agent and view.agent not in view.tried_agents:
                     view.tried_agents.append(view.agent)
@@ -101,6 +130,8 @@ class FleetProjection:
                 view.status, view.reason, view.finished_at = TaskStatus.CANCELLED, reason, at
             case ev.TaskTimedOut(reason=reason):
                 view.status, view.reason, view.finished_at = TaskStatus.TIMED_OUT, reason, at
+            case ev.TaskOutputKept(output=output, usage=usage):
+                view.output, view.usage = output, usage
 
     @staticmethod
     def _finish(
@@ -119,6 +150,17 @@ class FleetProjection:
         if agent is not None:
             setattr(agent, outcome, getattr(agent, outcome) + 1)
 
+    def _measure(self, view: TaskView, payload: ev.TaskCompleted) -> None:
+        """Speed per agent and model, from what the completed task's usage measured."""
+        agent = self.agent_by_name(view.agent) if view.agent else None
+        model = view.model or (agent.spec.model if agent else None)
+        if agent is None or model is None:
+            return
+        key = model_key(model)
+        stats = observe(agent.speeds.get(key), payload.usage)
+        if stats is not None:
+            agent.speeds[key] = stats
+
     # -- reading ----------------------------------------------------------------------
 
     def agent_by_name(self, name: str) -> AgentView | None:
@@ -129,6 +171,9 @@ class FleetProjection:
         """Indexed by status, so a pass over waiting work never scans finished tasks."""
         return [self.tasks[i] for status in statuses for i in self._by_status[status]]
 
+    def count(self, status: TaskStatus) -> int:
+        return len(self._by_status[status])
+
     def queued(self) -> list[TaskView]:
         """Queued tasks in scheduling order: higher priority first, then submission order."""
         waiting = self.with_status(TaskStatus.QUEUED)
@@ -136,6 +181,11 @@ class FleetProjection:
 
     def active(self) -> list[TaskView]:
         return self.with_status(TaskStatus.ASSIGNED, TaskStatus.RUNNING)
+
+    def unfinished_by(self, actor: str) -> int:
+        """How many tasks `actor` submitted that have not ended (its concurrent-task count);
+        kept as a count per actor, since every submit through the gateway asks it."""
+        return self._unfinished.get(actor, 0)
 
     def stats(self) -> FleetStats:
         return FleetStats(
@@ -160,6 +210,8 @@ def _new_task_view(envelope: EventEnvelope, payload: ev.TaskSubmitted) -> TaskVi
         timeout_s=payload.timeout_s,
         llm=payload.llm,
         max_attempts=payload.retry.max_attempts,
+        workspace_disposable=payload.retry.workspace_disposable,
         submitted_at=envelope.timestamp,
         sequence=envelope.notification_id,
+        submitted_by=payload.actor,
     )

@@ -1,31 +1,68 @@
-"""Queries answered from the projections: never from the store, never blocking writers."""
+"""Queries answered from the projections (never blocking writers), and event histories
+answered from the store, which the coordinator owns."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
 from whoosh_shared import queries as q
 from whoosh_shared.queries import QueryReply
 
+from whoosh_coordinator.api_key_registry import KeyRefused
 from whoosh_coordinator.commands import describe_validation_error
+from whoosh_coordinator.history import aggregate_events
 from whoosh_coordinator.projections import FleetProjection
+from whoosh_coordinator.store import WhooshStore, read_envelopes
 
+log = logging.getLogger(__name__)
 QUERIES_BY_SUBJECT: dict[str, type[q.Query]] = {
-    cls.SUBJECT: cls for cls in (q.GetTask, q.ListTasks, q.ListAgents, q.GetAgent, q.GetStats)
+    cls.SUBJECT: cls
+    for cls in (
+        q.GetTask,
+        q.ListTasks,
+        q.ListAgents,
+        q.GetAgent,
+        q.GetStats,
+        q.GetEvents,
+        q.VerifyApiKey,
+        q.ListApiKeys,
+        q.ListAlerts,
+    )
 }
 
 
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
 class QueryHandler:
-    def __init__(self, projection: FleetProjection) -> None:
+    def __init__(
+        self,
+        projection: FleetProjection,
+        store: WhooshStore | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
         self.projection = projection
+        self.store = store
+        self.clock = clock
         self._dispatch: dict[type[q.Query], Callable[[Any], QueryReply]] = {
             q.GetTask: self._get_task,
             q.ListTasks: self._list_tasks,
             q.ListAgents: self._list_agents,
             q.GetAgent: self._get_agent,
             q.GetStats: lambda _: QueryReply.ok(self.projection.stats()),
+            q.GetEvents: self._get_events,
+            q.VerifyApiKey: self._verify_api_key,
+            q.ListApiKeys: lambda _: QueryReply.ok(
+                q.ApiKeyList(keys=self.projection.api_keys.listed())
+            ),
+            q.ListAlerts: lambda query: QueryReply.ok(
+                q.AlertList(alerts=self.projection.alerts.listed(query.status, query.limit))
+            ),
         }
 
     def handle_raw(self, subject: str, body: bytes) -> QueryReply:
@@ -38,7 +75,11 @@ class QueryHandler:
             return QueryReply.error(
                 "invalid", f"invalid {model.__name__}: {describe_validation_error(exc)}"
             )
-        return self._dispatch[model](query)
+        try:
+            return self._dispatch[model](query)
+        except Exception:  # a bug must cost one answer, never the subscription
+            log.exception("query %s failed", model.__name__)
+            return QueryReply.error("internal", f"internal error answering {model.__name__}")
 
     def _get_task(self, query: q.GetTask) -> QueryReply:
         view = self.projection.tasks.get(query.task_id)
@@ -58,9 +99,7 @@ class QueryHandler:
         for task in tasks:
             if before is not None and task.sequence >= before:
                 continue
-            if query.status and task.status is not query.status:
-                continue
-            if query.agent and task.agent != query.agent and query.agent not in task.tried_agents:
+            if not _matches(task, query):
                 continue
             selected.append(task)
             if len(selected) > query.limit:
@@ -78,3 +117,35 @@ class QueryHandler:
         if agent is None:
             return QueryReply.error("not_found", f"unknown agent '{query.name}'")
         return QueryReply.ok(agent)
+
+    def _get_events(self, query: q.GetEvents) -> QueryReply:
+        """One aggregate's history (by its id) or the global log after a position."""
+        if self.store is None:
+            return QueryReply.error("unavailable", "this coordinator does not read its store")
+        if query.aggregate_id is not None:
+            events = aggregate_events(self.store, query.aggregate_id, query.after, query.limit + 1)
+        else:
+            events = read_envelopes(self.store, query.after, query.limit + 1)
+        page = events[: query.limit]
+        more = len(events) > query.limit
+        cursor = page[-1].notification_id if more and page else None
+        return QueryReply.ok(q.EventPage(events=page, next_cursor=cursor))
+
+    def _verify_api_key(self, query: q.VerifyApiKey) -> QueryReply:
+        try:
+            view = self.projection.api_keys.verify(query.prefix, query.key_hash, self.clock())
+        except KeyRefused as refused:
+            return QueryReply.error("unauthorized", str(refused))
+        return QueryReply.ok(view)
+
+
+def _matches(task: q.TaskView, query: q.ListTasks) -> bool:
+    if query.status and task.status is not query.status:
+        return False
+    if query.agent and task.agent != query.agent and query.agent not in task.tried_agents:
+        return False
+    if query.capability and query.capability not in task.capabilities:
+        return False
+    if query.submitted_after and task.submitted_at < query.submitted_after:
+        return False
+    return not (query.submitted_before and task.submitted_at >= query.submitted_before)

@@ -69,6 +69,8 @@ class StoreSource:
             prompt=task.prompt,
             timeout_s=task.timeout_s,
             llm=task.llm,
+            model=task.model or agent.spec.get("model"),
+            workspace_disposable=task.workspace_disposable,
         )
 
 
@@ -106,6 +108,8 @@ class FollowerSource:
             prompt=task.prompt,
             timeout_s=task.timeout_s,
             llm=task.llm,
+            model=task.model or agent.spec.model,
+            workspace_disposable=task.workspace_disposable,
         )
 
 

@@ -1,21 +1,33 @@
 """Which queued task goes to which agent. Pure: views in, a plan out.
 
-Rules, in order: a task only goes to an enabled agent that matches its pinned
-agent, agent type, model and every required capability; higher priority first,
-then submission order (a task that cannot be placed does not block the ones
-behind it); never more than an agent's max_concurrent; a retry waits for an
-agent it has not tried while there is one; among eligible agents the least loaded (relative to its
-capacity) wins, then the most proficient, then the name for determinism.
+Rules, in order: a task only goes to an enabled, healthy, reachable agent that matches its pinned
+agent and agent type, whose server has the model (by its last probed inventory, else by
+the agent's configured model) and every required capability (configured, or reported
+for that model), and whose model can read the prompt (context length); higher priority
+first, then submission order (a task that cannot be placed does not block the ones
+behind it); never more than an agent's max_concurrent; a retry waits for an agent it
+has not tried while there is one. Among eligible agents: the shortest estimated
+completion time (measured speed, expected tokens, load; an unmeasured LLM agent counts as
+instant so it gets measured, a CLI agent as the best of the others), then a warm model,
+then the least loaded (relative to capacity), then the most proficient, and a tie at
+random so equal agents share work.
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
+from whoosh_shared.enums import AgentType
+from whoosh_shared.inventory import ModelFacts, model_key
 from whoosh_shared.queries import AgentView, TaskView
+
+from whoosh_coordinator.estimates import DEFAULT_OUTPUT_TOKENS, expected_seconds, prompt_tokens
+
+_RANDOM = random.Random()
 
 
 @dataclass(frozen=True)
@@ -34,33 +46,96 @@ class Needs:
     model: str | None = None
     capabilities: tuple[str, ...] = ()
     tried_agents: tuple[str, ...] = ()
+    prompt_tokens: int = 0
+    output_tokens: int = DEFAULT_OUTPUT_TOKENS
 
     @classmethod
     def of(cls, task: TaskView) -> Needs:
+        llm = task.llm
         return cls(
             task.pinned_agent,
             task.agent_type,
             task.model,
             tuple(task.capabilities),
             tuple(task.tried_agents),
+            prompt_tokens(task.prompt, llm.system if llm else None),
+            expected_output_tokens(llm.options if llm else {}),
         )
 
 
-def eligible(needs: Needs, agent: AgentView, ignore_enabled: bool = False) -> bool:
-    """Could this agent ever run this work (ignoring its current load)?"""
+def expected_output_tokens(options: dict[str, object]) -> int:
+    limit = options.get("num_predict")
+    if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0:
+        return limit
+    return DEFAULT_OUTPUT_TOKENS
+
+
+def model_of(needs: Needs, agent: AgentView) -> str | None:
+    """The model the agent would run the task with: the task's, else its own."""
+    return needs.model or agent.spec.model
+
+
+def facts_of(agent: AgentView, model: str | None) -> ModelFacts | None:
+    if model is None or agent.inventory is None:
+        return None
+    return agent.inventory.facts(model)
+
+
+def serves_model(agent: AgentView, model: str) -> bool:
+    """Whether the agent's server has the model: its last probe listed it (and no call
+    answered 404 for it since), or, never probed, it is the agent's configured model."""
+    key = model_key(model)
+    if any(model_key(missing) == key for missing in agent.missing_models):
+        return False
+    inventory = agent.inventory
+    if inventory is not None and inventory.models:
+        return inventory.facts(model) is not None
+    return agent.spec.model is not None and model_key(agent.spec.model) == key
+
+
+def offers(agent: AgentView, capability: str, model: str | None) -> bool:
+    facts = facts_of(agent, model)
+    return capability in agent.spec.capabilities or (
+        facts is not None and capability in facts.capabilities
+    )
+
+
+def offered_capabilities(agent: AgentView) -> set[str]:
+    """Everything the agent offers: configured, or reported for any model on its server."""
+    reported = agent.inventory.models.values() if agent.inventory else ()
+    return set(agent.spec.capabilities).union(*(facts.capabilities for facts in reported))
+
+
+def fits_context(needs: Needs, agent: AgentView) -> bool:
+    facts = facts_of(agent, model_of(needs, agent))
+    limit = facts.context_length if facts else None
+    return limit is None or needs.prompt_tokens <= limit
+
+
+def eligible(needs: Needs, agent: AgentView, ignore_state: bool = False) -> bool:
+    """Could this agent run this work (ignoring its current load)? `ignore_state` also
+    ignores whether it is enabled, healthy and reachable: those come back."""
     spec = agent.spec
-    if not (agent.enabled or ignore_enabled):
+    if not (ignore_state or agent.in_rotation):
         return False
     if needs.agent and needs.agent != spec.name:
         return False
     if needs.agent_type and needs.agent_type != spec.type.value:
         return False
-    if needs.model and needs.model != spec.model:
+    model = model_of(needs, agent)
+    if model is not None and not serves_model(agent, model):
         return False
-    return all(capability in spec.capabilities for capability in needs.capabilities)
+    if not all(offers(agent, capability, model) for capability in needs.capabilities):
+        return False
+    return fits_context(needs, agent)
 
 
-def choose(needs: Needs, agents: Iterable[AgentView], load: dict[UUID, int]) -> AgentView | None:
+def choose(
+    needs: Needs,
+    agents: Iterable[AgentView],
+    load: dict[UUID, int],
+    rng: random.Random = _RANDOM,
+) -> AgentView | None:
     """The agent for one piece of work, or None if it should wait for a slot.
 
     A retry waits for an agent it has not tried yet, even a busy one, rather than go
@@ -71,12 +146,22 @@ def choose(needs: Needs, agents: Iterable[AgentView], load: dict[UUID, int]) -> 
     free = [a for a in untried or candidates if load[a.id] < a.spec.max_concurrent]
     if not free:
         return None
-    return min(free, key=lambda a: _preference(needs, a, load[a.id]))
+    etas = {a.id: _eta(needs, a, load[a.id]) for a in free}
+    neutral = min((eta for eta in etas.values() if eta is not None), default=0.0)
+    ranked = [(_preference(needs, a, load[a.id], etas[a.id], neutral), a) for a in free]
+    best = min(key for key, _ in ranked)
+    tied = [agent for key, agent in ranked if key == best]
+    return tied[0] if len(tied) == 1 else rng.choice(tied)
 
 
-def plan(queued: Iterable[TaskView], agents: Iterable[AgentView], now: datetime) -> list[Placement]:
+def plan(
+    queued: Iterable[TaskView],
+    agents: Iterable[AgentView],
+    now: datetime,
+    rng: random.Random = _RANDOM,
+) -> list[Placement]:
     """Placements for as many queued tasks as free slots allow; `queued` is in priority order."""
-    agents = [agent for agent in agents if agent.enabled]
+    agents = [agent for agent in agents if agent.in_rotation]
     load = {agent.id: agent.load for agent in agents}
     free = sum(max(0, agent.spec.max_concurrent - agent.load) for agent in agents)
     placements: list[Placement] = []
@@ -85,13 +170,45 @@ def plan(queued: Iterable[TaskView], agents: Iterable[AgentView], now: datetime)
             break  # every slot is given: a long queue costs nothing more
         if task.not_before and task.not_before > now:
             continue
-        chosen = choose(Needs.of(task), agents, load)
+        chosen = choose(Needs.of(task), agents, load, rng)
         if chosen is not None:
             load[chosen.id] += 1
             placements.append(Placement(task.id, chosen.id, chosen.spec.name))
     return placements
 
 
-def _preference(needs: Needs, agent: AgentView, load: int) -> tuple[float, float, str]:
+def _cold(needs: Needs, agent: AgentView) -> bool:
+    """Whether the last probe says the model is not loaded (a load is ahead). Unprobed
+    servers and agents without a model to load are not known to be cold."""
+    model = model_of(needs, agent)
+    if agent.spec.type is AgentType.CLI or not model or agent.inventory is None:
+        return False
+    return not agent.inventory.is_loaded(model)
+
+
+def _eta(needs: Needs, agent: AgentView, load: int) -> float | None:
+    """Estimated seconds on an LLM agent (0 while unmeasured, so it gets measured); None
+    for an agent whose speed is not measured in tokens (a CLI agent)."""
+    model = model_of(needs, agent)
+    if agent.spec.type is AgentType.CLI or not model:
+        return None
+    stats = agent.speeds.get(model_key(model))
+    return expected_seconds(
+        stats,
+        needs.prompt_tokens,
+        needs.output_tokens,
+        not _cold(needs, agent),
+        load,
+        agent.spec.max_concurrent,
+    )
+
+
+def _preference(
+    needs: Needs, agent: AgentView, load: int, eta: float | None, neutral: float
+) -> tuple[float, bool, float, float]:
+    """Smaller is better. An agent without an estimate (a CLI agent in a mixed fleet)
+    counts as the best estimate among the others: load and proficiency decide then."""
     proficiency = sum(agent.spec.capabilities.get(c, 0.0) for c in needs.capabilities)
-    return (load / agent.spec.max_concurrent, -proficiency, agent.spec.name)
+    seconds = neutral if eta is None else eta
+    capacity = agent.spec.max_concurrent
+    return (round(seconds, 3), _cold(needs, agent), load / capacity, -proficiency)

@@ -54,7 +54,7 @@ class Coordinator:
         self.follower = Follower(self.store, self.projection)
         self.bus = Bus(nats_url, "whoosh-coordinator")
         self.handler = CommandHandler(self.store, self.projection, on_saved=self._on_saved)
-        self.queries = QueryHandler(self.projection)
+        self.queries = QueryHandler(self.projection, self.store)
         self.assigner = Assigner(self.handler, settings.timeout_grace_s)
         self.run_relay = run_relay
         self.relay: Relay | None = None

@@ -15,9 +15,11 @@ from whoosh_shared.events import EventEnvelope
 from whoosh_shared.store import store_env
 
 from whoosh_coordinator.domain import Agent, Task
+from whoosh_coordinator.domain.alert import Alert
+from whoosh_coordinator.domain.api_key import ApiKey
 
 ENVELOPE_SKIP = frozenset({"originator_id", "originator_version", "timestamp", "originator_topic"})
-AGGREGATE_TYPES = {Agent: "agent", Task: "task"}
+AGGREGATE_TYPES = {Agent: "agent", Task: "task", ApiKey: "apikey", Alert: "alert"}
 
 
 class WhooshStore(Application[Any]):

@@ -13,9 +13,10 @@ from collections import OrderedDict
 from uuid import UUID
 
 from whoosh_coordinator.domain import Agent, Task
+from whoosh_coordinator.domain.api_key import ApiKey
 from whoosh_coordinator.store import WhooshStore
 
-Aggregate = Agent | Task
+Aggregate = Agent | Task | ApiKey
 KEPT = 50_000
 
 

@@ -21,7 +21,8 @@ log = logging.getLogger("whoosh_executor_cli")
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="whoosh-executor-cli",
-        description="Run WHOOSH tasks for CLI agents as local commands.",
+        description="Run WHOOSH tasks for CLI agents: as local commands, or over SSH on the "
+        "agent's host.",
     )
     parser.add_argument(
         "--config", help="whoosh.yaml to read (default: $WHOOSH_CONFIG, else ./whoosh.yaml)"
@@ -44,6 +45,8 @@ async def serve(service: ExecutorService) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     setup_logging("executor-cli")
+    # asyncssh logs every channel (with its whole command) at INFO: keep its warnings only.
+    logging.getLogger("asyncssh").setLevel(logging.WARNING)
     try:
         config = load_config(args.config)
     except ConfigError as exc:

@@ -1,10 +1,9 @@
 """Handling one work message: start the task, run its command, report, then (only then) ack.
 
-The order is what makes executors crash-safe. The work message stays unacked
-(kept alive with in-progress acks) until the coordinator has answered the
-report, so if this process dies at any point before that, JetStream redelivers
-the message to another executor after ack_wait, and the coordinator sorts out
-stale attempts by their attempt number.
+The envelope (read, claim with StartTask, keep the message alive, settle) is shared by
+every executor (`whoosh_shared.work_message`, which says why the order makes executors
+crash-safe); what is this executor's own is running the agent's command, locally or
+over SSH, and judging how it went.
 """
 
 from __future__ import annotations
@@ -12,29 +11,35 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable
 from dataclasses import dataclass, field
 
 import nats.errors
 from nats.aio.msg import Msg
-from pydantic import ValidationError
 from whoosh_shared.bus import Bus, BusError, send_until_answered
-from whoosh_shared.commands import ReportProgress, StartTask
+from whoosh_shared.commands import ReportProgress
 from whoosh_shared.config import ExecutorSettings
-from whoosh_shared.enums import AgentType
+from whoosh_shared.enums import AgentType, CliKind
 from whoosh_shared.progress import ProgressPublisher
 from whoosh_shared.running_attempts import RunningAttempts, StopCause
 from whoosh_shared.work import WorkItem
+from whoosh_shared.work_message import (
+    SHUTDOWN_REDELIVERY_DELAY_S,
+    claim,
+    hold,
+    ids,
+    receive,
+    settle,
+)
 
-from whoosh_executor_cli.local_process import LocalProcess, Outcome, RunResult
+from whoosh_executor_cli.local_process import LineSink, LocalProcess, Outcome, RunResult
+from whoosh_executor_cli.profiles import AgentRun, profile_for
+from whoosh_executor_cli.remote_process import RemoteProcess
 from whoosh_executor_cli.reporting import result_command
-from whoosh_executor_cli.running import AttemptRun
+from whoosh_executor_cli.running import AttemptRun, CommandProcess
+from whoosh_executor_cli.ssh_client import SshPool
 
 log = logging.getLogger(__name__)
 
-# Redelivery delays: set explicitly, since a NAK without one redelivers at once.
-COORDINATOR_DOWN_DELAY_S = 1.0
-SHUTDOWN_REDELIVERY_DELAY_S = 0.5
 MILESTONE_SEND_TIMEOUT_S = 5.0
 
 
@@ -51,6 +56,8 @@ class ExecutorContext:
     """Set at shutdown: start nothing new; running commands are killed and redelivered."""
     abandon_reports: asyncio.Event = field(default_factory=asyncio.Event)
     """Set when shutdown can wait no longer for unanswered reports."""
+    ssh: SshPool = field(default_factory=SshPool)
+    """Connections to the hosts of remote agents, shared by every attempt."""
 
 
 class AttemptHandler:
@@ -60,82 +67,77 @@ class AttemptHandler:
         self.ctx = ctx
 
     async def handle(self, msg: Msg) -> None:
-        try:
-            item = WorkItem.model_validate_json(msg.data)
-        except ValidationError as exc:
-            log.error("dropping an invalid work message on %s: %s", msg.subject, _brief(exc))
-            await _settle(msg.term())
+        item = await receive(msg, _serves, self.ctx.stopping)
+        if item is None:
             return
-        if item.agent.type is not AgentType.CLI:
-            log.error("dropping work for a %s agent on %s", item.agent.type.value, msg.subject)
-            await _settle(msg.term())
-            return
-        if self.ctx.stopping.is_set():
-            await _settle(msg.nak(delay=SHUTDOWN_REDELIVERY_DELAY_S))
-            return
-        run = AttemptRun(item, self._process_for(item))
-        if not self.ctx.running.add(run):
-            # A redelivered copy of an attempt still running here (its in-progress acks
-            # did not reach the server in time). The running copy will ack it.
-            log.warning("attempt already running here; ignoring the copy", extra=_ids(item))
-            return
-        keepalive = asyncio.create_task(self._keep_message(msg))
-        try:
-            await self._start_run_report(msg, run)
-        finally:
-            keepalive.cancel()
-            await asyncio.gather(keepalive, return_exceptions=True)
-            self.ctx.running.remove(run)
+        reader = _reader_for(item)
+        run = AttemptRun(item, self._process_for(item, reader), reader=reader)
+        ack_wait_s = self.ctx.settings.ack_wait_s
+        await hold(msg, self.ctx.running, run, ack_wait_s, lambda: self._start_run_report(msg, run))
 
-    def _process_for(self, item: WorkItem) -> LocalProcess:
-        return LocalProcess(
-            item.agent.command,
+    def _process_for(self, item: WorkItem, reader: AgentRun | None) -> CommandProcess:
+        """The agent's command here, or on its host over SSH when it names one; a vendor
+        CLI's command gets the flags of its non-interactive, machine-readable mode."""
+        agent = item.agent
+        sink = self.ctx.progress.sink(item.task_id, item.attempt)
+        on_line = sink if reader is None else _feeding(sink, reader)
+        command = agent.command if reader is None else reader.profile.build_argv(agent.command)
+        grace = self.ctx.settings.kill_grace_s
+        target = agent.ssh_target()
+        if target is None:
+            return LocalProcess(
+                command,
+                stdin_text=item.prompt,
+                workdir=agent.workdir,
+                env=agent.env,
+                timeout_s=item.timeout_s,
+                kill_grace_s=grace,
+                on_line=on_line,
+            )
+        return RemoteProcess(
+            command,
+            target=target,
+            pool=self.ctx.ssh,
+            agent=agent.name,
+            max_concurrent=agent.max_concurrent,
             stdin_text=item.prompt,
-            workdir=item.agent.workdir,
-            env=item.agent.env,
+            workdir=agent.workdir,
+            env=agent.env,
             timeout_s=item.timeout_s,
-            kill_grace_s=self.ctx.settings.kill_grace_s,
-            on_line=self.ctx.progress.sink(item.task_id, item.attempt),
+            kill_grace_s=grace,
+            on_line=on_line,
         )
 
     async def _start_run_report(self, msg: Msg, run: AttemptRun) -> None:
         item = run.item
-        start = StartTask(
-            task_id=item.task_id, attempt=item.attempt, executor_id=self.ctx.executor_id
-        )
-        try:
-            reply = await self.ctx.bus.send(start)
-        except (BusError, nats.errors.Error) as exc:
-            log.warning("cannot start task, will retry: %s", exc, extra=_ids(item))
-            await _settle(msg.nak(delay=COORDINATOR_DOWN_DELAY_S))
-            return
-        if not reply.accepted:
-            log.info("task not started: %s", reply.reason, extra=_ids(item))
-            await _settle(msg.ack())
+        if not await claim(self.ctx.bus, msg, item, self.ctx.executor_id):
             return
         if self.ctx.stopping.is_set():
-            await _settle(msg.nak(delay=SHUTDOWN_REDELIVERY_DELAY_S))
+            await settle(msg.nak(delay=SHUTDOWN_REDELIVERY_DELAY_S))
             return
 
-        log.info("task started", extra={**_ids(item), "agent": item.agent.name})
+        log.info("task started", extra={**ids(item), "agent": item.agent.name})
         result = await self._run(run)
         if result.outcome is Outcome.CANCELLED and run.stop_cause is StopCause.SHUTDOWN:
-            log.info("task abandoned at shutdown, to be redelivered", extra=_ids(item))
-            await _settle(msg.nak(delay=SHUTDOWN_REDELIVERY_DELAY_S))
+            log.info("task abandoned at shutdown, to be redelivered", extra=ids(item))
+            await settle(msg.nak(delay=SHUTDOWN_REDELIVERY_DELAY_S))
             return
 
         command = result_command(
-            item, result, coordinator_timed_out=run.stop_cause is StopCause.TIMED_OUT
+            item,
+            result,
+            reader=run.reader,
+            coordinator_timed_out=run.stop_cause is StopCause.TIMED_OUT,
         )
         reply = await send_until_answered(self.ctx.bus, command, self.ctx.abandon_reports)
         if reply is None:
-            log.warning("report unanswered at shutdown; work will be redelivered", extra=_ids(item))
+            log.warning("report unanswered at shutdown; work will be redelivered", extra=ids(item))
             return
-        await _settle(msg.ack())
+        await settle(msg.ack())
         log.info(
             "task finished",
             extra={
-                **_ids(item),
+                **ids(item),
                 "result": type(command).__name__,
                 "outcome": result.outcome.value,
                 "exit_code": result.exit_code,
@@ -151,16 +153,6 @@ class AttemptHandler:
         finally:
             milestones.cancel()
             await asyncio.gather(milestones, return_exceptions=True)
-
-    async def _keep_message(self, msg: Msg) -> None:
-        """Tell JetStream the work is still in hand, so ack_wait never runs out on a long task."""
-        interval = self.ctx.settings.ack_wait_s / 3
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await msg.in_progress()
-            except Exception as exc:  # a lost connection: the next beat may get through
-                log.debug("in-progress ack failed: %s", exc)
 
     async def _milestones(self, run: AttemptRun) -> None:
         """Every milestone_interval_s, a stored progress milestone (sent aside of the run)."""
@@ -178,26 +170,29 @@ class AttemptHandler:
                     report, timeout=min(interval, MILESTONE_SEND_TIMEOUT_S)
                 )
             except (BusError, nats.errors.Error) as exc:
-                log.debug("milestone not delivered: %s", exc, extra=_ids(run.item))
+                log.debug("milestone not delivered: %s", exc, extra=ids(run.item))
                 continue
             if not reply.accepted:
-                log.debug("milestone rejected: %s", reply.reason, extra=_ids(run.item))
+                log.debug("milestone rejected: %s", reply.reason, extra=ids(run.item))
 
 
-async def _settle(ack: Awaitable[None]) -> None:
-    """Await an ack/nak/term, tolerating a connection that is already gone.
-
-    If it is lost, JetStream redelivers after ack_wait, which is the safe side.
-    """
-    try:
-        await ack
-    except Exception as exc:
-        log.debug("ack not sent: %s", exc)
+def _reader_for(item: WorkItem) -> AgentRun | None:
+    """A reader of the agent's CLI dialect; a plain command is judged by its exit code."""
+    if item.agent.cli is CliKind.GENERIC:
+        return None
+    return profile_for(item.agent.cli).start()
 
 
-def _ids(item: WorkItem) -> dict[str, object]:
-    return {"task_id": str(item.task_id), "attempt": item.attempt}
+def _feeding(sink: LineSink, reader: AgentRun) -> LineSink:
+    """Every line still goes out as progress; stdout lines are also read as CLI events."""
+
+    def on_line(stream: str, line: str) -> None:
+        sink(stream, line)
+        if stream == "stdout":
+            reader.feed(line)
+
+    return on_line
 
 
-def _brief(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(map(str, e['loc'])) or '<top>'}: {e['msg']}" for e in exc.errors())
+def _serves(item: WorkItem) -> bool:
+    return item.agent.type is AgentType.CLI

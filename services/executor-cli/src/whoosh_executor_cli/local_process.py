@@ -22,12 +22,11 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from enum import StrEnum
 
 from whoosh_shared.commands import MAX_OUTPUT_CHARS
 
 from whoosh_executor_cli.output import LineSplitter, OutputTail
+from whoosh_executor_cli.run_result import Outcome, RunResult  # also imported from here
 
 log = logging.getLogger(__name__)
 
@@ -42,29 +41,6 @@ PIPE_ABANDON_S = 2.0
 
 LineSink = Callable[[str, str], None]
 """Called with (stream, line) for each output line; stream is "stdout" or "stderr"."""
-
-
-class Outcome(StrEnum):
-    """How a run ended."""
-
-    EXITED = "exited"  # the command exited by itself (any exit code)
-    TIMED_OUT = "timed_out"  # it ran past its timeout and was killed
-    CANCELLED = "cancelled"  # `cancel` was called and it was killed (or never started)
-    START_FAILED = "start_failed"  # it could not be started (not found, no permission, ...)
-
-
-@dataclass(frozen=True)
-class RunResult:
-    outcome: Outcome
-    exit_code: int | None
-    output: str  # stdout, at most `output_limit` characters (tail kept, cut stated)
-    output_truncated: bool
-    last_stderr_line: str
-    duration_s: float
-    lines: int  # output lines seen, stdout and stderr
-    pid: int | None
-    error: str | None = None  # why it could not start (START_FAILED)
-    cancel_reason: str | None = None  # the reason given to `cancel` (CANCELLED)
 
 
 def group_exists(pgid: int) -> bool:

@@ -8,9 +8,13 @@ says how a run finished, so the tail is kept and the cut is stated up front.
 from __future__ import annotations
 
 import codecs
+import logging
 from collections import deque
+from collections.abc import Callable
 
 from whoosh_shared.commands import MAX_OUTPUT_CHARS
+
+log = logging.getLogger(__name__)
 
 # A single "line" longer than this is streamed in pieces, so one runaway line without
 # newlines can neither exhaust memory nor produce a message NATS refuses (1 MiB default).
@@ -110,3 +114,58 @@ class LineSplitter:
         if len(line) <= self.max_line:
             return [line]
         return [line[i : i + self.max_line] for i in range(0, len(line), self.max_line)]
+
+
+LineFilter = Callable[[str, str], bool]
+"""Called with (stream, line) before a line is streamed; False keeps it out of the output."""
+
+
+class StreamCollector:
+    """What a run's two output streams amount to, fed chunk by chunk as they arrive.
+
+    For transports that hand over data in callbacks (an SSH channel) rather than
+    through readers: lines go to `on_line` as they complete, stdout's tail is kept,
+    and the last non-blank stderr line is remembered for the failure reason.
+    """
+
+    def __init__(
+        self,
+        on_line: Callable[[str, str], None] | None = None,
+        *,
+        output_limit: int = MAX_OUTPUT_CHARS,
+        keep: LineFilter | None = None,
+    ) -> None:
+        self.on_line = on_line
+        self.keep = keep
+        self.lines = 0
+        self.stdout = OutputTail(output_limit)
+        self.last_stderr = ""
+        self._splitters = {"stdout": LineSplitter(), "stderr": LineSplitter()}
+
+    def feed(self, stream: str, data: bytes) -> None:
+        splitter = self._splitters[stream]
+        text = splitter.decode(data)
+        if stream == "stdout":
+            self.stdout.append(text)
+        self._emit(stream, splitter.lines())
+
+    def finish(self) -> None:
+        """At end of both streams: flush last lines that had no newline."""
+        for stream, splitter in self._splitters.items():
+            text, rest = splitter.finish()
+            if stream == "stdout":
+                self.stdout.append(text)
+            self._emit(stream, rest)
+
+    def _emit(self, stream: str, lines: list[str]) -> None:
+        for line in lines:
+            if self.keep is not None and not self.keep(stream, line):
+                continue
+            self.lines += 1
+            if stream == "stderr" and line.strip():
+                self.last_stderr = line.strip()
+            if self.on_line is not None:
+                try:
+                    self.on_line(stream, line)
+                except Exception:  # a broken sink must not stop the stream
+                    log.exception("output line handler failed")

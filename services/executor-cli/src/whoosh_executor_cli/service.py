@@ -5,6 +5,9 @@ half-reported: fetching stops, commands still running are killed and their
 messages handed back (NAK) for another executor, and reports already being sent
 get a short grace to be answered and acked. Whatever is still unanswered after
 that stays unacked and is redelivered, never lost.
+
+Beside the work, the executor answers connectivity tests of CLI agents (before they are
+registered) and checks its remote agents' hosts periodically (`host_checks`).
 """
 
 from __future__ import annotations
@@ -18,12 +21,15 @@ from faststream.nats.annotations import NatsMessage
 from whoosh_shared.bus import Bus, ensure_streams
 from whoosh_shared.config import ExecutorSettings
 from whoosh_shared.enums import AgentType
+from whoosh_shared.heartbeat import HeartbeatPublisher, SshPoolReading, running_work
 from whoosh_shared.progress import ProgressPublisher
 from whoosh_shared.running_attempts import STOP_EVENT_SUBJECTS as CANCELLATION_SUBJECTS
 from whoosh_shared.running_attempts import StopCause, stop_for_event
 from whoosh_shared.work_queue import WorkConsumer
 
 from whoosh_executor_cli.attempt import AttemptHandler, ExecutorContext
+from whoosh_executor_cli.host_checks import HostReporter, ProbeResponder
+from whoosh_executor_cli.ssh_client import SshPool
 
 log = logging.getLogger(__name__)
 DURABLE_NAME = "executor-cli"
@@ -84,6 +90,13 @@ class ExecutorService:
             )
             await consumer.bind()
             fetching = asyncio.create_task(consumer.run(), name="fetch-work")
+            responder = ProbeResponder(self.bus.nc)
+            await responder.start()
+            checking = asyncio.create_task(
+                HostReporter(self.bus, self.settings).run(self._stop), name="host-checks"
+            )
+            heartbeats = self._heartbeats(self.ctx)
+            heartbeats.start()
             log.info(
                 "executor ready",
                 extra={
@@ -98,7 +111,11 @@ class ExecutorService:
             failure = None
             if fetching.done() and not fetching.cancelled():
                 failure = fetching.exception()  # the fetch loop died: stop cleanly, then say why
+            checking.cancel()
+            await asyncio.gather(checking, return_exceptions=True)
+            await responder.stop()
             await self._shutdown(consumer, fetching)
+            await heartbeats.stop()
             if failure is not None:
                 raise failure
         finally:
@@ -122,12 +139,25 @@ class ExecutorService:
             ctx.abandon_reports.set()
             await draining
         await consumer.close()
+        await ctx.ssh.close()
         if self.progress is not None:
             await self.progress.close()
         try:
             await self.bus.nc.flush(timeout=2)
         except Exception as exc:  # acks already written stay buffered only if the bus is gone
             log.warning("could not flush the last acks: %s", exc)
+
+    def _heartbeats(self, ctx: ExecutorContext) -> HeartbeatPublisher:
+        """Tells the monitor this executor lives, what it runs, and its host's readings."""
+        return HeartbeatPublisher(
+            self.bus.nc,
+            self.executor_id,
+            [AgentType.CLI],
+            self.settings.heartbeat_interval_s,
+            running=lambda: running_work(ctx.running),
+            max_parallel=self.settings.max_parallel,
+            ssh_pools=lambda: ssh_pool_readings(ctx.ssh),
+        )
 
     def _declare_cancellation_subscribers(self) -> None:
         """Core-NATS subscribers for TaskCancelled / TaskTimedOut (declared before start)."""
@@ -138,3 +168,16 @@ class ExecutorService:
 
         for subject in CANCELLATION_SUBJECTS:
             self.bus.broker.subscriber(subject)(on_task_event)
+
+
+def ssh_pool_readings(pool: SshPool) -> list[SshPoolReading]:
+    """SSH channels in use per host against what the pool may open there (for the monitor's
+    pool-saturation alert)."""
+    readings = []
+    for host_pool in getattr(pool, "_hosts", {}).values():
+        capacity = host_pool.max_connections * host_pool.channels_per_connection
+        in_use = sum(host_pool.snapshot().in_use)
+        readings.append(
+            SshPoolReading(target=host_pool.name or "ssh", in_use=in_use, capacity=capacity)
+        )
+    return readings

@@ -1,11 +1,9 @@
 """Handling one work message: start the task, stream the LLM call, report, then (only
 then) ack.
 
-The order is what makes executors crash-safe. The work message stays unacked (kept
-alive with in-progress acks) until the coordinator has answered the report, so if this
-process dies at any point before that, JetStream redelivers the message to another
-executor after ack_wait, and the coordinator sorts out stale attempts by their attempt
-number.
+The envelope (read, claim with StartTask, keep the message alive, settle) is shared by
+every executor (`whoosh_shared.work_message`, which says why the order makes executors
+crash-safe); what is this executor's own is the LLM call: breaker, stream, usage.
 """
 
 from __future__ import annotations
@@ -13,21 +11,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 import httpx
-import nats.errors
 from nats.aio.msg import Msg
-from pydantic import ValidationError
-from whoosh_shared.bus import Bus, BusError, send_until_answered
+from whoosh_shared.bus import Bus, send_until_answered
 from whoosh_shared.commands import (
     MAX_OUTPUT_CHARS,
     CompleteTask,
     FailTask,
     LlmOptions,
-    StartTask,
     Usage,
 )
 from whoosh_shared.config import ExecutorSettings
@@ -35,25 +29,28 @@ from whoosh_shared.enums import AgentType
 from whoosh_shared.progress import ProgressPublisher
 from whoosh_shared.running_attempts import RunningAttempts, StopCause
 from whoosh_shared.work import WorkItem
+from whoosh_shared.work_message import (
+    SHUTDOWN_REDELIVERY_DELAY_S,
+    claim,
+    hold,
+    ids,
+    receive,
+    settle,
+)
 
 from whoosh_executor_ollama.circuit_breaker import BreakerBoard
 from whoosh_executor_ollama.failures import Decision, Failure, LlmError, classify_exception
 from whoosh_executor_ollama.ollama_api import OllamaClient
-from whoosh_executor_ollama.openai_api import OpenAICompatClient
+from whoosh_executor_ollama.openai_api import API_KEY_ENV, OpenAICompatClient
 from whoosh_executor_ollama.running import LlmRun
 from whoosh_executor_ollama.stream import LlmStream
 from whoosh_executor_ollama.usage import LlmUsage
 
 log = logging.getLogger(__name__)
 
-# Redelivery delays: set explicitly, since a NAK without one redelivers at once.
-COORDINATOR_DOWN_DELAY_S = 1.0
-SHUTDOWN_REDELIVERY_DELAY_S = 0.5
 MAX_REASON_CHARS = 2000
 TOKEN_STREAM = "token"
 LLM_TYPES = (AgentType.OLLAMA, AgentType.OPENAI)
-# Where an openai-compatible agent keeps its key (AgentSpec has no field for secrets).
-API_KEY_ENV = "OPENAI_API_KEY"
 
 
 @dataclass
@@ -101,55 +98,24 @@ class AttemptHandler:
         self.ctx = ctx
 
     async def handle(self, msg: Msg) -> None:
-        try:
-            item = WorkItem.model_validate_json(msg.data)
-        except ValidationError as exc:
-            log.error("dropping an invalid work message on %s: %s", msg.subject, _brief(exc))
-            await _settle(msg.term())
-            return
-        if item.agent.type not in LLM_TYPES or not item.agent.endpoint:
-            log.error("dropping work for a %s agent on %s", item.agent.type.value, msg.subject)
-            await _settle(msg.term())
-            return
-        if self.ctx.stopping.is_set():
-            await _settle(msg.nak(delay=SHUTDOWN_REDELIVERY_DELAY_S))
+        item = await receive(msg, _serves, self.ctx.stopping)
+        if item is None:
             return
         run = LlmRun(item)
-        if not self.ctx.running.add(run):
-            # A redelivered copy of an attempt still running here (its in-progress acks
-            # did not reach the server in time). The running copy will ack it.
-            log.warning("attempt already running here; ignoring the copy", extra=_ids(item))
-            return
-        keepalive = asyncio.create_task(self._keep_message(msg))
-        try:
-            await self._start_run_report(msg, run)
-        finally:
-            keepalive.cancel()
-            await asyncio.gather(keepalive, return_exceptions=True)
-            self.ctx.running.remove(run)
+        ack_wait_s = self.ctx.settings.ack_wait_s
+        await hold(msg, self.ctx.running, run, ack_wait_s, lambda: self._start_run_report(msg, run))
 
     async def _start_run_report(self, msg: Msg, run: LlmRun) -> None:
         item = run.item
-        start = StartTask(
-            task_id=item.task_id, attempt=item.attempt, executor_id=self.ctx.executor_id
-        )
-        try:
-            reply = await self.ctx.bus.send(start)
-        except (BusError, nats.errors.Error) as exc:
-            log.warning("cannot start task, will retry: %s", exc, extra=_ids(item))
-            await _settle(msg.nak(delay=COORDINATOR_DOWN_DELAY_S))
-            return
-        if not reply.accepted:
-            log.info("task not started: %s", reply.reason, extra=_ids(item))
-            await _settle(msg.ack())
+        if not await claim(self.ctx.bus, msg, item, self.ctx.executor_id):
             return
         if self.ctx.stopping.is_set() or run.stop_cause is StopCause.SHUTDOWN:
-            await _settle(msg.nak(delay=SHUTDOWN_REDELIVERY_DELAY_S))
+            await settle(msg.nak(delay=SHUTDOWN_REDELIVERY_DELAY_S))
             return
 
         endpoint = item.agent.endpoint or ""
         breaker = self.ctx.breakers[endpoint]
-        log.info("task started", extra={**_ids(item), "agent": item.agent.name})
+        log.info("task started", extra={**ids(item), "agent": item.agent.name})
         if not breaker.allow_request():
             wait_s = breaker.retry_after_s()
             command: CompleteTask | FailTask = FailTask(
@@ -162,8 +128,8 @@ class AttemptHandler:
         else:
             result = await self._run(run)
             if result.outcome is Outcome.STOPPED and run.stop_cause is StopCause.SHUTDOWN:
-                log.info("task abandoned at shutdown, to be redelivered", extra=_ids(item))
-                await _settle(msg.nak(delay=SHUTDOWN_REDELIVERY_DELAY_S))
+                log.info("task abandoned at shutdown, to be redelivered", extra=ids(item))
+                await settle(msg.nak(delay=SHUTDOWN_REDELIVERY_DELAY_S))
                 return
             if result.outcome is Outcome.COMPLETED:
                 breaker.record(None)
@@ -173,13 +139,13 @@ class AttemptHandler:
 
         reply = await send_until_answered(self.ctx.bus, command, self.ctx.abandon_reports)
         if reply is None:
-            log.warning("report unanswered at shutdown; work will be redelivered", extra=_ids(item))
+            log.warning("report unanswered at shutdown; work will be redelivered", extra=ids(item))
             return
-        await _settle(msg.ack())
+        await settle(msg.ack())
         log.info(
             "task finished",
             extra={
-                **_ids(item),
+                **ids(item),
                 "result": type(command).__name__,
                 "outcome": result.outcome.value if result else "cooling_down",
                 "duration_s": round(result.duration_s, 3) if result else 0.0,
@@ -211,7 +177,7 @@ class AttemptHandler:
             return CallResult(Outcome.COMPLETED, text, elapsed, usage=usage)
         failure = exc.failure if isinstance(exc, LlmError) else classify_exception(exc)
         if not isinstance(exc, LlmError):
-            log.error("LLM call raised %r", exc, extra=_ids(item), exc_info=exc)
+            log.error("LLM call raised %r", exc, extra=ids(item), exc_info=exc)
         return CallResult(Outcome.FAILED, text, elapsed, failure=failure)
 
     async def _stream(self, run: LlmRun) -> None:
@@ -227,7 +193,7 @@ class AttemptHandler:
     def _open(self, item: WorkItem) -> LlmStream:
         agent = item.agent
         endpoint = agent.endpoint or ""
-        model = agent.model or ""
+        model = item.model or agent.model or ""
         messages = [{"role": "user", "content": item.prompt}]
         llm = item.llm or LlmOptions()
         if agent.type is AgentType.OPENAI:
@@ -261,16 +227,6 @@ class AttemptHandler:
             keep_alive=llm.keep_alive,
             tools=llm.tools or None,
         )
-
-    async def _keep_message(self, msg: Msg) -> None:
-        """Tell JetStream the work is still in hand, so ack_wait never runs out."""
-        interval = self.ctx.settings.ack_wait_s / 3
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await msg.in_progress()
-            except Exception as exc:  # a lost connection: the next beat may get through
-                log.debug("in-progress ack failed: %s", exc)
 
 
 def result_command(run: LlmRun, result: CallResult) -> CompleteTask | FailTask:
@@ -310,18 +266,8 @@ def result_command(run: LlmRun, result: CallResult) -> CompleteTask | FailTask:
         output=output,
         retryable=failure.decision is not Decision.FAIL_NO_RETRY,
         usage=usage,
+        missing_model=failure.missing_model,
     )
-
-
-async def _settle(ack: Awaitable[None]) -> None:
-    """Await an ack/nak/term, tolerating a connection that is already gone.
-
-    If it is lost, JetStream redelivers after ack_wait, which is the safe side.
-    """
-    try:
-        await ack
-    except Exception as exc:
-        log.debug("ack not sent: %s", exc)
 
 
 def _tail(text: str) -> str:
@@ -333,9 +279,5 @@ def _clip(text: str) -> str:
     return text if len(text) <= MAX_REASON_CHARS else text[: MAX_REASON_CHARS - 1] + "…"
 
 
-def _ids(item: WorkItem) -> dict[str, object]:
-    return {"task_id": str(item.task_id), "attempt": item.attempt}
-
-
-def _brief(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(map(str, e['loc'])) or '<top>'}: {e['msg']}" for e in exc.errors())
+def _serves(item: WorkItem) -> bool:
+    return item.agent.type in LLM_TYPES and bool(item.agent.endpoint)

@@ -15,6 +15,7 @@ it is easy to test and to extend.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -40,6 +41,8 @@ class Failure:
     backend_fault: bool = False
     # Opens the circuit breaker at once (the server said plainly it is full: 503).
     open_circuit: bool = False
+    # The model the server answered 404 for: the agent is marked as lacking it.
+    missing_model: str | None = None
 
     @property
     def retryable(self) -> bool:
@@ -62,6 +65,11 @@ class StreamCut(Exception):
 # Words Ollama and OpenAI-compatible servers use when they are full rather than broken,
 # e.g. Ollama's "server busy, please try again.  maximum pending requests exceeded".
 _BUSY_WORDS = ("busy", "overload", "try again", "maximum pending", "too many requests")
+
+
+# Ollama's api.Options.FromMap: 'option "temperature" must be of type float32',
+# 'option "stop" must be of an array of strings'.
+_BAD_OPTION = re.compile(r'option "[^"]+" must be of ', re.IGNORECASE)
 
 
 def _is_busy(message: str) -> bool:
@@ -96,7 +104,12 @@ def classify_status(status: int, body: str | bytes = "", *, model: str | None = 
             Decision.REJECT_FOR_AGENT,
             f"model '{name}' not found on this backend (404){detail}",
             status,
+            missing_model=model,
         )
+    if _BAD_OPTION.search(message):
+        # Ollama answers a wrongly typed option with a 500 (its scheduler's error path),
+        # but every server would refuse the same request: the task is at fault.
+        return Failure(Decision.FAIL_NO_RETRY, f"the server rejected an option ({status}){detail}")
     if status in (401, 403):
         # A misconfigured agent (wrong key), not a bad task: let another agent take it.
         reason = f"backend refused access ({status}){detail}"

@@ -252,6 +252,17 @@ class OllamaClient:
                 Failure(Decision.RETRY_ELSEWHERE, f"{path} answered non-JSON", 200, True)
             ) from exc
 
+    async def running(self) -> str:
+        """The root's liveness answer ("Ollama is running"): the cheapest reachability check."""
+        try:
+            response = await self._http.get(self._url("/"))
+        except httpx.HTTPError as exc:
+            raise LlmError(classify_exception(exc)) from exc
+        if response.status_code != 200:
+            reason = f"GET / answered {response.status_code}: is this an Ollama server?"
+            raise LlmError(Failure(Decision.RETRY_ELSEWHERE, reason, response.status_code, True))
+        return response.text.strip()
+
     async def version(self) -> str:
         """The server's version (GET /api/version)."""
         data = await self._call("GET", "/api/version")

@@ -64,6 +64,10 @@ def response_format(format: Format | None) -> dict[str, Any] | None:
     raise ValueError(f"unsupported format {format!r}")
 
 
+# Where an openai-compatible agent keeps its key (AgentSpec has no field for secrets).
+API_KEY_ENV = "OPENAI_API_KEY"
+
+
 class OpenAICompatClient:
     """One OpenAI-compatible backend."""
 
@@ -95,6 +99,22 @@ class OpenAICompatClient:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+    async def models(self) -> list[str]:
+        """Ids of the models the server offers (GET /v1/models)."""
+        try:
+            response = await self._http.get(f"{self.base_url}/models", headers=self._headers)
+        except httpx.HTTPError as exc:
+            raise LlmError(classify_exception(exc)) from exc
+        if response.status_code != 200:
+            raise LlmError(classify_status(response.status_code, response.content))
+        try:
+            data = response.json().get("data") or []
+            return [str(entry["id"]) for entry in data if isinstance(entry, dict) and "id" in entry]
+        except (ValueError, AttributeError) as exc:
+            raise LlmError(
+                Failure(Decision.RETRY_ELSEWHERE, "/models answered non-JSON", 200, True)
+            ) from exc
 
     def chat(
         self,

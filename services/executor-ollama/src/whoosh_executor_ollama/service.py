@@ -4,6 +4,7 @@ and an orderly stop.
 One process serves both kinds of LLM agent, through two durable consumers: one for
 Ollama agents (native API) and one for OpenAI-compatible servers. Calls share one
 HTTP client (one connection pool) and one circuit-breaker board keyed by endpoint.
+Beside them, the inventory reporter probes every LLM agent's server periodically.
 
 Stopping must leave no task half-reported: fetching stops, calls still streaming are
 cancelled (their connections closed) and their messages handed back (NAK) for another
@@ -23,6 +24,7 @@ from faststream.nats.annotations import NatsMessage
 from whoosh_shared.bus import Bus, ensure_streams
 from whoosh_shared.config import ExecutorSettings
 from whoosh_shared.enums import AgentType
+from whoosh_shared.heartbeat import HeartbeatPublisher, running_work
 from whoosh_shared.progress import ProgressPublisher
 from whoosh_shared.running_attempts import STOP_EVENT_SUBJECTS as CANCELLATION_SUBJECTS
 from whoosh_shared.running_attempts import StopCause, stop_for_event
@@ -30,6 +32,7 @@ from whoosh_shared.work_queue import WorkConsumer
 
 from whoosh_executor_ollama.attempt import AttemptHandler, ExecutorContext
 from whoosh_executor_ollama.circuit_breaker import BreakerBoard
+from whoosh_executor_ollama.inventory_reporter import InventoryReporter
 from whoosh_executor_ollama.ollama_api import DEFAULT_LIMITS, DEFAULT_TIMEOUT
 
 log = logging.getLogger(__name__)
@@ -100,6 +103,18 @@ class ExecutorService:
                 asyncio.create_task(c.run(), name=f"fetch-{name}")
                 for c, name in zip(consumers, DURABLES.values(), strict=True)
             ]
+            reporter = InventoryReporter(self.bus, http, self.settings)
+            probing = asyncio.create_task(reporter.run(self._stop), name="inventory")
+            ctx = self.ctx
+            heartbeats = HeartbeatPublisher(
+                self.bus.nc,
+                self.executor_id,
+                list(DURABLES),
+                self.settings.heartbeat_interval_s,
+                running=lambda: running_work(ctx.running),
+                max_parallel=self.settings.max_parallel,
+            )
+            heartbeats.start()
             log.info(
                 "executor ready",
                 extra={
@@ -115,7 +130,10 @@ class ExecutorService:
             for task in fetching:
                 if task.done() and not task.cancelled() and task.exception() is not None:
                     failure = task.exception()  # a fetch loop died: stop cleanly, then say why
+            probing.cancel()
+            await asyncio.gather(probing, return_exceptions=True)
             await self._shutdown(consumers, fetching)
+            await heartbeats.stop()
             if failure is not None:
                 raise failure
         finally:

@@ -31,6 +31,9 @@ class Agent(Aggregate):
         self.spec = spec
         self.enabled: bool = bool(spec.get("enabled", True))
         self.in_flight: dict[str, int] = {}
+        self.inventory: dict[str, Any] | None = None
+        self.healthy = True
+        self.missing_models: list[str] = []
 
     @property
     def name(self) -> str:
@@ -62,6 +65,70 @@ class Agent(Aggregate):
     @event("Disabled")
     def _disabled(self, actor: str) -> None:
         self.enabled = False
+
+    @property
+    def removed(self) -> bool:
+        return bool(getattr(self, "_removed", False))  # snapshots older than removal lack it
+
+    def remove(self, actor: str) -> None:
+        """Refused while the agent holds work: its executor's reports must find it."""
+        if self.in_flight:
+            raise Rejected(
+                RejectCode.BAD_STATE,
+                f"agent '{self.name}' has {len(self.in_flight)} task(s) in flight; cancel "
+                "them or wait for them to finish (disable it to stop new work meanwhile)",
+            )
+        self._removed_event(actor=actor)
+
+    @event("Removed")
+    def _removed_event(self, actor: str) -> None:
+        self._removed = True
+        self.enabled = False
+
+    @event("Reregistered")
+    def reregister(self, spec: dict[str, Any], actor: str) -> None:
+        """A removed agent's name registered again: a fresh definition on the same id."""
+        self.spec = spec
+        self.enabled = bool(spec.get("enabled", True))
+        self._removed = False
+        self.in_flight = {}
+        self.inventory = None
+        self.missing_models = []
+        self.healthy = True
+
+    def report_inventory(self, inventory: dict[str, Any]) -> bool:
+        """Record a probe's findings if they differ from the last ones; True if recorded.
+
+        Probes repeat every few seconds from every executor: recording only changes keeps
+        the store to what happened (a model pulled, loaded, unloaded; the server lost)."""
+        if inventory == self.inventory:
+            return False
+        self._inventory_reported(inventory=inventory)
+        return True
+
+    @event("InventoryReported")
+    def _inventory_reported(self, inventory: dict[str, Any]) -> None:
+        self.inventory = inventory
+        self.missing_models = []  # a fresh listing is the truth again
+
+    def mark_model_missing(self, model: str, task_id: UUID) -> None:
+        if model not in self.missing_models:
+            self._model_missing(model=model, task_id=task_id)
+
+    @event("ModelMissing")
+    def _model_missing(self, model: str, task_id: UUID) -> None:
+        self.missing_models.append(model)
+
+    def report_health(self, healthy: bool, reason: str | None, actor: str) -> bool:
+        """Record a change of health; the same verdict again records nothing."""
+        if healthy == self.healthy:
+            return False
+        self._health_changed(healthy=healthy, reason=reason, actor=actor)
+        return True
+
+    @event("HealthChanged")
+    def _health_changed(self, healthy: bool, reason: str | None, actor: str) -> None:
+        self.healthy = healthy
 
     def take_slot(self, task_id: UUID, attempt: int) -> None:
         if not self.enabled:

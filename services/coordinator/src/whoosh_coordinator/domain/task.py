@@ -38,14 +38,18 @@ class Task(Aggregate):
     ) -> None:
         self.prompt = prompt
         self.llm = llm
+        self.model = model
         self.timeout_s = timeout_s
         self.max_attempts = int(retry.get("max_attempts", 1))
         self.backoff_s = float(retry.get("backoff_s", 0.0))
+        self.workspace_disposable = bool(retry.get("workspace_disposable", False))
         self.status = TaskStatus.QUEUED.value
         self.attempt = 0
         self.agent_id: UUID | None = None
         self.agent_name: str | None = None
         self.tried_agents: list[str] = []
+        self.rejections = 0  # attempts an agent refused outright: they do not count as tries
+        self.output_kept = False
 
     @property
     def terminal(self) -> bool:
@@ -71,7 +75,7 @@ class Task(Aggregate):
 
     # -- executor reports -------------------------------------------------------------
 
-    def _check_attempt(self, attempt: int) -> None:
+    def check_attempt(self, attempt: int) -> None:
         if not self.active:
             raise Rejected(RejectCode.BAD_STATE, f"task {self.id} is {self.status}")
         if attempt != self.attempt:
@@ -82,7 +86,7 @@ class Task(Aggregate):
 
     def start(self, attempt: int, executor_id: str) -> None:
         """A redelivered attempt starts again on another executor; that is recorded too."""
-        self._check_attempt(attempt)
+        self.check_attempt(attempt)
         self._started(attempt=attempt, executor_id=executor_id)
 
     @event("Started")
@@ -90,7 +94,7 @@ class Task(Aggregate):
         self.status = TaskStatus.RUNNING.value
 
     def progress(self, attempt: int, message: str) -> None:
-        self._check_attempt(attempt)
+        self.check_attempt(attempt)
         self._progressed(attempt=attempt, message=message)
 
     @event("Progressed")
@@ -100,7 +104,7 @@ class Task(Aggregate):
     def complete(
         self, attempt: int, output: str, exit_code: int | None, usage: dict[str, Any]
     ) -> None:
-        self._check_attempt(attempt)
+        self.check_attempt(attempt)
         self._completed(attempt=attempt, output=output, exit_code=exit_code, usage=usage)
 
     @event("Completed")
@@ -118,10 +122,15 @@ class Task(Aggregate):
         usage: dict[str, Any],
         retryable: bool,
         now: datetime,
+        rejected_for_agent: bool = False,
     ) -> bool:
-        """Record a failed attempt; returns True when the task went back to the queue."""
-        self._check_attempt(attempt)
-        if retryable and self.attempt < self.max_attempts:
+        """Record a failed attempt; returns True when the task went back to the queue.
+
+        An attempt the agent rejected outright (its server lacks the model) never ran, so
+        it goes back to the queue without using up one of the retry policy's attempts."""
+        self.check_attempt(attempt)
+        tries = self.attempt - self.rejections
+        if retryable and (rejected_for_agent or tries < self.max_attempts):
             not_before = now + timedelta(seconds=self.backoff_s) if self.backoff_s else None
             self._attempt_failed(
                 attempt=attempt,
@@ -130,10 +139,11 @@ class Task(Aggregate):
                 exit_code=exit_code,
                 output=output,
                 not_before=not_before,
+                rejected_for_agent=rejected_for_agent,
             )
             return True
         if retryable:
-            reason = f"{reason} (gave up after {self.attempt} attempt(s))"
+            reason = f"{reason} (gave up after {tries} attempt(s))"
         self._failed(
             attempt=attempt, reason=reason, exit_code=exit_code, output=output, usage=usage
         )
@@ -148,8 +158,10 @@ class Task(Aggregate):
         exit_code: int | None,
         output: str,
         not_before: datetime | None,
+        rejected_for_agent: bool = False,
     ) -> None:
         self.status = TaskStatus.QUEUED.value
+        self.rejections += int(rejected_for_agent)
         if agent_name and agent_name not in self.tried_agents:
             self.tried_agents.append(agent_name)
         self.agent_id = None
@@ -180,9 +192,29 @@ class Task(Aggregate):
         self.status = TaskStatus.CANCELLED.value
 
     def time_out(self, attempt: int, reason: str) -> None:
-        self._check_attempt(attempt)
+        self.check_attempt(attempt)
         self._timed_out(attempt=attempt, reason=reason)
 
     @event("TimedOut")
     def _timed_out(self, attempt: int, reason: str) -> None:
         self.status = TaskStatus.TIMED_OUT.value
+
+    # -- what a stopped attempt had done ----------------------------------------------
+
+    def accepts_output_of(self, attempt: int) -> bool:
+        """Whether a late report is the output of the attempt a cancel or timeout stopped."""
+        stopped = (TaskStatus.CANCELLED.value, TaskStatus.TIMED_OUT.value)
+        return self.status in stopped and attempt == self.attempt and attempt > 0
+
+    def keep_output(self, attempt: int, output: str, usage: dict[str, Any]) -> bool:
+        """Keep the partial output of the stopped attempt (once); True if recorded."""
+        if not self.accepts_output_of(attempt):
+            raise Rejected(RejectCode.BAD_STATE, f"task {self.id} is {self.status}")
+        if self.output_kept or not (output or any(usage.values())):
+            return False
+        self._output_kept(attempt=attempt, output=output, usage=usage)
+        return True
+
+    @event("OutputKept")
+    def _output_kept(self, attempt: int, output: str, usage: dict[str, Any]) -> None:
+        self.output_kept = True

@@ -1,0 +1,104 @@
+"""The fleet over NATS: commands and queries straight to the coordinator, no API key.
+
+For operators on the cluster's own network (`--nats URL`) and for installations that run
+no gateway; everyone else goes through the gateway (fleet_gateway)."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from whoosh_shared import commands as c
+from whoosh_shared.agents import AgentSpec
+from whoosh_shared.bus import Bus
+from whoosh_shared.commands import CommandReply, SubmitTask
+from whoosh_shared.events import EventEnvelope
+from whoosh_shared.queries import (
+    AgentList,
+    AgentView,
+    AlertList,
+    EventPage,
+    FleetStats,
+    GetEvents,
+    GetStats,
+    GetTask,
+    ListAgents,
+    ListAlerts,
+    ListTasks,
+    TaskPage,
+    TaskView,
+)
+
+from whoosh_cli.agent_sync import register_tested
+from whoosh_cli.bus_session import ask, send
+from whoosh_cli.errors import CliError
+from whoosh_cli.fleet import WriteResult
+from whoosh_cli.task_outcome import Outcome
+from whoosh_cli.task_watch import TaskWatch
+
+ACTOR = "cli"
+
+
+class BusFleet:
+    def __init__(self, bus: Bus, url: str) -> None:
+        self.bus = bus
+        self.where = url
+
+    async def agents(self) -> list[AgentView]:
+        return (await ask(self.bus, ListAgents(), AgentList)).agents
+
+    async def register(self, spec: AgentSpec) -> WriteResult:
+        """After the executor's connectivity test (remote CLI agents), as `whoosh up` does."""
+        return _result(await register_tested(self.bus, spec, actor=ACTOR))
+
+    async def set_enabled(self, name: str, enabled: bool) -> WriteResult:
+        command = c.EnableAgent if enabled else c.DisableAgent
+        return _result(await send(self.bus, command(name=name, actor=ACTOR)))
+
+    async def remove(self, name: str) -> WriteResult:
+        return _result(await send(self.bus, c.RemoveAgent(name=name, actor=ACTOR)))
+
+    async def submit(self, command: SubmitTask) -> WriteResult:
+        return _result(await send(self.bus, command))
+
+    async def submit_and_follow(self, command: SubmitTask, live_output: bool) -> Outcome:
+        watch = TaskWatch(self.bus, live_output=live_output)
+        await watch.subscribe_all()
+        try:
+            reply = await send(self.bus, command)
+            if not reply.accepted:
+                raise CliError(f"task rejected ({reply.code}): {reply.reason}")
+            await watch.focus(UUID(reply.ids["task_id"]))
+            return await watch.follow()
+        finally:
+            await watch.close()
+
+    async def task(self, task_id: UUID) -> TaskView:
+        return await ask(self.bus, GetTask(task_id=task_id), TaskView)
+
+    async def tasks(self, query: ListTasks) -> TaskPage:
+        return await ask(self.bus, query, TaskPage)
+
+    async def cancel(self, task_id: UUID, reason: str) -> WriteResult:
+        command = c.CancelTask(task_id=task_id, reason=reason, actor=ACTOR)
+        return _result(await send(self.bus, command))
+
+    async def events(self, task_id: UUID) -> list[EventEnvelope]:
+        await self.task(task_id)  # not_found for an unknown task
+        found: list[EventEnvelope] = []
+        after = 0
+        while True:
+            page = await ask(self.bus, GetEvents(aggregate_id=task_id, after=after), EventPage)
+            found += page.events
+            if page.next_cursor is None:
+                return found
+            after = page.next_cursor
+
+    async def stats(self) -> FleetStats:
+        return await ask(self.bus, GetStats(), FleetStats)
+
+    async def alerts(self, query: ListAlerts) -> AlertList:
+        return await ask(self.bus, query, AlertList)
+
+
+def _result(reply: CommandReply) -> WriteResult:
+    return WriteResult(reply.accepted, reply.ids, reply.code, reply.reason)

@@ -1,0 +1,87 @@
+"""Agent commands: register (again, after removal), update, enable, disable, remove, and
+the executors' and monitor's reports about an agent (inventory, health).
+
+Functions of the CommandHandler (registered in its dispatch table): load the Agent, let
+it decide, save only when something happened.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from whoosh_shared import commands as c
+from whoosh_shared.commands import CommandReply, RejectCode
+from whoosh_shared.enums import TaskStatus
+
+from whoosh_coordinator.domain import Agent, Rejected
+from whoosh_coordinator.domain.agent import agent_id
+
+if TYPE_CHECKING:
+    from whoosh_coordinator.commands import CommandHandler
+
+
+def register_agent(handler: CommandHandler, cmd: c.RegisterAgent) -> CommandReply:
+    spec = cmd.spec
+    if agent_id(spec.name) in handler.store.repository:
+        agent = handler.aggregates.get(agent_id(spec.name))
+        if not agent.removed:
+            raise Rejected(RejectCode.DUPLICATE, f"agent '{spec.name}' already exists")
+        agent.reregister(spec=spec.model_dump(mode="json"), actor=cmd.actor)
+    else:
+        agent = Agent(spec=spec.model_dump(mode="json"), actor=cmd.actor)
+    handler.save(agent)
+    return CommandReply.accept(agent_id=str(agent.id), name=spec.name)
+
+
+def update_agent(handler: CommandHandler, cmd: c.UpdateAgent) -> CommandReply:
+    changes = cmd.changes.changes()
+    if not changes:
+        raise Rejected(RejectCode.INVALID, "update names no field to change")
+    agent = handler.load_agent(cmd.name)
+    agent.update(changes=changes, actor=cmd.actor)
+    handler.save(agent)
+    return CommandReply.accept(agent_id=str(agent.id), name=cmd.name)
+
+
+def enable_agent(handler: CommandHandler, cmd: c.EnableAgent) -> CommandReply:
+    agent = handler.load_agent(cmd.name)
+    agent.enable(actor=cmd.actor)
+    handler.save(agent)
+    return CommandReply.accept(agent_id=str(agent.id), name=cmd.name)
+
+
+def disable_agent(handler: CommandHandler, cmd: c.DisableAgent) -> CommandReply:
+    agent = handler.load_agent(cmd.name)
+    agent.disable(actor=cmd.actor)
+    handler.save(agent)
+    return CommandReply.accept(agent_id=str(agent.id), name=cmd.name)
+
+
+def remove_agent(handler: CommandHandler, cmd: c.RemoveAgent) -> CommandReply:
+    agent = handler.load_agent(cmd.name)
+    pinned = [
+        t for t in handler.projection.with_status(TaskStatus.QUEUED) if t.pinned_agent == cmd.name
+    ]
+    if pinned:
+        raise Rejected(
+            RejectCode.BAD_STATE,
+            f"agent '{cmd.name}' has {len(pinned)} queued task(s) pinned to it "
+            f"(e.g. {pinned[0].id}); cancel them first",
+        )
+    agent.remove(actor=cmd.actor)
+    handler.save(agent)
+    return CommandReply.accept(agent_id=str(agent.id), name=cmd.name)
+
+
+def report_inventory(handler: CommandHandler, cmd: c.ReportInventory) -> CommandReply:
+    agent = handler.load_agent(cmd.name)
+    if agent.report_inventory(cmd.inventory.model_dump(mode="json")):
+        handler.save(agent)
+    return CommandReply.accept(agent_id=str(agent.id), name=cmd.name)
+
+
+def report_health(handler: CommandHandler, cmd: c.ReportAgentHealth) -> CommandReply:
+    agent = handler.load_agent(cmd.name)
+    if agent.report_health(cmd.healthy, cmd.reason, cmd.actor):
+        handler.save(agent)
+    return CommandReply.accept(agent_id=str(agent.id), name=cmd.name)

@@ -1,0 +1,167 @@
+"""The shell text sent over SSH: run an agent's command so that it can always be stopped.
+
+An SSH exec request is one string that the remote login shell parses. Every piece of
+it here is a constant script or an argument through `shlex.quote`; the prompt never
+is: it goes on the channel's stdin, so no prompt can be read as shell syntax.
+
+What the wrapper guarantees on the host:
+- it reports its pid and session first, on stderr (`WHOOSH-PID pid sid`), so the
+  executor can kill the whole run over another channel or connection, even after
+  the one that started it is gone. OpenSSH starts each session's command as the
+  leader of a new (Unix) session, which holds every descendant that does not leave
+  it deliberately; the session, not the process group, because `timeout` moves the
+  command into a process group of its own;
+- the command runs under `timeout`, which kills the command's group (TERM, then KILL
+  after the grace) at the deadline on its own: a run outlives neither its deadline
+  nor a lost connection by more than the grace;
+- a directory that does not exist, a missing `timeout` or a command that is not
+  installed is reported as a start failure (exit 127 with a `WHOOSH-CANNOT-START`
+  line), not as a run that failed;
+- after the command ends, helpers it left in the session get a TERM (as locally), and
+  a death by signal is passed on as such, so the exit code means what it does locally.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+PID_MARKER = "WHOOSH-PID"
+CANNOT_START_MARKER = "WHOOSH-CANNOT-START"
+CANNOT_START_EXIT = 127
+
+# $1 grace (s), $2 deadline (s), $3 workdir ("" = home), $4 how many NAME=VALUE follow,
+# then those and the command's argv.
+RUN_SCRIPT = r"""grace=$1 deadline=$2 dir=$3 nenv=$4
+shift 4
+sid=$(ps -o sid= -p $$ 2>/dev/null | tr -d ' ')
+echo "WHOOSH-PID $$ ${sid:-0}" >&2
+case $dir in
+  "~") dir=$HOME ;;
+  "~/"*) dir=$HOME/${dir#"~/"} ;;
+esac
+if [ -n "$dir" ] && ! cd "$dir" 2>/dev/null; then
+  echo "WHOOSH-CANNOT-START cannot change to directory $dir" >&2
+  exit 127
+fi
+if ! command -v timeout >/dev/null 2>&1; then
+  echo "WHOOSH-CANNOT-START 'timeout' (GNU coreutils) is not installed on this host" >&2
+  exit 127
+fi
+i=0
+for arg; do
+  if [ "$i" -ge "$nenv" ]; then cmd=$arg; break; fi
+  i=$((i + 1))
+done
+if ! command -v "$cmd" >/dev/null 2>&1; then
+  echo "WHOOSH-CANNOT-START command not found: $cmd" >&2
+  exit 127
+fi
+trap : TERM
+timeout -k "$grace" "$deadline" env "$@"
+rc=$?
+if [ "$sid" = "$$" ]; then
+  left=$(ps -eo pid=,sid= 2>/dev/null | awk -v s="$$" '$2 == s && $1 != s { print $1 }')
+  [ -n "$left" ] && kill -TERM $left 2>/dev/null
+fi
+trap - TERM
+if [ "$rc" -gt 128 ] && [ "$rc" -lt 160 ]; then kill -$((rc - 128)) $$; fi
+exit $rc
+"""
+
+# $1 id, $2 grace (whole seconds), $3 "session" (every process of session $1) or "pid"
+# (that process only): TERM them, wait until none is left alive (zombies waiting for a
+# slow init do not count), then KILL the rest.
+KILL_SCRIPT = r"""s=$1 grace=$2 field=2
+[ "$3" = session ] || field=1
+members() {
+  ps -eo pid=,sid=,stat= 2>/dev/null |
+    awk -v s="$s" -v f="$field" '$f == s && $3 !~ /^Z/ { print $1 }'
+}
+left=$(members)
+[ -n "$left" ] || exit 0
+kill -TERM $left 2>/dev/null
+n=$((grace * 10))
+while [ "$n" -gt 0 ]; do
+  left=$(members)
+  [ -n "$left" ] || exit 0
+  sleep 0.1
+  n=$((n - 1))
+done
+left=$(members)
+[ -n "$left" ] && kill -KILL $left 2>/dev/null
+exit 0
+"""
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def seconds(value: float | None) -> str:
+    """A duration for `timeout`: whole milliseconds, never zero unless None (no limit)."""
+    if value is None:
+        return "0"
+    return f"{max(math.ceil(value * 1000), 1) / 1000:g}"
+
+
+def run_command(
+    argv: Sequence[str],
+    *,
+    deadline_s: float | None,
+    grace_s: float,
+    workdir: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> str:
+    """The exec string that runs `argv` under the wrapper (stdin is the channel's)."""
+    if not argv:
+        raise ValueError("empty command")
+    for name in env or {}:
+        if not _ENV_NAME.match(name):
+            raise ValueError(f"environment variable name {name!r} is not valid in a shell")
+    assignments = [f"{name}={value}" for name, value in (env or {}).items()]
+    args = [
+        seconds(grace_s),
+        seconds(deadline_s),
+        workdir or "",
+        str(len(assignments)),
+        *assignments,
+        *argv,
+    ]
+    return "exec sh -c " + shlex.join([RUN_SCRIPT, "whoosh-run", *args])
+
+
+@dataclass(frozen=True)
+class PidLine:
+    pid: int
+    sid: int  # 0 where the host could not say
+
+    @property
+    def leads_session(self) -> bool:
+        """Whether the run leads its own session, so killing the session kills only the run
+        (OpenSSH's sessions do; elsewhere only the wrapper's pid is safe to signal)."""
+        return self.pid == self.sid
+
+
+def parse_pid_line(line: str) -> PidLine | None:
+    """The wrapper's first stderr line, or None if `line` is not it."""
+    parts = line.split()
+    if len(parts) == 3 and parts[0] == PID_MARKER and parts[1].isdigit() and parts[2].isdigit():
+        return PidLine(int(parts[1]), int(parts[2]))
+    return None
+
+
+def parse_cannot_start(line: str) -> str | None:
+    """Why the wrapper could not start the command, if `line` says so."""
+    if line.startswith(CANNOT_START_MARKER + " "):
+        return line[len(CANNOT_START_MARKER) + 1 :]
+    return None
+
+
+def kill_command(run: PidLine, grace_s: float) -> str:
+    """The exec string that stops a run: TERM, grace, KILL, to every process of its session
+    where it leads one, else to the wrapper's pid alone (never someone else's session)."""
+    grace = str(max(math.ceil(grace_s), 0))
+    target = [str(run.sid), "session"] if run.leads_session else [str(run.pid), "pid"]
+    return "exec sh -c " + shlex.join([KILL_SCRIPT, "whoosh-kill", target[0], grace, target[1]])

@@ -1,0 +1,88 @@
+"""Periodic inventory: probe every LLM agent's server and tell the coordinator.
+
+The executor keeps no list of agents (work items carry the agent's spec), so it asks
+the coordinator which LLM agents exist, probes them all at once (one slow or dead
+server costs its own timeout, not the others'), and sends one ReportInventory each.
+The coordinator records only changes, so several executors probing the same servers
+cost messages, not events. Logged only when a server is lost or comes back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+
+import httpx
+import nats.errors
+from whoosh_shared.bus import Bus, BusError
+from whoosh_shared.commands import ReportInventory
+from whoosh_shared.config import ExecutorSettings
+from whoosh_shared.enums import AgentType
+from whoosh_shared.inventory import Inventory
+from whoosh_shared.queries import AgentList, ListAgents
+
+from whoosh_executor_ollama.server_probe import ShowCache, probe
+
+log = logging.getLogger(__name__)
+
+LLM_TYPES = (AgentType.OLLAMA, AgentType.OPENAI)
+JITTER = 0.2  # executors started together should not probe in lockstep
+
+
+class InventoryReporter:
+    def __init__(self, bus: Bus, http: httpx.AsyncClient, settings: ExecutorSettings) -> None:
+        self.bus = bus
+        self.http = http
+        self.settings = settings
+        self.cache = ShowCache()
+        self._reachable: dict[str, bool] = {}
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Probe at once, then every probe_interval_s, until `stopping` is set."""
+        while not stopping.is_set():
+            await self.report_once()
+            pause = self.settings.probe_interval_s * random.uniform(1 - JITTER, 1 + JITTER)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), pause)
+
+    async def report_once(self) -> dict[str, Inventory]:
+        """One round; returns what each agent's probe found (empty if the coordinator
+        could not be asked: the next round tries again)."""
+        try:
+            reply = await self.bus.ask(ListAgents(), timeout=self.settings.probe_timeout_s)
+        except (BusError, nats.errors.Error) as exc:
+            log.debug("cannot list agents to probe: %s", exc)
+            return {}
+        if reply.status != "ok" or reply.result is None:
+            log.debug("cannot list agents to probe: %s", reply.reason)
+            return {}
+        specs = [
+            view.spec
+            for view in AgentList.model_validate(reply.result).agents
+            if view.spec.type in LLM_TYPES and view.spec.endpoint
+        ]
+        timeout = self.settings.probe_timeout_s
+        found = await asyncio.gather(*(probe(s, self.http, self.cache, timeout) for s in specs))
+        inventories = {spec.name: inventory for spec, inventory in zip(specs, found, strict=True)}
+        await asyncio.gather(*(self._report(n, i) for n, i in inventories.items()))
+        return inventories
+
+    async def _report(self, name: str, inventory: Inventory) -> None:
+        before = self._reachable.get(name)
+        self._reachable[name] = inventory.reachable
+        if before is not False and not inventory.reachable:
+            log.warning("agent unreachable", extra={"agent": name, "reason": inventory.reason})
+        elif before is False and inventory.reachable:
+            log.info("agent reachable again", extra={"agent": name})
+        try:
+            reply = await self.bus.send(
+                ReportInventory(name=name, inventory=inventory, actor="executor-probe"),
+                timeout=self.settings.probe_timeout_s,
+            )
+        except (BusError, nats.errors.Error) as exc:
+            log.debug("inventory of %s not reported: %s", name, exc)
+            return
+        if not reply.accepted:
+            log.debug("inventory of %s rejected: %s", name, reply.reason)

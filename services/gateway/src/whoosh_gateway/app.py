@@ -1,0 +1,81 @@
+"""The gateway's FastAPI application: routes, error shape, body limit, and its lifespan
+(connect to NATS, listen for revocations and events, set up the shared rate counters)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+from whoosh_shared.bus import Bus
+from whoosh_shared.gateway_settings import GatewaySettings
+from whoosh_shared.queries import AgentList, ListAgents
+
+from whoosh_gateway.body_limit import BodyLimit
+from whoosh_gateway.coordinator_client import CoordinatorClient
+from whoosh_gateway.errors import ApiError, install_error_handlers
+from whoosh_gateway.event_hub import EventHub
+from whoosh_gateway.gateway_state import GatewayState
+from whoosh_gateway.key_verifier import KeyVerifier
+from whoosh_gateway.rate_limits import RateLimiter
+from whoosh_gateway.routes import agents, fleet, health, keys, stream, tasks
+
+API_PREFIX = "/api/v1"
+DESCRIPTION = """\
+The front door of WHOOSH: agents, tasks, API keys and the live event stream.
+
+Every request but `/healthz` and `/readyz` needs an API key
+(`Authorization: Bearer whk_...`) whose role allows it: `viewer` reads, `operator` also
+submits and cancels tasks and manages agents, `admin` also manages keys and reads the
+audit trail. Errors share one shape: `{"error": {"code": ..., "message": ...}}`.
+The WebSocket `/api/v1/ws` streams execution events; see its module for the protocol.
+"""
+
+
+def create_app(settings: GatewaySettings, nats_url: str, name: str = "whoosh-gateway") -> FastAPI:
+    bus = Bus(nats_url, name)
+    coordinator = CoordinatorClient(bus, settings.request_timeout_s)
+    state = GatewayState(
+        settings=settings,
+        bus=bus,
+        coordinator=coordinator,
+        verifier=KeyVerifier(coordinator, settings.key_cache_s),
+        limiter=RateLimiter(settings.rate_limits.requests_per_minute),
+        hub=EventHub(),
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await bus.connect()
+        await state.verifier.start(bus)
+        await state.hub.start(bus)
+        await state.limiter.start(bus.js)
+        with contextlib.suppress(ApiError):  # names for agent_status messages; live ones later
+            for agent in (await coordinator.ask(ListAgents(), AgentList)).agents:
+                state.hub.remember_agent(agent.id, agent.spec.name)
+        try:
+            yield
+        finally:
+            await state.hub.stop()
+            await state.verifier.stop()
+            await bus.close()
+
+    app = FastAPI(
+        title="WHOOSH gateway",
+        version="1",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+        redoc_url=None,
+    )
+    app.state.gateway = state
+    install_error_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    api = APIRouter(prefix=API_PREFIX)
+    for module in (agents, tasks, keys, fleet, stream):
+        api.include_router(module.router)
+    app.include_router(api)
+    app.include_router(health.router)
+    return app

@@ -1,0 +1,30 @@
+"""Who is calling: the identity every request and WebSocket carries after auth."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from whoosh_shared.api_keys import Role
+
+ANONYMOUS_ACTOR = "anonymous (auth disabled)"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """`actor` goes on every command this caller causes (the audit trail's 'who')."""
+
+    actor: str
+    role: Role
+    prefix: str | None = None
+
+    @property
+    def limit_key(self) -> str:
+        """What rate limits count against: the key, or everyone when auth is off."""
+        return self.prefix or "anonymous"
+
+    @classmethod
+    def for_key(cls, prefix: str, name: str, role: Role) -> Caller:
+        return cls(actor=f"key {prefix} ({name})"[:200], role=role, prefix=prefix)
+
+
+UNAUTHENTICATED_ADMIN = Caller(actor=ANONYMOUS_ACTOR, role=Role.ADMIN)

@@ -1,0 +1,50 @@
+"""The gateway's only way to the coordinator: commands and queries over the bus.
+
+A rejection becomes an ApiError with the coordinator's code and reason; a coordinator
+that does not answer becomes 503 `unavailable`, so a client can tell "you asked for
+something wrong" from "try again later".
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+import nats.errors
+from pydantic import BaseModel, ValidationError
+from whoosh_shared.bus import Bus, BusError
+from whoosh_shared.commands import Command, CommandReply
+from whoosh_shared.queries import Query
+
+from whoosh_gateway.errors import ApiError
+
+ResultT = TypeVar("ResultT", bound=BaseModel)
+
+
+class CoordinatorClient:
+    def __init__(self, bus: Bus, timeout_s: float) -> None:
+        self.bus = bus
+        self.timeout_s = timeout_s
+
+    async def send(self, command: Command) -> CommandReply:
+        """The accepted reply; a rejection raises ApiError."""
+        try:
+            reply = await self.bus.send(command, timeout=self.timeout_s)
+        except (BusError, nats.errors.Error) as exc:
+            raise ApiError(503, "unavailable", f"the coordinator did not answer: {exc}") from None
+        if not reply.accepted:
+            raise ApiError.from_code(reply.code, reply.reason)
+        return reply
+
+    async def ask(self, query: Query, result_model: type[ResultT]) -> ResultT:
+        try:
+            reply = await self.bus.ask(query, timeout=self.timeout_s)
+        except (BusError, nats.errors.Error) as exc:
+            raise ApiError(503, "unavailable", f"the coordinator did not answer: {exc}") from None
+        if reply.status != "ok" or reply.result is None:
+            raise ApiError.from_code(reply.code, reply.reason)
+        try:
+            return result_model.model_validate(reply.result)
+        except ValidationError as exc:
+            raise ApiError(
+                502, "bad_gateway", f"unexpected answer to {type(query).__name__}: {exc}"
+            ) from None

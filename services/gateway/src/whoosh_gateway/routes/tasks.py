@@ -1,0 +1,130 @@
+"""`/api/v1/tasks`: submit, read, list, cancel; output and the full event history."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Body, Query, Request, Response
+from pydantic import AwareDatetime
+from whoosh_shared import commands as c
+from whoosh_shared.agents import AgentName, CapabilityName
+from whoosh_shared.enums import TaskStatus
+from whoosh_shared.queries import (
+    MAX_EVENT_ID,
+    EventPage,
+    GetEvents,
+    GetTask,
+    ListTasks,
+    TaskPage,
+    TaskView,
+)
+
+from whoosh_gateway.access import Operator, Viewer
+from whoosh_gateway.api_models import (
+    CancelRequest,
+    TaskAccepted,
+    TaskList,
+    TaskOutput,
+    TaskSubmission,
+)
+from whoosh_gateway.callers import Caller
+from whoosh_gateway.errors import ERROR_RESPONSES, ApiError
+from whoosh_gateway.gateway_state import GatewayState, state_of
+
+router = APIRouter(prefix="/tasks", tags=["tasks"], responses=ERROR_RESPONSES)
+
+
+def submit_command(state: GatewayState, body: TaskSubmission, caller: Caller) -> c.SubmitTask:
+    """SubmitTask with what only the gateway sets: who asked, and the key's task limit."""
+    return c.SubmitTask(
+        **body.model_dump(exclude_unset=True),
+        actor=caller.actor,
+        max_active_tasks=state.settings.rate_limits.concurrent_tasks,
+    )
+
+
+@router.post("", status_code=201, response_model=TaskAccepted, summary="Submit a task")
+async def submit_task(
+    request: Request, response: Response, body: TaskSubmission, caller: Caller = Operator
+) -> TaskAccepted:
+    state = state_of(request)
+    reply = await state.coordinator.send(submit_command(state, body, caller))
+    task_id = UUID(reply.ids["task_id"])
+    response.headers["Location"] = f"{request.url.path}/{task_id}"
+    return TaskAccepted(task_id=task_id)
+
+
+@router.get("", response_model=TaskList, summary="Tasks, newest first, filtered")
+async def list_tasks(
+    request: Request,
+    status: TaskStatus | None = None,
+    agent: Annotated[AgentName | None, Query(description="ran (or tried) on this agent")] = None,
+    capability: Annotated[CapabilityName | None, Query(description="required it")] = None,
+    submitted_after: Annotated[AwareDatetime | None, Query(description="inclusive")] = None,
+    submitted_before: Annotated[AwareDatetime | None, Query(description="exclusive")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    cursor: Annotated[str | None, Query(max_length=40, description="next_cursor")] = None,
+    caller: Caller = Viewer,
+) -> TaskList:
+    if cursor is not None and not cursor.isdigit():
+        raise ApiError(400, "invalid_cursor", f"invalid cursor {cursor!r}: use a next_cursor")
+    query = ListTasks(
+        status=status,
+        agent=agent,
+        capability=capability,
+        submitted_after=submitted_after,
+        submitted_before=submitted_before,
+        limit=limit,
+        after=cursor,
+    )
+    page = await state_of(request).coordinator.ask(query, TaskPage)
+    return TaskList(items=page.tasks, next_cursor=page.next_cursor)
+
+
+@router.get("/{task_id}", response_model=TaskView, summary="One task")
+async def get_task(request: Request, task_id: UUID, caller: Caller = Viewer) -> TaskView:
+    return await state_of(request).coordinator.ask(GetTask(task_id=task_id), TaskView)
+
+
+@router.post("/{task_id}/cancel", response_model=TaskView, summary="Cancel (stops a running task)")
+async def cancel_task(
+    request: Request,
+    task_id: UUID,
+    body: Annotated[CancelRequest | None, Body()] = None,
+    caller: Caller = Operator,
+) -> TaskView:
+    reason = (body or CancelRequest()).reason
+    coordinator = state_of(request).coordinator
+    await coordinator.send(c.CancelTask(task_id=task_id, reason=reason, actor=caller.actor))
+    return await coordinator.ask(GetTask(task_id=task_id), TaskView)
+
+
+@router.get("/{task_id}/output", response_model=TaskOutput, summary="A task's output and usage")
+async def get_output(request: Request, task_id: UUID, caller: Caller = Viewer) -> TaskOutput:
+    view = await state_of(request).coordinator.ask(GetTask(task_id=task_id), TaskView)
+    return TaskOutput(
+        task_id=view.id,
+        status=view.status,
+        output=view.output,
+        exit_code=view.exit_code,
+        reason=view.reason,
+        usage=view.usage,
+    )
+
+
+@router.get("/{task_id}/events", response_model=EventPage, summary="The task's stored history")
+async def get_events(
+    request: Request,
+    task_id: UUID,
+    after: Annotated[
+        int, Query(ge=0, le=MAX_EVENT_ID, description="event id (notification id) seen last")
+    ] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    caller: Caller = Viewer,
+) -> EventPage:
+    coordinator = state_of(request).coordinator
+    await coordinator.ask(GetTask(task_id=task_id), TaskView)  # 404 for an unknown task
+    return await coordinator.ask(
+        GetEvents(aggregate_id=task_id, after=after, limit=limit), EventPage
+    )

@@ -1,0 +1,303 @@
+"""One WebSocket client: its subscriptions, its bounded buffer, resume without gaps.
+
+Delivery: the hub offers every event and output line; the session keeps what matches
+its subscriptions and puts it in its own queue (never waiting). A writer task drains
+the queue to the socket. When the queue is full the client is too slow: the session
+closes it (code 4008) with a reason saying to reconnect with its last event id.
+
+Resume: `subscribe` with `last_event_id` replays, from the store, every event of that
+scope after the id, while live events are held back; then the held ones follow, with
+anything already replayed dropped. So the client sees each event once and none is
+missed, whether it was stored before, during or after the replay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections import deque
+from typing import Any
+from uuid import UUID
+
+from fastapi import WebSocket
+from pydantic import ValidationError
+from whoosh_shared import commands as c
+from whoosh_shared.api_keys import Role
+from whoosh_shared.events import EventEnvelope
+from whoosh_shared.queries import AgentView, EventPage, GetAgent, GetEvents
+from whoosh_shared.work import ProgressLine
+
+from whoosh_gateway.access import check_role
+from whoosh_gateway.callers import Caller
+from whoosh_gateway.dashboard_events import Message, from_event
+from whoosh_gateway.errors import ApiError, describe_validation
+from whoosh_gateway.gateway_state import GatewayState
+from whoosh_gateway.routes.tasks import submit_command
+from whoosh_gateway.ws_protocol import (
+    BadMessage,
+    Ping,
+    Start,
+    Stop,
+    Subscribe,
+    Unsubscribe,
+    parse_client_message,
+)
+
+log = logging.getLogger(__name__)
+SLOW_CLIENT_CLOSE = 4008
+REPLAY_PAGE = 500
+REPLAY_PUT_TIMEOUT_S = 10.0
+CLOSE_TIMEOUT_S = 2.0
+SEEN_KEPT = 100_000
+
+
+class SessionClosed(Exception):
+    pass
+
+
+class WsSession:
+    def __init__(self, ws: WebSocket, state: GatewayState, caller: Caller) -> None:
+        self.ws = ws
+        self.state = state
+        self.caller = caller
+        self.limit = state.settings.ws_buffer_messages
+        self.queue: asyncio.Queue[str] = asyncio.Queue(self.limit)
+        self.tasks: set[UUID] = set()
+        self.agents: set[UUID] = set()
+        self.everything = False
+        self._held: list[tuple[EventEnvelope, str | None]] | None = None
+        self._seen: set[int] = set()
+        self._seen_order: deque[int] = deque()
+        self.closing = False
+        self.writer: asyncio.Task[None] | None = None
+
+    # -- the hub's side (never waits) ---------------------------------------------------
+
+    def offer_event(self, envelope: EventEnvelope, text: str | None) -> None:
+        if self.closing or not self._matches(envelope):
+            return
+        if self._held is not None:
+            if len(self._held) >= self.limit:
+                self._overflow()
+            else:
+                self._held.append((envelope, text))
+            return
+        self._deliver(envelope, text)
+
+    def offer_line(self, line: ProgressLine, text: str) -> None:
+        if self.closing or not (self.everything or line.task_id in self.tasks):
+            return
+        self._enqueue(text)
+
+    def _matches(self, envelope: EventEnvelope) -> bool:
+        if envelope.aggregate_type == "apikey":
+            return self.everything and self.caller.role is Role.ADMIN
+        if self.everything:
+            return True
+        if envelope.aggregate_type == "task":
+            return envelope.aggregate_id in self.tasks
+        return envelope.aggregate_type == "agent" and envelope.aggregate_id in self.agents
+
+    def _deliver(self, envelope: EventEnvelope, text: str | None) -> None:
+        if envelope.notification_id in self._seen:
+            return
+        self._remember(envelope.notification_id)
+        if text is not None:
+            self._enqueue(text)
+
+    def _remember(self, event_id: int) -> None:
+        self._seen.add(event_id)
+        self._seen_order.append(event_id)
+        if len(self._seen_order) > SEEN_KEPT:
+            self._seen.discard(self._seen_order.popleft())
+
+    def _enqueue(self, text: str) -> None:
+        try:
+            self.queue.put_nowait(text)
+        except asyncio.QueueFull:
+            self._overflow()
+
+    def _overflow(self) -> None:
+        if self.closing:
+            return
+        self.closing = True
+        log.info("closing a slow WebSocket client (%s): buffer full", self.caller.actor)
+        asyncio.get_running_loop().create_task(
+            self.close(SLOW_CLIENT_CLOSE, "slow client: buffer full; reconnect with last_event_id")
+        )
+
+    # -- the socket's side ----------------------------------------------------------------
+
+    def start_writer(self) -> None:
+        self.writer = asyncio.create_task(self._write())
+
+    async def _write(self) -> None:
+        while True:
+            await self.ws.send_text(await self.queue.get())
+
+    async def close(self, code: int, reason: str) -> None:
+        self.closing = True
+        if self.writer is not None:
+            self.writer.cancel()
+            await asyncio.gather(self.writer, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.ws.close(code, reason), CLOSE_TIMEOUT_S)
+
+    async def send_now(self, message: Message) -> None:
+        """A direct answer to the client's own request (through the queue, in order)."""
+        try:
+            text = json.dumps(message, default=str)
+            await asyncio.wait_for(self.queue.put(text), REPLAY_PUT_TIMEOUT_S)
+        except TimeoutError:
+            self._overflow()
+            raise SessionClosed from None
+
+    async def error(self, code: str, message: str, request_id: str | None = None) -> None:
+        body: dict[str, Any] = {"type": "error", "code": code, "message": message}
+        if request_id is not None:
+            body["request_id"] = request_id
+        await self.send_now(body)
+
+    # -- client actions -----------------------------------------------------------------
+
+    async def handle_text(self, text: str) -> None:
+        try:
+            message = parse_client_message(text)
+        except BadMessage as bad:
+            await self.error(bad.code, bad.message, bad.request_id)
+            return
+        try:
+            await self.state.limiter.check(self.caller)
+            match message:
+                case Subscribe():
+                    await self._subscribe(message)
+                case Unsubscribe():
+                    await self._unsubscribe(message)
+                case Start():
+                    await self._start(message)
+                case Stop():
+                    await self._stop(message)
+                case Ping():
+                    await self.send_now({"type": "pong", "request_id": message.request_id})
+        except ApiError as exc:
+            await self.error(exc.code, exc.message, message.request_id)
+        except ValidationError as exc:
+            await self.error(
+                "invalid", describe_validation(list(exc.errors()))[0], message.request_id
+            )
+        except SessionClosed:
+            raise
+        except Exception:  # a bug costs one answer, never the connection
+            log.exception("WebSocket action %s failed", message.action)
+            await self.error(
+                "internal", "internal error; the gateway logged it", message.request_id
+            )
+
+    async def _scope_id(self, scope: str, ident: str | None) -> UUID | None:
+        if scope == "all":
+            return None
+        if not ident:
+            raise ApiError(422, "invalid", f"scope '{scope}' needs an 'id'")
+        if scope == "task":
+            try:
+                return UUID(ident)
+            except ValueError:
+                raise ApiError(422, "invalid", f"{ident!r} is not a task id") from None
+        agent = await self.state.coordinator.ask(GetAgent(name=ident), AgentView)
+        self.state.hub.remember_agent(agent.id, agent.spec.name)
+        return agent.id
+
+    async def _subscribe(self, message: Subscribe) -> None:
+        check_role(self.caller, Role.VIEWER)
+        target = await self._scope_id(message.scope, message.id)
+        if message.last_event_id is None:
+            self._add(message.scope, target)
+            await self._confirm(message, replayed=0)
+            return
+        self._held = self._held if self._held is not None else []
+        self._add(message.scope, target)
+        try:
+            replayed = await self._replay(target, message.last_event_id)
+        finally:  # a failed replay must not leave live events held back for ever
+            held, self._held = self._held or [], None
+            for envelope, text in held:
+                self._deliver(envelope, text)
+        await self._confirm(message, replayed)
+
+    async def _confirm(self, message: Subscribe, replayed: int) -> None:
+        await self.send_now(
+            {
+                "type": "subscribed",
+                "scope": message.scope,
+                "id": message.id,
+                "replayed": replayed,
+                "request_id": message.request_id,
+            }
+        )
+
+    def _add(self, scope: str, target: UUID | None) -> None:
+        if scope == "all":
+            self.everything = True
+        elif scope == "task" and target is not None:
+            self.tasks.add(target)
+        elif target is not None:
+            self.agents.add(target)
+
+    async def _replay(self, target: UUID | None, after: int) -> int:
+        """Stored events of the scope after `after`, into the queue (waiting for room)."""
+        replayed = 0
+        while True:
+            page = await self.state.coordinator.ask(
+                GetEvents(aggregate_id=target, after=after, limit=REPLAY_PAGE), EventPage
+            )
+            for envelope in page.events:
+                if envelope.notification_id in self._seen or not self._matches(envelope):
+                    continue
+                message = from_event(
+                    envelope, self.state.hub.agent_names.get(envelope.aggregate_id)
+                )
+                self._remember(envelope.notification_id)
+                if message is not None:
+                    await self.send_now(message)
+                    replayed += 1
+            if page.next_cursor is None:
+                return replayed
+            after = page.next_cursor
+
+    async def _unsubscribe(self, message: Unsubscribe) -> None:
+        target = await self._scope_id(message.scope, message.id)
+        if message.scope == "all":
+            self.everything = False
+        elif message.scope == "task":
+            self.tasks.discard(target)  # type: ignore[arg-type]
+        else:
+            self.agents.discard(target)  # type: ignore[arg-type]
+        await self.send_now(
+            {"type": "unsubscribed", "scope": message.scope, "id": message.id,
+             "request_id": message.request_id}
+        )  # fmt: skip
+
+    async def _start(self, message: Start) -> None:
+        check_role(self.caller, Role.OPERATOR)
+        reply = await self.state.coordinator.send(
+            submit_command(self.state, message.task, self.caller)
+        )
+        task_id = reply.ids["task_id"]
+        await self.send_now(
+            {"type": "accepted", "task_id": task_id, "request_id": message.request_id}
+        )
+        await self._subscribe(
+            Subscribe(action="subscribe", scope="task", id=task_id, last_event_id=0)
+        )
+
+    async def _stop(self, message: Stop) -> None:
+        check_role(self.caller, Role.OPERATOR)
+        await self.state.coordinator.send(
+            c.CancelTask(task_id=message.task_id, reason=message.reason, actor=self.caller.actor)
+        )
+        await self.send_now(
+            {"type": "stop_accepted", "task_id": str(message.task_id),
+             "request_id": message.request_id}
+        )  # fmt: skip

@@ -1,0 +1,69 @@
+"""The gateway's section of `whoosh.yaml`: where it listens, auth, limits.
+
+Its own module so that the configuration file's loader stays about loading.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from whoosh_shared.agents import Strict
+
+DEFAULT_GATEWAY_PORT = 4312  # next to the bundled NATS; 8000/8080 are often taken
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+class RateLimitSettings(Strict):
+    """Per API key; shared by every gateway (the counters live in NATS, not in a gateway)."""
+
+    requests_per_minute: int = Field(default=1200, ge=1, le=10_000_000)
+    concurrent_tasks: int = Field(
+        default=200, ge=1, le=10_000_000, description="unfinished tasks a key may have"
+    )
+
+
+class GatewaySettings(Strict):
+    """The REST/WebSocket front door. `whoosh up` runs it unless `enabled` is false."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=DEFAULT_GATEWAY_PORT, ge=0, le=65535, description="0: a free port")
+    public_url: str | None = Field(
+        default=None, description="how clients reach it (behind a proxy); default http://host:port"
+    )
+    insecure_no_auth: bool = Field(
+        default=False,
+        description="local development only: no API keys, every caller is admin; refused "
+        "unless host is a loopback address, and shown in the startup banner",
+    )
+    max_body_bytes: int = Field(default=2_000_000, ge=1024, le=100_000_000)
+    key_cache_s: float = Field(
+        default=30.0, ge=0, le=3600, description="verified keys kept; revocation evicts at once"
+    )
+    rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
+    ws_buffer_messages: int = Field(
+        default=10_000, ge=10, le=1_000_000, description="per WebSocket; beyond it, closed"
+    )
+    request_timeout_s: float = Field(default=10.0, gt=0, le=600)
+    socket_send_buffer_bytes: int | None = Field(
+        default=None,
+        ge=4096,
+        le=64 * 1024 * 1024,
+        description="cap each connection's kernel send buffer (default: the kernel tunes it); "
+        "smaller makes a stalled WebSocket client reach ws_buffer_messages sooner",
+    )
+
+    @model_validator(mode="after")
+    def _no_auth_only_on_loopback(self) -> GatewaySettings:
+        if self.insecure_no_auth and self.host not in LOOPBACK_HOSTS:
+            raise ValueError(
+                f"insecure_no_auth is for local development: host {self.host!r} is not a "
+                "loopback address (use 127.0.0.1, or create API keys)"
+            )
+        return self
+
+    def url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"

@@ -1,0 +1,170 @@
+"""Inventory, missing models, measured speed and kept partial output, through the command
+handler on real stores (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from coordinator.core import Core
+from whoosh_coordinator.replay import rebuild
+from whoosh_shared import commands as c
+from whoosh_shared.enums import TaskStatus
+from whoosh_shared.inventory import Inventory, ModelFacts
+
+ENDPOINT = "http://127.0.0.1:9"
+
+
+def register_llm(core: Core, name: str, **spec) -> None:
+    spec.setdefault("model", "llama3.2:1b")
+    spec.setdefault("max_concurrent", 2)
+    core.register(name, type="ollama", endpoint=ENDPOINT, **spec)
+
+
+def report(core: Core, name: str, *models: str, **fields) -> c.CommandReply:
+    found = Inventory(reachable=True, models={m: ModelFacts(**fields) for m in models})
+    return core.send(c.ReportInventory(name=name, inventory=found))
+
+
+def test_an_inventory_is_recorded_only_when_it_changed(core: Core) -> None:
+    register_llm(core, "gpu1")
+    before = core.events()
+    assert report(core, "gpu1", "llama3.2:1b", capabilities=["tools"]).accepted
+    assert core.events() == before + 1
+    assert report(core, "gpu1", "llama3.2:1b", capabilities=["tools"]).accepted
+    assert core.events() == before + 1  # the same findings again: nothing new happened
+    assert report(core, "gpu1", "llama3.2:1b", "qwen3:8b").accepted
+    assert core.events() == before + 2
+    view = core.projection.agent_by_name("gpu1")
+    assert view.inventory is not None and set(view.inventory.models) == {"llama3.2:1b", "qwen3:8b"}
+
+
+def test_inventory_of_an_unknown_agent_is_rejected_and_nothing_is_written(core: Core) -> None:
+    before = core.events()
+    reply = report(core, "ghost", "m:1")
+    assert reply.code == "not_found" and "ghost" in (reply.reason or "")
+    assert core.events() == before
+
+
+def test_a_model_found_by_the_probe_is_accepted_and_routed_there(core: Core) -> None:
+    register_llm(core, "gpu1")
+    register_llm(core, "gpu2")
+    rejected = core.send(c.SubmitTask(prompt="hi", model="qwen3:8b"))
+    assert rejected.code == "no_capable_agent" and "qwen3:8b" in (rejected.reason or "")
+    assert report(core, "gpu2", "llama3.2:1b", "qwen3:8b").accepted
+    task_id = core.submit(model="qwen3:8b")
+    assert core.task(task_id).agent == "gpu2"
+
+
+def test_a_capability_reported_by_the_probe_can_be_asked_for(core: Core) -> None:
+    register_llm(core, "gpu1")
+    assert core.send(c.SubmitTask(prompt="hi", capabilities=["tools"])).code == "no_capable_agent"
+    assert report(core, "gpu1", "llama3.2:1b", capabilities=["completion", "tools"]).accepted
+    assert core.task(core.submit(capabilities=["tools"])).agent == "gpu1"
+
+
+def fail_missing(core: Core, task_id: UUID) -> c.CommandReply:
+    view = core.task(task_id)
+    core.send(c.StartTask(task_id=task_id, attempt=view.attempt, executor_id="t"))
+    return core.send(
+        c.FailTask(
+            task_id=task_id,
+            attempt=view.attempt,
+            reason="model 'llama3.2:1b' not found on this backend (404)",
+            missing_model="llama3.2:1b",
+        )
+    )
+
+
+def test_a_404_marks_the_agent_and_moves_the_task_without_using_an_attempt(core: Core) -> None:
+    register_llm(core, "gpu1")
+    task_id = core.submit(agent_type="ollama", retry=c.RetryPolicy(max_attempts=1))
+    first = core.task(task_id).agent
+    assert fail_missing(core, task_id).accepted
+    assert core.projection.agent_by_name(first).missing_models == ["llama3.2:1b"]
+    # The only agent lacks the model now: the task fails, saying so, instead of waiting.
+    view = core.task(task_id)
+    assert view.status is TaskStatus.FAILED
+    assert "no other agent has model 'llama3.2:1b'" in (view.reason or "")
+
+
+def test_after_a_404_the_task_runs_on_another_agent_even_with_one_attempt(core: Core) -> None:
+    register_llm(core, "gpu1")
+    register_llm(core, "gpu2")
+    task_id = core.submit(agent_type="ollama", retry=c.RetryPolicy(max_attempts=1))
+    first = core.task(task_id).agent
+    assert fail_missing(core, task_id).accepted
+    view = core.task(task_id)
+    assert view.status is TaskStatus.ASSIGNED and view.agent != first
+    assert core.run_to_end(task_id).accepted
+    assert core.task(task_id).status is TaskStatus.COMPLETED
+    # The next probe that lists the model puts the agent back in rotation.
+    assert report(core, first, "llama3.2:1b").accepted
+    assert core.projection.agent_by_name(first).missing_models == []
+
+
+def test_a_cancelled_attempts_partial_output_is_kept_once(core: Core) -> None:
+    register_llm(core, "gpu1")
+    task_id = core.submit()
+    attempt = core.task(task_id).attempt
+    assert core.send(c.StartTask(task_id=task_id, attempt=attempt, executor_id="t")).accepted
+    assert core.send(c.CancelTask(task_id=task_id)).accepted
+    usage = c.Usage(duration_s=1.5, tokens_out=7)
+    late = c.FailTask(
+        task_id=task_id, attempt=attempt, reason="stopped: cancelled", output="Once up", usage=usage
+    )
+    assert core.send(late).accepted
+    view = core.task(task_id)
+    assert view.status is TaskStatus.CANCELLED
+    assert (view.output, view.usage.tokens_out) == ("Once up", 7)
+    events = core.events()
+    assert core.send(late.model_copy(update={"output": "other"})).accepted
+    assert core.events() == events and core.task(task_id).output == "Once up"
+    stale = late.model_copy(update={"attempt": attempt + 1})
+    assert core.send(stale).code == "bad_state"
+
+
+def test_an_executor_timeout_keeps_the_output_it_had(core: Core) -> None:
+    register_llm(core, "gpu1")
+    task_id = core.submit()
+    attempt = core.task(task_id).attempt
+    core.send(c.StartTask(task_id=task_id, attempt=attempt, executor_id="t"))
+    reply = core.send(
+        c.FailTask(
+            task_id=task_id, attempt=attempt, reason="timed out", output="half", timed_out=True
+        )
+    )
+    assert reply.accepted
+    view = core.task(task_id)
+    assert (view.status, view.output) == (TaskStatus.TIMED_OUT, "half")
+
+
+def test_completed_tasks_measure_speed_per_agent_and_model_and_replay_agrees(core: Core) -> None:
+    register_llm(core, "gpu1")
+    for decode in (100.0, 200.0):
+        task_id = core.submit()
+        attempt = core.task(task_id).attempt
+        core.send(c.StartTask(task_id=task_id, attempt=attempt, executor_id="t"))
+        usage = c.Usage(tokens_out=50, decode_tps=decode, prefill_tps=900.0, load_s=0.01)
+        assert core.send(c.CompleteTask(task_id=task_id, attempt=attempt, usage=usage)).accepted
+    stats = core.projection.agent_by_name("gpu1").speeds["llama3.2:1b"]
+    assert stats.samples == 2 and stats.decode_tps == 130.0 and stats.prefill_tps == 900.0
+    replayed = rebuild(core.store)
+    assert replayed.agent_by_name("gpu1").speeds == core.projection.agent_by_name("gpu1").speeds
+
+
+def test_num_ctx_smaller_than_the_prompt_is_refused_before_anything_runs(core: Core) -> None:
+    register_llm(core, "gpu1")
+    before = core.events()
+    llm = c.LlmOptions(options={"num_ctx": 16})
+    reply = core.send(c.SubmitTask(prompt="word " * 40, llm=llm))
+    assert reply.code == "invalid" and "num_ctx is 16" in (reply.reason or "")
+    assert core.events() == before
+
+
+def test_a_prompt_longer_than_every_known_context_is_refused(core: Core) -> None:
+    register_llm(core, "gpu1")
+    assert report(core, "gpu1", "llama3.2:1b", context_length=50).accepted
+    reply = core.send(c.SubmitTask(prompt="x" * 1000))
+    assert reply.code == "no_capable_agent"
+    assert "context length" in (reply.reason or "") and "50 tokens" in (reply.reason or "")
+    assert core.submit(prompt="x" * 100)  # 25 tokens fit

@@ -1,0 +1,100 @@
+"""Probing a server's inventory against the Ollama double, and against servers that
+cannot answer: a probe reports, it never raises."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+from executor_ollama.ollama_double import OllamaDouble
+from harness import free_port
+from whoosh_executor_ollama.server_probe import ShowCache, probe
+from whoosh_shared.agents import AgentSpec
+from whoosh_shared.enums import AgentType
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient() as client:
+        yield client
+
+
+def agent(endpoint: str, kind: AgentType = AgentType.OLLAMA) -> AgentSpec:
+    return AgentSpec(name="gpu", type=kind, endpoint=endpoint, model="llama3.2:1b")
+
+
+async def test_an_ollama_server_reports_models_capabilities_context_and_loaded(
+    double: OllamaDouble, http: httpx.AsyncClient
+) -> None:
+    found = await probe(agent(double.url), http, ShowCache(), timeout_s=5)
+    assert found.reachable and found.version == "0.12.6"
+    assert set(found.models) == {"llama3.2:1b", "gemma3:1b"}
+    llama = found.models["llama3.2:1b"]
+    assert llama.capabilities == ["completion", "tools"]
+    assert llama.context_length == 131072 and llama.size_bytes > 0
+    assert found.loaded == []
+    await http.post(
+        f"{double.url}/api/chat",
+        json={"model": "gemma3:1b", "messages": [{"role": "user", "content": "x"}]},
+    )
+    again = await probe(agent(double.url), http, ShowCache(), timeout_s=5)
+    assert again.loaded == ["gemma3:1b"] and again.is_loaded("gemma3:1b")
+
+
+async def test_show_answers_are_cached_while_the_digest_stays(
+    double: OllamaDouble, http: httpx.AsyncClient
+) -> None:
+    cache = ShowCache()
+    first = await probe(agent(double.url), http, cache, timeout_s=5)
+    assert double.probes["/api/show"] == 2
+    second = await probe(agent(double.url), http, cache, timeout_s=5)
+    assert second == first
+    assert double.probes["/api/show"] == 2 and double.probes["/api/tags"] == 2
+
+
+async def test_an_openai_compatible_server_reports_its_model_ids(
+    double: OllamaDouble, http: httpx.AsyncClient
+) -> None:
+    found = await probe(agent(double.url, AgentType.OPENAI), http, ShowCache(), timeout_s=5)
+    assert found.reachable and set(found.models) == {"llama3.2:1b", "gemma3:1b"}
+    assert double.probes["/v1/models"] == 1
+
+
+async def test_a_closed_port_is_unreachable_with_the_reason(http: httpx.AsyncClient) -> None:
+    found = await probe(agent(f"http://127.0.0.1:{free_port()}"), http, ShowCache(), 5)
+    assert not found.reachable
+    assert "cannot connect" in (found.reason or "")
+
+
+@pytest.fixture
+def silent_server() -> Iterator[str]:
+    """Accepts connections and never answers: a hung server."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    listener.close()
+
+
+async def test_a_server_that_never_answers_is_unreachable_after_the_timeout(
+    silent_server: str, http: httpx.AsyncClient
+) -> None:
+    started = asyncio.get_running_loop().time()
+    found = await probe(agent(silent_server), http, ShowCache(), timeout_s=0.5)
+    assert not found.reachable and found.reason == "no answer within 0.5s"
+    assert asyncio.get_running_loop().time() - started < 3
+
+
+async def test_a_server_that_is_not_ollama_is_unreachable(http: httpx.AsyncClient) -> None:
+    async def not_ollama(scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+        await send({"type": "http.response.start", "status": 404, "headers": []})
+        await send({"type": "http.response.body", "body": b"nothing here"})
+
+    transport = httpx.AsyncClient(transport=httpx.ASGITransport(app=not_ollama))
+    found = await probe(agent("http://elsewhere:1"), transport, ShowCache(), timeout_s=5)
+    await transport.aclose()
+    assert not found.reachable
+    assert found.reason == "GET / answered 404: is this an Ollama server?"

@@ -1,0 +1,185 @@
+"""API keys and roles: every route checks its role (one table over all routes), keys are
+shown once and stored as hashes, revoked and expired keys are refused at once on every
+gateway, and every state-changing call records who made it."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from gateway.calls import error_of
+from gateway.stack import Stack
+from whoosh_gateway.app import create_app
+from whoosh_shared.api_keys import Role, generate_key, hash_token
+from whoosh_shared.gateway_settings import GatewaySettings
+
+MISSING = uuid.uuid4()
+# (method, path, least role). A route missing here fails test_the_table_covers_every_route.
+ROUTES: list[tuple[str, str, Role]] = [
+    ("GET", "/api/v1/agents", Role.VIEWER),
+    ("GET", "/api/v1/agents/shell", Role.VIEWER),
+    ("POST", "/api/v1/agents", Role.OPERATOR),
+    ("PATCH", "/api/v1/agents/ghost", Role.OPERATOR),
+    ("POST", "/api/v1/agents/ghost/enable", Role.OPERATOR),
+    ("POST", "/api/v1/agents/ghost/disable", Role.OPERATOR),
+    ("DELETE", "/api/v1/agents/ghost", Role.OPERATOR),
+    ("GET", "/api/v1/tasks", Role.VIEWER),
+    ("POST", "/api/v1/tasks", Role.OPERATOR),
+    ("GET", f"/api/v1/tasks/{MISSING}", Role.VIEWER),
+    ("POST", f"/api/v1/tasks/{MISSING}/cancel", Role.OPERATOR),
+    ("GET", f"/api/v1/tasks/{MISSING}/output", Role.VIEWER),
+    ("GET", f"/api/v1/tasks/{MISSING}/events", Role.VIEWER),
+    ("GET", "/api/v1/keys", Role.ADMIN),
+    ("POST", "/api/v1/keys", Role.ADMIN),
+    ("DELETE", "/api/v1/keys/000000000000", Role.ADMIN),
+    ("GET", "/api/v1/me", Role.VIEWER),
+    ("GET", "/api/v1/stats", Role.VIEWER),
+    ("GET", "/api/v1/alerts", Role.VIEWER),
+    ("GET", "/api/v1/events", Role.ADMIN),
+]
+# Bodies that fail validation, so that an allowed write changes nothing.
+BODIES = {
+    ("POST", "/api/v1/agents"): {},
+    ("POST", "/api/v1/tasks"): {},
+    ("POST", "/api/v1/keys"): {},
+}
+PUBLIC = {("GET", "/healthz"), ("GET", "/readyz")}
+
+
+def test_the_table_covers_every_route() -> None:
+    """Every operation of the OpenAPI document (all HTTP routes) is in the table."""
+    document = create_app(GatewaySettings(), "nats://127.0.0.1:1").openapi()
+    declared = {
+        (method.upper(), path)
+        for path, operations in document["paths"].items()
+        for method in operations
+    }
+    tabled = {(method, _template(path)) for method, path, _ in ROUTES} | PUBLIC
+    assert declared == tabled
+
+
+def _template(path: str) -> str:
+    replacements = {
+        f"/tasks/{MISSING}": "/tasks/{task_id}",
+        "/agents/shell": "/agents/{name}",
+        "/agents/ghost": "/agents/{name}",
+        "/keys/000000000000": "/keys/{prefix}",
+    }
+    for concrete, template in replacements.items():
+        path = path.replace(concrete, template)
+    return path
+
+
+@pytest.mark.parametrize(("method", "path", "needed"), ROUTES)
+async def test_each_route_refuses_lesser_roles_and_no_key(
+    stack: Stack, keys: dict[Role, str], method: str, path: str, needed: Role
+) -> None:
+    body = BODIES.get((method, path))
+    async with stack.gateway.client() as anonymous:
+        error_of(await anonymous.request(method, path, json=body), 401, "unauthorized")
+        bad = await anonymous.request(method, path, json=body, headers={"X-API-Key": "whk_bad"})
+        error_of(bad, 401, "unauthorized")
+    for role, key in keys.items():
+        async with stack.gateway.client(key) as client:
+            response = await client.request(method, path, json=body)
+        if role.allows(needed):
+            assert response.status_code not in (401, 403), (role, response.text)
+        else:
+            assert needed.value in error_of(response, 403, "forbidden")
+
+
+async def test_a_key_is_shown_once_listed_without_secrets_and_works_for_its_role(
+    admin: httpx.AsyncClient, stack: Stack
+) -> None:
+    created = await admin.post("/api/v1/keys", json={"name": "ci bot", "role": "viewer"})
+    assert created.status_code == 201, created.text
+    token = created.json()["key"]
+    prefix = created.json()["prefix"]
+    assert token.startswith(f"whk_{prefix}_")
+    listed = await admin.get("/api/v1/keys")
+    assert token not in listed.text and hash_token(token) not in listed.text
+    entry = next(k for k in listed.json()["keys"] if k["prefix"] == prefix)
+    assert entry["role"] == "viewer" and entry["created_by"].startswith("key ")
+
+    async with stack.gateway.client(token) as bot:
+        assert (await bot.get("/api/v1/me")).json()["role"] == "viewer"
+        error_of(await bot.post("/api/v1/tasks", json={"prompt": "x"}), 403, "forbidden")
+    wrong_secret = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+    async with stack.gateway.client(wrong_secret) as impostor:
+        error_of(await impostor.get("/api/v1/me"), 401, "unauthorized")
+    past = await admin.post(
+        "/api/v1/keys",
+        json={"name": "old", "role": "viewer", "expires_at": "2020-01-01T00:00:00Z"},
+    )
+    assert "past" in error_of(past, 422, "invalid")
+    error_of(await admin.post("/api/v1/keys", json={"name": "x", "role": "root"}), 422, "invalid")
+    error_of(await admin.delete(f"/api/v1/keys/{generate_key().prefix}"), 404, "not_found")
+
+
+async def test_a_revoked_key_is_refused_at_once_by_every_gateway(
+    stack: Stack, admin: httpx.AsyncClient
+) -> None:
+    token = (await admin.post("/api/v1/keys", json={"name": "doomed", "role": "operator"})).json()
+    one, two = stack.gateways[0], stack.gateways[1]
+    async with one.client(token["key"]) as via_one, two.client(token["key"]) as via_two:
+        assert (await via_one.get("/api/v1/me")).status_code == 200  # now cached on both
+        assert (await via_two.get("/api/v1/me")).status_code == 200
+        revoked = await admin.delete(f"/api/v1/keys/{token['prefix']}")
+        assert revoked.status_code == 200, revoked.text
+        assert revoked.json()["revoked_by"].startswith("key ")
+        assert "revoked" in error_of(await via_two.get("/api/v1/me"), 401, "unauthorized")
+        assert "revoked" in error_of(await via_one.get("/api/v1/me"), 401, "unauthorized")
+    again = await admin.delete(f"/api/v1/keys/{token['prefix']}")
+    assert "already revoked" in error_of(again, 409, "bad_state")
+
+
+async def test_an_expired_key_is_refused_at_once_even_when_cached(
+    stack: Stack, admin: httpx.AsyncClient
+) -> None:
+    expires = datetime.now(UTC) + timedelta(seconds=1.5)
+    body = {"name": "short", "role": "viewer", "expires_at": expires.isoformat()}
+    token = (await admin.post("/api/v1/keys", json=body)).json()["key"]
+    async with stack.gateway.client(token) as client:
+        assert (await client.get("/api/v1/me")).status_code == 200
+        await asyncio.sleep(max(0.0, (expires - datetime.now(UTC)).total_seconds()) + 0.1)
+        assert "expired" in error_of(await client.get("/api/v1/me"), 401, "unauthorized")
+
+
+async def test_state_changes_record_the_key_that_made_them(
+    stack: Stack, operator: httpx.AsyncClient, admin: httpx.AsyncClient, keys: dict[Role, str]
+) -> None:
+    me = (await operator.get("/api/v1/me")).json()
+    name = f"audited-{uuid.uuid4().hex[:6]}"
+    assert (
+        await operator.post("/api/v1/agents", json={"spec": {"name": name, "command": ["cat"]}})
+    ).status_code == 201
+    assert (await operator.post(f"/api/v1/agents/{name}/disable")).status_code == 200
+    assert (await operator.delete(f"/api/v1/agents/{name}")).status_code == 200
+    events, after = [], 0
+    while True:
+        page = (await admin.get("/api/v1/events", params={"after": after, "limit": 1000})).json()
+        events += page["events"]
+        if page["next_cursor"] is None:
+            break
+        after = page["next_cursor"]
+    mine = [e for e in events if e["type"] in ("AgentRegistered", "AgentDisabled", "AgentRemoved")]
+    assert [e["data"]["actor"] for e in mine[-3:]] == [me["actor"]] * 3
+    created = [e for e in events if e["type"] == "ApiKeyCreated"]
+    assert created and all("key_hash" in e["data"] for e in created)  # hash only, no secret
+    assert all(keys[Role.VIEWER] not in str(e) for e in events)
+
+
+async def test_auth_can_be_disabled_only_on_loopback_and_the_gateway_says_so(stack: Stack) -> None:
+    with pytest.raises(ValueError, match="loopback"):
+        GatewaySettings(host="0.0.0.0", insecure_no_auth=True)
+    open_gateway = await stack.start_gateway(env={"WHOOSH__GATEWAY__INSECURE_NO_AUTH": "true"})
+    async with open_gateway.client() as anyone:
+        me = (await anyone.get("/api/v1/me")).json()
+        assert me == {"actor": "anonymous (auth disabled)", "role": "admin", "key_prefix": None,
+                      "auth": "disabled"}  # fmt: skip
+    assert "auth DISABLED" in open_gateway.process.output()
+    open_gateway.process.stop()
+    stack.gateways.remove(open_gateway)

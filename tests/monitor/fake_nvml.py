@@ -1,0 +1,107 @@
+"""A stand-in for the `pynvml` module: the calls the collector makes, with NVML's units
+(percent, bytes, degrees, milliwatts) and its error codes, GPUs described by the test."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any
+
+NVML_TEMPERATURE_GPU = 0
+NVML_ERROR_NOT_SUPPORTED = 3
+NVML_ERROR_DRIVER_NOT_LOADED = 9
+NVML_ERROR_LIBRARY_NOT_FOUND = 12
+NVML_ERROR_GPU_IS_LOST = 15
+MESSAGES = {
+    NVML_ERROR_NOT_SUPPORTED: "Not Supported",
+    NVML_ERROR_DRIVER_NOT_LOADED: "Driver Not Loaded",
+    NVML_ERROR_LIBRARY_NOT_FOUND: "NVML Shared Library Not Found",
+    NVML_ERROR_GPU_IS_LOST: "GPU is lost",
+}
+
+
+class NVMLError(Exception):
+    def __init__(self, value: int) -> None:
+        super().__init__(value)
+        self.value = value
+
+    def __str__(self) -> str:
+        return MESSAGES.get(self.value, f"NVML error {self.value}")
+
+
+@dataclass
+class FakeGpu:
+    name: str = "NVIDIA H100 80GB HBM3"
+    uuid: str = "GPU-1b2c3d4e-0000-1111-2222-333344445555"
+    util_percent: int = 87
+    memory_used: int = 30 * 2**30
+    memory_total: int = 80 * 2**30
+    temperature: int = 64
+    power_mw: int = 412_345
+    limit_mw: int = 700_000
+    unsupported: set[str] = field(default_factory=set)  # calls answering NOT_SUPPORTED
+    lost: bool = False
+
+
+class FakeNvml:
+    NVML_TEMPERATURE_GPU = NVML_TEMPERATURE_GPU
+    NVMLError = NVMLError
+
+    def __init__(self, gpus: list[FakeGpu] | None = None, init_error: int | None = None) -> None:
+        self.gpus = gpus if gpus is not None else [FakeGpu()]
+        self.init_error = init_error
+        self.calls: list[str] = []
+        self.initialized = 0
+        self.shut_down = 0
+
+    def _gpu(self, handle: int, call: str) -> FakeGpu:
+        self.calls.append(call)
+        gpu = self.gpus[handle]
+        if gpu.lost:
+            raise NVMLError(NVML_ERROR_GPU_IS_LOST)
+        if call in gpu.unsupported:
+            raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
+        return gpu
+
+    def nvmlInit(self) -> None:
+        self.calls.append("nvmlInit")
+        if self.init_error is not None:
+            raise NVMLError(self.init_error)
+        self.initialized += 1
+
+    def nvmlShutdown(self) -> None:
+        self.shut_down += 1
+
+    def nvmlDeviceGetCount(self) -> int:
+        return len(self.gpus)
+
+    def nvmlDeviceGetHandleByIndex(self, index: int) -> int:
+        return index
+
+    def nvmlDeviceGetName(self, handle: int) -> str:
+        return self._gpu(handle, "name").name
+
+    def nvmlDeviceGetUUID(self, handle: int) -> str:
+        return self._gpu(handle, "uuid").uuid
+
+    def nvmlDeviceGetUtilizationRates(self, handle: int) -> Any:
+        return SimpleNamespace(gpu=self._gpu(handle, "utilization").util_percent, memory=10)
+
+    def nvmlDeviceGetMemoryInfo(self, handle: int) -> Any:
+        gpu = self._gpu(handle, "memory")
+        return SimpleNamespace(
+            used=gpu.memory_used, total=gpu.memory_total, free=gpu.memory_total - gpu.memory_used
+        )
+
+    def nvmlDeviceGetTemperatureV(self, handle: int, sensor: int) -> int:
+        assert sensor == NVML_TEMPERATURE_GPU
+        return self._gpu(handle, "temperatureV").temperature
+
+    def nvmlDeviceGetTemperature(self, handle: int, sensor: int) -> int:
+        raise AssertionError("the deprecated temperature call was used")
+
+    def nvmlDeviceGetPowerUsage(self, handle: int) -> int:
+        return self._gpu(handle, "power").power_mw
+
+    def nvmlDeviceGetEnforcedPowerLimit(self, handle: int) -> int:
+        return self._gpu(handle, "power_limit").limit_mw
