@@ -102,6 +102,26 @@ def test_after_a_404_the_task_runs_on_another_agent_even_with_one_attempt(core: 
     assert core.projection.agent_by_name(first).missing_models == []
 
 
+def test_a_probe_that_began_before_a_404_does_not_undo_it(core: Core) -> None:
+    register_llm(core, "gpu1")
+    register_llm(core, "gpu2")
+    seen = core.projection.agent_by_name("gpu1").version  # a probe round starts here ...
+    task_id = core.submit(agent_type="ollama", agent="gpu1")
+    assert fail_missing(core, task_id).accepted  # ... the 404 lands while it runs ...
+    found = Inventory(reachable=True, models={"llama3.2:1b": ModelFacts()})
+    stale = c.ReportInventory(name="gpu1", inventory=found, seen_version=seen)
+    assert core.send(stale).accepted  # ... and its listing, older than the 404, arrives
+    assert core.projection.agent_by_name("gpu1").missing_models == ["llama3.2:1b"]
+    assert rebuild(core.store).agent_by_name("gpu1").missing_models == ["llama3.2:1b"]
+    assert core.task(core.submit(agent_type="ollama")).agent == "gpu2"
+    # A round that began after the 404 is the truth again.
+    fresh = core.projection.agent_by_name("gpu1").version
+    found = Inventory(reachable=True, models={m: ModelFacts() for m in ("llama3.2:1b", "q:8b")})
+    assert core.send(c.ReportInventory(name="gpu1", inventory=found, seen_version=fresh)).accepted
+    assert core.projection.agent_by_name("gpu1").missing_models == []
+    assert rebuild(core.store).agent_by_name("gpu1").missing_models == []
+
+
 def test_a_cancelled_attempts_partial_output_is_kept_once(core: Core) -> None:
     register_llm(core, "gpu1")
     task_id = core.submit()

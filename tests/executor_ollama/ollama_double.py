@@ -66,6 +66,8 @@ class DoubleConfig:
     error_after: int | None = None  # send {"error": error_message} after N chunks
     error_message: str = "an error was encountered while running the model: unexpected EOF"
     disconnect_after: int | None = None  # drop the connection after N chunks
+    # Models removed (`ollama rm`) just as a generation asks for them: listed until then.
+    removed_on_request: set[str] = field(default_factory=set)
     # Reported timings (ns per unit), independent of real pacing so tests can be exact.
     load_duration_ns: int = 12_345_678
     prefill_ns_per_token: int = 250_000
@@ -231,6 +233,8 @@ class OllamaDouble:
     def _admit(self, body: dict[str, Any], openai: bool = False) -> Response | None:
         """The checks Ollama makes before streaming: model, capability, capacity."""
         name = body.get("model", "")
+        if name in self.config.removed_on_request:
+            self.config.models.pop(name, None)
         spec = self.config.models.get(name)
         if spec is None:
             if openai:

@@ -4,17 +4,14 @@ protocol-faithful Ollama / OpenAI-compatible doubles on loopback ports in this p
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import pytest
-from executor_ollama.ollama_double import ModelSpec
-from harness import eventually, get_task, wait_for_status
+from harness import eventually, get_task, stream_envelopes, wait_for_status
 from system.llm_stack import (
     MODEL,
     REPLY,
     MakeDouble,
-    get_agent,
     progress_lines,
     register,
     submit,
@@ -174,21 +171,33 @@ async def test_task_llm_options_reach_the_server(
 async def test_a_server_without_the_model_hands_the_task_on_without_using_an_attempt(
     bus: Bus, llm_system: object, make_double: MakeDouble
 ) -> None:
-    # The model is removed from the server after any probe saw it (the executor probes
-    # at start, then every probe_interval_s): only the 404 tells the coordinator.
-    lacking = make_double(models={MODEL: ModelSpec(), "gemma3:1b": ModelSpec()})
+    # The model is removed from the server as the request arrives, so whether or not the
+    # executor's start-up probe saw it listed, only the 404 tells the coordinator. Both
+    # servers hold the model in memory, so a probe of one and not the other (its start-up
+    # round racing the registrations) leaves neither looking colder: proficiency decides.
+    lacking = make_double(removed_on_request={MODEL})
     having = make_double(reply=REPLY)
+    for double in (lacking, having):
+        double.loaded[MODEL] = time.time() + 3600
     await register(bus, "lacking", lacking, capabilities={"chat": 1.0})
     await register(bus, "having", having, capabilities={"chat": 0.5})
-    await asyncio.sleep(1.0)  # a probe round started with the executor is over by now
-    del lacking.config.models[MODEL]
     task_id = await submit(bus, retry=RetryPolicy(max_attempts=1))
     done = await wait_for_status(bus, task_id, TaskStatus.COMPLETED, TaskStatus.FAILED)
     assert done.status is TaskStatus.COMPLETED, done.reason
     assert (done.agent, done.tried_agents, done.attempt) == ("having", ["lacking"], 2)
     assert [body["model"] for _, body in lacking.requests] == [MODEL]
-    assert (await get_agent(bus, "lacking")).missing_models == [MODEL]
+    # The agent is marked as lacking it (a later probe's listing may supersede the mark).
+    await eventually(
+        lambda: _model_missing_recorded(bus, task_id), what="AgentModelMissing on the bus"
+    )
     # Marked as lacking it, the agent gets no more work for that model.
     again = await wait_for_status(bus, await submit(bus), TaskStatus.COMPLETED, TaskStatus.FAILED)
     assert (again.agent, again.tried_agents) == ("having", [])
     assert len(lacking.requests) == 1
+
+
+async def _model_missing_recorded(bus: Bus, task_id: object) -> bool:
+    return any(
+        e.type == "AgentModelMissing" and e.data == {"model": MODEL, "task_id": str(task_id)}
+        for e in await stream_envelopes(bus.js)
+    )

@@ -77,6 +77,12 @@ class ReportInventory(Command):
     SUBJECT: ClassVar[str] = subjects.command("agent.inventory")
     name: AgentName
     inventory: Inventory
+    seen_version: int | None = Field(
+        default=None,
+        ge=0,
+        description="the agent's version when the probe round began: a model marked missing "
+        "(a 404) after it stays missing, since the listing may predate the 404",
+    )
 
 
 class ReportAgentHealth(Command):

@@ -77,6 +77,9 @@ class AgentInventoryReported(EventData):
     """What an executor found on the agent's server (recorded when it changed)."""
 
     inventory: Inventory
+    still_missing: list[str] = Field(
+        default_factory=list, description="models whose 404 came after this probe began"
+    )
 
 
 class AgentModelMissing(EventData):

@@ -75,7 +75,7 @@ def remove_agent(handler: CommandHandler, cmd: c.RemoveAgent) -> CommandReply:
 
 def report_inventory(handler: CommandHandler, cmd: c.ReportInventory) -> CommandReply:
     agent = handler.load_agent(cmd.name)
-    if agent.report_inventory(cmd.inventory.model_dump(mode="json")):
+    if agent.report_inventory(cmd.inventory.model_dump(mode="json"), cmd.seen_version):
         handler.save(agent)
     return CommandReply.accept(agent_id=str(agent.id), name=cmd.name)
 

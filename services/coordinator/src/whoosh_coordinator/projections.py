@@ -73,8 +73,8 @@ class FleetProjection:
                 view.enabled = True
             case ev.AgentDisabled():
                 view.enabled = False
-            case ev.AgentInventoryReported(inventory=inventory):
-                view.inventory, view.missing_models = inventory, []
+            case ev.AgentInventoryReported(inventory=inventory, still_missing=still):
+                view.inventory, view.missing_models = inventory, list(still)
             case ev.AgentModelMissing(model=model):
                 view.missing_models.append(model)
             case ev.AgentHealthChanged(healthy=healthy, reason=reason):

@@ -58,18 +58,20 @@ class InventoryReporter:
         if reply.status != "ok" or reply.result is None:
             log.debug("cannot list agents to probe: %s", reply.reason)
             return {}
-        specs = [
-            view.spec
+        views = [
+            view
             for view in AgentList.model_validate(reply.result).agents
             if view.spec.type in LLM_TYPES and view.spec.endpoint
         ]
         timeout = self.settings.probe_timeout_s
-        found = await asyncio.gather(*(probe(s, self.http, self.cache, timeout) for s in specs))
-        inventories = {spec.name: inventory for spec, inventory in zip(specs, found, strict=True)}
-        await asyncio.gather(*(self._report(n, i) for n, i in inventories.items()))
-        return inventories
+        found = await asyncio.gather(
+            *(probe(view.spec, self.http, self.cache, timeout) for view in views)
+        )
+        pairs = list(zip(views, found, strict=True))
+        await asyncio.gather(*(self._report(v.spec.name, i, v.version) for v, i in pairs))
+        return {view.spec.name: inventory for view, inventory in pairs}
 
-    async def _report(self, name: str, inventory: Inventory) -> None:
+    async def _report(self, name: str, inventory: Inventory, seen_version: int) -> None:
         before = self._reachable.get(name)
         self._reachable[name] = inventory.reachable
         if before is not False and not inventory.reachable:
@@ -78,7 +80,12 @@ class InventoryReporter:
             log.info("agent reachable again", extra={"agent": name})
         try:
             reply = await self.bus.send(
-                ReportInventory(name=name, inventory=inventory, actor="executor-probe"),
+                ReportInventory(
+                    name=name,
+                    inventory=inventory,
+                    seen_version=seen_version,
+                    actor="executor-probe",
+                ),
                 timeout=self.settings.probe_timeout_s,
             )
         except (BusError, nats.errors.Error) as exc:

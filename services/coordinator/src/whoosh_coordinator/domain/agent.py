@@ -96,20 +96,24 @@ class Agent(Aggregate):
         self.missing_models = []
         self.healthy = True
 
-    def report_inventory(self, inventory: dict[str, Any]) -> bool:
+    def report_inventory(self, inventory: dict[str, Any], seen_version: int | None) -> bool:
         """Record a probe's findings if they differ from the last ones; True if recorded.
 
         Probes repeat every few seconds from every executor: recording only changes keeps
-        the store to what happened (a model pulled, loaded, unloaded; the server lost)."""
+        the store to what happened (a model pulled, loaded, unloaded; the server lost).
+        A fresh listing is the truth again, except for a model whose 404 was recorded after
+        the probe round saw the agent at `seen_version`: that listing may predate it."""
         if inventory == self.inventory:
             return False
-        self._inventory_reported(inventory=inventory)
+        marked, seen = self._missing_marked_at, seen_version
+        still = [m for m in self.missing_models if seen is not None and marked.get(m, 0) > seen]
+        self._inventory_reported(inventory=inventory, still_missing=still)
         return True
 
     @event("InventoryReported")
-    def _inventory_reported(self, inventory: dict[str, Any]) -> None:
+    def _inventory_reported(self, inventory: dict[str, Any], still_missing: list[str]) -> None:
         self.inventory = inventory
-        self.missing_models = []  # a fresh listing is the truth again
+        self.missing_models = list(still_missing)
 
     def mark_model_missing(self, model: str, task_id: UUID) -> None:
         if model not in self.missing_models:
@@ -118,6 +122,14 @@ class Agent(Aggregate):
     @event("ModelMissing")
     def _model_missing(self, model: str, task_id: UUID) -> None:
         self.missing_models.append(model)
+        self._missing_marked_at[model] = self.version + 1  # this event's version
+
+    @property
+    def _missing_marked_at(self) -> dict[str, int]:
+        """Model -> version of its ModelMissing event (absent from older snapshots)."""
+        if not hasattr(self, "_marked_at"):
+            self._marked_at: dict[str, int] = {}
+        return self._marked_at
 
     def report_health(self, healthy: bool, reason: str | None, actor: str) -> bool:
         """Record a change of health; the same verdict again records nothing."""
