@@ -25,6 +25,14 @@ REPLY = "The quick brown fox jumps over the lazy dog."
 MakeDouble = Callable[..., OllamaDouble]
 
 
+def hold_in_memory(*doubles: OllamaDouble) -> None:
+    """Load MODEL on each server for an hour. Tests that rely on proficiency ordering use
+    it: the executor's start-up probe round may see one agent and not another (it races
+    the registrations), and a probed, cold server ranks behind an unprobed one."""
+    for double in doubles:
+        double.loaded[MODEL] = time.time() + 3600
+
+
 async def register(
     bus: Bus,
     name: str,

@@ -12,6 +12,7 @@ from system.llm_stack import (
     MODEL,
     REPLY,
     MakeDouble,
+    hold_in_memory,
     progress_lines,
     register,
     submit,
@@ -69,6 +70,7 @@ async def test_a_busy_backend_sends_the_task_to_another_agent(
 ) -> None:
     busy = make_double(parallel=0)  # every generation answered 503: server busy
     idle = make_double(reply=REPLY)
+    hold_in_memory(busy, idle)
     # the busy agent is the more proficient one, so the scheduler tries it first
     await register(bus, "busy-box", busy, capabilities={"chat": 1.0})
     await register(bus, "idle-box", idle, capabilities={"chat": 0.5})
@@ -172,13 +174,10 @@ async def test_a_server_without_the_model_hands_the_task_on_without_using_an_att
     bus: Bus, llm_system: object, make_double: MakeDouble
 ) -> None:
     # The model is removed from the server as the request arrives, so whether or not the
-    # executor's start-up probe saw it listed, only the 404 tells the coordinator. Both
-    # servers hold the model in memory, so a probe of one and not the other (its start-up
-    # round racing the registrations) leaves neither looking colder: proficiency decides.
+    # executor's start-up probe saw it listed, only the 404 tells the coordinator.
     lacking = make_double(removed_on_request={MODEL})
     having = make_double(reply=REPLY)
-    for double in (lacking, having):
-        double.loaded[MODEL] = time.time() + 3600
+    hold_in_memory(lacking, having)
     await register(bus, "lacking", lacking, capabilities={"chat": 1.0})
     await register(bus, "having", having, capabilities={"chat": 0.5})
     task_id = await submit(bus, retry=RetryPolicy(max_attempts=1))
