@@ -45,11 +45,12 @@ from bench_support import (  # noqa: E402
     install_signal_handlers,
     log,
     run_concurrent,
+    start_nats,
     summarize,
     wait_for_coordinator,
     watched,
 )
-from harness import free_port, nats_server_binary, wait_for_port  # noqa: E402
+from harness import free_port  # noqa: E402
 from websockets.asyncio.client import connect  # noqa: E402
 from whoosh_shared.agents import AgentSpec  # noqa: E402
 from whoosh_shared.api_keys import Role, generate_key  # noqa: E402
@@ -71,15 +72,11 @@ for i in range({lines}):
 
 
 async def start_stack(workdir: Path) -> tuple[str, str, str, list[Proc]]:
-    nats_port, gateway_port = free_port(), free_port()
-    nats_url = f"nats://127.0.0.1:{nats_port}"
+    gateway_port = free_port()
     logs = workdir / "logs"
     logs.mkdir()
-    procs = [
-        Proc("nats", [nats_server_binary(), "-a", "127.0.0.1", "-p", str(nats_port), "-js",
-                      "-sd", str(workdir / "nats")], logs).start(),
-    ]  # fmt: skip
-    wait_for_port(nats_port, timeout=10)
+    nats, nats_url = start_nats(workdir, name="nats", logdir=logs)
+    procs = [nats]
     store = f"sqlite:///{workdir / 'events.sqlite'}"
     python = sys.executable
     procs.append(

@@ -27,9 +27,6 @@ import contextlib
 import itertools
 import json
 import os
-import platform
-import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -49,19 +46,32 @@ from bench_support import (  # noqa: E402
     BenchError,
     CpuMeter,
     Proc,
+    TaskEnds,
+    alternate_sides,
     cpu_seconds,
+    drop_run_data,
     event_time,
+    failure_of,
     install_signal_handlers,
     int_list,
+    load_before_run,
     log,
+    machine,
     make_pg_schema,
-    run_concurrent,
+    p50_ms,
+    plain_args,
+    print_markdown,
+    python_argv,
+    run_cleanups,
+    start_nats,
     summarize,
     wait_for_coordinator,
     wait_listening,
     watched,
+    whoosh_env,
+    write_report,
 )
-from harness import free_port, nats_server_binary  # noqa: E402
+from harness import free_port  # noqa: E402
 from whoosh_executor_ollama.ollama_api import DEFAULT_LIMITS, DEFAULT_TIMEOUT  # noqa: E402
 from whoosh_shared import subjects  # noqa: E402
 from whoosh_shared.agents import AgentSpec  # noqa: E402
@@ -75,7 +85,6 @@ SENTENCE = (
     "The quick brown fox jumps over the lazy dog while the farmer watches from "
     "the porch and the sun sets slowly behind the hills of the quiet valley"
 )
-TERMINAL_EVENTS = ("TaskCompleted", "TaskFailed", "TaskTimedOut", "TaskCancelled")
 PERCENTILES = (95, 99)
 
 
@@ -233,16 +242,14 @@ class WhooshClient:
         # both taken by the coordinator (same machine, same clock as the client's).
         self.assigned: dict[str, tuple[str, float]] = {}
         self.started_wall: dict[str, float] = {}
-        self.ended: dict[str, tuple[float, dict[str, Any]]] = {}
-        self.waiters: dict[str, asyncio.Future[None]] = {}
+        self.ends = TaskEnds(bus)
 
     async def start(self) -> None:
         nc = self.bus.nc
         await nc.subscribe(f"{subjects.PROGRESS_PREFIX}.*", cb=self._on_progress)
         await nc.subscribe(subjects.events_of_type("task", "TaskAssigned"), cb=self._on_assigned)
         await nc.subscribe(subjects.events_of_type("task", "TaskStarted"), cb=self._on_started)
-        for event_type in TERMINAL_EVENTS:
-            await nc.subscribe(subjects.events_of_type("task", event_type), cb=self._on_end)
+        await self.ends.subscribe()
         await nc.flush()
 
     async def _on_progress(self, msg: Any) -> None:
@@ -265,15 +272,6 @@ class WhooshClient:
         envelope = json.loads(msg.data)
         self.started_wall[envelope["aggregate_id"]] = event_time(envelope)
 
-    async def _on_end(self, msg: Any) -> None:
-        seen = time.perf_counter()
-        envelope = json.loads(msg.data)
-        task_id = envelope["aggregate_id"]
-        self.ended[task_id] = (seen, envelope)
-        waiter = self.waiters.pop(task_id, None)
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
     async def run_one(self, timeout: float | None = None) -> dict[str, Any]:
         """One task, submit to TaskCompleted; its TTFT, total and the executor's view.
 
@@ -290,21 +288,8 @@ class WhooshClient:
             retry=RetryPolicy(max_attempts=1),
             actor="bench",
         )
-        sent_wall, sent = time.time(), time.perf_counter()
-        reply = await self.bus.send(command, timeout=10)
-        if not reply.accepted:
-            raise BenchError(f"SubmitTask rejected: {reply.code}: {reply.reason}")
-        task_id = reply.ids["task_id"]
-        if task_id not in self.ended:
-            waiter = asyncio.get_running_loop().create_future()
-            self.waiters[task_id] = waiter
-            limit = timeout or self.task_timeout + 5
-            try:
-                await asyncio.wait_for(waiter, limit)
-            except TimeoutError:
-                self.waiters.pop(task_id, None)
-                raise BenchError(f"task {task_id}: no end within {limit:g}s") from None
-        done, envelope = self.ended.pop(task_id)
+        run = await self.ends.run(command, timeout or self.task_timeout + 5)
+        task_id, envelope = run.task_id, run.envelope
         data = envelope.get("data", {})
         if envelope["type"] != "TaskCompleted":
             raise BenchError(
@@ -320,12 +305,12 @@ class WhooshClient:
         started = self.started_wall.pop(task_id, None)
         agent, assigned = self.assigned.pop(task_id, ("?", None))
         return {
-            "ttft_s": first - sent,
-            "total_s": done - sent,
+            "ttft_s": first - run.sent,
+            "total_s": run.done - run.sent,
             "exec_ttft_s": usage.get("time_to_first_token_s", 0.0),
             "exec_call_s": usage.get("duration_s", 0.0),
-            "to_assigned_s": None if assigned is None else assigned - sent_wall,
-            "to_started_s": None if started is None else started - sent_wall,
+            "to_assigned_s": None if assigned is None else assigned - run.sent_wall,
+            "to_started_s": None if started is None else started - run.sent_wall,
             "agent": agent,
         }
 
@@ -349,12 +334,6 @@ async def register_agents(bus: Bus, urls: list[str], slots: int) -> list[str]:
 
 
 # -- the phases -------------------------------------------------------------------------
-
-
-def p50_ms(values: list[float | None]) -> float | None:
-    """Median in ms of the values known (an event the client missed is None)."""
-    known = [v for v in values if v is not None]
-    return round(statistics.median(known) * 1000, 3) if known else None
 
 
 async def measure(
@@ -396,46 +375,30 @@ async def measure_phase(
     whoosh: WhooshClient,
     cpu: CpuMeter,
 ) -> dict[str, Any]:
-    """One concurrency. The two sides alternate in `args.rounds` rounds, so that a slow
-    drift in the machine's load (it is shared) touches both alike."""
+    """One concurrency: the two sides alternate in `args.rounds` rounds (`alternate_sides`)."""
     label = f"C={concurrency}"
     sides: dict[str, Callable[[], Awaitable[dict[str, Any]]]] = {
         "direct": direct.run_one,
         "whoosh": whoosh.run_one,
     }
-    warmup = max(args.warmup, concurrency)
-    log(f"[{label}] warm-up: {warmup} tasks each way")
-    for name, one in sides.items():
-        await run_concurrent(
-            f"[{label}] warm-up {name}", warmup, concurrency, one, args.phase_limit
-        )
-
-    results: dict[str, list[dict[str, Any]]] = {name: [] for name in sides}
-    elapsed = dict.fromkeys(sides, 0.0)
-    cpu_s: dict[str, Counter[str]] = {name: Counter() for name in sides}
-    per_round = [tasks // args.rounds + (i < tasks % args.rounds) for i in range(args.rounds)]
-    log(f"[{label}] {tasks} tasks each way, {concurrency} in flight, {args.rounds} rounds")
-    for round_tasks in per_round:
-        for name, one in sides.items():
-            before = {key: read() for key, read in cpu.sources.items()}
-            done, seconds = await run_concurrent(
-                f"[{label}] {name}", round_tasks, concurrency, one, args.phase_limit
-            )
-            for key, read in cpu.sources.items():
-                cpu_s[name][key] += read() - before[key]
-            results[name] += done
-            elapsed[name] += seconds
-
+    side_runs = await alternate_sides(
+        label,
+        sides,
+        tasks=tasks,
+        concurrency=concurrency,
+        rounds=args.rounds,
+        warmup=args.warmup,
+        phase_limit=args.phase_limit,
+        cpu=cpu,
+    )
     phase: dict[str, Any] = {"concurrency": concurrency, "tasks": tasks}
-    for name, done in results.items():
+    for name, run in side_runs.items():
         phase[name] = {
-            "ttft": summarize([r["ttft_s"] for r in done], PERCENTILES),
-            "total": summarize([r["total_s"] for r in done], PERCENTILES),
-            "elapsed_s": round(elapsed[name], 3),
-            "per_s": round(len(done) / elapsed[name], 2),
-            "cpu_ms_per_task": {k: round(v * 1000 / len(done), 3) for k, v in cpu_s[name].items()},
+            "ttft": summarize([r["ttft_s"] for r in run.results], PERCENTILES),
+            "total": summarize([r["total_s"] for r in run.results], PERCENTILES),
+            **run.figures(),
         }
-    runs = results["whoosh"]
+    runs = side_runs["whoosh"].results
     phase["whoosh"]["agents"] = dict(sorted(Counter(r["agent"] for r in runs).items()))
     phase["whoosh"]["breakdown_p50_ms"] = {
         "submit_to_assigned": p50_ms([r["to_assigned_s"] for r in runs]),
@@ -472,27 +435,23 @@ def run_benchmark(args: argparse.Namespace, workdir: Path, phases: list[dict[str
         urls = [url for _, url in doubles]
         log(f"{len(urls)} Ollama doubles: {', '.join(urls)}")
 
-        port = free_port()
-        listen = ["-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(workdir / "nats")]
-        nats = Proc("nats-server", [nats_server_binary(), *listen], workdir).start()
-        wait_listening(nats, port)
-        nats_url = f"nats://127.0.0.1:{port}"
+        nats, nats_url = start_nats(workdir)
         if args.store == "sqlite":
             store_url = f"sqlite:///{workdir / 'events.sqlite'}"
         else:
             store_url, drop = make_pg_schema()
             cleanups.append(drop)
-        config = workdir / "whoosh.yaml"
         max_parallel = max(2 * max(args.concurrency), args.servers * args.agent_slots)
-        config.write_text(
-            f"data_dir: {workdir / 'data'}\nexecutor:\n  max_parallel: {max_parallel}\n"
-        )
-        env = {"WHOOSH_CONFIG": str(config), "WHOOSH_LOG_LEVEL": "WARNING"}
+        env = whoosh_env(workdir / "whoosh.yaml", workdir / "data", max_parallel)
         log(f"nats {nats_url}, store {store_url}")
         serve = ["-m", "whoosh_coordinator", "serve", "--nats", nats_url, "--store", store_url]
-        coordinator = Proc("coordinator", [*python(args, "coordinator"), *serve], workdir, env)
+        coordinator = Proc(
+            "coordinator", [*python_argv(args.cprofile, "coordinator"), *serve], workdir, env
+        )
         execute = ["-m", "whoosh_executor_ollama", "--nats", nats_url, "--executor-id", "bench"]
-        executor = Proc("executor-ollama", [*python(args, "executor"), *execute], workdir, env)
+        executor = Proc(
+            "executor-ollama", [*python_argv(args.cprofile, "executor"), *execute], workdir, env
+        )
         coordinator.start()
         executor.start()
         cpu = CpuMeter(
@@ -508,23 +467,8 @@ def run_benchmark(args: argparse.Namespace, workdir: Path, phases: list[dict[str
         asyncio.run(watched(measure(args, nats_url, urls, cpu, phases), procs))
     finally:
         Proc.stop_all()
-        shutil.rmtree(workdir / "nats", ignore_errors=True)  # keep the logs only
-        shutil.rmtree(workdir / "data", ignore_errors=True)
-        for leftover in workdir.glob("events.sqlite*"):
-            leftover.unlink(missing_ok=True)
-        for cleanup in cleanups:
-            try:
-                cleanup()
-            except Exception as exc:
-                print(f"warning: cleanup failed: {exc}", file=sys.stderr)
-
-
-def python(args: argparse.Namespace, name: str) -> list[str]:
-    """The interpreter, under cProfile when --cprofile asks (profile written on SIGTERM)."""
-    if not args.cprofile:
-        return [sys.executable]
-    args.cprofile.mkdir(parents=True, exist_ok=True)
-    return [sys.executable, "-m", "cProfile", "-o", str(args.cprofile / f"{name}.prof")]
+        drop_run_data(workdir)  # keep the logs only
+        run_cleanups(cleanups)
 
 
 # -- report -------------------------------------------------------------------------------
@@ -606,18 +550,6 @@ def print_tables(phases: list[dict[str, Any]]) -> None:
         d, w = p["direct"]["cpu_ms_per_task"], p["whoosh"]["cpu_ms_per_task"]
         parts = [f"{name} {d[name]:.1f}/{w[name]:.1f}" for name in w]
         print(f"  C={p['concurrency']}: " + ", ".join(parts))
-
-
-def print_markdown(rows: list[tuple[str, ...]]) -> None:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-
-    def line(row: tuple[str, ...]) -> str:
-        return "| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |"
-
-    print(line(rows[0]))
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for row in rows[1:]:
-        print(line(row))
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -709,41 +641,22 @@ def main(argv: list[str] | None = None) -> int:
         f"servers, {args.tokens} tokens at {args.tokens_per_s:g}/s after {args.ttft_ms:g} ms, "
         f"store {args.store}, {os.cpu_count()} CPUs; logs in {workdir}"
     )
-    load_before = os.getloadavg()
-    if load_before[0] > 0.5:
-        log(f"note: the machine is busy (load average {load_before[0]:.2f}): expect noise")
+    load_before = load_before_run()
     phases: list[dict[str, Any]] = []
-    error = None
-    try:
-        run_benchmark(args, workdir, phases)
-    except BenchError as exc:
-        log(f"FAILED: {exc}")
-        error = str(exc)
-    except KeyboardInterrupt:
-        log("interrupted: every process this benchmark started has been stopped")
-        return 130
-
+    error = failure_of(lambda: run_benchmark(args, workdir, phases))
     if phases:
         print_tables(phases)
     report = {
         "benchmark": "llm-overhead",
         "when": datetime.now().astimezone().isoformat(timespec="seconds"),
-        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "args": plain_args(args),
         "model": MODEL,
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "load_average_before": [round(x, 2) for x in load_before],
-            "load_average_after": [round(x, 2) for x in os.getloadavg()],
-        },
+        "machine": machine(load_before),
         "phases": phases,
         "error": error,
         "logs": str(workdir),
     }
-    args.output.mkdir(parents=True, exist_ok=True)
-    out = args.output / f"llm-overhead-{datetime.now():%Y%m%d-%H%M%S}.json"
-    out.write_text(json.dumps(report, indent=2))
+    out = write_report(args.output, "llm-overhead", report)
     print(f"\nJSON: {out}\nservice logs: {workdir}")
     return 1 if error else 0
 

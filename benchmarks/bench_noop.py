@@ -23,8 +23,6 @@ import asyncio
 import contextlib
 import json
 import os
-import platform
-import shutil
 import statistics
 import sys
 import tempfile
@@ -45,16 +43,26 @@ from bench_support import (  # noqa: E402
     CpuMeter,
     Proc,
     Progress,
+    TaskEnds,
     cpu_seconds,
+    drop_run_data,
     install_signal_handlers,
+    load_before_run,
     log,
+    machine,
     make_pg_schema,
+    plain_args,
+    print_markdown,
+    python_argv,
+    run_cleanups,
     run_concurrent,
+    start_nats,
     summarize,
     wait_for_coordinator,
     watched,
+    whoosh_env,
+    write_report,
 )
-from harness import free_port, nats_server_binary, wait_for_port  # noqa: E402
 from whoosh_shared import subjects  # noqa: E402
 from whoosh_shared.agents import AgentSpec  # noqa: E402
 from whoosh_shared.bus import Bus  # noqa: E402
@@ -62,7 +70,6 @@ from whoosh_shared.commands import RegisterAgent, RejectCode, RetryPolicy, Submi
 
 REDIS_URL = os.environ.get("WHOOSH_BENCH_REDIS", "redis://127.0.0.1:6379/9")
 AGENT = "bench-noop"
-TERMINAL_EVENTS = ("TaskCompleted", "TaskFailed", "TaskTimedOut", "TaskCancelled")
 
 
 class WhooshClient:
@@ -71,28 +78,13 @@ class WhooshClient:
     def __init__(self, bus: Bus, task_timeout: float) -> None:
         self.bus = bus
         self.task_timeout = task_timeout
-        self.waiters: dict[str, asyncio.Future[tuple[float, float, dict[str, Any]]]] = {}
-        self.early: dict[str, tuple[float, float, dict[str, Any]]] = {}
+        self.ends = TaskEnds(bus)
 
     async def start(self) -> None:
         # Subscribed before anything is submitted; the failure types only so that a failed
         # task ends the benchmark with its reason instead of a timeout.
-        for event_type in TERMINAL_EVENTS:
-            await self.bus.nc.subscribe(
-                subjects.events_of_type("task", event_type), cb=self._on_terminal
-            )
+        await self.ends.subscribe()
         await self.bus.nc.flush()
-
-    async def _on_terminal(self, msg: Any) -> None:
-        seen = (time.perf_counter(), time.time())
-        envelope = json.loads(msg.data)
-        task_id = envelope["aggregate_id"]
-        result = (*seen, envelope)
-        waiter = self.waiters.pop(task_id, None)
-        if waiter is None:
-            self.early[task_id] = result  # the event beat the submit reply
-        elif not waiter.done():
-            waiter.set_result(result)
 
     async def run_one(self, timeout: float | None = None) -> dict[str, Any]:
         """One task, submit to completion; returns its latency and wall-clock marks."""
@@ -103,38 +95,19 @@ class WhooshClient:
             retry=RetryPolicy(max_attempts=1),
             actor="bench",
         )
-        sent_wall, sent = time.time(), time.perf_counter()
-        reply = await self.bus.send(command, timeout=10)
-        replied_wall = time.time()
-        if not reply.accepted:
-            raise BenchError(f"SubmitTask rejected: {reply.code}: {reply.reason}")
-        task_id = reply.ids["task_id"]
-        if task_id in self.early:
-            done, done_wall, envelope = self.early.pop(task_id)
-        else:
-            waiter = asyncio.get_running_loop().create_future()
-            self.waiters[task_id] = waiter
-            try:
-                done, done_wall, envelope = await asyncio.wait_for(
-                    waiter, timeout or self.task_timeout
-                )
-            except TimeoutError:
-                self.waiters.pop(task_id, None)
-                raise BenchError(
-                    f"task {task_id}: no terminal event within {timeout or self.task_timeout:g}s"
-                ) from None
-        if envelope["type"] != "TaskCompleted":
-            data = envelope.get("data", {})
+        run = await self.ends.run(command, timeout or self.task_timeout)
+        if run.envelope["type"] != "TaskCompleted":
+            data = run.envelope.get("data", {})
             raise BenchError(
-                f"task {task_id} ended with {envelope['type']}: {data.get('reason')!r} "
+                f"task {run.task_id} ended with {run.envelope['type']}: {data.get('reason')!r} "
                 f"(output {data.get('output', '')[-300:]!r})"
             )
         return {
-            "task_id": task_id,
-            "latency_s": done - sent,
-            "sent_wall": sent_wall,
-            "replied_wall": replied_wall,
-            "done_wall": done_wall,
+            "task_id": run.task_id,
+            "latency_s": run.done - run.sent,
+            "sent_wall": run.sent_wall,
+            "replied_wall": run.replied_wall,
+            "done_wall": run.done_wall,
         }
 
 
@@ -409,16 +382,8 @@ def bench_whoosh(store: str, args: argparse.Namespace, workdir: Path) -> dict[st
     cleanups: list[Callable[[], None]] = []
     started: list[Proc] = []
     try:
-        port = free_port()
-        nats_dir = workdir / f"nats-{store}"
-        nats = Proc(
-            f"nats-server-{store}",
-            [nats_server_binary(), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(nats_dir)],
-            workdir,
-        ).start()
+        nats, nats_url = start_nats(workdir, name=f"nats-server-{store}", data=f"nats-{store}")
         started.append(nats)
-        wait_for_port(port, timeout=10)
-        nats_url = f"nats://127.0.0.1:{port}"
 
         if store == "sqlite":
             store_url = f"sqlite:///{workdir / f'events-{store}.sqlite'}"
@@ -429,16 +394,12 @@ def bench_whoosh(store: str, args: argparse.Namespace, workdir: Path) -> dict[st
             raise BenchError(f"unknown store {store!r} (sqlite or postgres)")
 
         config = workdir / f"whoosh-{store}.yaml"
-        config.write_text(
-            f"data_dir: {workdir / f'data-{store}'}\n"
-            f"executor:\n  max_parallel: {max(64, args.concurrency)}\n"
-        )
-        env = {"WHOOSH_CONFIG": str(config), "WHOOSH_LOG_LEVEL": "WARNING"}
+        env = whoosh_env(config, workdir / f"data-{store}", max(64, args.concurrency))
         log(f"[{label}] nats {nats_url}, store {store_url}")
         coordinator = Proc(
             f"coordinator-{store}",
             [
-                *python_argv(args, f"coordinator-{store}"),
+                *python_argv(args.cprofile, f"coordinator-{store}"),
                 "-m",
                 "whoosh_coordinator",
                 "serve",
@@ -453,7 +414,7 @@ def bench_whoosh(store: str, args: argparse.Namespace, workdir: Path) -> dict[st
         executor = Proc(
             f"executor-{args.executor}-{store}",
             [
-                *python_argv(args, f"executor-{store}"),
+                *python_argv(args.cprofile, f"executor-{store}"),
                 *executor_argv(args.executor, nats_url, f"bench-{store}"),
             ],
             workdir,
@@ -475,24 +436,8 @@ def bench_whoosh(store: str, args: argparse.Namespace, workdir: Path) -> dict[st
     finally:
         for proc in reversed(started):
             proc.stop()
-        # Keep the service logs; drop the JetStream and SQLite data.
-        cleanups.append(lambda: shutil.rmtree(workdir / f"nats-{store}", ignore_errors=True))
-        cleanups.append(lambda: shutil.rmtree(workdir / f"data-{store}", ignore_errors=True))
-        for leftover in workdir.glob(f"events-{store}.sqlite*"):
-            leftover.unlink(missing_ok=True)
-        for cleanup in cleanups:
-            try:
-                cleanup()
-            except Exception as exc:
-                print(f"warning: cleanup failed: {exc}", file=sys.stderr)
-
-
-def python_argv(args: argparse.Namespace, name: str) -> list[str]:
-    """The interpreter, under cProfile when --cprofile asks (profile written on SIGTERM)."""
-    if not args.cprofile:
-        return [sys.executable]
-    args.cprofile.mkdir(parents=True, exist_ok=True)
-    return [sys.executable, "-m", "cProfile", "-o", str(args.cprofile / f"{name}.prof")]
+        drop_run_data(workdir, f"-{store}")  # keep the service logs
+        run_cleanups(cleanups)
 
 
 def executor_argv(kind: str, nats_url: str, executor_id: str) -> list[str]:
@@ -698,16 +643,8 @@ def print_table(results: list[dict[str, Any]], concurrency: int) -> None:
                 f"{vs['throughput_ratio']:.2f}x" if vs else "-",
             )
         )
-    widths = [max(len(str(row[i])) for row in (head, *rows)) for i in range(len(head))]
-
-    def line(row: tuple[str, ...]) -> str:
-        return "| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) + " |"
-
     print()
-    print(line(head))
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for row in rows:
-        print(line(row))
+    print_markdown([head, *rows])
     print("aim: WHOOSH p50 <= 1.5x Celery's and tasks/s >= Celery's, every WHOOSH step durable")
 
 
@@ -809,12 +746,7 @@ def main(argv: list[str] | None = None) -> int:
         f"stores {','.join(stores) or '-'}, celery {'no' if args.skip_celery else 'yes'}, "
         f"{os.cpu_count()} CPUs; logs in {workdir}"
     )
-    load_before = os.getloadavg()
-    if load_before[0] > 0.5:
-        log(
-            f"note: the machine is busy (load average {load_before[0]:.2f}): other processes "
-            "compete for the CPUs, so expect noisier and slower numbers"
-        )
+    load_before = load_before_run()
     exit_code = 0
     try:
         for store in stores:
@@ -844,20 +776,12 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "benchmark": "noop",
         "when": datetime.now().astimezone().isoformat(timespec="seconds"),
-        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "load_average_before": [round(x, 2) for x in load_before],
-            "load_average_after": [round(x, 2) for x in os.getloadavg()],
-        },
+        "args": plain_args(args),
+        "machine": machine(load_before),
         "results": results,
         "logs": str(workdir),
     }
-    args.output.mkdir(parents=True, exist_ok=True)
-    out = args.output / f"noop-{datetime.now():%Y%m%d-%H%M%S}.json"
-    out.write_text(json.dumps(report, indent=2))
+    out = write_report(args.output, "noop", report)
     print(f"\nJSON: {out}\nservice logs: {workdir}")
     return exit_code
 

@@ -27,13 +27,9 @@ import asyncio
 import contextlib
 import json
 import os
-import platform
-import shutil
-import statistics
 import sys
 import tempfile
 import time
-from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
@@ -50,18 +46,28 @@ from bench_support import (  # noqa: E402
     BenchError,
     CpuMeter,
     Proc,
+    TaskEnds,
+    alternate_sides,
     cpu_seconds,
+    drop_run_data,
     event_time,
+    failure_of,
     install_signal_handlers,
     int_list,
+    load_before_run,
     log,
-    run_concurrent,
+    machine,
+    p50_ms,
+    plain_args,
+    print_markdown,
+    start_nats,
     summarize,
     wait_for_coordinator,
-    wait_listening,
     watched,
+    whoosh_env,
+    write_report,
 )
-from harness import free_port, nats_server_binary  # noqa: E402
+from harness import free_port  # noqa: E402
 from whoosh_executor_cli.remote_process import REMOTE_DEADLINE_MARGIN_S  # noqa: E402
 from whoosh_executor_cli.remote_wrapper import run_command  # noqa: E402
 from whoosh_shared import subjects  # noqa: E402
@@ -74,7 +80,6 @@ from whoosh_shared.enums import AgentType  # noqa: E402
 AGENT = "bench-ssh"
 COMMAND = ["true"]
 PROMPT = "noop"  # what WHOOSH writes on the command's stdin (`true` ignores it)
-TERMINAL_EVENTS = ("TaskCompleted", "TaskFailed", "TaskTimedOut", "TaskCancelled")
 PERCENTILES = (95, 99)
 SIDES = ("bare", "wrapped", "whoosh")
 
@@ -131,28 +136,17 @@ class WhooshClient:
     def __init__(self, bus: Bus, task_timeout: float) -> None:
         self.bus, self.task_timeout = bus, task_timeout
         self.started_wall: dict[str, float] = {}  # TaskStarted's own timestamp, epoch s
-        self.ended: dict[str, tuple[float, dict[str, Any]]] = {}
-        self.waiters: dict[str, asyncio.Future[None]] = {}
+        self.ends = TaskEnds(bus)
 
     async def start(self) -> None:
         nc = self.bus.nc
         await nc.subscribe(subjects.events_of_type("task", "TaskStarted"), cb=self._on_started)
-        for event_type in TERMINAL_EVENTS:
-            await nc.subscribe(subjects.events_of_type("task", event_type), cb=self._on_end)
+        await self.ends.subscribe()
         await nc.flush()
 
     async def _on_started(self, msg: Any) -> None:
         envelope = json.loads(msg.data)
         self.started_wall[envelope["aggregate_id"]] = event_time(envelope)
-
-    async def _on_end(self, msg: Any) -> None:
-        seen = time.perf_counter()
-        envelope = json.loads(msg.data)
-        task_id = envelope["aggregate_id"]
-        self.ended[task_id] = (seen, envelope)
-        waiter = self.waiters.pop(task_id, None)
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
 
     async def run_one(self, timeout: float | None = None) -> dict[str, Any]:
         """One task, submit to TaskCompleted: its total, and where the time went.
@@ -165,31 +159,18 @@ class WhooshClient:
             retry=RetryPolicy(max_attempts=1),
             actor="bench",
         )
-        sent_wall, sent = time.time(), time.perf_counter()
-        reply = await self.bus.send(command, timeout=10)
-        if not reply.accepted:
-            raise BenchError(f"SubmitTask rejected: {reply.code}: {reply.reason}")
-        task_id = reply.ids["task_id"]
-        if task_id not in self.ended:
-            waiter = asyncio.get_running_loop().create_future()
-            self.waiters[task_id] = waiter
-            limit = timeout or self.task_timeout + 5
-            try:
-                await asyncio.wait_for(waiter, limit)
-            except TimeoutError:
-                self.waiters.pop(task_id, None)
-                raise BenchError(f"task {task_id}: no end within {limit:g}s") from None
-        done, envelope = self.ended.pop(task_id)
+        run = await self.ends.run(command, timeout or self.task_timeout + 5)
+        task_id, envelope = run.task_id, run.envelope
         data = envelope.get("data", {})
         if envelope["type"] != "TaskCompleted" or data.get("exit_code") != 0:
             raise BenchError(
                 f"task {task_id} ended with {envelope['type']} (exit {data.get('exit_code')}): "
                 f"{data.get('reason')!r} (output {str(data.get('output', ''))[-300:]!r})"
             )
-        total = done - sent
+        total = run.done - run.sent
         started = self.started_wall.pop(task_id, None)
         run_s = float((data.get("usage") or {}).get("duration_s", 0.0))
-        to_started = None if started is None else started - sent_wall
+        to_started = None if started is None else started - run.sent_wall
         return {
             "total_s": total,
             "to_started_s": to_started,
@@ -228,12 +209,6 @@ def wrapped_command(task_timeout: float) -> str:
 
 
 # -- the phases -------------------------------------------------------------------------
-
-
-def p50_ms(values: list[float | None]) -> float | None:
-    """Median in ms of the values known (an event the client missed is None)."""
-    known = [v for v in values if v is not None]
-    return round(statistics.median(known) * 1000, 3) if known else None
 
 
 async def measure(
@@ -299,42 +274,26 @@ async def measure_phase(
     sides: dict[str, Callable[[], Awaitable[dict[str, Any]]]],
     cpu: CpuMeter,
 ) -> dict[str, Any]:
-    """One concurrency. The sides alternate in `args.rounds` rounds, so that a slow drift
-    in the machine's load (it is shared) touches them alike."""
+    """One concurrency: the sides alternate in `args.rounds` rounds (`alternate_sides`)."""
     label = f"C={concurrency}"
     tasks = args.tasks
-    warmup = max(args.warmup, concurrency)
-    log(f"[{label}] warm-up: {warmup} tasks each way")
-    for name, one in sides.items():
-        await run_concurrent(
-            f"[{label}] warm-up {name}", warmup, concurrency, one, args.phase_limit
-        )
-
-    results: dict[str, list[dict[str, Any]]] = {name: [] for name in sides}
-    elapsed = dict.fromkeys(sides, 0.0)
-    cpu_s: dict[str, Counter[str]] = {name: Counter() for name in sides}
-    per_round = [tasks // args.rounds + (i < tasks % args.rounds) for i in range(args.rounds)]
-    log(f"[{label}] {tasks} tasks each way, {concurrency} in flight, {args.rounds} rounds")
-    for round_tasks in per_round:
-        for name, one in sides.items():
-            before = {key: read() for key, read in cpu.sources.items()}
-            done, seconds = await run_concurrent(
-                f"[{label}] {name}", round_tasks, concurrency, one, args.phase_limit
-            )
-            for key, read in cpu.sources.items():
-                cpu_s[name][key] += read() - before[key]
-            results[name] += done
-            elapsed[name] += seconds
-
+    side_runs = await alternate_sides(
+        label,
+        sides,
+        tasks=tasks,
+        concurrency=concurrency,
+        rounds=args.rounds,
+        warmup=args.warmup,
+        phase_limit=args.phase_limit,
+        cpu=cpu,
+    )
     phase: dict[str, Any] = {"concurrency": concurrency, "tasks": tasks}
-    for name, done in results.items():
+    for name, run in side_runs.items():
         phase[name] = {
-            "latency": summarize([r["total_s"] for r in done], PERCENTILES),
-            "elapsed_s": round(elapsed[name], 3),
-            "per_s": round(len(done) / elapsed[name], 2),
-            "cpu_ms_per_task": {k: round(v * 1000 / len(done), 3) for k, v in cpu_s[name].items()},
+            "latency": summarize([r["total_s"] for r in run.results], PERCENTILES),
+            **run.figures(),
         }
-    runs = results["whoosh"]
+    runs = side_runs["whoosh"].results
     phase["whoosh"]["breakdown_p50_ms"] = {
         "submit_to_started": p50_ms([r["to_started_s"] for r in runs]),
         "executor_run": p50_ms([r["run_s"] for r in runs]),
@@ -377,18 +336,10 @@ def run_benchmark(args: argparse.Namespace, workdir: Path, phases: list[dict[str
             f"the login shell's ~/.bashrc {rc}"
         )
 
-        port = free_port()
-        listen = ["-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(workdir / "nats")]
-        nats = Proc("nats-server", [nats_server_binary(), *listen], workdir).start()
-        wait_listening(nats, port)
-        nats_url = f"nats://127.0.0.1:{port}"
+        nats, nats_url = start_nats(workdir)
         store_url = f"sqlite:///{workdir / 'events.sqlite'}"
-        config = workdir / "whoosh.yaml"
         max_parallel = max(64, 2 * max(args.concurrency), args.agent_slots)
-        config.write_text(
-            f"data_dir: {workdir / 'data'}\nexecutor:\n  max_parallel: {max_parallel}\n"
-        )
-        env = {"WHOOSH_CONFIG": str(config), "WHOOSH_LOG_LEVEL": "WARNING"}
+        env = whoosh_env(workdir / "whoosh.yaml", workdir / "data", max_parallel)
         log(f"nats {nats_url}, store {store_url}, executor max_parallel {max_parallel}")
         serve = ["-m", "whoosh_coordinator", "serve", "--nats", nats_url, "--store", store_url]
         coordinator = Proc("coordinator", [sys.executable, *serve], workdir, env).start()
@@ -411,10 +362,7 @@ def run_benchmark(args: argparse.Namespace, workdir: Path, phases: list[dict[str
             raise BenchError(f"over the total limit of {args.total_limit:g}s") from None
     finally:
         Proc.stop_all()
-        shutil.rmtree(workdir / "nats", ignore_errors=True)  # keep the logs only
-        shutil.rmtree(workdir / "data", ignore_errors=True)
-        for leftover in workdir.glob("events.sqlite*"):
-            leftover.unlink(missing_ok=True)
+        drop_run_data(workdir)  # keep the logs only
 
 
 # -- report -------------------------------------------------------------------------------
@@ -493,19 +441,6 @@ def print_tables(phases: list[dict[str, Any]]) -> None:
             for name in names
         ]
         print(f"  C={p['concurrency']}: " + ", ".join(parts))
-
-
-def print_markdown(rows: list[tuple[str, ...]]) -> None:
-    """Rows as a Markdown table, columns padded so it reads in a terminal too."""
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-
-    def line(row: tuple[str, ...]) -> str:
-        return "| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |"
-
-    print(line(rows[0]))
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for row in rows[1:]:
-        print(line(row))
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -595,43 +530,23 @@ def main(argv: list[str] | None = None) -> int:
         f"WHOOSH pool {args.ssh_connections} x {args.ssh_channels} channels, "
         f"{os.cpu_count()} CPUs; logs in {workdir}"
     )
-    load_before = os.getloadavg()
-    if load_before[0] > 0.5:
-        log(f"note: the machine is busy (load average {load_before[0]:.2f}): expect noise")
+    load_before = load_before_run()
     phases: list[dict[str, Any]] = []
-    error = None
-    try:
-        run_benchmark(args, workdir, phases)
-    except BenchError as exc:
-        log(f"FAILED: {exc}")
-        error = str(exc)
-    except KeyboardInterrupt:
-        log("interrupted: every process this benchmark started has been stopped")
-        return 130
-
+    error = failure_of(lambda: run_benchmark(args, workdir, phases))
     if phases:
         print_tables(phases)
     report = {
         "benchmark": "ssh-overhead",
         "when": datetime.now().astimezone().isoformat(timespec="seconds"),
-        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "args": plain_args(args),
         "command": COMMAND,
         "wrapped_command": wrapped_command(args.task_timeout),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "asyncssh": asyncssh.__version__,
-            "load_average_before": [round(x, 2) for x in load_before],
-            "load_average_after": [round(x, 2) for x in os.getloadavg()],
-        },
+        "machine": machine(load_before, asyncssh=asyncssh.__version__),
         "phases": phases,
         "error": error,
         "logs": str(workdir),
     }
-    args.output.mkdir(parents=True, exist_ok=True)
-    out = args.output / f"ssh-overhead-{datetime.now():%Y%m%d-%H%M%S}.json"
-    out.write_text(json.dumps(report, indent=2))
+    out = write_report(args.output, "ssh-overhead", report)
     print(f"\nJSON: {out}\nservice logs: {workdir}")
     return 1 if error else 0
 
