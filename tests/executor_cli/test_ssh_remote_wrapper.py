@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
 import signal
 import subprocess
+import time
+from pathlib import Path
 
 import pytest
 from whoosh_executor_cli.remote_wrapper import (
+    PROC_TEST,
     PidLine,
     kill_command,
     parse_cannot_start,
@@ -73,3 +79,81 @@ def test_durations_and_kill_targets() -> None:
     assert parse_pid_line("WHOOSH-PID 5 5") == PidLine(5, 5)
     assert parse_pid_line("WHOOSH-PID x") is None
     assert parse_pid_line("hello") is None
+
+
+# Both ways the wrapper finds a session's processes: Linux's /proc, and `ps` where a host
+# has no /proc/$$/stat (the /proc test made false, so the same script takes its fallback).
+WAYS = {"proc": lambda command: command, "ps": lambda command: command.replace(PROC_TEST, "false")}
+
+
+def alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie does not count)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(") ", 1)[1][0] not in "ZX"
+    except (OSError, IndexError):
+        return False
+
+
+def wait_gone(pid: int, within_s: float = 5.0) -> bool:
+    deadline = time.monotonic() + within_s
+    while alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def test_the_proc_test_is_what_both_scripts_check() -> None:
+    assert run_command(["true"], deadline_s=1, grace_s=1).count(PROC_TEST) == 2
+    assert kill_command(PidLine(5, 5), 1).count(PROC_TEST) == 1
+
+
+@pytest.mark.parametrize("way", WAYS)
+def test_helpers_left_in_the_session_get_a_term_and_the_pid_line_names_the_session(
+    way: str, tmp_path: Path
+) -> None:
+    # A helper whose name holds ") " and numbers, as a /proc/PID/stat parser must expect.
+    odd = tmp_path / "a) 1 2 3 4"
+    odd.symlink_to(shutil.which("sleep") or "/bin/sleep")
+    script = f'"{odd}" 30 >/dev/null 2>&1 & echo $!'
+    done = login_shell(WAYS[way](run_command(["sh", "-c", script], deadline_s=10, grace_s=1)))
+    assert done.returncode == 0, done.stderr
+    pid_line = parse_pid_line(done.stderr.splitlines()[0])
+    assert pid_line is not None and pid_line.leads_session, done.stderr
+    helper = int(done.stdout.split()[0])
+    assert wait_gone(helper), f"helper {helper} outlived the run ({way})"
+
+
+@pytest.mark.parametrize("way", WAYS)
+def test_the_kill_command_stops_a_whole_session_or_one_pid(way: str) -> None:
+    script = "sleep 30 >/dev/null 2>&1 & echo $!; exec sleep 30"
+    run = subprocess.Popen(
+        ["sh", "-c", run_command(["sh", "-c", script], deadline_s=60, grace_s=1)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert run.stderr is not None and run.stdout is not None
+        pid_line = parse_pid_line(run.stderr.readline())
+        assert pid_line is not None and pid_line.leads_session
+        helper = int(run.stdout.readline())
+        stray = subprocess.Popen(["sleep", "30"], start_new_session=True)  # another session
+        try:
+            killed = login_shell(WAYS[way](kill_command(pid_line, 1)))
+            assert killed.returncode == 0, killed.stderr
+            run.wait(10)
+            assert wait_gone(helper) and wait_gone(pid_line.pid)
+            assert alive(stray.pid), "a process of another session was killed"
+            # "pid" mode: that process only.
+            login_shell(WAYS[way](kill_command(PidLine(stray.pid, 0), 1)))
+            assert wait_gone(stray.pid)
+        finally:
+            stray.kill()
+            stray.wait()
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(run.pid, signal.SIGKILL)
+        run.wait()

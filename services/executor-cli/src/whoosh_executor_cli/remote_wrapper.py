@@ -19,6 +19,12 @@ What the wrapper guarantees on the host:
   line), not as a run that failed;
 - after the command ends, helpers it left in the session get a TERM (as locally), and
   a death by signal is passed on as such, so the exit code means what it does locally.
+
+Cost on the host: the session id and the session's processes are read from Linux's
+`/proc` (`/proc/$$/stat` with shell builtins; one `awk` over `/proc/*/stat`), with a
+fallback to `ps` where there is no `/proc/$$/stat` (BSDs, macOS) or where that read fails.
+`ps` (procps-ng) costs several ms per call even for one pid, and a short command paid
+two of them (see benchmarks/README.md, bench_ssh_overhead).
 """
 
 from __future__ import annotations
@@ -33,11 +39,46 @@ PID_MARKER = "WHOOSH-PID"
 CANNOT_START_MARKER = "WHOOSH-CANNOT-START"
 CANNOT_START_EXIT = 127
 
+# `members ID FIELD`: the pids of the live (not zombie) processes whose pid (FIELD 1) or
+# session id (FIELD 2) is ID, but the calling shell's. From /proc where it has Linux's
+# /proc/PID/stat ("PID (COMM) STATE PPID PGRP SESSION ...", COMM may hold spaces and
+# parentheses, hence the last ") "); a process gone between the glob and its read is
+# skipped. Else, or if that awk cannot run (say, an argument list too long), from `ps`.
+# The test for Linux's /proc that both scripts make before reading it (else: `ps`).
+PROC_TEST = "[ -r /proc/$$/stat ]"
+MEMBERS_FUNCTION = r"""members() {
+  if [ -r /proc/$$/stat ]; then
+    awk -v s="$1" -v f="$2" -v x="$$" 'BEGIN {
+      for (i = 1; i < ARGC; i++) {
+        if ((getline l < ARGV[i]) <= 0) continue
+        close(ARGV[i])
+        split(ARGV[i], p, "/")
+        sub(/.*\) /, "", l)
+        split(l, v, " ")
+        if ((f == 1 ? p[3] : v[4]) == s && p[3] != x && v[1] !~ /^[ZX]/) print p[3]
+      }
+    }' /proc/[0-9]*/stat 2>/dev/null && return
+  fi
+  ps -eo pid=,sid=,stat= 2>/dev/null |
+    awk -v s="$1" -v f="$2" -v x="$$" '$f == s && $1 != x && $3 !~ /^Z/ { print $1 }'
+}
+"""
+
 # $1 grace (s), $2 deadline (s), $3 workdir ("" = home), $4 how many NAME=VALUE follow,
-# then those and the command's argv.
-RUN_SCRIPT = r"""grace=$1 deadline=$2 dir=$3 nenv=$4
+# then those and the command's argv. The session id: field 6 of /proc/$$/stat, cut out
+# with parameter expansions (no process, and "$@" stays the command's).
+RUN_SCRIPT = (
+    MEMBERS_FUNCTION
+    + r"""grace=$1 deadline=$2 dir=$3 nenv=$4
 shift 4
-sid=$(ps -o sid= -p $$ 2>/dev/null | tr -d ' ')
+sid=
+if [ -r /proc/$$/stat ] && read -r stat </proc/$$/stat; then
+  stat=${stat##*") "} && stat=${stat#* } && stat=${stat#* } && stat=${stat#* }
+  sid=${stat%% *}
+fi
+case $sid in
+  "" | *[!0-9]*) sid=$(ps -o sid= -p $$ 2>/dev/null | tr -d ' ') ;;
+esac
 echo "WHOOSH-PID $$ ${sid:-0}" >&2
 case $dir in
   "~") dir=$HOME ;;
@@ -64,37 +105,37 @@ trap : TERM
 timeout -k "$grace" "$deadline" env "$@"
 rc=$?
 if [ "$sid" = "$$" ]; then
-  left=$(ps -eo pid=,sid= 2>/dev/null | awk -v s="$$" '$2 == s && $1 != s { print $1 }')
+  left=$(members $$ 2)
   [ -n "$left" ] && kill -TERM $left 2>/dev/null
 fi
 trap - TERM
 if [ "$rc" -gt 128 ] && [ "$rc" -lt 160 ]; then kill -$((rc - 128)) $$; fi
 exit $rc
 """
+)
 
 # $1 id, $2 grace (whole seconds), $3 "session" (every process of session $1) or "pid"
 # (that process only): TERM them, wait until none is left alive (zombies waiting for a
 # slow init do not count), then KILL the rest.
-KILL_SCRIPT = r"""s=$1 grace=$2 field=2
+KILL_SCRIPT = (
+    MEMBERS_FUNCTION
+    + r"""s=$1 grace=$2 field=2
 [ "$3" = session ] || field=1
-members() {
-  ps -eo pid=,sid=,stat= 2>/dev/null |
-    awk -v s="$s" -v f="$field" '$f == s && $3 !~ /^Z/ { print $1 }'
-}
-left=$(members)
+left=$(members "$s" $field)
 [ -n "$left" ] || exit 0
 kill -TERM $left 2>/dev/null
 n=$((grace * 10))
 while [ "$n" -gt 0 ]; do
-  left=$(members)
+  left=$(members "$s" $field)
   [ -n "$left" ] || exit 0
   sleep 0.1
   n=$((n - 1))
 done
-left=$(members)
+left=$(members "$s" $field)
 [ -n "$left" ] && kill -KILL $left 2>/dev/null
 exit 0
 """
+)
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
