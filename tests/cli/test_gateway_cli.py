@@ -9,7 +9,9 @@ import stat
 import uuid
 from pathlib import Path
 
+import httpx
 from cli.whoosh_processes import WhooshEnv, make_installation
+from whoosh_shared import metric_names
 from whoosh_shared.api_keys import generate_key
 
 
@@ -79,6 +81,19 @@ def test_commands_work_from_another_machine_with_a_key(
     keyless = remote(running_whoosh, tmp_path, None).run("agent", "list")
     assert keyless.returncode == 1 and "unauthorized" in keyless.stderr
     assert "Traceback" not in keyless.stderr
+
+
+def test_the_gateway_serves_the_monitors_metrics(running_whoosh: WhooshEnv) -> None:
+    """`whoosh up` points its gateway at the monitor it started: GATEWAY/metrics works."""
+    key = (running_whoosh.data_dir / "admin.key").read_text().strip()
+    response = httpx.get(
+        f"http://127.0.0.1:{running_whoosh.gateway_port}/metrics",
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/plain")
+    assert f"# TYPE {metric_names.QUEUE_DEPTH} gauge" in response.text
 
 
 def test_roles_keys_and_history_through_the_cli(running_whoosh: WhooshEnv, tmp_path: Path) -> None:

@@ -39,6 +39,7 @@ ROUTES: list[tuple[str, str, Role]] = [
     ("GET", "/api/v1/stats", Role.VIEWER),
     ("GET", "/api/v1/alerts", Role.VIEWER),
     ("GET", "/api/v1/events", Role.ADMIN),
+    ("GET", "/metrics", Role.VIEWER),  # the monitor's, proxied (404 here: not configured)
 ]
 # Bodies that fail validation, so that an allowed write changes nothing.
 BODIES = {

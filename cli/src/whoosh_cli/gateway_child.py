@@ -1,5 +1,6 @@
 """How `whoosh up` runs the gateway: on the configured port, or on a free one when that is
-taken (the banner and endpoints.json say which), and ready only once /readyz answers."""
+taken (the banner and endpoints.json say which), and ready only once /readyz answers.
+It serves the metrics of the monitor that `up` started as its own `/metrics`."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ import asyncio
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
+from whoosh_shared.gateway_settings import GatewaySettings
 
 from whoosh_cli.child_process import ChildSpec, log_tail
 from whoosh_cli.context import CliContext
@@ -19,10 +22,15 @@ from whoosh_cli.supervisor import Supervisor
 
 GATEWAY = "gateway"
 READY_TIMEOUT_S = 30.0
+MONITOR_URL_ENV = "WHOOSH__GATEWAY__MONITOR_METRICS_URL"
+WILDCARD_TO_LOOPBACK = {"0.0.0.0": "127.0.0.1", "::": "::1"}
 
 
-def gateway_spec(ctx: CliContext, nats_url: str, config_args: list[str]) -> tuple[ChildSpec, str]:
-    """The gateway's child spec and the URL clients use to reach it."""
+def gateway_spec(
+    ctx: CliContext, nats_url: str, config_args: list[str], metrics_url: str | None = None
+) -> tuple[ChildSpec, str]:
+    """The gateway's child spec and the URL clients use to reach it; `metrics_url` is the
+    monitor's, for the gateway's /metrics."""
     settings = ctx.config.gateway
     host, port = settings.host, settings.port
     if port == 0 or not port_free(host, port):
@@ -34,11 +42,33 @@ def gateway_spec(ctx: CliContext, nats_url: str, config_args: list[str]) -> tupl
         sys.executable, "-m", "whoosh_gateway", "--nats", nats_url, "--host", host,
         "--port", str(port), *config_args,
     ]  # fmt: skip
-    spec = ChildSpec(GATEWAY, argv, ctx.data_dir / "logs" / f"{GATEWAY}.log")
+    env = monitor_env(settings, metrics_url)
+    spec = ChildSpec(GATEWAY, argv, ctx.data_dir / "logs" / f"{GATEWAY}.log", env=env)
     url = settings.model_copy(update={"port": port}).url()
     if settings.public_url is None and host in ("0.0.0.0", "::"):
         url = f"http://127.0.0.1:{port}" if host == "0.0.0.0" else f"http://[::1]:{port}"
     return spec, url
+
+
+def monitor_env(settings: GatewaySettings, metrics_url: str | None) -> dict[str, str]:
+    """Point the gateway at the monitor `up` started, unless the configuration already names
+    a monitor (whoosh.yaml or the environment): an explicit choice wins."""
+    if metrics_url is None or settings.monitor_metrics_url is not None:
+        return {}
+    return {MONITOR_URL_ENV: connectable(metrics_url)}
+
+
+def connectable(url: str) -> str:
+    """`url` with a wildcard listen address (0.0.0.0, ::) replaced by loopback: a monitor
+    listening everywhere is reached on this machine through loopback."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if host not in WILDCARD_TO_LOOPBACK:
+        return url
+    loopback = WILDCARD_TO_LOOPBACK[host]
+    shown = f"[{loopback}]" if ":" in loopback else loopback
+    netloc = f"{shown}:{parts.port}" if parts.port else shown
+    return parts._replace(netloc=netloc).geturl()
 
 
 async def wait_for_gateway(url: str, supervisor: Supervisor, log: Path) -> None:

@@ -148,7 +148,7 @@ async def _start_services(ctx: CliContext, supervisor: Supervisor) -> Started:
     try:
         await _wait_for_coordinator(bus, supervisor, ctx.data_dir)
         outcomes = [await sync_agent(bus, spec) for spec in ctx.config.agents.values()]
-        gateway_url, admin_key = await _start_gateway(ctx, supervisor, bus, nats_url)
+        gateway_url, admin_key = await _start_gateway(ctx, supervisor, bus, nats_url, metrics_url)
     finally:
         await close_bus(bus)
     write_endpoints(ctx.data_dir, nats_url, gateway_url)
@@ -156,13 +156,14 @@ async def _start_services(ctx: CliContext, supervisor: Supervisor) -> Started:
 
 
 async def _start_gateway(
-    ctx: CliContext, supervisor: Supervisor, bus: Bus, nats_url: str
+    ctx: CliContext, supervisor: Supervisor, bus: Bus, nats_url: str, metrics_url: str
 ) -> tuple[str | None, FirstKey | None]:
-    """The gateway last (it needs a coordinator to be ready), then the first admin key."""
+    """The gateway last (it needs a coordinator to be ready), then the first admin key.
+    It proxies the monitor's `metrics_url` as its own /metrics."""
     settings = ctx.config.gateway
     if not settings.enabled:
         return None, None
-    spec, url = gateway_spec(ctx, nats_url, _config_args(ctx))
+    spec, url = gateway_spec(ctx, nats_url, _config_args(ctx), metrics_url)
     supervisor.start(spec)
     await wait_for_gateway(url, supervisor, spec.log_path)
     if settings.insecure_no_auth:

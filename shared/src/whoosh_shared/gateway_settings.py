@@ -1,11 +1,12 @@
-"""The gateway's section of `whoosh.yaml`: where it listens, auth, limits.
+"""The gateway's section of `whoosh.yaml`: where it listens, auth, limits, and the
+monitor whose Prometheus metrics it serves again as `/metrics`.
 
 Its own module so that the configuration file's loader stays about loading.
 """
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from whoosh_shared.agents import Strict
 
@@ -52,6 +53,28 @@ class GatewaySettings(Strict):
         description="cap each connection's kernel send buffer (default: the kernel tunes it); "
         "smaller makes a stalled WebSocket client reach ws_buffer_messages sooner",
     )
+    monitor_metrics_url: str | None = Field(
+        default=None,
+        max_length=2000,
+        description="the monitor's Prometheus endpoint (e.g. http://monitor:9464/metrics), "
+        "served again as the gateway's /metrics; unset: /metrics answers 404 not_configured "
+        "(`whoosh up` sets it to the monitor it starts)",
+    )
+    monitor_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=60,
+        description="the whole fetch of the monitor's metrics; below Prometheus' default "
+        "10 s scrape timeout, so a stuck monitor is reported as such, not as a lost scrape",
+    )
+
+    @field_validator("monitor_metrics_url")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        """Caught at start-up rather than as a 502 on every scrape."""
+        if url is not None and not url.startswith(("http://", "https://")):
+            raise ValueError(f"monitor_metrics_url {url!r} is not an http:// or https:// URL")
+        return url
 
     @model_validator(mode="after")
     def _no_auth_only_on_loopback(self) -> GatewaySettings:

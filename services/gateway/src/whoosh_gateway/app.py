@@ -18,8 +18,9 @@ from whoosh_gateway.errors import ApiError, install_error_handlers
 from whoosh_gateway.event_hub import EventHub
 from whoosh_gateway.gateway_state import GatewayState
 from whoosh_gateway.key_verifier import KeyVerifier
+from whoosh_gateway.metrics_proxy import MetricsProxy
 from whoosh_gateway.rate_limits import RateLimiter
-from whoosh_gateway.routes import agents, fleet, health, keys, stream, tasks
+from whoosh_gateway.routes import agents, fleet, health, keys, metrics, stream, tasks
 
 API_PREFIX = "/api/v1"
 DESCRIPTION = """\
@@ -30,6 +31,8 @@ Every request but `/healthz` and `/readyz` needs an API key
 submits and cancels tasks and manages agents, `admin` also manages keys and reads the
 audit trail. Errors share one shape: `{"error": {"code": ..., "message": ...}}`.
 The WebSocket `/api/v1/ws` streams execution events; see its module for the protocol.
+`/metrics` serves the monitor's Prometheus metrics again (viewer role), when
+`gateway.monitor_metrics_url` names them.
 """
 
 
@@ -43,6 +46,7 @@ def create_app(settings: GatewaySettings, nats_url: str, name: str = "whoosh-gat
         verifier=KeyVerifier(coordinator, settings.key_cache_s),
         limiter=RateLimiter(settings.rate_limits.requests_per_minute),
         hub=EventHub(),
+        metrics=MetricsProxy(settings.monitor_metrics_url, settings.monitor_timeout_s),
     )
 
     @asynccontextmanager
@@ -51,12 +55,14 @@ def create_app(settings: GatewaySettings, nats_url: str, name: str = "whoosh-gat
         await state.verifier.start(bus)
         await state.hub.start(bus)
         await state.limiter.start(bus.js)
+        await state.metrics.start()
         with contextlib.suppress(ApiError):  # names for agent_status messages; live ones later
             for agent in (await coordinator.ask(ListAgents(), AgentList)).agents:
                 state.hub.remember_agent(agent.id, agent.spec.name)
         try:
             yield
         finally:
+            await state.metrics.stop()
             await state.hub.stop()
             await state.verifier.stop()
             await bus.close()
@@ -78,4 +84,5 @@ def create_app(settings: GatewaySettings, nats_url: str, name: str = "whoosh-gat
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     return app

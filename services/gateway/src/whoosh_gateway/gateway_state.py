@@ -1,7 +1,7 @@
 """What one gateway process holds: connections and caches, never state of its own.
 
 Everything here can be lost with the process: commands and reads go to the coordinator,
-key caches refill, rate-limit counters live in NATS.
+key caches refill, rate-limit counters live in NATS, metrics are the monitor's.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from whoosh_shared.gateway_settings import GatewaySettings
 from whoosh_gateway.coordinator_client import CoordinatorClient
 from whoosh_gateway.event_hub import EventHub
 from whoosh_gateway.key_verifier import KeyVerifier
+from whoosh_gateway.metrics_proxy import MetricsProxy
 from whoosh_gateway.rate_limits import RateLimiter
 
 
@@ -26,6 +27,7 @@ class GatewayState:
     verifier: KeyVerifier
     limiter: RateLimiter
     hub: EventHub
+    metrics: MetricsProxy
 
 
 def state_of(conn: HTTPConnection) -> GatewayState:
