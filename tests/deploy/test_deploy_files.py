@@ -19,6 +19,7 @@ import time
 import tomllib
 from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import whoosh_shared.store as store_module
@@ -43,6 +44,7 @@ IMAGE_ENV = {
     "grafana/grafana": {"GF_SECURITY_ADMIN_PASSWORD", "GF_USERS_ALLOW_SIGN_UP"},
 }
 IMAGES_WITH_WGET = ("prom/prometheus", "grafana/grafana")  # busybox / alpine based
+MONITOR_URL_KEY = "WHOOSH__GATEWAY__MONITOR_METRICS_URL"
 
 compose_files = pytest.mark.parametrize("path", COMPOSE_FILES, ids=lambda p: p.name)
 
@@ -106,6 +108,23 @@ def mounts(path: Path, service: dict[str, Any]) -> list[tuple[str, str, str]]:
             source = str((path.parent / source).resolve())
         found.append((kind, source, target))
     return found
+
+
+def running(path: Path, module: str) -> dict[str, dict[str, Any]]:
+    """The WHOOSH services of a compose file that run `python -m module`, by name."""
+    return {
+        name: service
+        for name, service in services(path).items()
+        if is_whoosh(service) and module_of(service)[0] == module
+    }
+
+
+def check_gateway_is_published(gateway: dict[str, Any]) -> None:
+    """Listens on every interface of its container, on the port that is published."""
+    env = environment(gateway)
+    assert env["WHOOSH__GATEWAY__HOST"] == "0.0.0.0"
+    container_ports = {interpolate(port).split(":")[-1] for port in gateway["ports"]}
+    assert container_ports == {env["WHOOSH__GATEWAY__PORT"]}
 
 
 def depends_on(service: dict[str, Any]) -> dict[str, str]:
@@ -395,15 +414,11 @@ def test_cluster_variant_shape() -> None:
     assert "container_name" not in executor  # would forbid replicas
     assert module_of(all_services["executor-ollama"])[0] == "whoosh_executor_ollama"
     assert module_of(all_services["monitor"])[0] == "whoosh_monitor"
-    gateways = [
-        s for s in all_services.values() if is_whoosh(s) and module_of(s)[0] == "whoosh_gateway"
-    ]
+    gateways = running(CLUSTER, "whoosh_gateway")
     assert len(gateways) == 2  # several behave as one: the cluster variant shows it
-    published = {port.split(":")[-1] for g in gateways for port in g["ports"]}
-    assert published == {"4312"}
-    for gateway in gateways:
-        assert gateway["environment"]["WHOOSH__GATEWAY__HOST"] == "0.0.0.0"
-        assert gateway["environment"]["WHOOSH__GATEWAY__PORT"] == "4312"
+    for gateway in gateways.values():
+        check_gateway_is_published(gateway)
+        assert environment(gateway)["WHOOSH__GATEWAY__PORT"] == "4312"
 
 
 def test_single_variant_shape() -> None:
@@ -412,9 +427,37 @@ def test_single_variant_shape() -> None:
     conf, _ = next(iter(nats_nodes(SINGLE).values()))
     assert "cluster_name" not in conf
     modules = [module_of(s)[0] for s in all_services.values() if is_whoosh(s)]
-    assert sorted(modules) == ["whoosh_coordinator", "whoosh_executor_cli"]
+    assert sorted(modules) == [
+        "whoosh_coordinator",
+        "whoosh_executor_cli",
+        "whoosh_executor_ollama",
+        "whoosh_gateway",
+        "whoosh_monitor",
+    ]
     for service in all_services.values():
         assert service.get("deploy", {}).get("replicas", 1) == 1
+    (gateway,) = running(SINGLE, "whoosh_gateway").values()
+    check_gateway_is_published(gateway)
+    assert environment(gateway)["WHOOSH__GATEWAY__PORT"] == "4312"
+    assert MONITOR_URL_KEY in environment(gateway), "the gateway should proxy the monitor"
+
+
+@compose_files
+def test_a_gateways_monitor_url_names_a_monitor_of_the_same_file(path: Path) -> None:
+    """Where a gateway proxies /metrics, the URL reaches a monitor service: its name as
+    host, the port it listens on, on every interface of its container."""
+    all_services = services(path)
+    for name, gateway in running(path, "whoosh_gateway").items():
+        url = environment(gateway).get(MONITOR_URL_KEY)
+        if url is None:
+            continue
+        parts = urlsplit(url)
+        monitor = all_services.get(parts.hostname or "")
+        assert monitor is not None and is_whoosh(monitor), f"{name}: {url} names no service"
+        assert module_of(monitor)[0] == "whoosh_monitor", f"{name}: {url} is not a monitor"
+        settings = load_config(environ=environment(monitor)).monitoring
+        assert settings.metrics_host == "0.0.0.0", f"{parts.hostname} listens on loopback only"
+        assert (parts.scheme, parts.port, parts.path) == ("http", settings.metrics_port, "/metrics")
 
 
 # -- NATS ------------------------------------------------------------------------------
