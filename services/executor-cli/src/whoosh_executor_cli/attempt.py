@@ -15,12 +15,11 @@ from dataclasses import dataclass, field
 
 import nats.errors
 from nats.aio.msg import Msg
-from whoosh_shared.bus import Bus, BusError, send_until_answered
+from whoosh_shared import executor_runtime
+from whoosh_shared.bus import BusError
 from whoosh_shared.commands import ReportProgress
-from whoosh_shared.config import ExecutorSettings
 from whoosh_shared.enums import AgentType, CliKind
-from whoosh_shared.progress import ProgressPublisher
-from whoosh_shared.running_attempts import RunningAttempts, StopCause
+from whoosh_shared.running_attempts import StopCause
 from whoosh_shared.work import WorkItem
 from whoosh_shared.work_message import (
     SHUTDOWN_REDELIVERY_DELAY_S,
@@ -43,19 +42,11 @@ log = logging.getLogger(__name__)
 MILESTONE_SEND_TIMEOUT_S = 5.0
 
 
-@dataclass
-class ExecutorContext:
-    """What every attempt on this executor shares."""
+@dataclass(kw_only=True)
+class ExecutorContext(executor_runtime.ExecutorContext[AttemptRun]):
+    """What every attempt on this executor shares (at shutdown, running commands are
+    killed and redelivered)."""
 
-    bus: Bus
-    executor_id: str
-    settings: ExecutorSettings
-    progress: ProgressPublisher
-    running: RunningAttempts[AttemptRun] = field(default_factory=RunningAttempts)
-    stopping: asyncio.Event = field(default_factory=asyncio.Event)
-    """Set at shutdown: start nothing new; running commands are killed and redelivered."""
-    abandon_reports: asyncio.Event = field(default_factory=asyncio.Event)
-    """Set when shutdown can wait no longer for unanswered reports."""
     ssh: SshPool = field(default_factory=SshPool)
     """Connections to the hosts of remote agents, shared by every attempt."""
 
@@ -129,21 +120,15 @@ class AttemptHandler:
             reader=run.reader,
             coordinator_timed_out=run.stop_cause is StopCause.TIMED_OUT,
         )
-        reply = await send_until_answered(self.ctx.bus, command, self.ctx.abandon_reports)
-        if reply is None:
-            log.warning("report unanswered at shutdown; work will be redelivered", extra=ids(item))
-            return
-        await settle(msg.ack())
-        log.info(
-            "task finished",
-            extra={
-                **ids(item),
-                "result": type(command).__name__,
-                "outcome": result.outcome.value,
-                "exit_code": result.exit_code,
-                "duration_s": round(result.duration_s, 3),
-                "reply": reply.status if reply.accepted else f"rejected: {reply.reason}",
-            },
+        await executor_runtime.report_and_ack(
+            self.ctx,
+            msg,
+            item,
+            command,
+            log=log,
+            outcome=result.outcome.value,
+            exit_code=result.exit_code,
+            duration_s=round(result.duration_s, 3),
         )
 
     async def _run(self, run: AttemptRun) -> RunResult:

@@ -3,62 +3,33 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
-import signal
 import sys
 
-from whoosh_shared.bus import BusError
-from whoosh_shared.config import ConfigError, load_config
-from whoosh_shared.logs import setup_logging
+from whoosh_shared import service_main
 
-from whoosh_executor_ollama.service import ExecutorService, default_executor_id
+from whoosh_executor_ollama.service import ExecutorService
 
 log = logging.getLogger("whoosh_executor_ollama")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="whoosh-executor-ollama",
-        description="Run WHOOSH tasks for LLM agents (Ollama and OpenAI-compatible servers).",
-    )
-    parser.add_argument(
-        "--config", help="whoosh.yaml to read (default: $WHOOSH_CONFIG, else ./whoosh.yaml)"
-    )
-    parser.add_argument("--nats", help="NATS URL (overrides the configuration)")
-    parser.add_argument(
-        "--executor-id", help="name of this executor in task events (default: llm-HOST-PID)"
+    parser = service_main.executor_parser(
+        "whoosh-executor-ollama",
+        "Run WHOOSH tasks for LLM agents (Ollama and OpenAI-compatible servers).",
+        ExecutorService.id_prefix,
     )
     return parser.parse_args(argv)
 
 
-async def serve(service: ExecutorService) -> None:
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, service.request_stop)
-    await service.run()
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    setup_logging("executor-ollama")
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return 2
-    service = ExecutorService(
-        nats_url=args.nats or config.nats.client_url(),
-        settings=config.executor,
-        executor_id=args.executor_id or default_executor_id(),
-        stream_replicas=config.nats.stream_replicas,
+    return service_main.run_service(
+        "executor-ollama",
+        args.config,
+        lambda config: ExecutorService.from_config(config, args.nats, args.executor_id),
+        log=log,
     )
-    try:
-        asyncio.run(serve(service))
-    except BusError as exc:
-        log.error("%s", exc)
-        return 1
-    return 0
 
 
 if __name__ == "__main__":

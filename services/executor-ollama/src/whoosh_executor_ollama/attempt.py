@@ -16,7 +16,7 @@ from enum import StrEnum
 
 import httpx
 from nats.aio.msg import Msg
-from whoosh_shared.bus import Bus, send_until_answered
+from whoosh_shared import executor_runtime
 from whoosh_shared.commands import (
     MAX_OUTPUT_CHARS,
     CompleteTask,
@@ -24,10 +24,8 @@ from whoosh_shared.commands import (
     LlmOptions,
     Usage,
 )
-from whoosh_shared.config import ExecutorSettings
 from whoosh_shared.enums import AgentType
-from whoosh_shared.progress import ProgressPublisher
-from whoosh_shared.running_attempts import RunningAttempts, StopCause
+from whoosh_shared.running_attempts import StopCause
 from whoosh_shared.work import WorkItem
 from whoosh_shared.work_message import (
     SHUTDOWN_REDELIVERY_DELAY_S,
@@ -53,21 +51,13 @@ TOKEN_STREAM = "token"
 LLM_TYPES = (AgentType.OLLAMA, AgentType.OPENAI)
 
 
-@dataclass
-class ExecutorContext:
-    """What every attempt on this executor shares."""
+@dataclass(kw_only=True)
+class ExecutorContext(executor_runtime.ExecutorContext[LlmRun]):
+    """What every attempt on this executor shares (at shutdown, running calls are
+    cancelled and redelivered)."""
 
-    bus: Bus
-    executor_id: str
-    settings: ExecutorSettings
-    progress: ProgressPublisher
     http: httpx.AsyncClient
     breakers: BreakerBoard = field(default_factory=BreakerBoard)
-    running: RunningAttempts[LlmRun] = field(default_factory=RunningAttempts)
-    stopping: asyncio.Event = field(default_factory=asyncio.Event)
-    """Set at shutdown: start nothing new; running calls are cancelled and redelivered."""
-    abandon_reports: asyncio.Event = field(default_factory=asyncio.Event)
-    """Set when shutdown can wait no longer for unanswered reports."""
 
 
 class Outcome(StrEnum):
@@ -137,20 +127,14 @@ class AttemptHandler:
                 breaker.record(result.failure)
             command = result_command(run, result)
 
-        reply = await send_until_answered(self.ctx.bus, command, self.ctx.abandon_reports)
-        if reply is None:
-            log.warning("report unanswered at shutdown; work will be redelivered", extra=ids(item))
-            return
-        await settle(msg.ack())
-        log.info(
-            "task finished",
-            extra={
-                **ids(item),
-                "result": type(command).__name__,
-                "outcome": result.outcome.value if result else "cooling_down",
-                "duration_s": round(result.duration_s, 3) if result else 0.0,
-                "reply": reply.status if reply.accepted else f"rejected: {reply.reason}",
-            },
+        await executor_runtime.report_and_ack(
+            self.ctx,
+            msg,
+            item,
+            command,
+            log=log,
+            outcome=result.outcome.value if result else "cooling_down",
+            duration_s=round(result.duration_s, 3) if result else 0.0,
         )
 
     async def _run(self, run: LlmRun) -> CallResult:

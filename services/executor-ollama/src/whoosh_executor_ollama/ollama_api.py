@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
-from types import TracebackType
 from typing import Any
 
 import httpx
@@ -32,7 +31,7 @@ from whoosh_executor_ollama.failures import (
     classify_stream_error,
     error_text,
 )
-from whoosh_executor_ollama.stream import LlmStream
+from whoosh_executor_ollama.stream import ClosedOnExit, LlmStream
 from whoosh_executor_ollama.usage import LlmUsage
 
 # Generation can pause long between chunks (a cold model load takes minutes), so the read
@@ -102,8 +101,28 @@ def _without_none(body: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in body.items() if value is not None}
 
 
-class OllamaClient:
-    """One Ollama backend. Owns its httpx client unless one is passed in."""
+class HttpApiClient(ClosedOnExit):
+    """One LLM server's HTTP API. Owns its httpx client unless one is passed in (the
+    executor passes one pool to every call), and closes only a client it owns."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient | None,
+        timeout: httpx.Timeout | float,
+        base_url: str = "",
+    ) -> None:
+        self._own = client is None
+        self._http = client or httpx.AsyncClient(
+            base_url=base_url, timeout=timeout, limits=DEFAULT_LIMITS
+        )
+
+    async def aclose(self) -> None:
+        if self._own:
+            await self._http.aclose()
+
+
+class OllamaClient(HttpApiClient):
+    """One Ollama backend."""
 
     def __init__(
         self,
@@ -113,25 +132,7 @@ class OllamaClient:
         timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self._own = client is None
-        self._http = client or httpx.AsyncClient(
-            base_url=self.base_url, timeout=timeout, limits=DEFAULT_LIMITS
-        )
-
-    async def aclose(self) -> None:
-        if self._own:
-            await self._http.aclose()
-
-    async def __aenter__(self) -> OllamaClient:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
+        super().__init__(client, timeout, base_url=self.base_url)
 
     def _url(self, path: str) -> str:
         return path if self._own else f"{self.base_url}{path}"

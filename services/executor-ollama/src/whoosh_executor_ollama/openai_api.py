@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncGenerator, Mapping, Sequence
-from types import TracebackType
 from typing import Any
 
 import httpx
@@ -29,7 +28,7 @@ from whoosh_executor_ollama.failures import (
     classify_stream_error,
     error_text,
 )
-from whoosh_executor_ollama.ollama_api import DEFAULT_LIMITS, DEFAULT_TIMEOUT, Format, Message
+from whoosh_executor_ollama.ollama_api import DEFAULT_TIMEOUT, Format, HttpApiClient, Message
 from whoosh_executor_ollama.stream import LlmStream
 from whoosh_executor_ollama.usage import LlmUsage
 
@@ -68,7 +67,7 @@ def response_format(format: Format | None) -> dict[str, Any] | None:
 API_KEY_ENV = "OPENAI_API_KEY"
 
 
-class OpenAICompatClient:
+class OpenAICompatClient(HttpApiClient):
     """One OpenAI-compatible backend."""
 
     def __init__(
@@ -80,25 +79,8 @@ class OpenAICompatClient:
         timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
     ) -> None:
         self.base_url = api_base(endpoint)
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._own = client is None
-        self._headers = headers
-        self._http = client or httpx.AsyncClient(timeout=timeout, limits=DEFAULT_LIMITS)
-
-    async def aclose(self) -> None:
-        if self._own:
-            await self._http.aclose()
-
-    async def __aenter__(self) -> OpenAICompatClient:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
+        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        super().__init__(client, timeout)
 
     async def models(self) -> list[str]:
         """Ids of the models the server offers (GET /v1/models)."""

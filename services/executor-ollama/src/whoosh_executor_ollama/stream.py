@@ -9,14 +9,34 @@ connection at once, and the server sees the client go away and stops generating.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 from whoosh_executor_ollama.usage import LlmUsage
 
 
-class LlmStream(AsyncIterator[str]):
+class ClosedOnExit(ABC):
+    """Closed (`aclose`) when the `async with` block around it ends, however it ends: for
+    a stream and a client alike, closing is what lets go of their connections."""
+
+    @abstractmethod
+    async def aclose(self) -> None: ...
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+class LlmStream(ClosedOnExit, AsyncIterator[str]):
     """Text chunks in order; afterwards `text`, `usage` and any `tool_calls`."""
 
     def __init__(self, produce: Callable[[LlmStream], AsyncGenerator[str, None]]) -> None:
@@ -41,17 +61,6 @@ class LlmStream(AsyncIterator[str]):
     async def aclose(self) -> None:
         """Stop the call and close its connection (safe to call twice)."""
         await self._gen.aclose()
-
-    async def __aenter__(self) -> LlmStream:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def collect(self) -> tuple[str, LlmUsage]:
         """Run to the end; the whole text and the usage."""
