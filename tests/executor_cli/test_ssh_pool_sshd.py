@@ -63,6 +63,36 @@ async def test_a_burst_completes_within_maxsessions(
         assert snap.refusals >= 1  # learnt from the server, not from the settings
 
 
+async def test_readings_count_the_channels_in_use_against_the_hosts_capacity(
+    sshd_factory: SshdFactory, pool: SshPool, tmp_path: Path
+) -> None:
+    """What the heartbeat carries for the monitor's SSH pool-saturation alert."""
+    server = sshd_factory()
+    settings = server.settings(channels_per_connection=2, max_connections=2)
+    target = server.agent("gauge", ["sh"], ssh=settings).ssh_target()
+    assert target is not None
+    assert pool.readings() == []  # no host talked to yet
+    gate = tmp_path / "go"
+    runs = [
+        asyncio.create_task(
+            RemoteProcess(
+                ["sh", "-c", f"while [ ! -e {gate} ]; do sleep 0.05; done"],
+                target=target,
+                pool=pool,
+                timeout_s=30,
+            ).run()
+        )
+        for _ in range(3)
+    ]
+    (busy,) = await eventually(
+        lambda: [r for r in pool.readings() if r.in_use == 3], timeout=15, what="3 channels"
+    )
+    assert (busy.target, busy.capacity) == (target.label, 4)
+    gate.touch()
+    await asyncio.wait_for(asyncio.gather(*runs), 30)
+    assert [r.in_use for r in pool.readings()] == [0]
+
+
 async def test_sshd_dying_mid_task_fails_it_clearly_and_the_pool_recovers(
     sshd_factory: SshdFactory, pool: SshPool, tmp_path: Path
 ) -> None:

@@ -23,7 +23,6 @@ from whoosh_shared.work_queue import MessageHandler
 
 from whoosh_executor_cli.attempt import AttemptHandler, ExecutorContext
 from whoosh_executor_cli.host_checks import HostReporter, ProbeResponder
-from whoosh_executor_cli.ssh_client import SshPool
 
 DURABLE_NAME = "executor-cli"
 
@@ -62,7 +61,7 @@ class ExecutorService(ExecutorRuntime[ExecutorContext]):
             await responder.stop()
 
     def _ssh_pools(self, ctx: ExecutorContext) -> Callable[[], list[SshPoolReading]]:
-        return lambda: ssh_pool_readings(ctx.ssh)
+        return ctx.ssh.readings
 
     def _drain_grace_s(self) -> float:
         """Killed commands get their kill grace to end before their reports are waited for."""
@@ -70,16 +69,3 @@ class ExecutorService(ExecutorRuntime[ExecutorContext]):
 
     async def _close_context(self, ctx: ExecutorContext) -> None:
         await ctx.ssh.close()
-
-
-def ssh_pool_readings(pool: SshPool) -> list[SshPoolReading]:
-    """SSH channels in use per host against what the pool may open there (for the monitor's
-    pool-saturation alert)."""
-    readings = []
-    for host_pool in getattr(pool, "_hosts", {}).values():
-        capacity = host_pool.max_connections * host_pool.channels_per_connection
-        in_use = sum(host_pool.snapshot().in_use)
-        readings.append(
-            SshPoolReading(target=host_pool.name or "ssh", in_use=in_use, capacity=capacity)
-        )
-    return readings

@@ -20,6 +20,7 @@ from typing import Any
 
 import asyncssh
 from whoosh_shared.agents import SshTarget
+from whoosh_shared.heartbeat import SshPoolReading
 
 from whoosh_executor_cli.ssh_failures import (
     SshFailure,
@@ -152,6 +153,18 @@ class SshPool:
             )
             self._hosts[key] = pool
         return pool
+
+    def readings(self) -> list[SshPoolReading]:
+        """SSH channels in use per host against what the pool may open there: carried in
+        heartbeats for the monitor's pool-saturation alert."""
+        return [
+            SshPoolReading(
+                target=pool.name or "ssh",
+                in_use=sum(pool.snapshot().in_use),
+                capacity=pool.max_connections * pool.channels_per_connection,
+            )
+            for pool in self._hosts.values()
+        ]
 
     @contextlib.asynccontextmanager
     async def agent_slot(self, agent: str, limit: int) -> AsyncIterator[None]:
