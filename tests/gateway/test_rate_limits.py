@@ -8,7 +8,7 @@ import time
 
 from gateway.calls import error_of, submit, wait_task
 from gateway.stack import Stack
-from whoosh_shared.api_keys import Role
+from whoosh_shared.api_keys import Role, generate_key
 
 FIVE_PER_MINUTE = {"WHOOSH__GATEWAY__RATE_LIMITS__REQUESTS_PER_MINUTE": "5"}
 
@@ -97,6 +97,36 @@ async def test_the_websocket_counts_actions_against_the_same_budget(stack: Stack
                 answers.append(await receive(ws))
         assert [a["type"] for a in answers] == ["pong"] * 4 + ["error"]
         assert answers[-1]["code"] == "rate_limited"
+    finally:
+        gateway.process.stop()
+        stack.gateways.remove(gateway)
+
+
+async def test_refused_keys_from_one_address_are_bounded_without_asking_the_coordinator(
+    stack: Stack,
+) -> None:
+    gateway = await stack.start_gateway(
+        env={"WHOOSH__GATEWAY__RATE_LIMITS__REFUSED_KEYS_PER_MINUTE": "3"}
+    )
+    try:
+        known = await stack.issue_key(Role.VIEWER, "known viewer")
+        await inside_one_window()
+        async with gateway.client(known) as client:
+            assert (await client.get("/api/v1/me")).status_code == 200  # verified, cached
+        strangers = [generate_key().token for _ in range(4)]
+        for token in strangers[:3]:
+            async with gateway.client(token) as client:
+                error_of(await client.get("/api/v1/me"), 401, "unauthorized")
+        async with gateway.client(strangers[3]) as client:
+            refused = await client.get("/api/v1/me")
+        assert "3 refused API keys per minute from 127.0.0.1" in error_of(
+            refused, 429, "rate_limited"
+        )
+        assert 1 <= int(refused.headers["Retry-After"]) <= 60
+        async with gateway.client(known) as client:  # a verified key is not held up
+            assert (await client.get("/api/v1/me")).status_code == 200
+        async with stack.gateway.client(strangers[3]) as client:  # counted per gateway
+            error_of(await client.get("/api/v1/me"), 401, "unauthorized")
     finally:
         gateway.process.stop()
         stack.gateways.remove(gateway)

@@ -21,6 +21,13 @@ class RateLimitSettings(Strict):
     concurrent_tasks: int = Field(
         default=200, ge=1, le=10_000_000, description="unfinished tasks a key may have"
     )
+    refused_keys_per_minute: int = Field(
+        default=60,
+        ge=1,
+        le=10_000_000,
+        description="per client address and gateway: unknown, expired or revoked keys the "
+        "coordinator refused; beyond it such keys get 429 without asking the coordinator",
+    )
 
 
 class GatewaySettings(Strict):

@@ -47,7 +47,7 @@ async def authenticate(conn: HTTPConnection, token: str | None = None) -> Caller
             "no API key: send 'Authorization: Bearer whk_...'",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    return await state.verifier.verify(token)
+    return await state.verifier.verify(token, conn.client.host if conn.client else "unknown")
 
 
 def check_role(caller: Caller, needed: Role) -> None:

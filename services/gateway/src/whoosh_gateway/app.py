@@ -20,6 +20,7 @@ from whoosh_gateway.gateway_state import GatewayState
 from whoosh_gateway.key_verifier import KeyVerifier
 from whoosh_gateway.metrics_proxy import MetricsProxy
 from whoosh_gateway.rate_limits import RateLimiter
+from whoosh_gateway.refused_keys import RefusedKeys
 from whoosh_gateway.routes import agents, fleet, health, keys, metrics, stream, tasks
 
 API_PREFIX = "/api/v1"
@@ -43,7 +44,11 @@ def create_app(settings: GatewaySettings, nats_url: str, name: str = "whoosh-gat
         settings=settings,
         bus=bus,
         coordinator=coordinator,
-        verifier=KeyVerifier(coordinator, settings.key_cache_s),
+        verifier=KeyVerifier(
+            coordinator,
+            settings.key_cache_s,
+            RefusedKeys(settings.rate_limits.refused_keys_per_minute),
+        ),
         limiter=RateLimiter(settings.rate_limits.requests_per_minute),
         hub=EventHub(),
         metrics=MetricsProxy(settings.monitor_metrics_url, settings.monitor_timeout_s),

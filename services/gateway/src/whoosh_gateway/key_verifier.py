@@ -30,6 +30,7 @@ from whoosh_shared.queries import ApiKeyView, VerifyApiKey
 from whoosh_gateway.callers import Caller
 from whoosh_gateway.coordinator_client import CoordinatorClient
 from whoosh_gateway.errors import ApiError
+from whoosh_gateway.refused_keys import RefusedKeys
 
 log = logging.getLogger(__name__)
 REVOCATION_WAIT_S = 3.0
@@ -44,10 +45,12 @@ class KeyVerifier:
         self,
         coordinator: CoordinatorClient,
         cache_s: float,
+        refused: RefusedKeys,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.coordinator = coordinator
         self.cache_s = cache_s
+        self.refused = refused
         self.clock = clock
         self._cache: dict[UUID, tuple[str, ApiKeyView, float]] = {}
         self._revoked_seen: dict[UUID, asyncio.Event] = {}
@@ -73,7 +76,9 @@ class KeyVerifier:
         if waiting is not None:
             waiting.set()
 
-    async def verify(self, token: str) -> Caller:
+    async def verify(self, token: str, address: str) -> Caller:
+        """The caller a key stands for; `address` (the client's) bounds how many refused
+        keys it may have the coordinator check."""
         prefix = parse_token(token)
         if prefix is None:
             raise ApiError(
@@ -82,9 +87,15 @@ class KeyVerifier:
         token_hash = hash_token(token)
         view = self._cached(key_id(prefix), token_hash)
         if view is None:
-            view = await self.coordinator.ask(
-                VerifyApiKey(prefix=prefix, key_hash=token_hash), ApiKeyView
-            )
+            self.refused.check(address)
+            try:
+                view = await self.coordinator.ask(
+                    VerifyApiKey(prefix=prefix, key_hash=token_hash), ApiKeyView
+                )
+            except ApiError as exc:
+                if exc.status == 401:
+                    self.refused.record(address)
+                raise
             self._cache[view.id] = (token_hash, view, self.clock())
         return Caller.for_key(view.prefix, view.name, view.role)
 
