@@ -226,3 +226,25 @@ async def test_failures_timeouts_and_agent_changes_reach_the_socket(
         slow_id = (await receive_until(ws, of_type("accepted")))[-1]["task_id"]
         timed_out = await receive_until(ws, of_type("execution_error", slow_id))
         assert timed_out[-1]["timed_out"] is True and timed_out[-1]["reason"]
+
+
+async def test_an_agent_subscription_follows_the_executions_given_to_that_agent(
+    stack: Stack, keys: dict[Role, str], operator: httpx.AsyncClient
+) -> None:
+    async with await open_ws(stack.gateway.ws_url, keys[Role.VIEWER]) as ws:
+        await send(ws, {"action": "subscribe", "scope": "agent", "id": "shell"})
+        await receive_until(ws, of_type("subscribed"))
+        task_id = await submit(operator, "echo followed", agent="shell")  # not over the socket
+        live = await receive_until(ws, of_type("execution_completed", task_id))
+    mine = [m for m in live if m.get("task_id") == task_id]
+    assert {"execution_started", "agent_event"} <= {m["type"] for m in mine}
+    assert "followed" in mine[-1]["output"]
+
+    # Resuming the agent's scope replays its tasks' events too, on either gateway.
+    after = min(m["event_id"] for m in live if "event_id" in m) - 1
+    async with await open_ws(stack.gateways[1].ws_url, keys[Role.VIEWER]) as ws:
+        await send(ws, {"action": "subscribe", "scope": "agent", "id": "shell",
+                        "last_event_id": after})  # fmt: skip
+        resumed = await receive_until(ws, of_type("subscribed"))
+    stored = [m["event_id"] for m in mine if "event_id" in m]
+    assert [m["event_id"] for m in resumed if m.get("task_id") == task_id] == stored

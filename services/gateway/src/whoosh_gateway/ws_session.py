@@ -66,6 +66,7 @@ class WsSession:
         self.queue: asyncio.Queue[str] = asyncio.Queue(self.limit)
         self.tasks: set[UUID] = set()
         self.agents: set[UUID] = set()
+        self.agent_tasks: dict[UUID, UUID] = {}  # task -> followed agent it was given to
         self.everything = False
         self._held: list[tuple[EventEnvelope, str | None]] | None = None
         self._seen: set[int] = set()
@@ -76,6 +77,7 @@ class WsSession:
     # -- the hub's side (never waits) ---------------------------------------------------
 
     def offer_event(self, envelope: EventEnvelope, text: str | None) -> None:
+        self._follow(envelope)
         if self.closing or not self._matches(envelope):
             return
         if self._held is not None:
@@ -87,7 +89,9 @@ class WsSession:
         self._deliver(envelope, text)
 
     def offer_line(self, line: ProgressLine, text: str) -> None:
-        if self.closing or not (self.everything or line.task_id in self.tasks):
+        if self.closing or not (
+            self.everything or line.task_id in self.tasks or line.task_id in self.agent_tasks
+        ):
             return
         self._enqueue(text)
 
@@ -97,8 +101,18 @@ class WsSession:
         if self.everything:
             return True
         if envelope.aggregate_type == "task":
-            return envelope.aggregate_id in self.tasks
+            return envelope.aggregate_id in self.tasks or envelope.aggregate_id in self.agent_tasks
         return envelope.aggregate_type == "agent" and envelope.aggregate_id in self.agents
+
+    def _follow(self, envelope: EventEnvelope) -> None:
+        """A followed agent's executions are followed too: its AgentSlotTaken names the task
+        (stored just before the task's TaskAssigned, in the same transaction)."""
+        if envelope.type != "AgentSlotTaken" or envelope.aggregate_id not in self.agents:
+            return
+        with contextlib.suppress(KeyError, ValueError):
+            self.agent_tasks[UUID(str(envelope.data["task_id"]))] = envelope.aggregate_id
+            if len(self.agent_tasks) > SEEN_KEPT:
+                del self.agent_tasks[next(iter(self.agent_tasks))]  # the oldest
 
     def _deliver(self, envelope: EventEnvelope, text: str | None) -> None:
         if envelope.notification_id in self._seen:
@@ -219,7 +233,10 @@ class WsSession:
         self._held = self._held if self._held is not None else []
         self._add(message.scope, target)
         try:
-            replayed = await self._replay(target, message.last_event_id)
+            # An agent's scope spans its tasks' events too: replay reads the whole log after
+            # the id (in order, so each AgentSlotTaken comes before its task's events).
+            scan = None if message.scope == "agent" else target
+            replayed = await self._replay(scan, message.last_event_id)
         finally:  # a failed replay must not leave live events held back for ever
             held, self._held = self._held or [], None
             for envelope, text in held:
@@ -253,6 +270,7 @@ class WsSession:
                 GetEvents(aggregate_id=target, after=after, limit=REPLAY_PAGE), EventPage
             )
             for envelope in page.events:
+                self._follow(envelope)
                 if envelope.notification_id in self._seen or not self._matches(envelope):
                     continue
                 message = from_event(
@@ -274,6 +292,7 @@ class WsSession:
             self.tasks.discard(target)  # type: ignore[arg-type]
         else:
             self.agents.discard(target)  # type: ignore[arg-type]
+            self.agent_tasks = {t: a for t, a in self.agent_tasks.items() if a != target}
         await self.send_now(
             {"type": "unsubscribed", "scope": message.scope, "id": message.id,
              "request_id": message.request_id}
