@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import shutil
 
 import nats.errors
@@ -32,14 +31,13 @@ from whoosh_shared.config import ExecutorSettings
 from whoosh_shared.connectivity import ProbeAgent, ProbeReply
 from whoosh_shared.enums import WORK_TOKEN, AgentType
 from whoosh_shared.inventory import Inventory
-from whoosh_shared.queries import AgentList, ListAgents
+from whoosh_shared.probe_rounds import every_interval, registered_agents
 
 from whoosh_executor_cli.ssh_probe import ProbeResult, probe_agent
 
 log = logging.getLogger(__name__)
 
 PROBE_QUEUE = "executor-cli-probe"
-JITTER = 0.2
 
 
 async def check_agent(spec: AgentSpec) -> ProbeReply:
@@ -101,24 +99,13 @@ class HostReporter:
         self.settings = settings
 
     async def run(self, stopping: asyncio.Event) -> None:
-        while not stopping.is_set():
-            await self.report_once()
-            pause = self.settings.probe_interval_s * random.uniform(1 - JITTER, 1 + JITTER)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), pause)
+        await every_interval(self.report_once, self.settings.probe_interval_s, stopping)
 
     async def report_once(self) -> dict[str, Inventory]:
-        timeout = self.settings.probe_timeout_s
-        try:
-            reply = await self.bus.ask(ListAgents(), timeout=timeout)
-        except (BusError, nats.errors.Error) as exc:
-            log.debug("cannot list agents to probe: %s", exc)
-            return {}
-        if reply.status != "ok" or reply.result is None:
-            return {}
+        agents = await registered_agents(self.bus, self.settings.probe_timeout_s)
         remote = [
             view.spec
-            for view in AgentList.model_validate(reply.result).agents
+            for view in agents or []
             if view.spec.type is AgentType.CLI and view.spec.ssh_target() is not None
         ]
         found = await asyncio.gather(*(self._probe(spec) for spec in remote))

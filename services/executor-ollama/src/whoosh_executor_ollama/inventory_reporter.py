@@ -10,9 +10,7 @@ cost messages, not events. Logged only when a server is lost or comes back.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import random
 
 import httpx
 import nats.errors
@@ -21,14 +19,13 @@ from whoosh_shared.commands import ReportInventory
 from whoosh_shared.config import ExecutorSettings
 from whoosh_shared.enums import AgentType
 from whoosh_shared.inventory import Inventory
-from whoosh_shared.queries import AgentList, ListAgents
+from whoosh_shared.probe_rounds import every_interval, registered_agents
 
 from whoosh_executor_ollama.server_probe import ShowCache, probe
 
 log = logging.getLogger(__name__)
 
 LLM_TYPES = (AgentType.OLLAMA, AgentType.OPENAI)
-JITTER = 0.2  # executors started together should not probe in lockstep
 
 
 class InventoryReporter:
@@ -41,27 +38,14 @@ class InventoryReporter:
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Probe at once, then every probe_interval_s, until `stopping` is set."""
-        while not stopping.is_set():
-            await self.report_once()
-            pause = self.settings.probe_interval_s * random.uniform(1 - JITTER, 1 + JITTER)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), pause)
+        await every_interval(self.report_once, self.settings.probe_interval_s, stopping)
 
     async def report_once(self) -> dict[str, Inventory]:
         """One round; returns what each agent's probe found (empty if the coordinator
         could not be asked: the next round tries again)."""
-        try:
-            reply = await self.bus.ask(ListAgents(), timeout=self.settings.probe_timeout_s)
-        except (BusError, nats.errors.Error) as exc:
-            log.debug("cannot list agents to probe: %s", exc)
-            return {}
-        if reply.status != "ok" or reply.result is None:
-            log.debug("cannot list agents to probe: %s", reply.reason)
-            return {}
+        agents = await registered_agents(self.bus, self.settings.probe_timeout_s)
         views = [
-            view
-            for view in AgentList.model_validate(reply.result).agents
-            if view.spec.type in LLM_TYPES and view.spec.endpoint
+            view for view in agents or [] if view.spec.type in LLM_TYPES and view.spec.endpoint
         ]
         timeout = self.settings.probe_timeout_s
         found = await asyncio.gather(
