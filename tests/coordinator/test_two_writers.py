@@ -69,3 +69,17 @@ def test_reject_on_stale_memory_is_rechecked_against_the_store(pair) -> None:
     a.handle(c.EnableAgent(name="w"))
     Assigner(a, timeout_grace_s=0).assign_pending()  # attempt 2, known only to the store
     assert accepted(b.handle(c.StartTask(task_id=task_id, attempt=2, executor_id="e")))
+
+
+def test_a_task_ended_on_a_stale_agent_copy_still_releases_its_slot(pair) -> None:
+    a, b = pair
+    spec = AgentSpec(name="duo", command=["cat"], max_concurrent=2)
+    accepted(a.handle(c.RegisterAgent(spec=spec)))
+    b.handle(c.DisableAgent(name="duo"))  # b remembers the agent with both slots free...
+    b.handle(c.EnableAgent(name="duo"))
+    task_id = UUID(accepted(a.handle(c.SubmitTask(prompt="x"))).ids["task_id"])  # ...a takes one
+    accepted(b.handle(c.StartTask(task_id=task_id, attempt=1, executor_id="e")))
+    accepted(b.handle(c.CompleteTask(task_id=task_id, attempt=1, output="done")))
+    Follower(b.store, b.projection).catch_up()
+    assert b.projection.tasks[task_id].status is TaskStatus.COMPLETED
+    assert b.projection.agent_by_name("duo").in_flight == []  # the slot came back

@@ -34,7 +34,7 @@ from whoosh_coordinator.domain.api_key import ApiKey
 from whoosh_coordinator.projections import FleetProjection
 from whoosh_coordinator.scheduler import Needs, choose, eligible
 from whoosh_coordinator.store import WhooshStore
-from whoosh_coordinator.working_set import WorkingSet
+from whoosh_coordinator.working_set import StaleCopy, WorkingSet
 
 log = logging.getLogger(__name__)
 COMMANDS_BY_SUBJECT: dict[str, type[c.Command]] = {cls.SUBJECT: cls for cls in c.COMMANDS}
@@ -207,6 +207,10 @@ class CommandHandler:
             self.save(task, *([agent] if agent else []))
             return
         agent = agent or self.load_agent_by_id(held)
+        if not agent.holds(task.id) and self.aggregates.decided_from_memory:
+            # Another coordinator may have given this slot since our copy was saved: the
+            # release would record nothing on the copy and the slot would leak.
+            raise StaleCopy(f"agent {agent.name}: remembered copy lacks task {task.id}")
         agent.release_slot(task.id)
         self.save(task, agent)
 

@@ -12,12 +12,20 @@ from __future__ import annotations
 from collections import OrderedDict
 from uuid import UUID
 
+from eventsourcing.persistence import IntegrityError
+
 from whoosh_coordinator.domain import Agent, Task
 from whoosh_coordinator.domain.api_key import ApiKey
 from whoosh_coordinator.store import WhooshStore
 
 Aggregate = Agent | Task | ApiKey
 KEPT = 50_000
+
+
+class StaleCopy(IntegrityError):
+    """A decision found a remembered aggregate out of date where the store cannot: a
+    change that records nothing (no event, so no version check) would be lost. Handled
+    as the store's own conflict: forget what was touched and decide again."""
 
 
 class WorkingSet:

@@ -156,6 +156,9 @@ class Agent(Aggregate):
     def _slot_taken(self, task_id: UUID, attempt: int) -> None:
         self.in_flight[str(task_id)] = attempt
 
+    def holds(self, task_id: UUID) -> bool:
+        return str(task_id) in self.in_flight
+
     def release_slot(self, task_id: UUID) -> None:
         """Idempotent: releasing a slot the agent does not hold records nothing."""
         attempt = self.in_flight.get(str(task_id))
