@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import random
+
 from coordinator.factories import NOW, agent_view, task_view
-from whoosh_coordinator.scheduler import plan
+from whoosh_coordinator.scheduler import Needs, choose, plan
+from whoosh_shared.inventory import Inventory, ModelFacts
+from whoosh_shared.queries import AgentView, TaskView
 
 
 def names(placements) -> list[str]:
@@ -80,3 +84,66 @@ def test_a_long_queue_stops_at_the_last_free_slot() -> None:
     queued = [task_view(i) for i in range(10_000)]
     placed = plan(queued, [agent], NOW)
     assert [p.task_id for p in placed] == [queued[0].id, queued[1].id]
+
+
+def test_tasks_stuck_on_a_busy_model_do_not_hide_a_shorter_prompt_behind_them() -> None:
+    inventory = {"m:1": ModelFacts(context_length=100_000)}
+    big = agent_view("big", load=1, type="ollama", endpoint="http://h:1", model="m:1")
+    big.inventory = Inventory(reachable=True, models=inventory)
+    small = agent_view("small", type="ollama", endpoint="http://h:2", model="m:1")
+    small.inventory = Inventory(reachable=True, models={"m:1": ModelFacts(context_length=1000)})
+    long_prompt = "x" * 40_000  # ~10k tokens: only "big" can read it, and it is full
+    queued = [task_view(i, model="m:1", prompt=long_prompt) for i in range(3)]
+    queued.append(task_view(3, model="m:1", prompt="short"))
+    assert [(p.task_id, p.agent_name) for p in plan(queued, [big, small], NOW)] == [
+        (queued[3].id, "small")
+    ]
+
+
+def _naive_plan(queued: list[TaskView], agents: list[AgentView], rng: random.Random) -> list:
+    """The scheduler's loop without its memory of stuck needs: the reference."""
+    agents = [a for a in agents if a.in_rotation]
+    load = {a.id: a.load for a in agents}
+    placements = []
+    for task in queued:
+        chosen = choose(Needs.of(task), agents, load, rng)
+        if chosen is not None:
+            load[chosen.id] += 1
+            placements.append((task.id, chosen.spec.name))
+    return placements
+
+
+def test_remembering_stuck_needs_places_exactly_what_trying_every_task_places() -> None:
+    models, capabilities = ["m:1", "m:2", "m:3"], ["chat", "code"]
+    for seed in range(300):
+        pick = random.Random(seed)
+        agents = []
+        for i in range(pick.randint(1, 5)):
+            max_concurrent = pick.randint(1, 3)
+            model = pick.choice(models)
+            agent = agent_view(
+                f"a{i}",
+                load=pick.randint(0, max_concurrent),
+                type="ollama",
+                endpoint=f"http://h:{i + 1}",
+                model=model,
+                max_concurrent=max_concurrent,
+                capabilities={c: pick.random() for c in capabilities if pick.random() < 0.6},
+            )
+            facts = ModelFacts(context_length=pick.choice([None, 50, 500, 5000]))
+            agent.inventory = Inventory(reachable=True, models={model: facts})
+            agents.append(agent)
+        names = [a.spec.name for a in agents]
+        queued = [
+            task_view(
+                n,
+                model=pick.choice([*models, None]),
+                prompt="x" * pick.randint(1, 8000),
+                capabilities=[c for c in capabilities if pick.random() < 0.3],
+                tried_agents=[a for a in names if pick.random() < 0.2],
+            )
+            for n in range(pick.randint(1, 40))
+        ]
+        expected = _naive_plan(queued, agents, random.Random(seed))
+        placed = plan(queued, agents, NOW, random.Random(seed))
+        assert [(p.task_id, p.agent_name) for p in placed] == expected, f"seed {seed}"

@@ -165,16 +165,50 @@ def plan(
     load = {agent.id: agent.load for agent in agents}
     free = sum(max(0, agent.spec.max_concurrent - agent.load) for agent in agents)
     placements: list[Placement] = []
+    stuck = _Stuck()
     for task in queued:
         if len(placements) == free:
             break  # every slot is given: a long queue costs nothing more
         if task.not_before and task.not_before > now:
             continue
-        chosen = choose(Needs.of(task), agents, load, rng)
-        if chosen is not None:
-            load[chosen.id] += 1
-            placements.append(Placement(task.id, chosen.id, chosen.spec.name))
+        needs = Needs.of(task)
+        if stuck.known(needs):
+            continue
+        chosen = choose(needs, agents, load, rng)
+        if chosen is None:
+            stuck.add(needs)
+            continue
+        load[chosen.id] += 1
+        placements.append(Placement(task.id, chosen.id, chosen.spec.name))
     return placements
+
+
+class _Stuck:
+    """Needs that found no agent in this pass, so that thousands of queued tasks waiting
+    for the same busy model cost one look each, not one walk over every agent each.
+
+    Loads only grow during a pass, and a longer prompt fits fewer agents, so a first try
+    (no agents tried yet) that found nobody means nobody for the same needs with a prompt
+    at least as long. Retries are always looked at: their fallback to tried agents is
+    not monotone in the prompt."""
+
+    def __init__(self) -> None:
+        self._shortest: dict[tuple[object, ...], int] = {}  # needs -> shortest stuck prompt
+
+    @staticmethod
+    def _key(needs: Needs) -> tuple[object, ...]:
+        return (needs.agent, needs.agent_type, needs.model, needs.capabilities)
+
+    def known(self, needs: Needs) -> bool:
+        if needs.tried_agents:
+            return False
+        shortest = self._shortest.get(self._key(needs))
+        return shortest is not None and needs.prompt_tokens >= shortest
+
+    def add(self, needs: Needs) -> None:
+        if not needs.tried_agents:
+            key = self._key(needs)
+            self._shortest[key] = min(needs.prompt_tokens, self._shortest.get(key, 1 << 62))
 
 
 def _cold(needs: Needs, agent: AgentView) -> bool:
