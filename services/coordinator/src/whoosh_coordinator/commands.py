@@ -13,13 +13,14 @@ the task commands; agent, API key and alert commands live beside it in
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, Recording
 from pydantic import ValidationError
 from whoosh_shared import commands as c
@@ -30,7 +31,6 @@ from whoosh_coordinator import agent_commands, alert_commands, api_key_commands
 from whoosh_coordinator.admission import admit
 from whoosh_coordinator.domain import Agent, Rejected, Task
 from whoosh_coordinator.domain.agent import agent_id
-from whoosh_coordinator.domain.api_key import ApiKey
 from whoosh_coordinator.projections import FleetProjection
 from whoosh_coordinator.scheduler import Needs, choose, eligible
 from whoosh_coordinator.store import WhooshStore
@@ -38,6 +38,10 @@ from whoosh_coordinator.working_set import StaleCopy, WorkingSet
 
 log = logging.getLogger(__name__)
 COMMANDS_BY_SUBJECT: dict[str, type[c.Command]] = {cls.SUBJECT: cls for cls in c.COMMANDS}
+TaskEndListener = Callable[[Task], Sequence[Aggregate]]
+"""Called when a task reaches its end (completed, failed, cancelled, timed out); the
+aggregates it returns (a workflow execution advanced, a thread's vote recorded, new tasks)
+are saved in the same transaction as the task's last event."""
 CONFLICT_RETRIES = 8
 
 
@@ -69,7 +73,7 @@ class CommandHandler:
         self.on_saved = on_saved
         self.clock = clock
         self.aggregates = WorkingSet(store)
-        self._unit: list[Agent | Task | ApiKey] | None = None
+        self._unit: list[Aggregate] | None = None
         self._dispatch: dict[type[c.Command], Callable[[Any], CommandReply]] = {
             c.SubmitTask: self._submit_task,
             c.StartTask: self._start_task,
@@ -95,6 +99,7 @@ class CommandHandler:
             },
         }
         self._submitted_in_unit: dict[str, int] = {}
+        self.task_end_listeners: list[TaskEndListener] = []
 
     # -- entry points -----------------------------------------------------------------
 
@@ -174,7 +179,7 @@ class CommandHandler:
 
     # -- helpers ----------------------------------------------------------------------
 
-    def save(self, *aggregates: Agent | Task | ApiKey) -> None:
+    def save(self, *aggregates: Aggregate) -> None:
         if self._unit is not None:  # inside a group commit: saved with the group
             self._unit.extend(aggregates)
             return
@@ -202,9 +207,11 @@ class CommandHandler:
 
     def settle(self, task: Task, held: UUID | None, agent: Agent | None = None) -> None:
         """Save a task, with the release of the agent slot it held if it no longer runs
-        (`agent`: the held agent, when this decision has loaded it already)."""
+        (`agent`: the held agent, when this decision has loaded it already). A task that
+        ended takes what its `task_end_listeners` return into the same transaction."""
+        followers = self._after_end(task)
         if held is None or task.active:
-            self.save(task, *([agent] if agent else []))
+            self.save(task, *([agent] if agent else []), *followers)
             return
         agent = agent or self.load_agent_by_id(held)
         if not agent.holds(task.id) and self.aggregates.decided_from_memory:
@@ -212,7 +219,12 @@ class CommandHandler:
             # release would record nothing on the copy and the slot would leak.
             raise StaleCopy(f"agent {agent.name}: remembered copy lacks task {task.id}")
         agent.release_slot(task.id)
-        self.save(task, agent)
+        self.save(task, agent, *followers)
+
+    def _after_end(self, task: Task) -> list[Aggregate]:
+        if not task.terminal:
+            return []
+        return [a for listener in self.task_end_listeners for a in listener(task)]
 
     # -- tasks ------------------------------------------------------------------------
 

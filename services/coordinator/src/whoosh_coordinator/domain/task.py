@@ -35,8 +35,12 @@ class Task(Aggregate):
         retry: dict[str, Any],
         actor: str,
         llm: dict[str, Any] | None = None,
+        origin: dict[str, str] | None = None,
     ) -> None:
+        """`origin` names what created the task inside the coordinator (for example
+        {"kind": "execution", "id": ..., "step": ...}); None for a task submitted directly."""
         self.prompt = prompt
+        self.origin = origin
         self.llm = llm
         self.model = model
         self.timeout_s = timeout_s
