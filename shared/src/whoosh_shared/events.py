@@ -118,6 +118,7 @@ class TaskSubmitted(EventData):
     retry: RetryPolicy
     actor: str = "system"
     llm: LlmOptions | None = None
+    origin: dict[str, str] | None = None
 
 
 class TaskAssigned(EventData):

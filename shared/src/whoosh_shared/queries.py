@@ -108,6 +108,9 @@ class TaskView(Strict):
     last_progress: str | None = None
     usage: Usage = Field(default_factory=Usage)
     version: int = 0
+    origin: dict[str, str] | None = Field(
+        default=None, description="what created the task inside the coordinator, if anything"
+    )
     submitted_by: str = Field(default="system", description="the submitting actor (audit)")
 
 

@@ -214,4 +214,5 @@ def _new_task_view(envelope: EventEnvelope, payload: ev.TaskSubmitted) -> TaskVi
         submitted_at=envelope.timestamp,
         sequence=envelope.notification_id,
         submitted_by=payload.actor,
+        origin=payload.origin,
     )
