@@ -40,6 +40,7 @@ ASYNC_COMMANDS: dict[tuple[str, ...], AsyncCommand] = {
     ("task", "cancel"): task_commands.task_cancel,
     ("task", "events"): task_commands.task_events,
     ("agent", "remove"): agent_commands.agent_remove,
+    ("agent", "weight"): agent_commands.agent_weight,
     ("key", "create"): key_commands.key_create,
     ("key", "list"): key_commands.key_list,
     ("key", "revoke"): key_commands.key_revoke,

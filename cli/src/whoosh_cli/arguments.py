@@ -126,6 +126,11 @@ def _add_agent(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
         "remove", parents=[common], help="remove an agent (refused while it holds work)"
     )
     remove.add_argument("name", metavar="NAME")
+    weight = sub.add_parser(
+        "weight", parents=[common], help="set an agent's traffic weight (0..100; 0 drains it)"
+    )
+    weight.add_argument("name", metavar="NAME")
+    weight.add_argument("weight", type=int, metavar="N", help="0..100 (default of an agent: 100)")
 
 
 def _add_task(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:

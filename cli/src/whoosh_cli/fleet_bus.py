@@ -54,6 +54,11 @@ class BusFleet:
         command = c.EnableAgent if enabled else c.DisableAgent
         return _result(await send(self.bus, command(name=name, actor=ACTOR)))
 
+    async def set_weight(self, name: str, weight: int) -> WriteResult:
+        return _result(
+            await send(self.bus, c.SetAgentWeight(name=name, weight=weight, actor=ACTOR))
+        )
+
     async def remove(self, name: str) -> WriteResult:
         return _result(await send(self.bus, c.RemoveAgent(name=name, actor=ACTOR)))
 

@@ -57,6 +57,9 @@ class GatewayFleet:
     async def set_enabled(self, name: str, enabled: bool) -> WriteResult:
         return await self._write("POST", f"/agents/{name}/{'enable' if enabled else 'disable'}")
 
+    async def set_weight(self, name: str, weight: int) -> WriteResult:
+        return await self._write("PUT", f"/agents/{name}/weight", json={"weight": weight})
+
     async def remove(self, name: str) -> WriteResult:
         return await self._write("DELETE", f"/agents/{name}")
 

@@ -45,6 +45,14 @@ class AgentDisabled(EventData):
     actor: str = "system"
 
 
+class AgentWeightChanged(EventData):
+    """The agent's traffic weight changed (rollout step, drain with 0, or back)."""
+
+    weight: int = Field(ge=0, le=100)
+    previous: int = Field(ge=0, le=100)
+    actor: str = "system"
+
+
 class AgentRemoved(EventData):
     """The agent was taken out of the fleet (it held no work); its name is free again."""
 
@@ -222,6 +230,7 @@ EVENT_TYPES: dict[str, type[EventData]] = {
         AgentHealthChanged,
         AgentSlotTaken,
         AgentSlotReleased,
+        AgentWeightChanged,
         TaskSubmitted,
         TaskAssigned,
         TaskStarted,

@@ -95,6 +95,7 @@ class CommandHandler:
                     (c.RevokeApiKey, api_key_commands.revoke_api_key),
                     (c.RaiseAlert, alert_commands.raise_alert),
                     (c.ResolveAlert, alert_commands.resolve_alert),
+                    (c.SetAgentWeight, agent_commands.set_agent_weight),
                 )
             },
         }

@@ -69,6 +69,8 @@ class FleetProjection:
         match payload:
             case ev.AgentUpdated(changes=changes):
                 view.spec = AgentSpec.model_validate({**view.spec.model_dump(), **changes})
+            case ev.AgentWeightChanged(weight=weight):
+                view.spec = view.spec.model_copy(update={"weight": weight})
             case ev.AgentEnabled():
                 view.enabled = True
             case ev.AgentDisabled():
