@@ -45,15 +45,29 @@ class Command(Strict):
     actor: str = Field(default="system", max_length=200, description="who asked (audit)")
 
 
+CALLER_ROLE = Field(
+    default=None,
+    description="the caller's API-key role as the gateway verified it; None: a client on "
+    "the bus itself, whose NATS credentials are the authority (see agent_policy)",
+)
+
+
 class RegisterAgent(Command):
     SUBJECT: ClassVar[str] = subjects.command("agent.register")
     spec: AgentSpec
+    role: Role | None = CALLER_ROLE
+    check_only: bool = Field(
+        default=False,
+        description="decide (who may define it, where it points, a free name) and answer, "
+        "storing nothing: asked before an executor tests a new agent's connectivity",
+    )
 
 
 class UpdateAgent(Command):
     SUBJECT: ClassVar[str] = subjects.command("agent.update")
     name: AgentName
     changes: AgentUpdate
+    role: Role | None = CALLER_ROLE
 
 
 class EnableAgent(Command):

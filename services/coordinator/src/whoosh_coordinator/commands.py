@@ -26,6 +26,7 @@ from pydantic import ValidationError
 from whoosh_shared import commands as c
 from whoosh_shared.commands import CommandReply, RejectCode
 from whoosh_shared.enums import TaskStatus
+from whoosh_shared.security_settings import SecuritySettings
 
 from whoosh_coordinator import agent_commands, alert_commands, api_key_commands, idempotency
 from whoosh_coordinator.admission import admit
@@ -68,8 +69,10 @@ class CommandHandler:
         projection: FleetProjection,
         on_saved: Callable[[list[Recording[Any]]], None],
         clock: Callable[[], datetime] = utcnow,
+        security: SecuritySettings | None = None,
     ) -> None:
         self.store = store
+        self.security = security or SecuritySettings()  # who may define command agents
         self.projection = projection
         self.on_saved = on_saved
         self.clock = clock
