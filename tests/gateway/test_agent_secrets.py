@@ -53,9 +53,7 @@ async def test_env_values_are_never_shown(
         env = {"OPENAI_API_KEY": SECRET, "HOME_TOKEN": "${HOME_TOKEN}"}
         created = await operator.post("/api/v1/agents", json={"spec": spec(name, env=env)})
         assert created.status_code == 201, created.text
-        seen = await receive_until(
-            ws, lambda m: m.get("type") == "agent_status" and name in str(m)
-        )
+        seen = await receive_until(ws, lambda m: m.get("type") == "agent_status" and name in str(m))
     finally:
         await ws.close()
     shown = created.json()["agent"]["spec"]["env"]
