@@ -21,6 +21,7 @@ from whoosh_cli.context import CliContext
 from whoosh_cli.errors import EXIT_FAILURE, EXIT_OK, CliError, UsageError
 from whoosh_cli.fleet import WriteResult, open_fleet
 from whoosh_cli.output import notice, print_json, print_line, print_table, truncate
+from whoosh_cli.submit_retry import new_key
 from whoosh_cli.task_outcome import Outcome
 from whoosh_cli.validation import build
 
@@ -44,6 +45,7 @@ def submit_command(args: argparse.Namespace) -> SubmitTask:
         "agent_type": args.type,
         "model": args.model,
         "actor": "cli",
+        "idempotency_key": new_key(),  # one per invocation: its retries give one task
     }
     if args.priority is not None:
         fields["priority"] = args.priority

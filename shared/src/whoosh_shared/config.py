@@ -25,6 +25,7 @@ from whoosh_shared.alerts import (
     check_threshold,
 )
 from whoosh_shared.gateway_settings import GatewaySettings
+from whoosh_shared.security_settings import SecuritySettings
 
 DEFAULT_CONFIG_NAME = "whoosh.yaml"
 DEFAULT_NATS_PORT = 4311  # not 4222: machines often run their own NATS there
@@ -198,7 +199,7 @@ class WhooshConfig(Strict):
     agents: dict[str, AgentSpec] = Field(default_factory=dict)
     workflows: dict[str, Any] = Field(default_factory=dict, description="reserved (workflows)")
     mcp_servers: dict[str, Any] = Field(default_factory=dict, description="reserved (MCP)")
-    security: dict[str, Any] = Field(default_factory=dict, description="reserved (gateway)")
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
 
     @field_validator("agents", mode="before")
     @classmethod

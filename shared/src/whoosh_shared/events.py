@@ -127,6 +127,9 @@ class TaskSubmitted(EventData):
     actor: str = "system"
     llm: LlmOptions | None = None
     origin: dict[str, str] | None = None
+    idempotency: dict[str, str] | None = Field(
+        default=None, description="actor, key and request digest of an idempotent submit"
+    )
 
 
 class TaskAssigned(EventData):

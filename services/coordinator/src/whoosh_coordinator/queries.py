@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 from whoosh_shared import queries as q
+from whoosh_shared.agent_env import mask_env, mask_envelope
 from whoosh_shared.queries import QueryReply
 
 from whoosh_coordinator.api_key_registry import KeyRefused
@@ -108,15 +109,17 @@ class QueryHandler:
         cursor = str(page[-1].sequence) if more and page else None
         return QueryReply.ok(q.TaskPage(tasks=page, next_cursor=cursor))
 
-    def _list_agents(self, _: q.ListAgents) -> QueryReply:
+    def _list_agents(self, query: q.ListAgents) -> QueryReply:
         agents = sorted(self.projection.agents.values(), key=lambda a: a.spec.name)
+        if not query.with_env:
+            agents = [_env_masked(a) for a in agents]
         return QueryReply.ok(q.AgentList(agents=agents))
 
     def _get_agent(self, query: q.GetAgent) -> QueryReply:
         agent = self.projection.agent_by_name(query.name)
         if agent is None:
             return QueryReply.error("not_found", f"unknown agent '{query.name}'")
-        return QueryReply.ok(agent)
+        return QueryReply.ok(agent if query.with_env else _env_masked(agent))
 
     def _get_events(self, query: q.GetEvents) -> QueryReply:
         """One aggregate's history (by its id) or the global log after a position."""
@@ -126,7 +129,7 @@ class QueryHandler:
             events = aggregate_events(self.store, query.aggregate_id, query.after, query.limit + 1)
         else:
             events = read_envelopes(self.store, query.after, query.limit + 1)
-        page = events[: query.limit]
+        page = [mask_envelope(e) for e in events[: query.limit]]
         more = len(events) > query.limit
         cursor = page[-1].notification_id if more and page else None
         return QueryReply.ok(q.EventPage(events=page, next_cursor=cursor))
@@ -137,6 +140,14 @@ class QueryHandler:
         except KeyRefused as refused:
             return QueryReply.error("unauthorized", str(refused))
         return QueryReply.ok(view)
+
+
+def _env_masked(agent: q.AgentView) -> q.AgentView:
+    """The agent as readers see it: env values masked (see whoosh_shared.agent_env)."""
+    if not agent.spec.env:
+        return agent
+    spec = agent.spec.model_copy(update={"env": mask_env(agent.spec.env)})
+    return agent.model_copy(update={"spec": spec})
 
 
 def _matches(task: q.TaskView, query: q.ListTasks) -> bool:

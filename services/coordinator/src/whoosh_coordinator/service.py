@@ -23,6 +23,7 @@ from whoosh_shared import subjects
 from whoosh_shared.bus import Bus, ensure_streams
 from whoosh_shared.commands import Command, CommandReply
 from whoosh_shared.config import ConfigError, CoordinatorSettings
+from whoosh_shared.security_settings import SecuritySettings
 from whoosh_shared.store import describe_store
 from whoosh_shared.work import StoreAppended
 
@@ -46,6 +47,7 @@ class Coordinator:
         settings: CoordinatorSettings,
         run_relay: bool = True,
         stream_replicas: int = 1,
+        security: SecuritySettings | None = None,
     ) -> None:
         self.store_url = store_url
         self.settings = settings
@@ -54,7 +56,9 @@ class Coordinator:
         self.projection = FleetProjection()
         self.follower = Follower(self.store, self.projection)
         self.bus = Bus(nats_url, "whoosh-coordinator")
-        self.handler = CommandHandler(self.store, self.projection, on_saved=self._on_saved)
+        self.handler = CommandHandler(
+            self.store, self.projection, on_saved=self._on_saved, security=security
+        )
         self.queries = QueryHandler(self.projection, self.store)
         self.assigner = Assigner(
             self.handler, settings.timeout_grace_s, FairShare(settings.fair_share.shares)
