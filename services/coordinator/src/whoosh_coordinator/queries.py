@@ -11,8 +11,10 @@ from typing import Any
 from pydantic import ValidationError
 from whoosh_shared import queries as q
 from whoosh_shared.agent_env import mask_env, mask_envelope
+from whoosh_shared.agent_fit import FindAgents
 from whoosh_shared.queries import QueryReply
 
+from whoosh_coordinator.agent_finder import find_agents
 from whoosh_coordinator.api_key_registry import KeyRefused
 from whoosh_coordinator.commands import describe_validation_error
 from whoosh_coordinator.history import aggregate_events
@@ -32,6 +34,7 @@ QUERIES_BY_SUBJECT: dict[str, type[q.Query]] = {
         q.VerifyApiKey,
         q.ListApiKeys,
         q.ListAlerts,
+        FindAgents,
     )
 }
 
@@ -63,6 +66,9 @@ class QueryHandler:
             ),
             q.ListAlerts: lambda query: QueryReply.ok(
                 q.AlertList(alerts=self.projection.alerts.listed(query.status, query.limit))
+            ),
+            FindAgents: lambda query: QueryReply.ok(
+                find_agents(query, self.projection.agents.values())
             ),
         }
 

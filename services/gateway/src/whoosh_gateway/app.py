@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
+from starlette.routing import Route
 from whoosh_shared.bus import Bus
 from whoosh_shared.gateway_settings import GatewaySettings
 from whoosh_shared.queries import AgentList, ListAgents
@@ -18,6 +19,7 @@ from whoosh_gateway.errors import ApiError, install_error_handlers
 from whoosh_gateway.event_hub import EventHub
 from whoosh_gateway.gateway_state import GatewayState
 from whoosh_gateway.key_verifier import KeyVerifier
+from whoosh_gateway.mcp.http import MCP_PATH, McpEndpoint
 from whoosh_gateway.metrics_proxy import MetricsProxy
 from whoosh_gateway.rate_limits import RateLimiter
 from whoosh_gateway.refused_keys import RefusedKeys
@@ -53,6 +55,7 @@ def create_app(settings: GatewaySettings, nats_url: str, name: str = "whoosh-gat
         hub=EventHub(),
         metrics=MetricsProxy(settings.monitor_metrics_url, settings.monitor_timeout_s),
     )
+    mcp_endpoint = McpEndpoint(state) if settings.mcp.enabled else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -65,7 +68,8 @@ def create_app(settings: GatewaySettings, nats_url: str, name: str = "whoosh-gat
             for agent in (await coordinator.ask(ListAgents(), AgentList)).agents:
                 state.hub.remember_agent(agent.id, agent.spec.name)
         try:
-            yield
+            async with mcp_endpoint.running() if mcp_endpoint else contextlib.nullcontext():
+                yield
         finally:
             await state.metrics.stop()
             await state.hub.stop()
@@ -90,4 +94,7 @@ def create_app(settings: GatewaySettings, nats_url: str, name: str = "whoosh-gat
     app.include_router(api)
     app.include_router(health.router)
     app.include_router(metrics.router)
+    if mcp_endpoint is not None:  # a plain route: exactly /mcp, no redirect to /mcp/
+        app.router.routes.append(Route(MCP_PATH, endpoint=mcp_endpoint))
+        app.state.mcp = mcp_endpoint
     return app
