@@ -321,6 +321,9 @@ def load_text(text: str, source: str = "workflow", name: str | None = None) -> D
         problem = getattr(exc, "problem", None) or str(exc)
         raise DefinitionError([f"{source}{where}: not valid YAML: {problem}"]) from None
     lines = _line_index(node) if node is not None else {}
+    duplicates = list(_duplicates(node, (), source)) if node is not None else []
+    if duplicates:
+        raise DefinitionError(duplicates)
     if name is not None and isinstance(data, dict):
         data["name"] = name
     return load_data(data, source, lines)
@@ -363,6 +366,26 @@ def _unknown_types(data: dict[str, Any], source: str, lines: dict[tuple[Any, ...
     return problems
 
 
+def _duplicates(node: yaml.Node, path: tuple[Any, ...], source: str) -> Iterator[str]:
+    """YAML keeps the last of two equal keys; a workflow must not (two steps named alike)."""
+    if isinstance(node, yaml.MappingNode):
+        first: dict[Any, int] = {}
+        for key, value in node.value:
+            line = key.start_mark.line + 1
+            if key.value in first:
+                what = "step id" if path == ("steps",) else "key"
+                yield (
+                    f"{source} line {line}: duplicate {what} '{key.value}' "
+                    f"(first on line {first[key.value]})"
+                )
+            else:
+                first[key.value] = line
+            yield from _duplicates(value, (*path, key.value), source)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            yield from _duplicates(item, (*path, i), source)
+
+
 def _line_index(node: yaml.Node, path: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], int]:
     """Line (1-based) of every mapping key and sequence item, by its path."""
     index = {path: node.start_mark.line + 1}
@@ -397,7 +420,12 @@ def _describe(exc: ValidationError, source: str, lines: dict[tuple[Any, ...], in
         if error["type"] == "extra_forbidden":
             msg = "unknown field"
         problems.append(f"{_where(source, lines, loc)}: {dotted}: {msg}")
-    return problems
+    return sorted(problems, key=_line_of)
+
+
+def _line_of(problem: str) -> int:
+    found = re.search(r" line (\d+):", problem)
+    return int(found.group(1)) if found else 0
 
 
 # -- semantic checks --------------------------------------------------------------------
