@@ -27,6 +27,7 @@ from whoosh_shared import commands as c
 from whoosh_shared.commands import CommandReply, RejectCode
 from whoosh_shared.enums import TaskStatus
 from whoosh_shared.security_settings import SecuritySettings
+from whoosh_shared.workflows import WORKFLOW_COMMANDS
 
 from whoosh_coordinator import agent_commands, alert_commands, api_key_commands, idempotency
 from whoosh_coordinator.admission import admit
@@ -39,7 +40,9 @@ from whoosh_coordinator.store import WhooshStore
 from whoosh_coordinator.working_set import StaleCopy, WorkingSet
 
 log = logging.getLogger(__name__)
-COMMANDS_BY_SUBJECT: dict[str, type[c.Command]] = {cls.SUBJECT: cls for cls in c.COMMANDS}
+COMMANDS_BY_SUBJECT: dict[str, type[c.Command]] = {
+    cls.SUBJECT: cls for cls in (*c.COMMANDS, *WORKFLOW_COMMANDS)
+}
 TaskEndListener = Callable[[Task], Sequence[Aggregate]]
 """Called when a task reaches its end (completed, failed, cancelled, timed out); the
 aggregates it returns (a workflow execution advanced, a thread's vote recorded, new tasks)
@@ -105,6 +108,11 @@ class CommandHandler:
         }
         self._submitted_in_unit: dict[str, int] = {}
         self.task_end_listeners: list[TaskEndListener] = []
+        from whoosh_coordinator.workflows.commands import WorkflowCommands
+
+        self.workflows = WorkflowCommands(self)
+        self._dispatch.update(self.workflows.dispatch())
+        self.task_end_listeners.append(self.workflows.on_task_end)
 
     # -- entry points -----------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 from whoosh_shared import queries as q
+from whoosh_shared import workflows as w
 from whoosh_shared.agent_env import mask_env, mask_envelope
 from whoosh_shared.agent_fit import FindAgents
 from whoosh_shared.queries import QueryReply
@@ -35,6 +36,7 @@ QUERIES_BY_SUBJECT: dict[str, type[q.Query]] = {
         q.ListApiKeys,
         q.ListAlerts,
         FindAgents,
+        *w.WORKFLOW_QUERIES,
     )
 }
 
@@ -70,6 +72,7 @@ class QueryHandler:
             FindAgents: lambda query: QueryReply.ok(
                 find_agents(query, self.projection.agents.values())
             ),
+            **workflow_queries(self.projection),
         }
 
     def handle_raw(self, subject: str, body: bytes) -> QueryReply:
@@ -166,3 +169,36 @@ def _matches(task: q.TaskView, query: q.ListTasks) -> bool:
     if query.submitted_after and task.submitted_at < query.submitted_after:
         return False
     return not (query.submitted_before and task.submitted_at >= query.submitted_before)
+
+
+def workflow_queries(
+    projection: FleetProjection,
+) -> dict[type[q.Query], Callable[[Any], QueryReply]]:
+    """Workflows and executions, answered from their projection (steps joined with tasks)."""
+    views = projection.workflows
+
+    def get_workflow(query: w.GetWorkflow) -> QueryReply:
+        view = views.workflow(query.name, query.version)
+        if view is None:
+            what = f" version {query.version}" if query.version else ""
+            return QueryReply.error("not_found", f"unknown workflow '{query.name}'{what}")
+        return QueryReply.ok(view)
+
+    def get_execution(query: w.GetExecution) -> QueryReply:
+        view = views.execution(query.execution_id, projection.tasks)
+        if view is None:
+            return QueryReply.error("not_found", f"unknown execution {query.execution_id}")
+        return QueryReply.ok(view)
+
+    def list_executions(query: w.ListExecutions) -> QueryReply:
+        found = views.listed(projection.tasks, query.workflow, query.status, query.limit)
+        return QueryReply.ok(w.ExecutionList(executions=found))
+
+    return {
+        w.ListWorkflows: lambda _: QueryReply.ok(
+            w.WorkflowList(workflows=sorted(views.workflows.values(), key=lambda v: v.name))
+        ),
+        w.GetWorkflow: get_workflow,
+        w.GetExecution: get_execution,
+        w.ListExecutions: list_executions,
+    }

@@ -158,6 +158,9 @@ class Coordinator:
             try:
                 if self.assigner.time_out_overdue():
                     await self._after_change()
+                due = self.projection.workflows.due(self.handler.clock())
+                if due and self.handler.workflows.wake_due(due):
+                    await self._after_change()
                 self.kick.set()  # retries whose backoff has passed become placeable
             except Exception:
                 log.exception("timeout sweep failed")
