@@ -12,6 +12,7 @@ from whoosh_shared.bus import Bus
 from whoosh_shared.gateway_settings import GatewaySettings
 from whoosh_shared.queries import AgentList, ListAgents
 
+from whoosh_gateway import ui
 from whoosh_gateway.body_limit import BodyLimit
 from whoosh_gateway.coordinator_client import CoordinatorClient
 from whoosh_gateway.errors import ApiError, install_error_handlers
@@ -61,6 +62,7 @@ def create_app(settings: GatewaySettings, nats_url: str, name: str = "whoosh-gat
         await state.hub.start(bus)
         await state.limiter.start(bus.js)
         await state.metrics.start()
+        await ui.start(app, bus)
         with contextlib.suppress(ApiError):  # names for agent_status messages; live ones later
             for agent in (await coordinator.ask(ListAgents(), AgentList)).agents:
                 state.hub.remember_agent(agent.id, agent.spec.name)
@@ -77,7 +79,7 @@ def create_app(settings: GatewaySettings, nats_url: str, name: str = "whoosh-gat
         version="1",
         description=DESCRIPTION,
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # served by whoosh_gateway.ui.docs from vendored assets (offline)
         openapi_url="/openapi.json",
         redoc_url=None,
     )
@@ -90,4 +92,5 @@ def create_app(settings: GatewaySettings, nats_url: str, name: str = "whoosh-gat
     app.include_router(api)
     app.include_router(health.router)
     app.include_router(metrics.router)
+    ui.install(app)
     return app
