@@ -74,14 +74,25 @@ class BusFleet:
             lambda: send(self.bus, command), lambda e: isinstance(e, UnreachableError), "submit"
         )
 
-    async def submit_and_follow(self, command: SubmitTask, live_output: bool) -> Outcome:
-        watch = TaskWatch(self.bus, live_output=live_output)
+    async def submit_and_follow(
+        self, command: SubmitTask, live_output: bool, verbose: bool = False
+    ) -> Outcome:
+        watch = TaskWatch(self.bus, live_output=live_output, verbose=verbose)
         await watch.subscribe_all()
         try:
             reply = await self._send_submit(command)
             if not reply.accepted:
                 raise CliError(f"task rejected ({reply.code}): {reply.reason}")
             await watch.focus(UUID(reply.ids["task_id"]))
+            return await watch.follow()
+        finally:
+            await watch.close()
+
+    async def follow(self, task_id: UUID, live_output: bool, verbose: bool = False) -> Outcome:
+        await self.task(task_id)  # an unknown id is refused here, not watched for ever
+        watch = TaskWatch(self.bus, live_output=live_output, verbose=verbose)
+        try:
+            await watch.focus(task_id)
             return await watch.follow()
         finally:
             await watch.close()

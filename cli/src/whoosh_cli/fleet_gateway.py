@@ -29,7 +29,6 @@ from whoosh_cli.gateway_session import (
 )
 from whoosh_cli.submit_retry import with_retries
 from whoosh_cli.task_outcome import Outcome
-from whoosh_cli.ws_follow import follow_over_websocket
 
 AGENT_VIEW_FIELDS = frozenset(AgentView.model_fields)
 GATEWAY_SETS = {"actor", "max_active_tasks"}  # the gateway fills these from the key
@@ -93,15 +92,31 @@ class GatewayFleet:
             raise_for_usage(rejected)
             return WriteResult(False, code=rejected.code, reason=rejected.reason)
 
-    async def submit_and_follow(self, command: SubmitTask, live_output: bool) -> Outcome:
-        api_key = self.session.client.headers.get("authorization", "").removeprefix("Bearer ")
+    async def submit_and_follow(
+        self, command: SubmitTask, live_output: bool, verbose: bool = False
+    ) -> Outcome:
+        from whoosh_cli.ws_follow import follow_over_websocket  # websockets: only when used
+
         return await follow_over_websocket(
             self.session.url,
-            api_key or None,
+            self._api_key(),
             submission(command),
             live_output,
             idempotency_key=command.idempotency_key,
+            verbose=verbose,
         )
+
+    async def follow(self, task_id: UUID, live_output: bool, verbose: bool = False) -> Outcome:
+        from whoosh_cli.ws_follow import watch_over_websocket
+
+        await self.task(task_id)  # an unknown id is a clear 404 here, not an endless watch
+        return await watch_over_websocket(
+            self.session.url, self._api_key(), task_id, live_output, verbose=verbose
+        )
+
+    def _api_key(self) -> str | None:
+        api_key = self.session.client.headers.get("authorization", "").removeprefix("Bearer ")
+        return api_key or None
 
     async def task(self, task_id: UUID) -> TaskView:
         return await self.session.get(f"/tasks/{task_id}", TaskView)

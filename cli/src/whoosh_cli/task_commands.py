@@ -96,9 +96,21 @@ async def task_submit(ctx: CliContext, args: argparse.Namespace) -> int:
     async with open_fleet(ctx) as fleet:
         if not args.wait:
             return _report_submit(ctx, await fleet.submit(command))
-        outcome = await fleet.submit_and_follow(command, live_output=not ctx.json)
+        outcome = await fleet.submit_and_follow(
+            command, live_output=not ctx.json, verbose=args.verbose
+        )
         if ctx.json:
             print_json(await fleet.task(_followed_id(outcome)))
+    return EXIT_OK if outcome.status is TaskStatus.COMPLETED else EXIT_FAILURE
+
+
+async def task_watch(ctx: CliContext, args: argparse.Namespace) -> int:
+    """Follow any task (one submitted elsewhere, or earlier) to its end, like --wait."""
+    task_id = parse_task_id(args.task_id)
+    async with open_fleet(ctx) as fleet:
+        outcome = await fleet.follow(task_id, live_output=not ctx.json, verbose=args.verbose)
+        if ctx.json:
+            print_json(await fleet.task(task_id))
     return EXIT_OK if outcome.status is TaskStatus.COMPLETED else EXIT_FAILURE
 
 

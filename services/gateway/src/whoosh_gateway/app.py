@@ -13,6 +13,7 @@ from whoosh_shared.bus import Bus
 from whoosh_shared.gateway_settings import GatewaySettings
 from whoosh_shared.queries import AgentList, ListAgents
 
+from whoosh_gateway import ui
 from whoosh_gateway.body_limit import BodyLimit
 from whoosh_gateway.coordinator_client import CoordinatorClient
 from whoosh_gateway.errors import ApiError, install_error_handlers
@@ -64,6 +65,7 @@ def create_app(settings: GatewaySettings, nats_url: str, name: str = "whoosh-gat
         await state.hub.start(bus)
         await state.limiter.start(bus.js)
         await state.metrics.start()
+        await ui.start(app, bus)
         with contextlib.suppress(ApiError):  # names for agent_status messages; live ones later
             for agent in (await coordinator.ask(ListAgents(), AgentList)).agents:
                 state.hub.remember_agent(agent.id, agent.spec.name)
@@ -81,7 +83,7 @@ def create_app(settings: GatewaySettings, nats_url: str, name: str = "whoosh-gat
         version="1",
         description=DESCRIPTION,
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # served by whoosh_gateway.ui.docs from vendored assets (offline)
         openapi_url="/openapi.json",
         redoc_url=None,
     )
@@ -97,4 +99,5 @@ def create_app(settings: GatewaySettings, nats_url: str, name: str = "whoosh-gat
     if mcp_endpoint is not None:  # a plain route: exactly /mcp, no redirect to /mcp/
         app.router.routes.append(Route(MCP_PATH, endpoint=mcp_endpoint))
         app.state.mcp = mcp_endpoint
+    ui.install(app)
     return app
