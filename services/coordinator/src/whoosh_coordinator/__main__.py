@@ -8,6 +8,7 @@ import json
 import sys
 
 from eventsourcing.persistence import PersistenceError
+from whoosh_shared import nats_auth
 from whoosh_shared.bus import BusError
 from whoosh_shared.config import ConfigError, load_config
 from whoosh_shared.logs import setup_logging
@@ -33,13 +34,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         config = load_config(args.config)
+        nats_auth.configure(config.nats_options())
         store_url = args.store or config.store_url()
         nats_url = args.nats or config.nats.client_url()
         if args.mode == "replay":
             return replay(store_url, args.json)
         setup_logging(f"coordinator-{args.mode}")
         return asyncio.run(serve(args.mode, store_url, nats_url, config, not args.no_relay))
-    except (ConfigError, StoreUrlError) as exc:
+    except (ConfigError, StoreUrlError, ValueError) as exc:
         print(f"whoosh-coordinator: {exc}", file=sys.stderr)
         return 2
     except PersistenceError as exc:
