@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from whoosh_cli import (
     agent_commands,
     alerts_command,
+    backup_command,
     key_commands,
     status_command,
     task_commands,
@@ -58,6 +59,8 @@ def dispatch(args: argparse.Namespace) -> int:
         return run_up(ctx)
     if key == ("replay",):
         return replay(ctx, args)
+    if key in (("backup",), ("restore",)):
+        return (backup_command.backup if key == ("backup",) else backup_command.restore)(ctx, args)
     return asyncio.run(ASYNC_COMMANDS[key](ctx, args))
 
 
