@@ -74,6 +74,10 @@ def dispatch(args: argparse.Namespace) -> int:
         from whoosh_cli.replay_command import replay
 
         return replay(ctx, args)
+    if key in (("backup",), ("restore",)):
+        from whoosh_cli import backup_command
+
+        return (backup_command.backup if key == ("backup",) else backup_command.restore)(ctx, args)
     return asyncio.run(load_command(key)(ctx, args))
 
 

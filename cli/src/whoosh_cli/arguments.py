@@ -67,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_status(commands, common)
     _add_top(commands, common)
     _add_replay(commands, common)
+    _add_backup(commands, common)
     _add_agent(commands, common)
     _add_task(commands, common)
     _add_key(commands, common)
@@ -107,6 +108,16 @@ def _add_replay(commands: argparse._SubParsersAction, common: argparse.ArgumentP
         help="rebuild the projections from the event store; print counts",
     )
     p.add_argument("--store", metavar="URL", help="store URL (default: from the config)")
+
+
+def _add_backup(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    for name, text in (
+        ("backup", "a consistent copy of the event store in FILE, verified by replaying it"),
+        ("restore", "fill an empty data dir (or PostgreSQL schema) from a backup FILE"),
+    ):
+        p = commands.add_parser(name, parents=[common], help=text)
+        p.add_argument("file", metavar="FILE")
+        p.add_argument("--store", metavar="URL", help="store URL (default: from the config)")
 
 
 def _add_agent(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:

@@ -9,6 +9,7 @@ import socket
 import sys
 
 import uvicorn
+from whoosh_shared import nats_auth
 from whoosh_shared.bus import BusError
 from whoosh_shared.config import ConfigError, load_config
 from whoosh_shared.gateway_settings import GatewaySettings
@@ -37,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         config = load_config(args.config)
+        nats_auth.configure(config.nats_options())
         overrides = {
             key: value
             for key, value in (("host", args.host), ("port", args.port))
