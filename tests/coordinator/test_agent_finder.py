@@ -42,7 +42,7 @@ def test_context_length_and_unreachable_servers() -> None:
     down = agent_view("down", type="ollama", endpoint="http://y", model="m1")
     down = down.model_copy(update={"inventory": Inventory(reachable=False, reason="refused")})
     answer = fits(FindAgents(prompt="x" * 400), [small, down])
-    assert "exceeds its model's context" in answer["small"][2]
+    assert answer["small"][2] == "the prompt (~100 tokens) exceeds its context of 10"
     assert answer["down"][2] == "unreachable: refused"
 
 

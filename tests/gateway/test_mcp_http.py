@@ -19,9 +19,8 @@ from gateway.calls import error_of
 from gateway.stack import Gateway, Stack
 from harness import alive, eventually
 from mcp import Client
-from mcp.shared.exceptions import MCPError
 from mcp.client.streamable_http import streamable_http_client
-from whoosh_gateway.mcp.write_tools import supports_idempotency
+from mcp.shared.exceptions import MCPError
 from whoosh_shared.api_keys import Role
 
 ERAS = ["legacy", "2026-07-28"]
@@ -215,7 +214,6 @@ async def test_host_and_origin_checks_and_no_redirect(stack: Stack, keys) -> Non
     assert "mcp-session-id" not in fine.headers, "stateless: no session to stick to"
 
 
-@pytest.mark.skipif(not supports_idempotency(), reason="SubmitTask has no idempotency_key yet")
 async def test_the_same_idempotency_key_gives_one_task(stack: Stack, keys) -> None:
     key = f"mcp-{uuid.uuid4()}"
     first = await submit(stack.gateway, keys[Role.OPERATOR], "echo once", idempotency_key=key)

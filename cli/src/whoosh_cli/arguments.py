@@ -12,8 +12,11 @@ import re
 from datetime import UTC, datetime, timedelta
 
 from whoosh_shared.api_keys import Role
-from whoosh_shared.commands import MAX_PRIORITY, MIN_PRIORITY
 from whoosh_shared.enums import AgentType, CliKind, TaskStatus
+
+# The contract's priority range (whoosh_shared.commands), repeated so that `whoosh --help`
+# need not import the pydantic contract; tests/cli/test_arguments_lazy.py keeps them equal.
+MIN_PRIORITY, MAX_PRIORITY = 1, 10
 
 
 def _shared_options(with_json: bool) -> argparse.ArgumentParser:
@@ -62,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     common = _shared_options(with_json=True)
     _add_up(commands)
     _add_status(commands, common)
+    _add_top(commands, common)
     _add_replay(commands, common)
     _add_agent(commands, common)
     _add_task(commands, common)
@@ -86,6 +90,14 @@ def _add_up(commands: argparse._SubParsersAction) -> None:
 
 def _add_status(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     commands.add_parser("status", parents=[common], help="fleet and task counts")
+
+
+def _add_top(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = commands.add_parser(
+        "top", parents=[common], help="live view of agents and running tasks (q to quit)"
+    )
+    p.add_argument("--interval", type=float, default=2.0, metavar="S", help="refresh every S s")
+    p.add_argument("--once", action="store_true", help="print one frame and exit")
 
 
 def _add_replay(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -126,6 +138,11 @@ def _add_agent(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
         "remove", parents=[common], help="remove an agent (refused while it holds work)"
     )
     remove.add_argument("name", metavar="NAME")
+    weight = sub.add_parser(
+        "weight", parents=[common], help="set an agent's traffic weight (0..100; 0 drains it)"
+    )
+    weight.add_argument("name", metavar="NAME")
+    weight.add_argument("weight", type=int, metavar="N", help="0..100 (default of an agent: 100)")
 
 
 def _add_task(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -154,6 +171,14 @@ def _add_task(commands: argparse._SubParsersAction, common: argparse.ArgumentPar
     submit.add_argument(
         "--wait", action="store_true", help="follow the task live; exit 0 only if it completes"
     )
+    submit.add_argument(
+        "--verbose", action="store_true", help="with --wait: a summary of tokens and tokens/s"
+    )
+    watch = sub.add_parser(
+        "watch", parents=[common], help="follow any task live; exit 0 only if it completes"
+    )
+    watch.add_argument("task_id", metavar="ID")
+    watch.add_argument("--verbose", action="store_true", help="a summary of tokens and tokens/s")
     get = sub.add_parser("get", parents=[common], help="one task in detail")
     get.add_argument("task_id", metavar="ID")
     lst = sub.add_parser("list", parents=[common], help="recent tasks")

@@ -25,6 +25,7 @@ from whoosh_shared.alerts import (
     check_threshold,
 )
 from whoosh_shared.gateway_settings import GatewaySettings
+from whoosh_shared.security_settings import SecuritySettings
 
 DEFAULT_CONFIG_NAME = "whoosh.yaml"
 DEFAULT_NATS_PORT = 4311  # not 4222: machines often run their own NATS there
@@ -62,10 +63,29 @@ class StoreSettings(Strict):
     )
 
 
+class FairShareSettings(Strict):
+    """Shares of queued work at equal priority, by API key name (unset: 1 each)."""
+
+    shares: dict[str, float] = Field(
+        default_factory=dict,
+        description="API key name -> share (e.g. ci: 1, alice: 3); a key with share 3 gets "
+        "three turns to one of a key with share 1",
+    )
+
+    @field_validator("shares")
+    @classmethod
+    def _positive(cls, value: dict[str, float]) -> dict[str, float]:
+        for name, share in value.items():
+            if not 0 < share <= 1000:
+                raise ValueError(f"share of key {name!r} must be > 0 and <= 1000, not {share}")
+        return value
+
+
 class CoordinatorSettings(Strict):
     poll_interval_s: float = Field(default=0.25, gt=0, le=60)
     sweep_interval_s: float = Field(default=0.5, gt=0, le=60)
     timeout_grace_s: float = Field(default=5.0, ge=0, le=3600)
+    fair_share: FairShareSettings = Field(default_factory=FairShareSettings)
 
 
 class ExecutorSettings(Strict):
@@ -179,7 +199,7 @@ class WhooshConfig(Strict):
     agents: dict[str, AgentSpec] = Field(default_factory=dict)
     workflows: dict[str, Any] = Field(default_factory=dict, description="reserved (workflows)")
     mcp_servers: dict[str, Any] = Field(default_factory=dict, description="reserved (MCP)")
-    security: dict[str, Any] = Field(default_factory=dict, description="reserved (gateway)")
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
 
     @field_validator("agents", mode="before")
     @classmethod

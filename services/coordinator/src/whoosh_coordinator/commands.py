@@ -26,18 +26,23 @@ from pydantic import ValidationError
 from whoosh_shared import commands as c
 from whoosh_shared.commands import CommandReply, RejectCode
 from whoosh_shared.enums import TaskStatus
+from whoosh_shared.security_settings import SecuritySettings
+from whoosh_shared.workflows import WORKFLOW_COMMANDS
 
-from whoosh_coordinator import agent_commands, alert_commands, api_key_commands
+from whoosh_coordinator import agent_commands, alert_commands, api_key_commands, idempotency
 from whoosh_coordinator.admission import admit
 from whoosh_coordinator.domain import Agent, Rejected, Task
 from whoosh_coordinator.domain.agent import agent_id
+from whoosh_coordinator.domain.task import task_id_for
 from whoosh_coordinator.projections import FleetProjection
 from whoosh_coordinator.scheduler import Needs, choose, eligible
 from whoosh_coordinator.store import WhooshStore
 from whoosh_coordinator.working_set import StaleCopy, WorkingSet
 
 log = logging.getLogger(__name__)
-COMMANDS_BY_SUBJECT: dict[str, type[c.Command]] = {cls.SUBJECT: cls for cls in c.COMMANDS}
+COMMANDS_BY_SUBJECT: dict[str, type[c.Command]] = {
+    cls.SUBJECT: cls for cls in (*c.COMMANDS, *WORKFLOW_COMMANDS)
+}
 TaskEndListener = Callable[[Task], Sequence[Aggregate]]
 """Called when a task reaches its end (completed, failed, cancelled, timed out); the
 aggregates it returns (a workflow execution advanced, a thread's vote recorded, new tasks)
@@ -67,8 +72,10 @@ class CommandHandler:
         projection: FleetProjection,
         on_saved: Callable[[list[Recording[Any]]], None],
         clock: Callable[[], datetime] = utcnow,
+        security: SecuritySettings | None = None,
     ) -> None:
         self.store = store
+        self.security = security or SecuritySettings()  # who may define command agents
         self.projection = projection
         self.on_saved = on_saved
         self.clock = clock
@@ -95,11 +102,17 @@ class CommandHandler:
                     (c.RevokeApiKey, api_key_commands.revoke_api_key),
                     (c.RaiseAlert, alert_commands.raise_alert),
                     (c.ResolveAlert, alert_commands.resolve_alert),
+                    (c.SetAgentWeight, agent_commands.set_agent_weight),
                 )
             },
         }
         self._submitted_in_unit: dict[str, int] = {}
         self.task_end_listeners: list[TaskEndListener] = []
+        from whoosh_coordinator.workflows.commands import WorkflowCommands
+
+        self.workflows = WorkflowCommands(self)
+        self._dispatch.update(self.workflows.dispatch())
+        self.task_end_listeners.append(self.workflows.on_task_end)
 
     # -- entry points -----------------------------------------------------------------
 
@@ -229,6 +242,10 @@ class CommandHandler:
     # -- tasks ------------------------------------------------------------------------
 
     def _submit_task(self, cmd: c.SubmitTask) -> CommandReply:
+        if cmd.idempotency_key is not None:
+            earlier = self._submitted_before(cmd)
+            if earlier is not None:
+                return earlier
         needs = admit(cmd, self.projection)
         if cmd.max_active_tasks is not None:
             unfinished = self.projection.unfinished_by(cmd.actor)
@@ -252,9 +269,36 @@ class CommandHandler:
             retry=cmd.retry.model_dump(),
             actor=cmd.actor,
             llm=cmd.llm.model_dump(mode="json") if cmd.llm else None,
+            idempotency=idempotency.marker(cmd),
         )
         self.save(task, *self._place_at_once(task, needs))
         return CommandReply.accept(task_id=str(task.id))
+
+    def _submitted_before(self, cmd: c.SubmitTask) -> CommandReply | None:
+        """The answer to a submit whose idempotency key already made a task: that task
+        (`replayed`), or a refusal when the key came with a different request. Checked
+        before admission and limits: a retry must get what the first submit got."""
+        assert cmd.idempotency_key is not None
+        task_id = task_id_for(cmd.actor, cmd.idempotency_key)
+        task = self._task_in_unit(task_id)
+        if task is None:
+            try:
+                task = self.aggregates.get(task_id)
+            except AggregateNotFoundError:
+                return None
+        if not isinstance(task, Task):
+            raise Rejected(RejectCode.INTERNAL, f"aggregate {task_id} is not a task")
+        digest = (task.idempotency or {}).get("digest")
+        if digest != idempotency.request_digest(cmd):
+            raise Rejected(RejectCode.KEY_REUSED, idempotency.reused_reason(cmd, task_id))
+        return CommandReply.accept(task_id=str(task_id), replayed="true")
+
+    def _task_in_unit(self, task_id: UUID) -> Task | None:
+        """A task decided earlier in this group commit (not in the store yet)."""
+        for aggregate in self._unit or ():
+            if isinstance(aggregate, Task) and aggregate.id == task_id:
+                return aggregate
+        return None
 
     def _place_at_once(self, task: Task, needs: Needs) -> list[Agent]:
         """With nothing queued ahead, assign in the submitting transaction: one commit and

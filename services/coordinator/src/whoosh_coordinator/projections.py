@@ -20,6 +20,7 @@ from whoosh_shared.queries import AgentView, FleetStats, TaskView
 from whoosh_coordinator.alert_projection import AlertProjection
 from whoosh_coordinator.api_key_registry import ApiKeyRegistry
 from whoosh_coordinator.estimates import observe
+from whoosh_coordinator.workflows.projection import WorkflowProjection
 
 
 class FleetProjection:
@@ -31,6 +32,7 @@ class FleetProjection:
         self.api_keys = ApiKeyRegistry()
         self._unfinished: dict[str, int] = {}
         self.alerts = AlertProjection()
+        self.workflows = WorkflowProjection()
         self.position = 0
         self.event_count = 0
 
@@ -48,6 +50,8 @@ class FleetProjection:
             self.api_keys.apply(envelope, payload)
         elif envelope.aggregate_type == "alert":
             self.alerts.apply(envelope, payload)
+        elif envelope.aggregate_type in ("workflow", "execution"):
+            self.workflows.apply(envelope, payload)
         else:
             self._apply_task(envelope, payload)
 
@@ -69,6 +73,8 @@ class FleetProjection:
         match payload:
             case ev.AgentUpdated(changes=changes):
                 view.spec = AgentSpec.model_validate({**view.spec.model_dump(), **changes})
+            case ev.AgentWeightChanged(weight=weight):
+                view.spec = view.spec.model_copy(update={"weight": weight})
             case ev.AgentEnabled():
                 view.enabled = True
             case ev.AgentDisabled():

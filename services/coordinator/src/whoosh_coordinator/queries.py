@@ -10,6 +10,8 @@ from typing import Any
 
 from pydantic import ValidationError
 from whoosh_shared import queries as q
+from whoosh_shared import workflows as w
+from whoosh_shared.agent_env import mask_env, mask_envelope
 from whoosh_shared.agent_fit import FindAgents
 from whoosh_shared.queries import QueryReply
 
@@ -34,6 +36,7 @@ QUERIES_BY_SUBJECT: dict[str, type[q.Query]] = {
         q.ListApiKeys,
         q.ListAlerts,
         FindAgents,
+        *w.WORKFLOW_QUERIES,
     )
 }
 
@@ -69,6 +72,7 @@ class QueryHandler:
             FindAgents: lambda query: QueryReply.ok(
                 find_agents(query, self.projection.agents.values())
             ),
+            **workflow_queries(self.projection),
         }
 
     def handle_raw(self, subject: str, body: bytes) -> QueryReply:
@@ -114,15 +118,17 @@ class QueryHandler:
         cursor = str(page[-1].sequence) if more and page else None
         return QueryReply.ok(q.TaskPage(tasks=page, next_cursor=cursor))
 
-    def _list_agents(self, _: q.ListAgents) -> QueryReply:
+    def _list_agents(self, query: q.ListAgents) -> QueryReply:
         agents = sorted(self.projection.agents.values(), key=lambda a: a.spec.name)
+        if not query.with_env:
+            agents = [_env_masked(a) for a in agents]
         return QueryReply.ok(q.AgentList(agents=agents))
 
     def _get_agent(self, query: q.GetAgent) -> QueryReply:
         agent = self.projection.agent_by_name(query.name)
         if agent is None:
             return QueryReply.error("not_found", f"unknown agent '{query.name}'")
-        return QueryReply.ok(agent)
+        return QueryReply.ok(agent if query.with_env else _env_masked(agent))
 
     def _get_events(self, query: q.GetEvents) -> QueryReply:
         """One aggregate's history (by its id) or the global log after a position."""
@@ -132,7 +138,7 @@ class QueryHandler:
             events = aggregate_events(self.store, query.aggregate_id, query.after, query.limit + 1)
         else:
             events = read_envelopes(self.store, query.after, query.limit + 1)
-        page = events[: query.limit]
+        page = [mask_envelope(e) for e in events[: query.limit]]
         more = len(events) > query.limit
         cursor = page[-1].notification_id if more and page else None
         return QueryReply.ok(q.EventPage(events=page, next_cursor=cursor))
@@ -145,6 +151,14 @@ class QueryHandler:
         return QueryReply.ok(view)
 
 
+def _env_masked(agent: q.AgentView) -> q.AgentView:
+    """The agent as readers see it: env values masked (see whoosh_shared.agent_env)."""
+    if not agent.spec.env:
+        return agent
+    spec = agent.spec.model_copy(update={"env": mask_env(agent.spec.env)})
+    return agent.model_copy(update={"spec": spec})
+
+
 def _matches(task: q.TaskView, query: q.ListTasks) -> bool:
     if query.status and task.status is not query.status:
         return False
@@ -155,3 +169,36 @@ def _matches(task: q.TaskView, query: q.ListTasks) -> bool:
     if query.submitted_after and task.submitted_at < query.submitted_after:
         return False
     return not (query.submitted_before and task.submitted_at >= query.submitted_before)
+
+
+def workflow_queries(
+    projection: FleetProjection,
+) -> dict[type[q.Query], Callable[[Any], QueryReply]]:
+    """Workflows and executions, answered from their projection (steps joined with tasks)."""
+    views = projection.workflows
+
+    def get_workflow(query: w.GetWorkflow) -> QueryReply:
+        view = views.workflow(query.name, query.version)
+        if view is None:
+            what = f" version {query.version}" if query.version else ""
+            return QueryReply.error("not_found", f"unknown workflow '{query.name}'{what}")
+        return QueryReply.ok(view)
+
+    def get_execution(query: w.GetExecution) -> QueryReply:
+        view = views.execution(query.execution_id, projection.tasks)
+        if view is None:
+            return QueryReply.error("not_found", f"unknown execution {query.execution_id}")
+        return QueryReply.ok(view)
+
+    def list_executions(query: w.ListExecutions) -> QueryReply:
+        found = views.listed(projection.tasks, query.workflow, query.status, query.limit)
+        return QueryReply.ok(w.ExecutionList(executions=found))
+
+    return {
+        w.ListWorkflows: lambda _: QueryReply.ok(
+            w.WorkflowList(workflows=sorted(views.workflows.values(), key=lambda v: v.name))
+        ),
+        w.GetWorkflow: get_workflow,
+        w.GetExecution: get_execution,
+        w.ListExecutions: list_executions,
+    }

@@ -27,6 +27,7 @@ from nats.js import JetStreamContext
 from nats.js.api import PubAck
 from nats.js.errors import NotFoundError
 from whoosh_shared import subjects
+from whoosh_shared.agent_env import mask_envelope
 from whoosh_shared.agents import AgentSpec
 from whoosh_shared.enums import WORK_TOKEN
 from whoosh_shared.events import EventEnvelope
@@ -180,7 +181,7 @@ class Relay:
             subjects.NOTIFICATION_ID_HEADER: str(envelope.notification_id),
         }
         return await self.js.publish_async(
-            subject, envelope.model_dump_json().encode(), headers=headers
+            subject, mask_envelope(envelope).model_dump_json().encode(), headers=headers
         )
 
     async def _publish_work(self, work: WorkItem) -> Awaitable[PubAck]:

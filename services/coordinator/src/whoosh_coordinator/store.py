@@ -17,9 +17,17 @@ from whoosh_shared.store import store_env
 from whoosh_coordinator.domain import Agent, Task
 from whoosh_coordinator.domain.alert import Alert
 from whoosh_coordinator.domain.api_key import ApiKey
+from whoosh_coordinator.workflows.domain import Execution, Workflow
 
 ENVELOPE_SKIP = frozenset({"originator_id", "originator_version", "timestamp", "originator_topic"})
-AGGREGATE_TYPES = {Agent: "agent", Task: "task", ApiKey: "apikey", Alert: "alert"}
+AGGREGATE_TYPES = {
+    Agent: "agent",
+    Task: "task",
+    ApiKey: "apikey",
+    Alert: "alert",
+    Workflow: "workflow",
+    Execution: "execution",
+}
 
 
 class WhooshStore(Application[Any]):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Any
-from uuid import UUID
+from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 from eventsourcing.domain import Aggregate, event
 from whoosh_shared.commands import RejectCode
@@ -19,9 +19,23 @@ from whoosh_shared.enums import TaskStatus
 from whoosh_coordinator.domain.rejection import Rejected
 
 ACTIVE = (TaskStatus.ASSIGNED.value, TaskStatus.RUNNING.value)
+TASK_NAMESPACE = uuid5(NAMESPACE_URL, "whoosh:task")
+
+
+def task_id_for(actor: str, idempotency_key: str) -> UUID:
+    """The id of the task an actor's idempotency key names: derived, not remembered, so
+    every coordinator (and one restarted after a crash) finds the same task, and the
+    store's unique (id, version) refuses a second creation by a concurrent writer."""
+    return uuid5(TASK_NAMESPACE, f"{actor}\x00{idempotency_key}")
 
 
 class Task(Aggregate):
+    @staticmethod
+    def create_id(idempotency: dict[str, str] | None = None) -> UUID:
+        if idempotency is None:
+            return uuid4()
+        return task_id_for(idempotency["actor"], idempotency["key"])
+
     @event("Submitted")
     def __init__(
         self,
@@ -36,10 +50,14 @@ class Task(Aggregate):
         actor: str,
         llm: dict[str, Any] | None = None,
         origin: dict[str, str] | None = None,
+        idempotency: dict[str, str] | None = None,
     ) -> None:
         """`origin` names what created the task inside the coordinator (for example
-        {"kind": "execution", "id": ..., "step": ...}); None for a task submitted directly."""
+        {"kind": "execution", "id": ..., "step": ...}); None for a task submitted directly.
+        `idempotency` ({"actor", "key", "digest"}) when the submitter sent an idempotency
+        key: the id derives from actor and key, the digest tells a retry from a reuse."""
         self.prompt = prompt
+        self.idempotency = idempotency
         self.origin = origin
         self.llm = llm
         self.model = model
