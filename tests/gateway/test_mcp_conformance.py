@@ -55,6 +55,17 @@ SCENARIOS = {
     ],
 }
 
+# Checks that fail by design, with why; the test fails if one of them starts passing
+# (the list is then stale) or if anything else fails.
+KNOWN_GAPS = {
+    ("2026-07-28", "server-stateless"): {
+        # Both need the harness's diagnostic tool 'test_missing_capability' (a tool that
+        # requires sampling); WHOOSH has no tool that needs a client capability.
+        "sep-2575-server-rejects-undeclared-capability",
+        "sep-2575-missing-capability-http-400",
+    },
+}
+
 pytestmark = pytest.mark.skipif(
     shutil.which("node") is None or shutil.which("npm") is None, reason="needs Node.js and npm"
 )
@@ -113,7 +124,11 @@ async def test_conformance_scenario(open_gateway: Gateway, version, scenario, tm
         run_harness, f"{open_gateway.url}/mcp", scenario, version, tmp_path
     )
     checks = [check for group in result["checks"] for check in group]
-    failed = [c for c in checks if c.get("status") == "FAILURE"]
+    failed = {c["id"]: c for c in checks if c.get("status") == "FAILURE"}
+    known = KNOWN_GAPS.get((version, scenario), set())
     assert checks, result["stdout"]
-    assert not failed, json.dumps(failed, indent=1)[:4000]
-    assert result["rc"] == 0, result["stdout"]
+    unexpected = [check for id_, check in failed.items() if id_ not in known]
+    assert not unexpected, json.dumps(unexpected, indent=1)[:4000]
+    assert set(failed) == known, f"stale known gaps: {sorted(known - set(failed))}"
+    if not known:
+        assert result["rc"] == 0, result["stdout"]
