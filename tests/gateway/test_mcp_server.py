@@ -30,6 +30,7 @@ OPERATOR_TOOLS = {
     "whoosh_cancel_task",
     "whoosh_register_agent",
     "whoosh_set_agent_enabled",
+    "whoosh_set_agent_weight",
 }
 
 

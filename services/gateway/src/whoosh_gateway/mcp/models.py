@@ -39,6 +39,7 @@ class AgentSummary(BaseModel):
     reachable: bool
     active_tasks: int
     capacity: int
+    weight: int = Field(description="traffic weight 0..100 (0: draining)")
     completed: int
     failed: int
     remote_host: str | None = Field(default=None, description="SSH host of a remote CLI agent")
@@ -59,6 +60,7 @@ def agent_summary(agent: AgentView) -> AgentSummary:
         reachable=agent.reachable,
         active_tasks=agent.load,
         capacity=spec.max_concurrent,
+        weight=spec.weight,
         completed=agent.completed,
         failed=agent.failed,
         remote_host=spec.host,

@@ -16,7 +16,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import Field
 from whoosh_shared import commands as c
-from whoosh_shared.agents import AgentName, AgentSpec, CapabilityName
+from whoosh_shared.agents import AgentName, AgentSpec, CapabilityName, Weight
 from whoosh_shared.api_keys import Role
 from whoosh_shared.commands import (
     DEFAULT_PRIORITY,
@@ -42,6 +42,7 @@ OPERATOR_TOOLS = (
     "whoosh_cancel_task",
     "whoosh_register_agent",
     "whoosh_set_agent_enabled",
+    "whoosh_set_agent_weight",
 )
 SUBMIT = ToolAnnotations(
     read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True
@@ -55,12 +56,6 @@ REGISTER = ToolAnnotations(
 ENABLE = ToolAnnotations(
     read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False
 )
-IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,200}$"
-
-
-def supports_idempotency() -> bool:
-    """SubmitTask takes idempotency_key once the contract has it (added alongside)."""
-    return "idempotency_key" in c.SubmitTask.model_fields
 
 
 def register_write_tools(server: MCPServer[Any], state: GatewayState) -> None:
@@ -81,7 +76,7 @@ def register_write_tools(server: MCPServer[Any], state: GatewayState) -> None:
         idempotency_key: Annotated[
             str | None,
             Field(
-                pattern=IDEMPOTENCY_KEY_PATTERN,
+                pattern=c.IDEMPOTENCY_KEY_PATTERN,
                 description="send the same key again (after a timeout) to get the same task, "
                 "not a second one",
             ),
@@ -103,7 +98,7 @@ def register_write_tools(server: MCPServer[Any], state: GatewayState) -> None:
                 "timeout_s": timeout_s,
                 "llm": llm,
             }
-            if idempotency_key is not None and supports_idempotency():
+            if idempotency_key is not None:
                 fields["idempotency_key"] = idempotency_key
             reply = await coordinator.send(
                 c.SubmitTask(
@@ -143,7 +138,12 @@ def register_write_tools(server: MCPServer[Any], state: GatewayState) -> None:
         """Register an agent (or change a registered one), under the same rules as REST."""
         async with tool_call(ctx, "whoosh_register_agent", Role.OPERATOR) as caller:
             tested = "not_tested"
-            if test_connectivity:
+            if test_connectivity:  # the coordinator's rules first: a refused agent is not tried
+                await coordinator.send(
+                    c.RegisterAgent(
+                        spec=spec, actor=caller.actor, role=caller.role, check_only=True
+                    )
+                )
                 result = await probe_connectivity(state.bus, spec)
                 if result.ok is False:
                     raise ToolError(
@@ -151,7 +151,7 @@ def register_write_tools(server: MCPServer[Any], state: GatewayState) -> None:
                         f"{result.detail}"
                     )
                 tested = "ok" if result.ok else "not_tested"
-            await coordinator.send(c.RegisterAgent(spec=spec, actor=caller.actor))
+            await coordinator.send(c.RegisterAgent(spec=spec, actor=caller.actor, role=caller.role))
             view = await read_back(state, spec.name)
             return AgentWriteResult(agent=agent_summary(view), connectivity=tested)
 
@@ -169,6 +169,18 @@ def register_write_tools(server: MCPServer[Any], state: GatewayState) -> None:
                 else c.DisableAgent(name=name, actor=caller.actor)
             )
             await coordinator.send(command)
+            return AgentWriteResult(agent=agent_summary(await read_back(state, name)))
+
+    @server.tool(annotations=ENABLE)
+    async def whoosh_set_agent_weight(
+        ctx: Context,
+        name: Annotated[AgentName, Field(description="the agent's name")],
+        weight: Annotated[Weight, Field(description="0..100; 0 drains it (no new work)")],
+    ) -> AgentWriteResult:
+        """Set an agent's traffic weight: its share of new work among free eligible agents
+        (a rollout step, or 0 to drain it while running work finishes)."""
+        async with tool_call(ctx, "whoosh_set_agent_weight", Role.OPERATOR) as caller:
+            await coordinator.send(c.SetAgentWeight(name=name, weight=weight, actor=caller.actor))
             return AgentWriteResult(agent=agent_summary(await read_back(state, name)))
 
 
