@@ -66,7 +66,8 @@ def test_admin_and_viewer_see_different_pages(stack: Stack, new_context) -> None
     assert viewer.locator("#submit-form").count() == 0, "viewers get no submit form"
     assert viewer.locator("nav >> text=Keys").count() == 0
     viewer.goto(f"{stack.url}/ui/tasks/{task_id}")
-    assert viewer.locator("#cancel, #rerun").count() == 0, "viewers see no buttons that change state"
+    no_buttons = "viewers see no buttons that change state"
+    assert viewer.locator("#cancel, #rerun").count() == 0, no_buttons
     viewer.goto(f"{stack.url}/ui/agents/counter")
     assert viewer.locator("#toggle-agent").count() == 0
     viewer.goto(f"{stack.url}/ui/keys")
@@ -169,19 +170,14 @@ def test_a_hidden_tab_resumes_without_gaps_or_duplicates(stack: Stack, new_conte
         " document.dispatchEvent(new Event('visibilitychange')); }"
     )
     page.locator("#task-status[data-status=completed]").wait_for(timeout=EXPECT_S)
-    stored = [e["notification_id"] for e in stack.api(f"/tasks/{task_id}/events")["events"]]
-    shown_ids = page.locator("#history tr[data-event-id]").evaluate_all(
+    stored = stack.api(f"/tasks/{task_id}/events")["events"]
+    shown = page.locator("#history tr[data-event-id]").evaluate_all(
         "rows => rows.map(r => Number(r.dataset.eventId))"
     )
-    wanted = [i for i in stored if i in set(shown_ids)]
-    assert sorted(shown_ids) == sorted(set(shown_ids)), "no event shown twice"
-    shown = set(shown_ids)
-    # Every stored event of the task that has a dashboard message is on the page once
-    # (slot events of the agent are not the task's); none is missing.
-    kinds = {e["notification_id"]: e["type"] for e in stack.api(f"/tasks/{task_id}/events")["events"]}
-    missing = [kinds[i] for i in stored if i not in shown and kinds[i] != "TaskOutputKept"]
-    assert not missing, f"events missed while hidden: {missing}"
-    assert wanted == sorted(wanted)
+    assert len(shown) == len(set(shown)), "no event shown twice"
+    missing = [e["type"] for e in stored if e["notification_id"] not in set(shown)]
+    assert not missing, f"events missed while the tab was hidden: {missing}"
+    assert "TaskCompleted" in page.locator("#history").inner_text()
 
 
 def test_two_tabs_update_together(stack: Stack, new_context) -> None:  # type: ignore[no-untyped-def]

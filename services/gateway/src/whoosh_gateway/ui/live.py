@@ -74,7 +74,8 @@ class LiveStream:
             return
         self._remember(nid)
         if text is not None:
-            self._put(ServerSentEvent(raw_data=self._page_message(envelope, text), event="evt", id=str(nid)))
+            message = self._page_message(envelope, text)
+            self._put(ServerSentEvent(raw_data=message, event="evt", id=str(nid)))
 
     def _page_message(self, envelope: EventEnvelope, text: str) -> str:
         """The WebSocket's message plus what the pages' tables show: the stored event's
