@@ -192,6 +192,11 @@ def _add_task(commands: argparse._SubParsersAction, common: argparse.ArgumentPar
     watch.add_argument("--verbose", action="store_true", help="a summary of tokens and tokens/s")
     get = sub.add_parser("get", parents=[common], help="one task in detail")
     get.add_argument("task_id", metavar="ID")
+    get.add_argument(
+        "--explain",
+        action="store_true",
+        help="also show which agents could run it, why others could not, and what decided",
+    )
     lst = sub.add_parser("list", parents=[common], help="recent tasks")
     lst.add_argument("--status", choices=[s.value for s in TaskStatus])
     lst.add_argument("--agent", metavar="NAME")

@@ -13,13 +13,17 @@ from whoosh_shared import queries as q
 from whoosh_shared import workflows as w
 from whoosh_shared.agent_env import mask_env, mask_envelope
 from whoosh_shared.agent_fit import FindAgents
+from whoosh_shared.enums import TaskStatus
+from whoosh_shared.explain import ExplainTask, TaskExplanation
 from whoosh_shared.queries import QueryReply
 
 from whoosh_coordinator.agent_finder import find_agents
 from whoosh_coordinator.api_key_registry import KeyRefused
 from whoosh_coordinator.commands import describe_validation_error
+from whoosh_coordinator.explain import explain
 from whoosh_coordinator.history import aggregate_events
 from whoosh_coordinator.projections import FleetProjection
+from whoosh_coordinator.scheduler import Needs
 from whoosh_coordinator.store import WhooshStore, read_envelopes
 
 log = logging.getLogger(__name__)
@@ -37,6 +41,7 @@ QUERIES_BY_SUBJECT: dict[str, type[q.Query]] = {
         q.ListAlerts,
         FindAgents,
         *w.WORKFLOW_QUERIES,
+        ExplainTask,
     )
 }
 
@@ -66,6 +71,7 @@ class QueryHandler:
             q.ListApiKeys: lambda _: QueryReply.ok(
                 q.ApiKeyList(keys=self.projection.api_keys.listed())
             ),
+            ExplainTask: self._explain_task,
             q.ListAlerts: lambda query: QueryReply.ok(
                 q.AlertList(alerts=self.projection.alerts.listed(query.status, query.limit))
             ),
@@ -96,6 +102,22 @@ class QueryHandler:
         if view is None:
             return QueryReply.error("not_found", f"unknown task {query.task_id}")
         return QueryReply.ok(view)
+
+    def _explain_task(self, query: ExplainTask) -> QueryReply:
+        """Where the scheduler would place the task now, and why each agent would or not."""
+        view = self.projection.tasks.get(query.task_id)
+        if view is None:
+            return QueryReply.error("not_found", f"unknown task {query.task_id}")
+        found = explain(Needs.of(view), self.projection.agents.values())
+        if view.status is not TaskStatus.QUEUED:  # placed already: the fleet has moved on
+            verb = "ran on" if view.status.terminal else "is on"
+            where = f"{verb} {view.agent}" if view.agent else view.status.value
+            found.decision = f"{where}; submitted now: {found.decision}"
+        return QueryReply.ok(
+            TaskExplanation(
+                task_id=view.id, status=view.status.value, agent=view.agent, **dict(found)
+            )
+        )
 
     def _list_tasks(self, query: q.ListTasks) -> QueryReply:
         """Newest first; the cursor is the submission sequence of the last task returned."""
