@@ -17,6 +17,7 @@ from whoosh_cli import (
     key_commands,
     status_command,
     task_commands,
+    workflow_commands,
 )
 from whoosh_cli.arguments import build_parser
 from whoosh_cli.context import CliContext, load_context
@@ -43,6 +44,19 @@ ASYNC_COMMANDS: dict[tuple[str, ...], AsyncCommand] = {
     ("key", "create"): key_commands.key_create,
     ("key", "list"): key_commands.key_list,
     ("key", "revoke"): key_commands.key_revoke,
+    ("workflow", "import"): workflow_commands.workflow_import,
+    ("workflow", "create"): workflow_commands.workflow_create,
+    ("workflow", "list"): workflow_commands.workflow_list,
+    ("workflow", "get"): workflow_commands.workflow_get,
+    ("workflow", "templates"): workflow_commands.workflow_templates,
+    ("workflow", "run"): workflow_commands.workflow_run,
+    ("execution", "list"): workflow_commands.execution_list,
+    ("execution", "get"): workflow_commands.execution_get,
+    ("execution", "watch"): workflow_commands.execution_watch,
+    ("execution", "cancel"): workflow_commands.execution_cancel,
+    ("execution", "retry"): workflow_commands.execution_retry,
+    ("execution", "approve"): workflow_commands.execution_approve,
+    ("execution", "reject"): workflow_commands.execution_reject,
 }
 
 
