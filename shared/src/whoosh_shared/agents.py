@@ -142,6 +142,11 @@ class AgentSpec(Strict):
     max_concurrent: int = Field(default=1, ge=1, le=1024)
     performance_targets: PerformanceTargets = Field(default_factory=PerformanceTargets)
     enabled: bool = True
+    projects: list[str] = Field(
+        default_factory=list,
+        max_length=100,
+        description="projects this agent serves, for semantic addresses (empty: every project)",
+    )
 
     @field_validator("capabilities", mode="before")
     @classmethod

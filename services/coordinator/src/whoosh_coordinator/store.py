@@ -14,12 +14,21 @@ from eventsourcing.persistence import Notification, Recording
 from whoosh_shared.events import EventEnvelope
 from whoosh_shared.store import store_env
 
+from whoosh_coordinator.budgets.domain import Budget
 from whoosh_coordinator.domain import Agent, Task
 from whoosh_coordinator.domain.alert import Alert
 from whoosh_coordinator.domain.api_key import ApiKey
+from whoosh_coordinator.threads.domain import Thread
 
 ENVELOPE_SKIP = frozenset({"originator_id", "originator_version", "timestamp", "originator_topic"})
-AGGREGATE_TYPES = {Agent: "agent", Task: "task", ApiKey: "apikey", Alert: "alert"}
+AGGREGATE_TYPES = {
+    Agent: "agent",
+    Task: "task",
+    ApiKey: "apikey",
+    Alert: "alert",
+    Thread: "thread",
+    Budget: "budget",
+}
 
 
 class WhooshStore(Application[Any]):
