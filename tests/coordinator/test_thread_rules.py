@@ -25,7 +25,7 @@ Q, R = ThreadKind.QUESTION, ThreadKind.REVIEW
         ("ANSWER: abc", Q, AnswerType.DECIMAL, Parsed(error="'abc' is not a decimal number")),
         ("ANSWER: paris", Q, AnswerType.CHOICE, Parsed("Paris")),
         ("ANSWER: Rome", Q, AnswerType.CHOICE, Parsed(error="'Rome' is not one of Paris, Lyon")),
-        ("ANSWER:  The   Ｃat ", Q, AnswerType.TEXT, Parsed("the cat")),
+        ("ANSWER:  The   \uff23at ", Q, AnswerType.TEXT, Parsed("the cat")),
         ("no line at all", Q, AnswerType.INT, Parsed(error="no ANSWER line")),
         ("ANSWER: 1\nANSWER: 2", Q, AnswerType.INT, Parsed(error="2 ANSWER lines")),
         ("ANSWER:", Q, AnswerType.TEXT, Parsed(error="empty answer")),
