@@ -19,7 +19,9 @@ from whoosh_shared.queries import AgentView, FleetStats, TaskView
 
 from whoosh_coordinator.alert_projection import AlertProjection
 from whoosh_coordinator.api_key_registry import ApiKeyRegistry
+from whoosh_coordinator.budgets.projection import BudgetProjection
 from whoosh_coordinator.estimates import observe
+from whoosh_coordinator.threads.projection import ThreadProjection
 from whoosh_coordinator.workflows.projection import WorkflowProjection
 
 
@@ -33,6 +35,8 @@ class FleetProjection:
         self._unfinished: dict[str, int] = {}
         self.alerts = AlertProjection()
         self.workflows = WorkflowProjection()
+        self.threads = ThreadProjection()
+        self.budgets = BudgetProjection()
         self.position = 0
         self.event_count = 0
 
@@ -52,6 +56,10 @@ class FleetProjection:
             self.alerts.apply(envelope, payload)
         elif envelope.aggregate_type in ("workflow", "execution"):
             self.workflows.apply(envelope, payload)
+        elif envelope.aggregate_type == "thread":
+            self.threads.apply(envelope, payload)
+        elif envelope.aggregate_type == "budget":
+            self.budgets.apply(envelope, payload)
         else:
             self._apply_task(envelope, payload)
 

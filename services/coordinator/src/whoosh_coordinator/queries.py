@@ -10,9 +10,12 @@ from typing import Any
 
 from pydantic import ValidationError
 from whoosh_shared import queries as q
+from whoosh_shared import threads as t
 from whoosh_shared import workflows as w
+from whoosh_shared.addresses import AddressError, parse_address, resolve
 from whoosh_shared.agent_env import mask_env, mask_envelope
 from whoosh_shared.agent_fit import FindAgents
+from whoosh_shared.budgets import BudgetList, ListBudgets
 from whoosh_shared.enums import TaskStatus
 from whoosh_shared.explain import ExplainTask, TaskExplanation
 from whoosh_shared.queries import QueryReply
@@ -42,6 +45,10 @@ QUERIES_BY_SUBJECT: dict[str, type[q.Query]] = {
         FindAgents,
         *w.WORKFLOW_QUERIES,
         ExplainTask,
+        t.GetThread,
+        t.ListThreads,
+        t.ResolveAddress,
+        ListBudgets,
     )
 }
 
@@ -79,6 +86,14 @@ class QueryHandler:
                 find_agents(query, self.projection.agents.values())
             ),
             **workflow_queries(self.projection),
+            t.GetThread: self._get_thread,
+            t.ListThreads: lambda query: QueryReply.ok(
+                t.ThreadList(threads=self.projection.threads.listed(query.state, query.limit))
+            ),
+            t.ResolveAddress: self._resolve,
+            ListBudgets: lambda _: QueryReply.ok(
+                BudgetList(budgets=self.projection.budgets.listed())
+            ),
         }
 
     def handle_raw(self, subject: str, body: bytes) -> QueryReply:
@@ -164,6 +179,23 @@ class QueryHandler:
         more = len(events) > query.limit
         cursor = page[-1].notification_id if more and page else None
         return QueryReply.ok(q.EventPage(events=page, next_cursor=cursor))
+
+    def _get_thread(self, query: t.GetThread) -> QueryReply:
+        view = self.projection.threads.threads.get(query.thread_id)
+        if view is None:
+            return QueryReply.error("not_found", f"unknown thread {query.thread_id}")
+        return QueryReply.ok(view)
+
+    def _resolve(self, query: t.ResolveAddress) -> QueryReply:
+        """The agents an address names, in a deterministic order (enabled first)."""
+        try:
+            address = parse_address(query.address)
+        except AddressError as exc:
+            return QueryReply.error("invalid", str(exc))
+        agents = self.projection.agents.values()
+        enabled = {a.spec.name for a in agents if a.enabled}
+        names = resolve(address, [a.spec for a in agents], enabled)
+        return QueryReply.ok(t.Resolved(address=str(address), agents=names))
 
     def _verify_api_key(self, query: q.VerifyApiKey) -> QueryReply:
         try:
