@@ -64,6 +64,7 @@ async def serve(mode: str, store_url: str, nats_url: str, config, with_relay: bo
             settings,
             run_relay=with_relay,
             stream_replicas=config.nats.stream_replicas,
+            store_sync=config.store.sync,
         )
         await coordinator.run(stop)
     return 0

@@ -17,6 +17,7 @@ from whoosh_shared.store import store_env
 from whoosh_coordinator.domain import Agent, Task
 from whoosh_coordinator.domain.alert import Alert
 from whoosh_coordinator.domain.api_key import ApiKey
+from whoosh_coordinator.durability import StoreSync, apply_sync
 
 ENVELOPE_SKIP = frozenset({"originator_id", "originator_version", "timestamp", "originator_topic"})
 AGGREGATE_TYPES = {Agent: "agent", Task: "task", ApiKey: "apikey", Alert: "alert"}
@@ -31,8 +32,19 @@ class WhooshStore(Application[Any]):
     env = {"IS_SNAPSHOTTING_ENABLED": "y"}
 
 
-def open_store(url: str, **extra_env: str) -> WhooshStore:
-    return WhooshStore(env={**store_env(url), **extra_env})
+def open_store(url: str, sync: StoreSync = "normal", **extra_env: str) -> WhooshStore:
+    """The store at `url`, every connection with the commit durability `sync` (see
+    durability.py). Its tables are created once that is set, so that no connection the
+    store opens misses it."""
+    env = {**store_env(url), **extra_env}
+    create = env.pop("CREATE_TABLE", "yes")
+    store = WhooshStore(env={**env, "CREATE_TABLE": "no"})
+    apply_sync(store, sync)
+    if create.lower() in ("y", "yes", "t", "true", "on", "1"):
+        store.recorder.create_table()
+        if store.snapshots is not None:
+            store.snapshots.recorder.create_table()
+    return store
 
 
 def to_envelope(store: WhooshStore, notification: Notification[Any]) -> EventEnvelope:
