@@ -400,9 +400,9 @@ def bench_whoosh(
     system: dict[str, str], args: argparse.Namespace, workdir: Path, round_no: int, profile: bool
 ) -> dict[str, Any]:
     """One round of one WHOOSH system: fresh services, measure, stop them."""
-    store, sync = system["store"], system["sync"]
-    tag = f"{store}-{sync}-r{round_no}"
-    label = f"whoosh/{store}/{sync} round {round_no}"
+    store, sync, loop = system["store"], system["sync"], system.get("loop", "uvloop")
+    tag = f"{store}-{sync}-{loop}-r{round_no}"
+    label = f"whoosh/{store}/{sync}/{loop} round {round_no}"
     cleanups: list[Callable[[], None]] = []
     started: list[Proc] = []
     try:
@@ -419,6 +419,9 @@ def bench_whoosh(
 
         config = workdir / f"whoosh-{tag}.yaml"
         env = whoosh_env(config, workdir / f"data-{tag}", max(64, args.concurrency), sync)
+        env["WHOOSH_EVENT_LOOP"] = system.get("loop", "uvloop")
+        if system.get("src"):  # another build of the services (a baseline checkout)
+            env["PYTHONPATH"] = system["src"]
         log(f"[{label}] nats {nats_url}, store {store_url}")
         coordinators = [
             Proc(
@@ -836,6 +839,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="WHOOSH commit durability(ies), comma-separated: normal, full (store.sync)",
     )
     parser.add_argument(
+        "--event-loop",
+        default="uvloop",
+        help="the services' event loop(s), comma-separated: uvloop, asyncio "
+        "(WHOOSH_EVENT_LOOP); default uvloop",
+    )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="CHECKOUT",
+        help="also measure the services of another checkout (e.g. a `git worktree` of main) "
+        "in the same rounds: a before/after in one run",
+    )
+    parser.add_argument(
         "--executors", type=int, default=1, help="executor processes per WHOOSH system"
     )
     parser.add_argument(
@@ -860,17 +876,38 @@ def systems_of(args: argparse.Namespace) -> list[dict[str, Any]]:
     stores = [x.strip() for x in args.stores.split(",") if x.strip()]
     syncs = [x.strip() for x in args.sync.split(",") if x.strip()]
     out: list[dict[str, Any]] = [] if args.skip_celery else [{"system": "Celery 5 + Redis"}]
+    loops = [x.strip() for x in args.event_loop.split(",") if x.strip()]
     for store in stores:
         for sync in syncs:
-            scale = ""
-            if args.executors > 1 or args.coordinators > 1:
-                scale = f", {args.coordinators} coord x {args.executors} exec"
+            for loop in loops:
+                scale = ""
+                if args.executors > 1 or args.coordinators > 1:
+                    scale = f", {args.coordinators} coord x {args.executors} exec"
+                named_loop = f", {loop}" if len(loops) > 1 else ""
+                out.append(
+                    {
+                        "system": f"WHOOSH ({store}, sync={sync}{named_loop}{scale})",
+                        "store": store,
+                        "sync": sync,
+                        "loop": loop,
+                        "durability": DURABILITY.get((store, sync), "?"),
+                    }
+                )
+    if args.baseline:
+        src = os.pathsep.join(
+            str(p)
+            for p in sorted(args.baseline.glob("*/src"))
+            + sorted(args.baseline.glob("services/*/src"))
+        )
+        for store in stores:
             out.append(
                 {
-                    "system": f"WHOOSH ({store}, sync={sync}{scale})",
+                    "system": f"WHOOSH before ({store}, {args.baseline.name})",
                     "store": store,
-                    "sync": sync,
-                    "durability": DURABILITY.get((store, sync), "?"),
+                    "sync": "default",
+                    "loop": "asyncio",
+                    "src": src,
+                    "durability": "every step committed and fsynced (the store's defaults)",
                 }
             )
     return out
@@ -882,7 +919,8 @@ def run_round(
     load_start = os.getloadavg()[0]
     try:
         if "store" in system:
-            spec = {k: system[k] for k in ("system", "store", "sync", "durability")}
+            keys = ("system", "store", "sync", "loop", "durability", "src")
+            spec = {k: system[k] for k in keys if k in system}
             result = bench_whoosh(spec, args, workdir, n, profile=last)
             if spec.get("_cprofile"):
                 system.setdefault("cprofile_top", {}).update(spec["_cprofile"])

@@ -478,10 +478,10 @@ def whoosh_env(
 ) -> dict[str, str]:
     """Write a whoosh.yaml (data folder, executor slots, commit durability) to `config`;
     the services' env."""
-    config.write_text(
-        f"data_dir: {data_dir}\nexecutor:\n  max_parallel: {max_parallel}\n"
-        f"store:\n  sync: {store_sync}\n"
-    )
+    text = f"data_dir: {data_dir}\nexecutor:\n  max_parallel: {max_parallel}\n"
+    if store_sync != "default":  # "default": a build from before store.sync existed
+        text += f"store:\n  sync: {store_sync}\n"
+    config.write_text(text)
     return {"WHOOSH_CONFIG": str(config), "WHOOSH_LOG_LEVEL": "WARNING"}
 
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 
 from eventsourcing.persistence import PersistenceError
+from whoosh_shared import event_loop
 from whoosh_shared.bus import BusError
 from whoosh_shared.config import ConfigError, load_config
 from whoosh_shared.logs import setup_logging
@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.mode == "replay":
             return replay(store_url, args.json)
         setup_logging(f"coordinator-{args.mode}")
-        return asyncio.run(serve(args.mode, store_url, nats_url, config, not args.no_relay))
+        return event_loop.run(serve(args.mode, store_url, nats_url, config, not args.no_relay))
     except (ConfigError, StoreUrlError) as exc:
         print(f"whoosh-coordinator: {exc}", file=sys.stderr)
         return 2
