@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from eventsourcing.application import Application
+from eventsourcing.application import Application, ProcessingEvent
+from eventsourcing.domain import BaseAggregate
 from eventsourcing.persistence import Notification, Recording
 from whoosh_shared.events import EventEnvelope
 from whoosh_shared.store import store_env
@@ -30,6 +31,26 @@ class WhooshStore(Application[Any]):
     name = "whoosh"
     snapshotting_intervals = {Agent: 200, Task: 50}
     env = {"IS_SNAPSHOTTING_ENABLED": "y"}
+
+    def save(self, *objs: Any, **kwargs: Any) -> list[Recording[Any]]:
+        """`Application.save`, collecting an aggregate's events without asking two
+        runtime-checkable Protocols whether it is an event first: on Python 3.11 each such
+        isinstance walks the protocol's members, and that was ~0.3 ms of the coordinator's
+        ~0.8 ms of CPU per task (cProfile, bench_noop). Anything but an aggregate takes
+        the library's own path."""
+        processing_event: ProcessingEvent[Any] = ProcessingEvent()
+        for obj in objs:
+            if isinstance(obj, BaseAggregate):
+                processing_event.events.extend(obj.collect_events())
+                processing_event.aggregates[obj.id] = obj
+            elif obj is not None:
+                processing_event.collect_events(obj)
+        processing_event.saved_kwargs.update(kwargs)
+        recordings = self._record(processing_event)
+        self._take_snapshots(processing_event)
+        self._notify(recordings)
+        self.notify(processing_event.events)  # deprecated hook, kept as the library does
+        return recordings
 
 
 def open_store(url: str, sync: StoreSync = "normal", **extra_env: str) -> WhooshStore:
