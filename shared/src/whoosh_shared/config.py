@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import Field, ValidationError, field_validator
@@ -61,6 +61,13 @@ class StoreSettings(Strict):
         default=None,
         description="sqlite:///PATH or postgresql://USER@HOST:PORT/DB[?schema=S]; unset: SQLite "
         "file in the data dir",
+    )
+    sync: Literal["normal", "full"] = Field(
+        default="normal",
+        description="commit durability. normal: a commit survives a crash of any WHOOSH "
+        "process, an OS crash may lose the last commits (SQLite WAL synchronous=NORMAL; "
+        "PostgreSQL synchronous_commit=off); full: every commit is flushed to disk before "
+        "it is acknowledged (SQLite synchronous=FULL; PostgreSQL synchronous_commit=on)",
     )
 
 

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 from pydantic import ValidationError
 from whoosh_shared import queries as q
@@ -30,6 +31,7 @@ from whoosh_coordinator.scheduler import Needs
 from whoosh_coordinator.store import WhooshStore, read_envelopes
 
 log = logging.getLogger(__name__)
+STORED_TASK_EVENTS = 100_000  # a task's whole history (progress milestones included)
 QUERIES_BY_SUBJECT: dict[str, type[q.Query]] = {
     cls.SUBJECT: cls
     for cls in (
@@ -113,7 +115,7 @@ class QueryHandler:
             return QueryReply.error("internal", f"internal error answering {model.__name__}")
 
     def _get_task(self, query: q.GetTask) -> QueryReply:
-        view = self.projection.tasks.get(query.task_id)
+        view = self.projection.tasks.get(query.task_id) or self._stored_task(query.task_id)
         if view is None:
             return QueryReply.error("not_found", f"unknown task {query.task_id}")
         return QueryReply.ok(view)
@@ -133,6 +135,19 @@ class QueryHandler:
                 task_id=view.id, status=view.status.value, agent=view.agent, **dict(found)
             )
         )
+    def _stored_task(self, task_id: UUID) -> q.TaskView | None:
+        """A task the projection no longer keeps (finished long ago): its view folded from
+        its own events in the store, by the same fold, in a projection of its own (so the
+        live agents' counters are not touched)."""
+        if self.store is None:
+            return None
+        events = aggregate_events(self.store, task_id, 0, STORED_TASK_EVENTS)
+        if not events or events[0].aggregate_type != "task":
+            return None
+        alone = FleetProjection()
+        for envelope in events:
+            alone.apply(envelope)
+        return alone.tasks.get(task_id)
 
     def _list_tasks(self, query: q.ListTasks) -> QueryReply:
         """Newest first; the cursor is the submission sequence of the last task returned."""
