@@ -158,6 +158,14 @@ class AgentSpec(Strict):
             return shlex.split(value)
         return value
 
+    @field_validator("env")
+    @classmethod
+    def _env_bounded(cls, value: dict[str, str]) -> dict[str, str]:
+        from whoosh_shared.limits import check_map  # limits builds on this module
+
+        check_map(value, "env")
+        return value
+
     @field_validator("endpoint")
     @classmethod
     def _endpoint_is_http_url(cls, value: str | None) -> str | None:

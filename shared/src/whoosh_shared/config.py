@@ -25,6 +25,7 @@ from whoosh_shared.alerts import (
     check_threshold,
 )
 from whoosh_shared.gateway_settings import GatewaySettings
+from whoosh_shared.limits import LimitSettings
 
 DEFAULT_CONFIG_NAME = "whoosh.yaml"
 DEFAULT_NATS_PORT = 4311  # not 4222: machines often run their own NATS there
@@ -176,6 +177,7 @@ class WhooshConfig(Strict):
     executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
     agents: dict[str, AgentSpec] = Field(default_factory=dict)
     workflows: dict[str, Any] = Field(default_factory=dict, description="reserved (workflows)")
     mcp_servers: dict[str, Any] = Field(default_factory=dict, description="reserved (MCP)")

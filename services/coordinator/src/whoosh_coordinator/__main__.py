@@ -56,7 +56,7 @@ async def serve(mode: str, store_url: str, nats_url: str, config, with_relay: bo
     stop = stop_on_signals()
     settings = config.coordinator
     if mode == "relay":
-        await run_relay_only(store_url, nats_url, settings.poll_interval_s, stop)
+        await run_relay_only(store_url, nats_url, settings.poll_interval_s, stop, config.limits)
     else:
         coordinator = Coordinator(
             store_url,
@@ -64,6 +64,7 @@ async def serve(mode: str, store_url: str, nats_url: str, config, with_relay: bo
             settings,
             run_relay=with_relay,
             stream_replicas=config.nats.stream_replicas,
+            limits=config.limits,
         )
         await coordinator.run(stop)
     return 0

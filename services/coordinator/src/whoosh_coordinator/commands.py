@@ -26,6 +26,7 @@ from pydantic import ValidationError
 from whoosh_shared import commands as c
 from whoosh_shared.commands import CommandReply, RejectCode
 from whoosh_shared.enums import TaskStatus
+from whoosh_shared.limits import LimitSettings, preview
 
 from whoosh_coordinator import agent_commands, alert_commands, api_key_commands
 from whoosh_coordinator.admission import admit
@@ -33,6 +34,7 @@ from whoosh_coordinator.domain import Agent, Rejected, Task
 from whoosh_coordinator.domain.agent import agent_id
 from whoosh_coordinator.projections import FleetProjection
 from whoosh_coordinator.scheduler import Needs, choose, eligible
+from whoosh_coordinator.size_policy import check_prompt_size
 from whoosh_coordinator.store import WhooshStore
 from whoosh_coordinator.working_set import StaleCopy, WorkingSet
 
@@ -67,7 +69,9 @@ class CommandHandler:
         projection: FleetProjection,
         on_saved: Callable[[list[Recording[Any]]], None],
         clock: Callable[[], datetime] = utcnow,
+        limits: LimitSettings | None = None,
     ) -> None:
+        self.limits = limits or LimitSettings()
         self.store = store
         self.projection = projection
         self.on_saved = on_saved
@@ -229,6 +233,7 @@ class CommandHandler:
     # -- tasks ------------------------------------------------------------------------
 
     def _submit_task(self, cmd: c.SubmitTask) -> CommandReply:
+        check_prompt_size(cmd, self.limits)
         needs = admit(cmd, self.projection)
         if cmd.max_active_tasks is not None:
             unfinished = self.projection.unfinished_by(cmd.actor)
@@ -242,7 +247,8 @@ class CommandHandler:
         if self._unit is not None:
             self._submitted_in_unit[cmd.actor] = self._submitted_in_unit.get(cmd.actor, 0) + 1
         task = Task(
-            prompt=cmd.prompt,
+            prompt=preview(cmd.prompt) if cmd.prompt_ref else cmd.prompt,
+            prompt_ref=cmd.prompt_ref.model_dump() if cmd.prompt_ref else None,
             priority=cmd.priority,
             capabilities=list(cmd.capabilities),
             agent_type=cmd.agent_type.value if cmd.agent_type else None,

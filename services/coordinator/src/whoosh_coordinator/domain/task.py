@@ -36,10 +36,12 @@ class Task(Aggregate):
         actor: str,
         llm: dict[str, Any] | None = None,
         origin: dict[str, str] | None = None,
+        prompt_ref: dict[str, Any] | None = None,
     ) -> None:
         """`origin` names what created the task inside the coordinator (for example
         {"kind": "execution", "id": ..., "step": ...}); None for a task submitted directly."""
         self.prompt = prompt
+        self.prompt_ref = prompt_ref  # a BlobRef's fields: the prompt is in the blob store
         self.origin = origin
         self.llm = llm
         self.model = model

@@ -6,9 +6,11 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Body, Query, Request, Response
+from fastapi.responses import PlainTextResponse
 from pydantic import AwareDatetime
 from whoosh_shared import commands as c
 from whoosh_shared.agents import AgentName, CapabilityName
+from whoosh_shared.blobs import BlobMissing, BlobStore
 from whoosh_shared.enums import TaskStatus
 from whoosh_shared.queries import (
     MAX_EVENT_ID,
@@ -30,18 +32,10 @@ from whoosh_gateway.api_models import (
 )
 from whoosh_gateway.callers import Caller
 from whoosh_gateway.errors import ERROR_RESPONSES, ApiError
-from whoosh_gateway.gateway_state import GatewayState, state_of
+from whoosh_gateway.gateway_state import state_of
+from whoosh_gateway.submit_size import prepared_submit
 
 router = APIRouter(prefix="/tasks", tags=["tasks"], responses=ERROR_RESPONSES)
-
-
-def submit_command(state: GatewayState, body: TaskSubmission, caller: Caller) -> c.SubmitTask:
-    """SubmitTask with what only the gateway sets: who asked, and the key's task limit."""
-    return c.SubmitTask(
-        **body.model_dump(exclude_unset=True),
-        actor=caller.actor,
-        max_active_tasks=state.settings.rate_limits.concurrent_tasks,
-    )
 
 
 @router.post("", status_code=201, response_model=TaskAccepted, summary="Submit a task")
@@ -49,7 +43,7 @@ async def submit_task(
     request: Request, response: Response, body: TaskSubmission, caller: Caller = Operator
 ) -> TaskAccepted:
     state = state_of(request)
-    reply = await state.coordinator.send(submit_command(state, body, caller))
+    reply = await state.coordinator.send(await prepared_submit(state, body, caller))
     task_id = UUID(reply.ids["task_id"])
     response.headers["Location"] = f"{request.url.path}/{task_id}"
     return TaskAccepted(task_id=task_id)
@@ -85,6 +79,22 @@ async def list_tasks(
 @router.get("/{task_id}", response_model=TaskView, summary="One task")
 async def get_task(request: Request, task_id: UUID, caller: Caller = Viewer) -> TaskView:
     return await state_of(request).coordinator.ask(GetTask(task_id=task_id), TaskView)
+
+
+@router.get(
+    "/{task_id}/prompt",
+    response_class=PlainTextResponse,
+    summary="The task's whole prompt (views and lists carry a preview of a large one)",
+)
+async def get_prompt(request: Request, task_id: UUID, caller: Caller = Viewer) -> PlainTextResponse:
+    state = state_of(request)
+    view = await state.coordinator.ask(GetTask(task_id=task_id), TaskView)
+    if view.prompt_ref is None:
+        return PlainTextResponse(view.prompt)
+    try:
+        return PlainTextResponse(await BlobStore(state.bus.js).get_text(view.prompt_ref))
+    except BlobMissing as exc:
+        raise ApiError(404, "not_found", str(exc)) from None
 
 
 @router.post("/{task_id}/cancel", response_model=TaskView, summary="Cancel (stops a running task)")
