@@ -103,3 +103,41 @@ async def test_a_gateway_cut_off_from_nats_catches_up_on_what_it_missed(stack: S
         assert got == [e["notification_id"] for e in history]
     finally:
         await proxy.close()
+
+
+async def test_an_executor_away_from_nats_stops_a_run_cancelled_meanwhile(stack: Stack) -> None:
+    """The cancellation is published while this executor cannot hear it; once back, it
+    asks about its runs and stops the cancelled one (its output is kept), rather than
+    letting it run to its timeout."""
+    proxy = CuttableProxy(stack.nats.port)
+    await proxy.start()
+    try:
+        away = stack.spawn("whoosh_executor_cli", "--nats", proxy.url, "--executor-id", "away")
+        await eventually(lambda: "executor ready" in away.output(), timeout=60, what="executor")
+        async with stack.gateway.client(stack.admin_key) as admin:
+            spec = {"name": "away-shell", "type": "cli", "command": ["sh", "-s"]}
+            assert (await admin.post("/api/v1/agents", json={"spec": spec})).status_code == 201
+            # the first executor serves this agent type too: stop it, so "away" runs the task
+            stack.processes[1].stop()
+            reply = await admin.post(
+                "/api/v1/tasks", json={"prompt": "echo started; sleep 60", "agent": "away-shell"}
+            )
+            task_id = reply.json()["task_id"]
+
+            async def running() -> bool:
+                return (await admin.get(f"/api/v1/tasks/{task_id}")).json()["status"] == "running"
+
+            await eventually(running, timeout=30, what="the task to run on 'away'")
+            proxy.cut()
+            cancelled = await admin.post(f"/api/v1/tasks/{task_id}/cancel", json={"reason": "x"})
+            assert cancelled.status_code == 200, cancelled.text
+            proxy.open = True
+
+            async def output_kept() -> bool:
+                events = (await admin.get(f"/api/v1/tasks/{task_id}/events")).json()["events"]
+                return any(e["type"] == "TaskOutputKept" for e in events)
+
+            await eventually(output_kept, timeout=30, what="the run to be stopped and reported")
+        assert "task ended while NATS was away" in away.output()
+    finally:
+        await proxy.close()

@@ -164,6 +164,9 @@ class AgentSpec(Strict):
         from whoosh_shared.limits import check_map  # limits builds on this module
 
         check_map(value, "env")
+        size = sum(len(k) + len(v) for k, v in value.items())
+        if size > 65_536:
+            raise ValueError(f"env holds {size} characters, over the limit of 65536")
         return value
 
     @field_validator("endpoint")

@@ -123,6 +123,12 @@ class FollowerSource:
         )
 
 
+def _acked() -> Awaitable[PubAck]:
+    done: asyncio.Future[PubAck] = asyncio.get_running_loop().create_future()
+    done.set_result(PubAck(stream=subjects.WORK_STREAM, seq=0))
+    return done
+
+
 class Relay:
     """Publishes the log in order. Supervised (see whoosh_shared.supervision): a publish
     that fails or whose ack does not come within `ack_timeout_s` is logged at ERROR with
@@ -257,6 +263,15 @@ class Relay:
             ref = await self.blobs.put_text(work.prompt)
             work = work.model_copy(update={"prompt": preview(work.prompt), "prompt_ref": ref})
         subject = subjects.work(WORK_TOKEN[work.agent.type], work.agent.name)
-        return await self.js.publish_async(
-            subject, work.model_dump_json().encode(), headers={"Nats-Msg-Id": work.msg_id}
-        )
+        body = work.model_dump_json().encode()
+        if len(body) > self.max_payload - HEADROOM:
+            # Cannot happen within the contract's bounds; if it does, this work item must
+            # not hold up every other one: the coordinator's sweep ends the task.
+            log.error(
+                "work item for task %s is %d bytes, over NATS's max_payload %d: not sent",
+                work.task_id,
+                len(body),
+                self.max_payload,
+            )
+            return _acked()
+        return await self.js.publish_async(subject, body, headers={"Nats-Msg-Id": work.msg_id})

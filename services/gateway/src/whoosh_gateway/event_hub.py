@@ -23,7 +23,7 @@ from whoosh_shared import subjects
 from whoosh_shared.bus import Bus, BusError
 from whoosh_shared.events import EventEnvelope
 from whoosh_shared.queries import EventPage, GetEvents
-from whoosh_shared.reconnects import after_each_reconnect
+from whoosh_shared.reconnects import after_each_reconnect, last_relayed_id
 from whoosh_shared.supervision import LoopHealth, supervise
 from whoosh_shared.work import ProgressLine
 
@@ -34,15 +34,6 @@ CATCH_UP_PAGE = 500
 CATCH_UP_TIMEOUT_S = 10.0
 CATCH_UP_RETRY_FIRST_S = 0.25
 CATCH_UP_RETRY_MAX_S = 5.0
-
-
-async def _last_relayed(bus: Bus) -> int:
-    """The notification id of the last event on the stream: where live events start."""
-    try:
-        last = await bus.js.get_last_msg(subjects.EVENTS_STREAM, subjects.EVENTS_WILDCARD)
-    except Exception:  # no stream or no event yet
-        return 0
-    return int((last.headers or {}).get(subjects.NOTIFICATION_ID_HEADER) or 0)
 
 
 class Listener(Protocol):
@@ -73,7 +64,7 @@ class EventHub:
     async def start(self, bus: Bus) -> None:
         nc = bus.nc
         self.bus = bus
-        self.last_id = await _last_relayed(bus)
+        self.last_id = await last_relayed_id(bus.js)
         self._subs.append(await nc.subscribe(subjects.EVENTS_WILDCARD, cb=self._on_event))
         self._subs.append(await nc.subscribe(f"{subjects.PROGRESS_PREFIX}.*", cb=self._on_line))
         self._watch = asyncio.create_task(
