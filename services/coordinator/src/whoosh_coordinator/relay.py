@@ -20,13 +20,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
 from nats.js.errors import NotFoundError
 from whoosh_shared import subjects
+from whoosh_shared.agent_env import mask_envelope
 from whoosh_shared.agents import AgentSpec
 from whoosh_shared.blobs import BlobRef, BlobStore
 from whoosh_shared.enums import WORK_TOKEN
@@ -140,13 +141,17 @@ class Relay:
         source: RelaySource,
         js: JetStreamContext,
         poll_interval_s: float,
+        already_queued: Callable[[WorkItem], bool] = lambda work: False,
         health: LoopHealth | None = None,
         limits: LimitSettings | None = None,
         max_payload: int = DEFAULT_MAX_PAYLOAD,
     ) -> None:
+        """`already_queued`: whether a WorkItem is known to be on the work queue (the
+        coordinator's direct dispatch saw its ack), so publishing it again can be skipped."""
         self.source = source
         self.js = js
         self.poll_interval_s = poll_interval_s
+        self.already_queued = already_queued
         self.position = 0
         self.wake = asyncio.Event()
         self.health = health or LoopHealth()
@@ -202,7 +207,7 @@ class Relay:
             for envelope in envelopes:
                 if envelope.type == "TaskAssigned":
                     work = self.source.work_item(envelope)
-                    if work is not None:
+                    if work is not None and not self.already_queued(work):
                         acks.append(await self._publish_work(work))
                 acks.append(await self._publish_event(envelope))
             await asyncio.wait_for(asyncio.gather(*acks), self.ack_timeout_s)
@@ -233,9 +238,9 @@ class Relay:
             "Nats-Msg-Id": envelope.id,
             subjects.NOTIFICATION_ID_HEADER: str(envelope.notification_id),
         }
-        body = envelope.model_dump_json().encode()
+        body = mask_envelope(envelope).model_dump_json().encode()
         if len(body) > self.max_payload - HEADROOM:
-            body = self._shrunk(envelope, len(body))
+            body = self._shrunk(mask_envelope(envelope), len(body))
         return await self.js.publish_async(subject, body, headers=headers)
 
     def _shrunk(self, envelope: EventEnvelope, size: int) -> bytes:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import socket
 import sys
 
 import uvicorn
+from whoosh_shared import event_loop, nats_auth
 from whoosh_shared.bus import BusError
 from whoosh_shared.config import ConfigError, load_config
 from whoosh_shared.gateway_settings import GatewaySettings
@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         config = load_config(args.config)
+        nats_auth.configure(config.nats_options())
         overrides = {
             key: value
             for key, value in (("host", args.host), ("port", args.port))
@@ -53,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging("gateway")
     try:
         nats_url = args.nats or config.nats.client_url()
-        return asyncio.run(serve(settings, nats_url, config.limits))
+        return event_loop.run(serve(settings, nats_url, config.limits))
     except BusError as exc:
         print(f"whoosh-gateway: {exc}", file=sys.stderr)
         return 1

@@ -28,6 +28,8 @@ STATUS_OF_CODE = {
     "no_capable_agent": 422,
     "limited": 429,
     "too_large": 413,
+    "forbidden": 403,
+    "idempotency_key_reused": 422,
     "unauthorized": 401,
     "unavailable": 503,
     "internal": 500,

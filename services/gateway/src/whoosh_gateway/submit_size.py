@@ -9,12 +9,10 @@ from __future__ import annotations
 
 from whoosh_shared import commands as c
 from whoosh_shared.blobs import BlobStore
+from whoosh_shared.bus import Bus
 from whoosh_shared.limits import LimitSettings, preview, too_large, utf8_size
 
-from whoosh_gateway.api_models import TaskSubmission
-from whoosh_gateway.callers import Caller
 from whoosh_gateway.errors import ApiError
-from whoosh_gateway.gateway_state import GatewayState
 
 ENVELOPE_BYTES = 1024 * 1024  # room for the other fields of a submission
 
@@ -37,18 +35,14 @@ def check_prompt(prompt: str, limits: LimitSettings) -> int:
     return size
 
 
-async def prepared_submit(
-    state: GatewayState, body: TaskSubmission, caller: Caller
-) -> c.SubmitTask:
-    """SubmitTask with what only the gateway sets (who asked, the key's task limit), and
-    a large prompt stored once and referenced."""
-    size = check_prompt(body.prompt, state.limits)
-    fields = body.model_dump(exclude_unset=True)
-    if size > state.limits.inline_bytes:
-        fields["prompt_ref"] = await BlobStore(state.bus.js).put_text(body.prompt)
-        fields["prompt"] = preview(body.prompt)
-    return c.SubmitTask(
-        **fields,
-        actor=caller.actor,
-        max_active_tasks=state.settings.rate_limits.concurrent_tasks,
-    )
+async def by_reference(command: c.SubmitTask, bus: Bus, limits: LimitSettings) -> c.SubmitTask:
+    """The command every gateway door sends (REST, WebSocket, dashboard, MCP): its prompt
+    measured against the limit (413 before anything is written) and, when over
+    limits.inline_bytes, stored once in the blob store and referenced."""
+    if command.prompt_ref is not None:
+        return command
+    size = check_prompt(command.prompt, limits)
+    if size <= limits.inline_bytes:
+        return command
+    ref = await BlobStore(bus.js).put_text(command.prompt)
+    return command.model_copy(update={"prompt": preview(command.prompt), "prompt_ref": ref})

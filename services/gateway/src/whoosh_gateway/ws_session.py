@@ -34,7 +34,7 @@ from whoosh_gateway.callers import Caller
 from whoosh_gateway.dashboard_events import Message, from_event
 from whoosh_gateway.errors import ApiError, describe_validation
 from whoosh_gateway.gateway_state import GatewayState
-from whoosh_gateway.submit_size import prepared_submit
+from whoosh_gateway.routes.tasks import submit_command
 from whoosh_gateway.ws_protocol import (
     BadMessage,
     Ping,
@@ -309,12 +309,13 @@ class WsSession:
     async def _start(self, message: Start) -> None:
         check_role(self.caller, Role.OPERATOR)
         reply = await self.state.coordinator.send(
-            await prepared_submit(self.state, message.task, self.caller)
+            submit_command(self.state, message.task, self.caller, message.idempotency_key)
         )
         task_id = reply.ids["task_id"]
         await self.send_now(
-            {"type": "accepted", "task_id": task_id, "request_id": message.request_id}
-        )
+            {"type": "accepted", "task_id": task_id, "request_id": message.request_id,
+             "replayed": reply.ids.get("replayed") == "true"}
+        )  # fmt: skip
         await self._subscribe(
             Subscribe(action="subscribe", scope="task", id=task_id, last_event_id=0)
         )
