@@ -33,6 +33,7 @@ ROUTES: list[tuple[str, str, Role]] = [
     ("GET", f"/api/v1/tasks/{MISSING}", Role.VIEWER),
     ("POST", f"/api/v1/tasks/{MISSING}/cancel", Role.OPERATOR),
     ("GET", f"/api/v1/tasks/{MISSING}/output", Role.VIEWER),
+    ("GET", f"/api/v1/tasks/{MISSING}/prompt", Role.VIEWER),
     ("GET", f"/api/v1/tasks/{MISSING}/events", Role.VIEWER),
     ("GET", f"/api/v1/tasks/{MISSING}/explain", Role.VIEWER),
     ("GET", "/api/v1/keys", Role.ADMIN),

@@ -15,6 +15,7 @@ from whoosh_shared.commands import (
     SubmitTask,
 )
 from whoosh_shared.enums import TaskStatus
+from whoosh_shared.limits import too_large, utf8_size
 from whoosh_shared.queries import ListTasks, TaskView
 
 from whoosh_cli.context import CliContext
@@ -94,6 +95,10 @@ def task_id_of(reply: CommandReply) -> UUID:
 
 async def task_submit(ctx: CliContext, args: argparse.Namespace) -> int:
     command = submit_command(args)
+    limits = ctx.config.limits
+    size = utf8_size(command.prompt)
+    if size > limits.max_prompt_bytes:  # before connecting: nothing is sent
+        raise CliError(too_large("the prompt", size, limits.max_prompt_bytes, "max_prompt_bytes"))
     async with open_fleet(ctx) as fleet:
         if not args.wait:
             return _report_submit(ctx, await fleet.submit(command))

@@ -25,6 +25,7 @@ from whoosh_shared.alerts import (
     check_threshold,
 )
 from whoosh_shared.gateway_settings import GatewaySettings
+from whoosh_shared.limits import LimitSettings
 from whoosh_shared.nats_auth import NatsCredentials, client_options
 from whoosh_shared.security_settings import SecuritySettings
 
@@ -204,6 +205,7 @@ class WhooshConfig(Strict):
     executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
     agents: dict[str, AgentSpec] = Field(default_factory=dict)
     workflows: dict[str, Any] = Field(default_factory=dict, description="reserved (workflows)")
     mcp_servers: dict[str, Any] = Field(default_factory=dict, description="reserved (MCP)")

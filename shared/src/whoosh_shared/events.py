@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from whoosh_shared.agents import AgentSpec, Strict
 from whoosh_shared.api_keys import Role
+from whoosh_shared.blobs import BlobRef
 from whoosh_shared.collab_events import COLLAB_EVENTS
 from whoosh_shared.commands import LlmOptions, RetryPolicy, Usage
 from whoosh_shared.enums import AgentType
@@ -117,7 +118,8 @@ class AgentSlotReleased(EventData):
 
 
 class TaskSubmitted(EventData):
-    prompt: str
+    prompt: str = Field(description="the prompt, or its preview when prompt_ref is set")
+    prompt_ref: BlobRef | None = None
     priority: int
     capabilities: list[str] = Field(default_factory=list)
     agent_type: AgentType | None = None

@@ -28,6 +28,7 @@ from whoosh_shared import threads as t
 from whoosh_shared.budgets import SetBudget
 from whoosh_shared.commands import CommandReply, RejectCode
 from whoosh_shared.enums import TaskStatus
+from whoosh_shared.limits import LimitSettings, preview
 from whoosh_shared.security_settings import SecuritySettings
 from whoosh_shared.workflows import WORKFLOW_COMMANDS
 
@@ -39,6 +40,7 @@ from whoosh_coordinator.domain.agent import agent_id
 from whoosh_coordinator.domain.task import task_id_for
 from whoosh_coordinator.projections import FleetProjection
 from whoosh_coordinator.scheduler import Needs, choose, eligible
+from whoosh_coordinator.size_policy import check_prompt_size
 from whoosh_coordinator.store import WhooshStore
 from whoosh_coordinator.threads import commands as thread_commands
 from whoosh_coordinator.working_set import StaleCopy, WorkingSet
@@ -83,8 +85,10 @@ class CommandHandler:
         projection: FleetProjection,
         on_saved: Callable[[list[Recording[Any]]], None],
         clock: Callable[[], datetime] = utcnow,
+        limits: LimitSettings | None = None,
         security: SecuritySettings | None = None,
     ) -> None:
+        self.limits = limits or LimitSettings()
         self.store = store
         self.security = security or SecuritySettings()  # who may define command agents
         self.projection = projection
@@ -281,6 +285,7 @@ class CommandHandler:
             earlier = self._submitted_before(cmd)
             if earlier is not None:
                 return earlier
+        check_prompt_size(cmd, self.limits)
         needs = admit(cmd, self.projection)
         if self.projection.budgets.scopes:
             budget_commands.refuse_if_exhausted(self, cmd.actor, cmd.agent)
@@ -296,7 +301,8 @@ class CommandHandler:
         if self._unit is not None:
             self._submitted_in_unit[cmd.actor] = self._submitted_in_unit.get(cmd.actor, 0) + 1
         task = Task(
-            prompt=cmd.prompt,
+            prompt=preview(cmd.prompt) if cmd.prompt_ref else cmd.prompt,
+            prompt_ref=cmd.prompt_ref.model_dump() if cmd.prompt_ref else None,
             priority=cmd.priority,
             capabilities=list(cmd.capabilities),
             agent_type=cmd.agent_type.value if cmd.agent_type else None,

@@ -244,6 +244,7 @@ def _new_task_view(envelope: EventEnvelope, payload: ev.TaskSubmitted) -> TaskVi
         id=envelope.aggregate_id,
         status=TaskStatus.QUEUED,
         prompt=payload.prompt,
+        prompt_ref=payload.prompt_ref,
         priority=payload.priority,
         capabilities=payload.capabilities,
         agent_type=payload.agent_type.value if payload.agent_type else None,

@@ -26,7 +26,11 @@ from whoosh_shared.enums import AgentType
 from whoosh_shared.inventory import ModelFacts, model_key
 from whoosh_shared.queries import AgentView, TaskView
 
-from whoosh_coordinator.estimates import DEFAULT_OUTPUT_TOKENS, expected_seconds, prompt_tokens
+from whoosh_coordinator.estimates import (
+    DEFAULT_OUTPUT_TOKENS,
+    expected_seconds,
+    task_prompt_tokens,
+)
 from whoosh_coordinator.weights import WeightedRotation, weights_differ
 
 _RANDOM = random.Random()
@@ -63,7 +67,7 @@ class Needs:
             task.model,
             tuple(task.capabilities),
             tuple(task.tried_agents),
-            prompt_tokens(task.prompt, llm.system if llm else None),
+            task_prompt_tokens(task.prompt, task.prompt_ref, llm.system if llm else None),
             expected_output_tokens(llm.options if llm else {}),
         )
 

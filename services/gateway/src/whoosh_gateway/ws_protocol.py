@@ -19,6 +19,7 @@ from uuid import UUID
 from pydantic import Field, TypeAdapter, ValidationError
 from whoosh_shared.agents import Strict
 from whoosh_shared.commands import IDEMPOTENCY_KEY_PATTERN
+from whoosh_shared.limits import MAX_DOCUMENT_DEPTH, raw_json_depth, too_deep
 from whoosh_shared.queries import MAX_EVENT_ID
 
 from whoosh_gateway.api_models import TaskSubmission
@@ -89,6 +90,9 @@ class BadMessage(Exception):
 
 
 def parse_client_message(text: str) -> Subscribe | Unsubscribe | Start | Stop | Ping:
+    depth = raw_json_depth(text.encode("utf-8", errors="surrogatepass"))
+    if depth > MAX_DOCUMENT_DEPTH:
+        raise BadMessage("invalid_json", too_deep(depth))
     try:
         raw: Any = json.loads(text)
     except ValueError as exc:

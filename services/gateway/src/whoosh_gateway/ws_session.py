@@ -46,6 +46,7 @@ from whoosh_gateway.ws_protocol import (
 )
 
 log = logging.getLogger(__name__)
+MAX_SUBSCRIPTIONS = 1000  # tasks and agents one socket follows by id
 SLOW_CLIENT_CLOSE = 4008
 REPLAY_PAGE = 500
 REPLAY_PUT_TIMEOUT_S = 10.0
@@ -225,6 +226,13 @@ class WsSession:
 
     async def _subscribe(self, message: Subscribe) -> None:
         check_role(self.caller, Role.VIEWER)
+        if message.scope != "all" and len(self.tasks) + len(self.agents) >= MAX_SUBSCRIPTIONS:
+            raise ApiError(
+                429,
+                "too_many_subscriptions",
+                f"this socket already has {MAX_SUBSCRIPTIONS} subscriptions, the most one may "
+                "have: unsubscribe first, or subscribe to scope 'all'",
+            )
         target = await self._scope_id(message.scope, message.id)
         if message.last_event_id is None:
             self._add(message.scope, target)

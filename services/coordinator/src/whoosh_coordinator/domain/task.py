@@ -50,6 +50,7 @@ class Task(Aggregate):
         actor: str,
         llm: dict[str, Any] | None = None,
         origin: dict[str, str] | None = None,
+        prompt_ref: dict[str, Any] | None = None,
         idempotency: dict[str, str] | None = None,
     ) -> None:
         """`origin` names what created the task inside the coordinator (for example
@@ -57,6 +58,7 @@ class Task(Aggregate):
         `idempotency` ({"actor", "key", "digest"}) when the submitter sent an idempotency
         key: the id derives from actor and key, the digest tells a retry from a reuse."""
         self.prompt = prompt
+        self.prompt_ref = prompt_ref  # a BlobRef's fields: the prompt is in the blob store
         self.idempotency = idempotency
         self.origin = origin
         self.llm = llm
