@@ -72,6 +72,7 @@ async def serve(mode: str, store_url: str, nats_url: str, config, with_relay: bo
             run_relay=with_relay,
             stream_replicas=config.nats.stream_replicas,
             security=config.security,
+            stream_limits=config.nats.streams,
         )
         await coordinator.run(stop)
     return 0

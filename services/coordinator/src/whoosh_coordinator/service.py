@@ -25,6 +25,7 @@ from whoosh_shared.commands import Command, CommandReply
 from whoosh_shared.config import CoordinatorSettings
 from whoosh_shared.security_settings import SecuritySettings
 from whoosh_shared.store import describe_store
+from whoosh_shared.stream_limits import StreamLimits
 from whoosh_shared.work import StoreAppended
 
 from whoosh_coordinator.assignment import Assigner
@@ -47,7 +48,9 @@ class Coordinator:
         run_relay: bool = True,
         stream_replicas: int = 1,
         security: SecuritySettings | None = None,
+        stream_limits: StreamLimits | None = None,
     ) -> None:
+        self.stream_limits = stream_limits
         self.store_url = store_url
         self.settings = settings
         self.stream_replicas = stream_replicas
@@ -169,7 +172,9 @@ class Coordinator:
             len(self.projection.agents),
         )
         await self.bus.connect()
-        await ensure_streams(self.bus.js, self.stream_replicas, update=True)
+        await ensure_streams(
+            self.bus.js, self.stream_replicas, update=True, limits=self.stream_limits
+        )
         await self._subscribe()
         loops = [
             asyncio.create_task(self._schedule_loop()),
