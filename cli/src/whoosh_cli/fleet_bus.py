@@ -12,6 +12,7 @@ from whoosh_shared.agents import AgentSpec
 from whoosh_shared.bus import Bus
 from whoosh_shared.commands import CommandReply, SubmitTask
 from whoosh_shared.events import EventEnvelope
+from whoosh_shared.explain import ExplainTask, TaskExplanation
 from whoosh_shared.queries import (
     AgentList,
     AgentView,
@@ -55,6 +56,11 @@ class BusFleet:
         command = c.EnableAgent if enabled else c.DisableAgent
         return _result(await send(self.bus, command(name=name, actor=ACTOR)))
 
+    async def set_weight(self, name: str, weight: int) -> WriteResult:
+        return _result(
+            await send(self.bus, c.SetAgentWeight(name=name, weight=weight, actor=ACTOR))
+        )
+
     async def remove(self, name: str) -> WriteResult:
         return _result(await send(self.bus, c.RemoveAgent(name=name, actor=ACTOR)))
 
@@ -69,8 +75,10 @@ class BusFleet:
             lambda: send(self.bus, command), lambda e: isinstance(e, UnreachableError), "submit"
         )
 
-    async def submit_and_follow(self, command: SubmitTask, live_output: bool) -> Outcome:
-        watch = TaskWatch(self.bus, live_output=live_output)
+    async def submit_and_follow(
+        self, command: SubmitTask, live_output: bool, verbose: bool = False
+    ) -> Outcome:
+        watch = TaskWatch(self.bus, live_output=live_output, verbose=verbose)
         await watch.subscribe_all()
         try:
             reply = await self._send_submit(command)
@@ -81,8 +89,20 @@ class BusFleet:
         finally:
             await watch.close()
 
+    async def follow(self, task_id: UUID, live_output: bool, verbose: bool = False) -> Outcome:
+        await self.task(task_id)  # an unknown id is refused here, not watched for ever
+        watch = TaskWatch(self.bus, live_output=live_output, verbose=verbose)
+        try:
+            await watch.focus(task_id)
+            return await watch.follow()
+        finally:
+            await watch.close()
+
     async def task(self, task_id: UUID) -> TaskView:
         return await ask(self.bus, GetTask(task_id=task_id), TaskView)
+
+    async def explain(self, task_id: UUID) -> TaskExplanation:
+        return await ask(self.bus, ExplainTask(task_id=task_id), TaskExplanation)
 
     async def tasks(self, query: ListTasks) -> TaskPage:
         return await ask(self.bus, query, TaskPage)

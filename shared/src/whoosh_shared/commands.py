@@ -13,7 +13,14 @@ from uuid import UUID
 from pydantic import AwareDatetime, Field, field_validator
 
 from whoosh_shared import subjects
-from whoosh_shared.agents import AgentName, AgentSpec, AgentUpdate, CapabilityName, Strict
+from whoosh_shared.agents import (
+    AgentName,
+    AgentSpec,
+    AgentUpdate,
+    CapabilityName,
+    Strict,
+    Weight,
+)
 from whoosh_shared.alerts import Severity
 from whoosh_shared.api_keys import PREFIX_PATTERN, Role
 from whoosh_shared.enums import AgentType
@@ -78,6 +85,15 @@ class EnableAgent(Command):
 class DisableAgent(Command):
     SUBJECT: ClassVar[str] = subjects.command("agent.disable")
     name: AgentName
+
+
+class SetAgentWeight(Command):
+    """Change an agent's traffic weight (a rollout step, or 0 to drain it): recorded as
+    AgentWeightChanged with the actor, so a rollout's history is in the audit trail."""
+
+    SUBJECT: ClassVar[str] = subjects.command("agent.weight")
+    name: AgentName
+    weight: Weight
 
 
 class RemoveAgent(Command):
@@ -289,6 +305,7 @@ COMMANDS: tuple[type[Command], ...] = (
     RevokeApiKey,
     RaiseAlert,
     ResolveAlert,
+    SetAgentWeight,
 )
 
 

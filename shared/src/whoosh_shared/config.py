@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import Field, ValidationError, field_validator
@@ -64,12 +64,38 @@ class StoreSettings(Strict):
         description="sqlite:///PATH or postgresql://USER@HOST:PORT/DB[?schema=S]; unset: SQLite "
         "file in the data dir",
     )
+    sync: Literal["normal", "full"] = Field(
+        default="normal",
+        description="commit durability. normal: a commit survives a crash of any WHOOSH "
+        "process, an OS crash may lose the last commits (SQLite WAL synchronous=NORMAL; "
+        "PostgreSQL synchronous_commit=off); full: every commit is flushed to disk before "
+        "it is acknowledged (SQLite synchronous=FULL; PostgreSQL synchronous_commit=on)",
+    )
+
+
+class FairShareSettings(Strict):
+    """Shares of queued work at equal priority, by API key name (unset: 1 each)."""
+
+    shares: dict[str, float] = Field(
+        default_factory=dict,
+        description="API key name -> share (e.g. ci: 1, alice: 3); a key with share 3 gets "
+        "three turns to one of a key with share 1",
+    )
+
+    @field_validator("shares")
+    @classmethod
+    def _positive(cls, value: dict[str, float]) -> dict[str, float]:
+        for name, share in value.items():
+            if not 0 < share <= 1000:
+                raise ValueError(f"share of key {name!r} must be > 0 and <= 1000, not {share}")
+        return value
 
 
 class CoordinatorSettings(Strict):
     poll_interval_s: float = Field(default=0.25, gt=0, le=60)
     sweep_interval_s: float = Field(default=0.5, gt=0, le=60)
     timeout_grace_s: float = Field(default=5.0, ge=0, le=3600)
+    fair_share: FairShareSettings = Field(default_factory=FairShareSettings)
 
 
 class ExecutorSettings(Strict):

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from pathlib import Path
 
 from eventsourcing.persistence import PersistenceError
-from whoosh_shared import nats_auth
+from whoosh_shared import event_loop, nats_auth
 from whoosh_shared.bus import BusError
 from whoosh_shared.config import ConfigError, load_config
 from whoosh_shared.logs import setup_logging
@@ -45,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.mode in ("backup", "restore"):
             return backup_or_restore(args.mode, args.file, store_url, args.json)
         setup_logging(f"coordinator-{args.mode}")
-        return asyncio.run(serve(args.mode, store_url, nats_url, config, not args.no_relay))
+        return event_loop.run(serve(args.mode, store_url, nats_url, config, not args.no_relay))
     except (ConfigError, StoreUrlError, ValueError) as exc:
         print(f"whoosh-coordinator: {exc}", file=sys.stderr)
         return 2
@@ -73,6 +72,7 @@ async def serve(mode: str, store_url: str, nats_url: str, config, with_relay: bo
             stream_replicas=config.nats.stream_replicas,
             security=config.security,
             stream_limits=config.nats.streams,
+            store_sync=config.store.sync,
         )
         await coordinator.run(stop)
     return 0

@@ -56,14 +56,25 @@ def update_agent(handler: CommandHandler, cmd: c.UpdateAgent) -> CommandReply:
     changes = cmd.changes.changes()
     if not changes:
         raise Rejected(RejectCode.INVALID, "update names no field to change")
+    weight = changes.pop("weight", None)
     agent = handler.load_agent(cmd.name)
-    try:
-        after = merged_spec(agent.spec, changes)
-    except ValidationError as exc:
-        raise Rejected(RejectCode.INVALID, f"update leaves an invalid agent: {exc}") from None
-    check_policy(handler, after, cmd.role, list(changes))
-    agent.update(changes=changes, actor=cmd.actor)
+    if changes:
+        try:
+            after = merged_spec(agent.spec, changes)
+        except ValidationError as exc:
+            raise Rejected(RejectCode.INVALID, f"update leaves an invalid agent: {exc}") from None
+        check_policy(handler, after, cmd.role, list(changes))
+        agent.update(changes=changes, actor=cmd.actor)
+    if weight is not None:  # its own event, so every weight change reads the same in history
+        agent.set_weight(weight, cmd.actor)
     handler.save(agent)
+    return CommandReply.accept(agent_id=str(agent.id), name=cmd.name)
+
+
+def set_agent_weight(handler: CommandHandler, cmd: c.SetAgentWeight) -> CommandReply:
+    agent = handler.load_agent(cmd.name)
+    if agent.set_weight(cmd.weight, cmd.actor):
+        handler.save(agent)
     return CommandReply.accept(agent_id=str(agent.id), name=cmd.name)
 
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
 from whoosh_shared import commands as c
-from whoosh_shared.agents import NAME_PATTERN, AgentName, AgentUpdate
+from whoosh_shared.agents import NAME_PATTERN, AgentName, AgentUpdate, Strict, Weight
 from whoosh_shared.connectivity import FAILED_TEST_CODE
 from whoosh_shared.queries import AgentList, AgentView, GetAgent, ListAgents
 
@@ -98,6 +98,25 @@ async def disable_agent(
     request: Request, name: NamePath, caller: Caller = Operator
 ) -> AgentWritten:
     await state_of(request).coordinator.send(c.DisableAgent(name=name, actor=caller.actor))
+    return AgentWritten(agent=await _read_back(request, name))
+
+
+class WeightChange(Strict):
+    weight: Weight
+
+
+@router.put(
+    "/{name}/weight",
+    response_model=AgentWritten,
+    summary="Set an agent's traffic weight (0..100; 0 drains it)",
+)
+async def set_agent_weight(
+    request: Request, name: NamePath, body: WeightChange, caller: Caller = Operator
+) -> AgentWritten:
+    """Its share of new work among free eligible agents; recorded as AgentWeightChanged."""
+    await state_of(request).coordinator.send(
+        c.SetAgentWeight(name=name, weight=body.weight, actor=caller.actor)
+    )
     return AgentWritten(agent=await _read_back(request, name))
 
 
