@@ -28,6 +28,7 @@ from whoosh_shared.gateway_settings import GatewaySettings
 from whoosh_shared.limits import LimitSettings
 from whoosh_shared.nats_auth import NatsCredentials, client_options
 from whoosh_shared.security_settings import SecuritySettings
+from whoosh_shared.stream_limits import StreamLimits
 
 DEFAULT_CONFIG_NAME = "whoosh.yaml"
 DEFAULT_NATS_PORT = 4311  # not 4222: machines often run their own NATS there
@@ -52,6 +53,7 @@ class NatsSettings(NatsCredentials):
     host: str = "127.0.0.1"
     port: int = Field(default=DEFAULT_NATS_PORT, ge=0, le=65535, description="0: a free port")
     stream_replicas: int = Field(default=1, ge=1, le=5, description="3 on a NATS cluster")
+    streams: StreamLimits = Field(default_factory=StreamLimits)
 
     def client_url(self) -> str:
         return self.url or f"nats://{self.host}:{self.port}"

@@ -27,6 +27,7 @@ from whoosh_shared.limits import LimitSettings
 from whoosh_shared.queries import QueryReply
 from whoosh_shared.security_settings import SecuritySettings
 from whoosh_shared.store import describe_store
+from whoosh_shared.stream_limits import StreamLimits
 from whoosh_shared.supervision import LoopHealth, supervise
 from whoosh_shared.work import StoreAppended
 
@@ -61,10 +62,12 @@ class Coordinator:
         stream_replicas: int = 1,
         limits: LimitSettings | None = None,
         security: SecuritySettings | None = None,
+        stream_limits: StreamLimits | None = None,
         store_sync: StoreSync = "normal",
     ) -> None:
         self.limits = limits or LimitSettings()
         self.health = LoopHealth()
+        self.stream_limits = stream_limits
         self.store_url = store_url
         self.settings = settings
         self.stream_replicas = stream_replicas
@@ -234,7 +237,9 @@ class Coordinator:
             len(self.projection.agents),
         )
         await self.bus.connect()
-        await ensure_streams(self.bus.js, self.stream_replicas, update=True)
+        await ensure_streams(
+            self.bus.js, self.stream_replicas, update=True, limits=self.stream_limits
+        )
         self.dispatcher = Dispatcher(self.bus.js, FollowerSource(self.follower).work_item)
         await self._subscribe()
         loops = [
