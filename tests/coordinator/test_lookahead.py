@@ -7,6 +7,7 @@ from uuid import uuid4
 
 from coordinator.factories import NOW, agent_view, task_view
 from pytest import approx
+from whoosh_coordinator.explain import explain
 from whoosh_coordinator.lookahead import SlotForecast
 from whoosh_coordinator.scheduler import Needs, choose, plan
 from whoosh_shared.enums import TaskStatus
@@ -88,3 +89,12 @@ def test_no_estimate_means_no_waiting() -> None:
     forecast = SlotForecast.of([fast, unmeasured], {}, NOW)
     assert choose(Needs(output_tokens=200), [fast, unmeasured], {fast.id: 1, unmeasured.id: 0},
                   forecast=forecast) is unmeasured  # fmt: skip
+
+
+def test_explain_says_the_work_waits_for_the_busy_agent() -> None:
+    fast, slow, tasks = fleet(fast_remaining_tokens=50)
+    forecast = SlotForecast.of([fast, slow], tasks, NOW)
+    found = explain(Needs(output_tokens=200), [fast, slow], forecast=forecast)
+    assert found.chosen is None
+    assert found.decision.startswith("waits for fast: busy, a slot expected free in ~0.5 s")
+    assert forecast.free_in[fast.id] == [approx(0.5, abs=1e-3)]  # explaining promised nothing
