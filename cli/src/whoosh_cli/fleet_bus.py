@@ -31,8 +31,9 @@ from whoosh_shared.queries import (
 
 from whoosh_cli.agent_sync import register_tested
 from whoosh_cli.bus_session import ask, send
-from whoosh_cli.errors import CliError
+from whoosh_cli.errors import CliError, UnreachableError
 from whoosh_cli.fleet import WriteResult
+from whoosh_cli.submit_retry import with_retries
 from whoosh_cli.task_outcome import Outcome
 from whoosh_cli.task_watch import TaskWatch
 
@@ -64,16 +65,35 @@ class BusFleet:
         return _result(await send(self.bus, c.RemoveAgent(name=name, actor=ACTOR)))
 
     async def submit(self, command: SubmitTask) -> WriteResult:
-        return _result(await send(self.bus, command))
+        return _result(await self._send_submit(command))
 
-    async def submit_and_follow(self, command: SubmitTask, live_output: bool) -> Outcome:
-        watch = TaskWatch(self.bus, live_output=live_output)
+    async def _send_submit(self, command: SubmitTask) -> CommandReply:
+        """Sent again with the same idempotency key while no coordinator answers."""
+        if command.idempotency_key is None:
+            return await send(self.bus, command)
+        return await with_retries(
+            lambda: send(self.bus, command), lambda e: isinstance(e, UnreachableError), "submit"
+        )
+
+    async def submit_and_follow(
+        self, command: SubmitTask, live_output: bool, verbose: bool = False
+    ) -> Outcome:
+        watch = TaskWatch(self.bus, live_output=live_output, verbose=verbose)
         await watch.subscribe_all()
         try:
-            reply = await send(self.bus, command)
+            reply = await self._send_submit(command)
             if not reply.accepted:
                 raise CliError(f"task rejected ({reply.code}): {reply.reason}")
             await watch.focus(UUID(reply.ids["task_id"]))
+            return await watch.follow()
+        finally:
+            await watch.close()
+
+    async def follow(self, task_id: UUID, live_output: bool, verbose: bool = False) -> Outcome:
+        await self.task(task_id)  # an unknown id is refused here, not watched for ever
+        watch = TaskWatch(self.bus, live_output=live_output, verbose=verbose)
+        try:
+            await watch.focus(task_id)
             return await watch.follow()
         finally:
             await watch.close()

@@ -22,6 +22,7 @@ from whoosh_cli.errors import EXIT_FAILURE, EXIT_OK, CliError, UsageError
 from whoosh_cli.explain_output import print_explanation
 from whoosh_cli.fleet import WriteResult, open_fleet
 from whoosh_cli.output import notice, print_json, print_line, print_table, truncate
+from whoosh_cli.submit_retry import new_key
 from whoosh_cli.task_outcome import Outcome
 from whoosh_cli.validation import build
 
@@ -45,6 +46,7 @@ def submit_command(args: argparse.Namespace) -> SubmitTask:
         "agent_type": args.type,
         "model": args.model,
         "actor": "cli",
+        "idempotency_key": new_key(),  # one per invocation: its retries give one task
     }
     if args.priority is not None:
         fields["priority"] = args.priority
@@ -95,9 +97,21 @@ async def task_submit(ctx: CliContext, args: argparse.Namespace) -> int:
     async with open_fleet(ctx) as fleet:
         if not args.wait:
             return _report_submit(ctx, await fleet.submit(command))
-        outcome = await fleet.submit_and_follow(command, live_output=not ctx.json)
+        outcome = await fleet.submit_and_follow(
+            command, live_output=not ctx.json, verbose=args.verbose
+        )
         if ctx.json:
             print_json(await fleet.task(_followed_id(outcome)))
+    return EXIT_OK if outcome.status is TaskStatus.COMPLETED else EXIT_FAILURE
+
+
+async def task_watch(ctx: CliContext, args: argparse.Namespace) -> int:
+    """Follow any task (one submitted elsewhere, or earlier) to its end, like --wait."""
+    task_id = parse_task_id(args.task_id)
+    async with open_fleet(ctx) as fleet:
+        outcome = await fleet.follow(task_id, live_output=not ctx.json, verbose=args.verbose)
+        if ctx.json:
+            print_json(await fleet.task(task_id))
     return EXIT_OK if outcome.status is TaskStatus.COMPLETED else EXIT_FAILURE
 
 
