@@ -34,6 +34,7 @@ ROUTES: list[tuple[str, str, Role]] = [
     ("POST", f"/api/v1/tasks/{MISSING}/cancel", Role.OPERATOR),
     ("GET", f"/api/v1/tasks/{MISSING}/output", Role.VIEWER),
     ("GET", f"/api/v1/tasks/{MISSING}/events", Role.VIEWER),
+    ("GET", f"/api/v1/tasks/{MISSING}/explain", Role.VIEWER),
     ("GET", "/api/v1/keys", Role.ADMIN),
     ("POST", "/api/v1/keys", Role.ADMIN),
     ("DELETE", "/api/v1/keys/000000000000", Role.ADMIN),
