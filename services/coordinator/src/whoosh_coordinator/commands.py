@@ -38,6 +38,7 @@ from whoosh_coordinator.budgets import commands as budget_commands
 from whoosh_coordinator.domain import Agent, Rejected, Task
 from whoosh_coordinator.domain.agent import agent_id
 from whoosh_coordinator.domain.task import task_id_for
+from whoosh_coordinator.lookahead import SlotForecast
 from whoosh_coordinator.projections import FleetProjection
 from whoosh_coordinator.scheduler import Needs, choose, eligible
 from whoosh_coordinator.size_policy import check_prompt_size
@@ -349,7 +350,8 @@ class CommandHandler:
         if self.projection.count(TaskStatus.QUEUED) or self._queued_in_unit():
             return []
         agents = self.projection.agents.values()
-        chosen = choose(needs, agents, {a.id: a.load for a in agents})
+        forecast = SlotForecast.of(agents, self.projection.tasks, self.clock())
+        chosen = choose(needs, agents, {a.id: a.load for a in agents}, forecast=forecast)
         if chosen is None:
             return []
         agent = self.load_agent_by_id(chosen.id)
