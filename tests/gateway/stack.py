@@ -19,6 +19,8 @@ from whoosh_shared.bus import Bus
 from whoosh_shared.commands import CreateApiKey
 
 NO_CONFIG_FILE = {"WHOOSH_CONFIG": os.devnull}
+# The commands operators may register here (security.allowed_commands); others need admin.
+OPERATOR_COMMANDS = {"WHOOSH__SECURITY__ALLOWED_COMMANDS": '["cat", "sh -s"]'}
 SHELL_AGENT = {
     "name": "shell",
     "type": "cli",

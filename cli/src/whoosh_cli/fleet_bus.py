@@ -12,6 +12,7 @@ from whoosh_shared.agents import AgentSpec
 from whoosh_shared.bus import Bus
 from whoosh_shared.commands import CommandReply, SubmitTask
 from whoosh_shared.events import EventEnvelope
+from whoosh_shared.explain import ExplainTask, TaskExplanation
 from whoosh_shared.queries import (
     AgentList,
     AgentView,
@@ -30,8 +31,9 @@ from whoosh_shared.queries import (
 
 from whoosh_cli.agent_sync import register_tested
 from whoosh_cli.bus_session import ask, send
-from whoosh_cli.errors import CliError
+from whoosh_cli.errors import CliError, UnreachableError
 from whoosh_cli.fleet import WriteResult
+from whoosh_cli.submit_retry import with_retries
 from whoosh_cli.task_outcome import Outcome
 from whoosh_cli.task_watch import TaskWatch
 
@@ -54,11 +56,24 @@ class BusFleet:
         command = c.EnableAgent if enabled else c.DisableAgent
         return _result(await send(self.bus, command(name=name, actor=ACTOR)))
 
+    async def set_weight(self, name: str, weight: int) -> WriteResult:
+        return _result(
+            await send(self.bus, c.SetAgentWeight(name=name, weight=weight, actor=ACTOR))
+        )
+
     async def remove(self, name: str) -> WriteResult:
         return _result(await send(self.bus, c.RemoveAgent(name=name, actor=ACTOR)))
 
     async def submit(self, command: SubmitTask) -> WriteResult:
-        return _result(await send(self.bus, command))
+        return _result(await self._send_submit(command))
+
+    async def _send_submit(self, command: SubmitTask) -> CommandReply:
+        """Sent again with the same idempotency key while no coordinator answers."""
+        if command.idempotency_key is None:
+            return await send(self.bus, command)
+        return await with_retries(
+            lambda: send(self.bus, command), lambda e: isinstance(e, UnreachableError), "submit"
+        )
 
     async def submit_and_follow(
         self, command: SubmitTask, live_output: bool, verbose: bool = False
@@ -66,7 +81,7 @@ class BusFleet:
         watch = TaskWatch(self.bus, live_output=live_output, verbose=verbose)
         await watch.subscribe_all()
         try:
-            reply = await send(self.bus, command)
+            reply = await self._send_submit(command)
             if not reply.accepted:
                 raise CliError(f"task rejected ({reply.code}): {reply.reason}")
             await watch.focus(UUID(reply.ids["task_id"]))
@@ -85,6 +100,9 @@ class BusFleet:
 
     async def task(self, task_id: UUID) -> TaskView:
         return await ask(self.bus, GetTask(task_id=task_id), TaskView)
+
+    async def explain(self, task_id: UUID) -> TaskExplanation:
+        return await ask(self.bus, ExplainTask(task_id=task_id), TaskExplanation)
 
     async def tasks(self, query: ListTasks) -> TaskPage:
         return await ask(self.bus, query, TaskPage)

@@ -24,6 +24,7 @@ from whoosh_shared.enums import TaskStatus
 from whoosh_cli.errors import NOT_RUNNING_HINT, CliError, UnreachableError, UsageError
 from whoosh_cli.output import notice
 from whoosh_cli.stream_render import OutputWriter, Progress, verbose_summary
+from whoosh_cli.submit_retry import RETRY_FOR_S
 from whoosh_cli.task_outcome import Outcome
 
 LATE_LINES_GRACE_S = 0.3  # output lines may trail the terminal event by a moment
@@ -45,6 +46,7 @@ class Follower:
         self.last_event_id = 0
         self.lines: set[tuple[int, int]] = set()
         self.attempts_with_output: set[int] = set()
+        self.start_retries_until = 0.0  # a start refused as unavailable is resent until then
 
     def handle(self, message: dict[str, Any]) -> Outcome | None:
         kind = message.get("type")
@@ -140,11 +142,17 @@ async def follow_over_websocket(
     api_key: str | None,
     task: dict[str, Any],
     live_output: bool,
+    idempotency_key: str | None = None,
     verbose: bool = False,
 ) -> Outcome:
-    """Submit a task over the socket and follow it to its end."""
+    """Submit a task over the socket and follow it to its end. With an idempotency key, a
+    start refused as unavailable (coordinator restarting) is sent again for a while."""
     follower = Follower(live_output, verbose)
-    return await _follow(gateway_url, api_key, follower, {"action": "start", "task": task})
+    first: dict[str, Any] = {"action": "start", "task": task}
+    if idempotency_key:
+        first["idempotency_key"] = idempotency_key
+        follower.start_retries_until = time.monotonic() + RETRY_FOR_S
+    return await _follow(gateway_url, api_key, follower, first)
 
 
 async def watch_over_websocket(
@@ -175,7 +183,7 @@ async def _follow(
                         "action": "subscribe", "scope": "task", "id": follower.task_id,
                         "last_event_id": follower.last_event_id,
                     }))  # fmt: skip
-                outcome, usage_s = await _receive_until_end(ws, follower)
+                outcome, usage_s = await _receive_until_end(ws, follower, first)
                 follower.finish(outcome, time.monotonic() - started, usage_s)
                 return outcome
         except (OSError, InvalidStatus, InvalidURI) as exc:
@@ -196,7 +204,10 @@ async def _follow(
     )
 
 
-async def _receive_until_end(ws: ClientConnection, follower: Follower) -> tuple[Outcome, float]:
+async def _receive_until_end(
+    ws: ClientConnection, follower: Follower, first: dict[str, Any] | None
+) -> tuple[Outcome, float]:
+    pause = 0.25
     while True:
         message = json.loads(await ws.recv())
         if message.get("type") == "accepted":
@@ -204,6 +215,12 @@ async def _receive_until_end(ws: ClientConnection, follower: Follower) -> tuple[
             continue
         if message.get("type") == "error" and follower.task_id is None:
             code, text = message.get("code"), message.get("message")
+            if code == "unavailable" and time.monotonic() + pause < follower.start_retries_until:
+                follower.progress.say(f"whoosh: {text}; starting again with the same key")
+                await asyncio.sleep(pause)  # the same key: at most one task however many
+                pause = min(2.0, pause * 2)
+                await ws.send(json.dumps(first))
+                continue
             if code == "invalid":
                 raise UsageError(f"invalid task: {text}")
             raise CliError(f"task rejected ({code}): {text}")

@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from whoosh_shared.agents import AgentSpec, Strict
 from whoosh_shared.api_keys import Role
+from whoosh_shared.collab_events import COLLAB_EVENTS
 from whoosh_shared.commands import LlmOptions, RetryPolicy, Usage
 from whoosh_shared.enums import AgentType
 from whoosh_shared.inventory import Inventory
@@ -42,6 +43,14 @@ class AgentEnabled(EventData):
 
 
 class AgentDisabled(EventData):
+    actor: str = "system"
+
+
+class AgentWeightChanged(EventData):
+    """The agent's traffic weight changed (rollout step, drain with 0, or back)."""
+
+    weight: int = Field(ge=0, le=100)
+    previous: int = Field(ge=0, le=100)
     actor: str = "system"
 
 
@@ -119,6 +128,9 @@ class TaskSubmitted(EventData):
     actor: str = "system"
     llm: LlmOptions | None = None
     origin: dict[str, str] | None = None
+    idempotency: dict[str, str] | None = Field(
+        default=None, description="actor, key and request digest of an idempotent submit"
+    )
 
 
 class TaskAssigned(EventData):
@@ -222,6 +234,7 @@ EVENT_TYPES: dict[str, type[EventData]] = {
         AgentHealthChanged,
         AgentSlotTaken,
         AgentSlotReleased,
+        AgentWeightChanged,
         TaskSubmitted,
         TaskAssigned,
         TaskStarted,
@@ -239,6 +252,7 @@ EVENT_TYPES: dict[str, type[EventData]] = {
         AlertResolved,
     )
 }
+EVENT_TYPES.update({cls.__name__: cls for cls in COLLAB_EVENTS})  # type: ignore[misc]
 
 
 class EventEnvelope(BaseModel):
@@ -250,7 +264,9 @@ class EventEnvelope(BaseModel):
     does not collide with it."""
 
     notification_id: int = Field(ge=1, description="position in the store's notification log")
-    aggregate_type: Literal["agent", "task", "apikey", "alert"]
+    aggregate_type: Literal[
+        "agent", "task", "apikey", "alert", "workflow", "execution", "thread", "budget"
+    ]
     aggregate_id: UUID
     version: int = Field(ge=1)
     type: str
@@ -262,6 +278,93 @@ class EventEnvelope(BaseModel):
         micros = (self.timestamp - EPOCH) // timedelta(microseconds=1)
         return f"{self.aggregate_id}:{self.version}:{micros}"
 
-    def payload(self) -> EventData:
+    def payload(self) -> EventData:  # or a collab_events payload (thread, budget)
         """The typed payload; raises KeyError for an event type this contract does not know."""
         return EVENT_TYPES[self.type].model_validate(self.data)
+
+
+# -- workflows (whoosh_shared.workflows has their commands and views) ---------------------
+
+
+class WorkflowDefined(EventData):
+    """A workflow's first version; later ones are WorkflowVersionAdded."""
+
+    name: str
+    definition: dict[str, Any]
+    source: str
+    origin: str
+    actor: str = "system"
+
+
+class WorkflowVersionAdded(EventData):
+    definition: dict[str, Any]
+    source: str
+    origin: str
+    actor: str = "system"
+
+
+class ExecutionStarted(EventData):
+    """A run of one pinned version; the definition is carried, so the run never changes."""
+
+    workflow: str
+    version: int
+    definition: dict[str, Any]
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    actor: str = "system"
+    deadline_at: datetime | None = None
+
+
+class ExecutionStepScheduled(EventData):
+    """An agent step became a task (saved in the same transaction)."""
+
+    step: str
+    task_id: UUID
+    round: int = 0
+
+
+class ExecutionStepWaiting(EventData):
+    step: str
+    kind: Literal["approval", "wait"]
+    wake_at: datetime | None = None
+    message: str = ""
+
+
+class ExecutionStepEnded(EventData):
+    step: str
+    status: Literal["succeeded", "failed", "skipped", "cancelled"]
+    port: str | None = None
+    output: str = ""
+    error: str | None = None
+    exit_code: int | None = None
+    continued: bool = False
+    actor: str = "system"
+
+
+class ExecutionFinished(EventData):
+    status: Literal["succeeded", "failed", "cancelled", "timed_out"]
+    reason: str | None = None
+    actor: str = "system"
+
+
+class ExecutionRetried(EventData):
+    round: int
+    steps: list[str]
+    actor: str = "system"
+    deadline_at: datetime | None = None
+
+
+EVENT_TYPES.update(
+    {
+        cls.__name__: cls
+        for cls in (
+            WorkflowDefined,
+            WorkflowVersionAdded,
+            ExecutionStarted,
+            ExecutionStepScheduled,
+            ExecutionStepWaiting,
+            ExecutionStepEnded,
+            ExecutionFinished,
+            ExecutionRetried,
+        )
+    }
+)

@@ -66,13 +66,22 @@ class ListApiKeys(Query):
     SUBJECT: ClassVar[str] = subjects.query("apikey.list")
 
 
+WITH_ENV = Field(
+    default=False,
+    description="the env values as stored, for the services that call agents (executors' "
+    "and the monitor's probes, `whoosh up`'s sync); every other reader gets them masked",
+)
+
+
 class ListAgents(Query):
     SUBJECT: ClassVar[str] = subjects.query("agent.list")
+    with_env: bool = WITH_ENV
 
 
 class GetAgent(Query):
     SUBJECT: ClassVar[str] = subjects.query("agent.get")
     name: AgentName
+    with_env: bool = WITH_ENV
 
 
 class GetStats(Query):

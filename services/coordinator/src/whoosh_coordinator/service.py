@@ -22,12 +22,16 @@ from nats.aio.msg import Msg
 from whoosh_shared import subjects
 from whoosh_shared.bus import Bus, ensure_streams
 from whoosh_shared.commands import Command, CommandReply
-from whoosh_shared.config import CoordinatorSettings
+from whoosh_shared.config import ConfigError, CoordinatorSettings
+from whoosh_shared.security_settings import SecuritySettings
 from whoosh_shared.store import describe_store
 from whoosh_shared.work import StoreAppended
 
 from whoosh_coordinator.assignment import Assigner
 from whoosh_coordinator.commands import CommandHandler
+from whoosh_coordinator.dispatch import Dispatcher
+from whoosh_coordinator.durability import StoreSync
+from whoosh_coordinator.fair_queue import FairShare, check_shares
 from whoosh_coordinator.follower import Follower
 from whoosh_coordinator.projections import FleetProjection
 from whoosh_coordinator.queries import QueryHandler
@@ -45,19 +49,26 @@ class Coordinator:
         settings: CoordinatorSettings,
         run_relay: bool = True,
         stream_replicas: int = 1,
+        security: SecuritySettings | None = None,
+        store_sync: StoreSync = "normal",
     ) -> None:
         self.store_url = store_url
         self.settings = settings
         self.stream_replicas = stream_replicas
-        self.store = open_store(store_url)
+        self.store = open_store(store_url, store_sync)
         self.projection = FleetProjection()
         self.follower = Follower(self.store, self.projection)
         self.bus = Bus(nats_url, "whoosh-coordinator")
-        self.handler = CommandHandler(self.store, self.projection, on_saved=self._on_saved)
+        self.handler = CommandHandler(
+            self.store, self.projection, on_saved=self._on_saved, security=security
+        )
         self.queries = QueryHandler(self.projection, self.store)
-        self.assigner = Assigner(self.handler, settings.timeout_grace_s)
+        self.assigner = Assigner(
+            self.handler, settings.timeout_grace_s, FairShare(settings.fair_share.shares)
+        )
         self.run_relay = run_relay
         self.relay: Relay | None = None
+        self.dispatcher: Dispatcher | None = None
         self.kick = asyncio.Event()
         self._saved = False
         self.origin = f"coordinator-{uuid.uuid4().hex[:12]}"
@@ -116,7 +127,9 @@ class Coordinator:
 
     def _on_saved(self, recordings: list[Recording[Any]]) -> None:
         self._saved = True
-        self.follower.fold_saved(recordings)
+        envelopes = self.follower.fold_saved(recordings)
+        if self.dispatcher is not None:
+            self.dispatcher.saved(envelopes)
         if self.relay is not None:
             self.relay.wake.set()
 
@@ -151,12 +164,24 @@ class Coordinator:
             try:
                 if self.assigner.time_out_overdue():
                     await self._after_change()
+                due = self.projection.workflows.due(self.handler.clock())
+                if due and self.handler.workflows.wake_due(due):
+                    await self._after_change()
                 self.kick.set()  # retries whose backoff has passed become placeable
             except Exception:
                 log.exception("timeout sweep failed")
 
+    def _check_fair_share(self) -> None:
+        """A share for a key name no key has is a configuration error (exit 2), not a no-op."""
+        names = (key.name for key in self.projection.api_keys.listed())
+        try:
+            check_shares(self.settings.fair_share.shares, names)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+
     async def run(self, stop: asyncio.Event) -> None:
         folded = self.follower.catch_up()
+        self._check_fair_share()
         log.info(
             "coordinator started: store %s, %d events replayed, %d tasks, %d agents",
             describe_store(self.store_url),
@@ -166,6 +191,7 @@ class Coordinator:
         )
         await self.bus.connect()
         await ensure_streams(self.bus.js, self.stream_replicas, update=True)
+        self.dispatcher = Dispatcher(self.bus.js, FollowerSource(self.follower).work_item)
         await self._subscribe()
         loops = [
             asyncio.create_task(self._schedule_loop()),
@@ -173,7 +199,9 @@ class Coordinator:
         ]
         if self.run_relay:
             source = FollowerSource(self.follower)
-            self.relay = Relay(source, self.bus.js, self.settings.poll_interval_s)
+            self.relay = Relay(
+                source, self.bus.js, self.settings.poll_interval_s, self.dispatcher.acked
+            )
             loops.append(asyncio.create_task(self.relay.run()))
         self.kick.set()
         try:
@@ -182,6 +210,7 @@ class Coordinator:
             for loop in loops:
                 loop.cancel()
             await asyncio.gather(*loops, return_exceptions=True)
+            await self.dispatcher.close()
             await self.bus.close()
             self.store.close()
             log.info("coordinator stopped")

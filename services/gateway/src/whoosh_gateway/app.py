@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
+from starlette.routing import Route
 from whoosh_shared.bus import Bus
 from whoosh_shared.gateway_settings import GatewaySettings
 from whoosh_shared.queries import AgentList, ListAgents
@@ -19,10 +20,12 @@ from whoosh_gateway.errors import ApiError, install_error_handlers
 from whoosh_gateway.event_hub import EventHub
 from whoosh_gateway.gateway_state import GatewayState
 from whoosh_gateway.key_verifier import KeyVerifier
+from whoosh_gateway.local_guard import LocalOnly
+from whoosh_gateway.mcp.http import MCP_PATH, McpEndpoint
 from whoosh_gateway.metrics_proxy import MetricsProxy
 from whoosh_gateway.rate_limits import RateLimiter
 from whoosh_gateway.refused_keys import RefusedKeys
-from whoosh_gateway.routes import agents, fleet, health, keys, metrics, stream, tasks
+from whoosh_gateway.routes import agents, fleet, health, keys, metrics, stream, tasks, workflows
 
 API_PREFIX = "/api/v1"
 DESCRIPTION = """\
@@ -54,6 +57,7 @@ def create_app(settings: GatewaySettings, nats_url: str, name: str = "whoosh-gat
         hub=EventHub(),
         metrics=MetricsProxy(settings.monitor_metrics_url, settings.monitor_timeout_s),
     )
+    mcp_endpoint = McpEndpoint(state) if settings.mcp.enabled else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -67,7 +71,8 @@ def create_app(settings: GatewaySettings, nats_url: str, name: str = "whoosh-gat
             for agent in (await coordinator.ask(ListAgents(), AgentList)).agents:
                 state.hub.remember_agent(agent.id, agent.spec.name)
         try:
-            yield
+            async with mcp_endpoint.running() if mcp_endpoint else contextlib.nullcontext():
+                yield
         finally:
             await state.metrics.stop()
             await state.hub.stop()
@@ -86,11 +91,16 @@ def create_app(settings: GatewaySettings, nats_url: str, name: str = "whoosh-gat
     app.state.gateway = state
     install_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    if settings.insecure_no_auth:  # no keys: no web pages either (DNS rebinding, CSWSH)
+        app.add_middleware(LocalOnly, port=settings.port, public_url=settings.public_url)
     api = APIRouter(prefix=API_PREFIX)
-    for module in (agents, tasks, keys, fleet, stream):
+    for module in (agents, tasks, keys, fleet, stream, workflows):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(health.router)
     app.include_router(metrics.router)
+    if mcp_endpoint is not None:  # a plain route: exactly /mcp, no redirect to /mcp/
+        app.router.routes.append(Route(MCP_PATH, endpoint=mcp_endpoint))
+        app.state.mcp = mcp_endpoint
     ui.install(app)
     return app

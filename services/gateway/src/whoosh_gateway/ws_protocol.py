@@ -2,7 +2,7 @@
 
     {"action": "subscribe", "scope": "task" | "agent" | "all", "id": ..., "last_event_id": N}
     {"action": "unsubscribe", "scope": ..., "id": ...}
-    {"action": "start", "task": {<TaskSubmission>}, "request_id": ...}
+    {"action": "start", "task": {<TaskSubmission>}, "request_id": ..., "idempotency_key": ...}
     {"action": "stop", "task_id": ..., "reason": ..., "request_id": ...}
     {"action": "ping"}
 
@@ -18,6 +18,7 @@ from uuid import UUID
 
 from pydantic import Field, TypeAdapter, ValidationError
 from whoosh_shared.agents import Strict
+from whoosh_shared.commands import IDEMPOTENCY_KEY_PATTERN
 from whoosh_shared.queries import MAX_EVENT_ID
 
 from whoosh_gateway.api_models import TaskSubmission
@@ -52,6 +53,11 @@ class Start(Strict):
     action: Literal["start"]
     task: TaskSubmission
     request_id: RequestId = None
+    idempotency_key: str | None = Field(
+        default=None,
+        pattern=IDEMPOTENCY_KEY_PATTERN,
+        description="as the REST Idempotency-Key header: a resent start gets the same task",
+    )
 
 
 class Stop(Strict):

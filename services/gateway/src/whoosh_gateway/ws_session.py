@@ -301,12 +301,13 @@ class WsSession:
     async def _start(self, message: Start) -> None:
         check_role(self.caller, Role.OPERATOR)
         reply = await self.state.coordinator.send(
-            submit_command(self.state, message.task, self.caller)
+            submit_command(self.state, message.task, self.caller, message.idempotency_key)
         )
         task_id = reply.ids["task_id"]
         await self.send_now(
-            {"type": "accepted", "task_id": task_id, "request_id": message.request_id}
-        )
+            {"type": "accepted", "task_id": task_id, "request_id": message.request_id,
+             "replayed": reply.ids.get("replayed") == "true"}
+        )  # fmt: skip
         await self._subscribe(
             Subscribe(action="subscribe", scope="task", id=task_id, last_event_id=0)
         )

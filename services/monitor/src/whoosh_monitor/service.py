@@ -323,7 +323,7 @@ class MonitorService:
         )
 
     async def _refresh_agents(self) -> None:
-        reply = await self.bus.ask(ListAgents(), timeout=self.tick_s * 4)
+        reply = await self.bus.ask(ListAgents(with_env=True), timeout=self.tick_s * 4)
         if reply.status != "ok" or reply.result is None:
             return
         self.agents = AgentList.model_validate(reply.result).agents
