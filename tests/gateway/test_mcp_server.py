@@ -207,6 +207,8 @@ async def test_resources_and_resource_not_found(app) -> None:
             await client.read_resource(f"whoosh://tasks/{uuid.uuid4()}")
         with pytest.raises(MCPError) as ghost:
             await client.read_resource("whoosh://agents/ghost")
+        with pytest.raises(MCPError) as no_metrics:  # gateway.monitor_metrics_url unset here
+            await client.read_resource("whoosh://metrics")
         prompts = {p.name for p in (await client.list_prompts()).prompts}
         debug = await client.get_prompt("whoosh_debug_task", {"task_id": "abc"})
     assert {"whoosh://fleet/status", "whoosh://agents", "whoosh://metrics"} <= fixed
@@ -219,6 +221,8 @@ async def test_resources_and_resource_not_found(app) -> None:
     assert '"agents"' in fleet.contents[0].text and '"shell"' in agent.contents[0].text
     assert unknown.value.error.code == -32602 and "unknown task" in unknown.value.error.message
     assert "unknown agent 'ghost'" in ghost.value.error.message
+    assert no_metrics.value.error.code == -32602
+    assert "monitor_metrics_url" in no_metrics.value.error.message
     assert prompts == {"whoosh_delegate", "whoosh_debug_task"}
     assert "whoosh_get_task_events" in debug.messages[0].content.text
 
