@@ -5,6 +5,7 @@ progress during a wait."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import AsyncIterator
 
@@ -85,6 +86,22 @@ async def test_a_viewer_calling_an_operator_tool_gets_a_readable_refusal(app) ->
         assert result.is_error
         assert "needs the operator role" in result.content[0].text
         assert (await client.call_tool("whoosh_cluster_status", {})).is_error is False
+
+
+async def test_every_tool_call_is_logged_with_tool_actor_outcome_and_duration(
+    app, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="whoosh_gateway.mcp.audit")
+    async with client_as(app, Role.VIEWER) as client:
+        await client.call_tool("whoosh_cluster_status", {})
+        await client.call_tool("whoosh_get_task", {"task_id": str(uuid.uuid4())})
+        await client.call_tool("whoosh_cancel_task", {"task_id": str(uuid.uuid4())})
+    lines = [r.getMessage() for r in caplog.records if r.name == "whoosh_gateway.mcp.audit"]
+    assert len(lines) == 3, lines
+    actor = "actor='key testviewer (mcp viewer)'"
+    assert lines[0].startswith(f"mcp tool=whoosh_cluster_status {actor} outcome=ok duration_ms=")
+    assert f"tool=whoosh_get_task {actor} outcome=tool_error" in lines[1]
+    assert f"tool=whoosh_cancel_task {actor} outcome=denied" in lines[2]
 
 
 async def test_agents_are_listed_without_secrets(app) -> None:
