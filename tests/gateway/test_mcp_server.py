@@ -268,3 +268,33 @@ async def test_without_a_caller_nothing_is_listed_or_served(app) -> None:
         with pytest.raises(MCPError):
             await client.call_tool("whoosh_cluster_status", {})
     await asyncio.sleep(0)
+
+
+async def test_agent_writes_follow_the_rest_rules(app) -> None:
+    spec = {"name": "mcp-extra", "type": "cli", "command": ["tee"], "capabilities": ["x"]}
+    async with client_as(app, Role.OPERATOR) as operator:
+        refused = await operator.call_tool("whoosh_register_agent", {"spec": spec})
+    assert refused.is_error, refused.content  # the stack lets operators run cat and sh only
+    assert "forbidden" in refused.content[0].text and "allowed_commands" in refused.content[0].text
+    async with client_as(app, Role.ADMIN) as admin:
+        registered = await admin.call_tool("whoosh_register_agent", {"spec": spec})
+        assert not registered.is_error, registered.content
+        disabled = await admin.call_tool(
+            "whoosh_set_agent_enabled", {"name": "mcp-extra", "enabled": False}
+        )
+        weighted = await admin.call_tool(
+            "whoosh_set_agent_weight", {"name": "mcp-extra", "weight": 30}
+        )
+        bad_weight = await admin.call_tool(
+            "whoosh_set_agent_weight", {"name": "mcp-extra", "weight": 101}
+        )
+        ghost = await admin.call_tool(
+            "whoosh_set_agent_enabled", {"name": "ghost", "enabled": True}
+        )
+    agent = registered.structured_content["agent"]
+    assert agent["name"] == "mcp-extra" and agent["status"] == "idle"
+    assert "env" not in agent and "command" not in agent
+    assert disabled.structured_content["agent"]["status"] == "disabled"
+    assert weighted.structured_content["agent"]["weight"] == 30
+    assert bad_weight.is_error and "weight" in bad_weight.content[0].text
+    assert ghost.is_error and "ghost" in ghost.content[0].text
