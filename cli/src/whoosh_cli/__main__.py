@@ -46,6 +46,19 @@ COMMANDS: dict[tuple[str, ...], str] = {
     ("key", "create"): "whoosh_cli.key_commands:key_create",
     ("key", "list"): "whoosh_cli.key_commands:key_list",
     ("key", "revoke"): "whoosh_cli.key_commands:key_revoke",
+    ("workflow", "import"): "whoosh_cli.workflow_commands:workflow_import",
+    ("workflow", "create"): "whoosh_cli.workflow_commands:workflow_create",
+    ("workflow", "list"): "whoosh_cli.workflow_commands:workflow_list",
+    ("workflow", "get"): "whoosh_cli.workflow_commands:workflow_get",
+    ("workflow", "templates"): "whoosh_cli.workflow_commands:workflow_templates",
+    ("workflow", "run"): "whoosh_cli.workflow_commands:workflow_run",
+    ("execution", "list"): "whoosh_cli.workflow_commands:execution_list",
+    ("execution", "get"): "whoosh_cli.workflow_commands:execution_get",
+    ("execution", "watch"): "whoosh_cli.workflow_commands:execution_watch",
+    ("execution", "cancel"): "whoosh_cli.workflow_commands:execution_cancel",
+    ("execution", "retry"): "whoosh_cli.workflow_commands:execution_retry",
+    ("execution", "approve"): "whoosh_cli.workflow_commands:execution_approve",
+    ("execution", "reject"): "whoosh_cli.workflow_commands:execution_reject",
 }
 
 
@@ -74,6 +87,10 @@ def dispatch(args: argparse.Namespace) -> int:
         from whoosh_cli.replay_command import replay
 
         return replay(ctx, args)
+    if key in (("backup",), ("restore",)):
+        from whoosh_cli import backup_command
+
+        return (backup_command.backup if key == ("backup",) else backup_command.restore)(ctx, args)
     return asyncio.run(load_command(key)(ctx, args))
 
 

@@ -12,6 +12,7 @@ from whoosh_shared.agents import AgentSpec
 from whoosh_shared.bus import Bus
 from whoosh_shared.commands import CommandReply, SubmitTask
 from whoosh_shared.events import EventEnvelope
+from whoosh_shared.explain import ExplainTask, TaskExplanation
 from whoosh_shared.queries import (
     AgentList,
     AgentView,
@@ -99,6 +100,9 @@ class BusFleet:
 
     async def task(self, task_id: UUID) -> TaskView:
         return await ask(self.bus, GetTask(task_id=task_id), TaskView)
+
+    async def explain(self, task_id: UUID) -> TaskExplanation:
+        return await ask(self.bus, ExplainTask(task_id=task_id), TaskExplanation)
 
     async def tasks(self, query: ListTasks) -> TaskPage:
         return await ask(self.bus, query, TaskPage)

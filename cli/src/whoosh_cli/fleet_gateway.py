@@ -9,6 +9,7 @@ from uuid import UUID
 from whoosh_shared.agents import AgentSpec
 from whoosh_shared.commands import SubmitTask
 from whoosh_shared.events import EventEnvelope
+from whoosh_shared.explain import TaskExplanation
 from whoosh_shared.queries import (
     AgentView,
     AlertList,
@@ -120,6 +121,9 @@ class GatewayFleet:
 
     async def task(self, task_id: UUID) -> TaskView:
         return await self.session.get(f"/tasks/{task_id}", TaskView)
+
+    async def explain(self, task_id: UUID) -> TaskExplanation:
+        return await self.session.get(f"/tasks/{task_id}/explain", TaskExplanation)
 
     async def tasks(self, query: ListTasks) -> TaskPage:
         params = query.model_dump(mode="json", exclude_none=True)

@@ -19,6 +19,7 @@ from whoosh_shared.queries import ListTasks, TaskView
 
 from whoosh_cli.context import CliContext
 from whoosh_cli.errors import EXIT_FAILURE, EXIT_OK, CliError, UsageError
+from whoosh_cli.explain_output import print_explanation
 from whoosh_cli.fleet import WriteResult, open_fleet
 from whoosh_cli.output import notice, print_json, print_line, print_table, truncate
 from whoosh_cli.submit_retry import new_key
@@ -134,10 +135,13 @@ async def task_get(ctx: CliContext, args: argparse.Namespace) -> int:
     task_id = parse_task_id(args.task_id)
     async with open_fleet(ctx) as fleet:
         view = await fleet.task(task_id)
+        explained = await fleet.explain(task_id) if args.explain else None
     if ctx.json:
-        print_json(view)
+        print_json(explained or view)  # --explain --json: the explanation (it names the task)
     else:
         print_task(view)
+        if explained is not None:
+            print_explanation(explained)
     return EXIT_OK
 
 

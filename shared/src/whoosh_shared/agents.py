@@ -152,6 +152,11 @@ class AgentSpec(Strict):
     performance_targets: PerformanceTargets = Field(default_factory=PerformanceTargets)
     enabled: bool = True
     weight: Weight = 100
+    projects: list[str] = Field(
+        default_factory=list,
+        max_length=100,
+        description="projects this agent serves, for semantic addresses (empty: every project)",
+    )
 
     @field_validator("capabilities", mode="before")
     @classmethod

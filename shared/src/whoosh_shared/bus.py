@@ -10,17 +10,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import nats.errors
 from faststream.nats import NatsBroker
+from faststream.nats.security import (
+    NatsCredentials,
+    NatsNKey,
+    NatsSecurity,
+    NatsToken,
+    NatsUserPassword,
+)
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 from pydantic import BaseModel
 
-from whoosh_shared import subjects
+from whoosh_shared import nats_auth, subjects
 from whoosh_shared.commands import AttemptCommand, Command, CommandReply
 from whoosh_shared.queries import GetStats, Query, QueryReply
 
@@ -37,13 +44,15 @@ class BusError(RuntimeError):
     """The bus could not deliver a request or bring back its answer."""
 
 
-def make_broker(url: str, name: str) -> NatsBroker:
+def make_broker(url: str, name: str, options: dict[str, Any] | None = None) -> NatsBroker:
     """A broker with faststream's per-message logging off (it costs ~40 % on hot paths).
 
-    `url` may list several servers of a cluster, comma-separated."""
+    `url` may list several servers of a cluster, comma-separated; `options` are the
+    credentials and TLS (whoosh_shared.nats_auth), by default the process's own."""
     return NatsBroker(
         [server.strip() for server in url.split(",") if server.strip()],
         name=name,
+        security=broker_security(nats_auth.current() if options is None else options),
         logger=None,
         connect_timeout=2,
         reconnect_time_wait=1,
@@ -51,6 +60,20 @@ def make_broker(url: str, name: str) -> NatsBroker:
         graceful_timeout=5.0,
         drain_timeout=5,
     )
+
+
+def broker_security(options: dict[str, Any]) -> NatsSecurity | None:
+    """nats_auth's connect options as faststream's security object."""
+    tls = {"ssl_context": options["tls"]} if options.get("tls") else {}
+    if "user" in options:
+        return NatsUserPassword(options["user"], options.get("password", ""), **tls)
+    if "token" in options:
+        return NatsToken(options["token"], **tls)
+    if "user_credentials" in options:
+        return NatsCredentials(options["user_credentials"], **tls)
+    if "nkeys_seed" in options:
+        return NatsNKey(options["nkeys_seed"], **tls)
+    return NatsSecurity(**tls) if tls else None
 
 
 def stream_configs(replicas: int = 1) -> list[StreamConfig]:
@@ -96,9 +119,9 @@ async def ensure_streams(js: JetStreamContext, replicas: int = 1, update: bool =
 class Bus:
     """One service's connection: a faststream broker and typed request helpers."""
 
-    def __init__(self, url: str, name: str) -> None:
+    def __init__(self, url: str, name: str, options: dict[str, Any] | None = None) -> None:
         self.url = url
-        self.broker = make_broker(url, name)
+        self.broker = make_broker(url, name, options)
 
     @property
     def nc(self) -> Client:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import Field, ValidationError, field_validator
@@ -25,6 +25,7 @@ from whoosh_shared.alerts import (
     check_threshold,
 )
 from whoosh_shared.gateway_settings import GatewaySettings
+from whoosh_shared.nats_auth import NatsCredentials, client_options
 from whoosh_shared.security_settings import SecuritySettings
 
 DEFAULT_CONFIG_NAME = "whoosh.yaml"
@@ -45,7 +46,7 @@ class ClusterSettings(Strict):
     region: str | None = None
 
 
-class NatsSettings(Strict):
+class NatsSettings(NatsCredentials):
     url: str | None = Field(default=None, description="existing NATS to use; unset: embedded")
     host: str = "127.0.0.1"
     port: int = Field(default=DEFAULT_NATS_PORT, ge=0, le=65535, description="0: a free port")
@@ -60,6 +61,13 @@ class StoreSettings(Strict):
         default=None,
         description="sqlite:///PATH or postgresql://USER@HOST:PORT/DB[?schema=S]; unset: SQLite "
         "file in the data dir",
+    )
+    sync: Literal["normal", "full"] = Field(
+        default="normal",
+        description="commit durability. normal: a commit survives a crash of any WHOOSH "
+        "process, an OS crash may lose the last commits (SQLite WAL synchronous=NORMAL; "
+        "PostgreSQL synchronous_commit=off); full: every commit is flushed to disk before "
+        "it is acknowledged (SQLite synchronous=FULL; PostgreSQL synchronous_commit=on)",
     )
 
 
@@ -217,6 +225,10 @@ class WhooshConfig(Strict):
                 spec["name"] = key
             named[key] = spec
         return named
+
+    def nats_options(self) -> dict[str, Any]:
+        """Connect options for this installation's NATS (see whoosh_shared.nats_auth)."""
+        return client_options(self.nats, self.data_dir)
 
     def store_url(self) -> str:
         return self.store.url or f"sqlite:///{(self.data_dir / 'events.sqlite').resolve()}"

@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from whoosh_shared.agents import AgentSpec, Strict
 from whoosh_shared.api_keys import Role
+from whoosh_shared.collab_events import COLLAB_EVENTS
 from whoosh_shared.commands import LlmOptions, RetryPolicy, Usage
 from whoosh_shared.enums import AgentType
 from whoosh_shared.inventory import Inventory
@@ -251,6 +252,7 @@ EVENT_TYPES: dict[str, type[EventData]] = {
         AlertResolved,
     )
 }
+EVENT_TYPES.update({cls.__name__: cls for cls in COLLAB_EVENTS})  # type: ignore[misc]
 
 
 class EventEnvelope(BaseModel):
@@ -262,7 +264,9 @@ class EventEnvelope(BaseModel):
     does not collide with it."""
 
     notification_id: int = Field(ge=1, description="position in the store's notification log")
-    aggregate_type: Literal["agent", "task", "apikey", "alert", "workflow", "execution"]
+    aggregate_type: Literal[
+        "agent", "task", "apikey", "alert", "workflow", "execution", "thread", "budget"
+    ]
     aggregate_id: UUID
     version: int = Field(ge=1)
     type: str
@@ -274,7 +278,7 @@ class EventEnvelope(BaseModel):
         micros = (self.timestamp - EPOCH) // timedelta(microseconds=1)
         return f"{self.aggregate_id}:{self.version}:{micros}"
 
-    def payload(self) -> EventData:
+    def payload(self) -> EventData:  # or a collab_events payload (thread, budget)
         """The typed payload; raises KeyError for an event type this contract does not know."""
         return EVENT_TYPES[self.type].model_validate(self.data)
 

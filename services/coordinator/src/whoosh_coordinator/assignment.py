@@ -12,10 +12,11 @@ import logging
 from datetime import timedelta
 from uuid import UUID
 
+from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 
 from whoosh_coordinator.commands import CommandHandler
-from whoosh_coordinator.domain import Agent, Rejected, Task
+from whoosh_coordinator.domain import Agent, Rejected
 from whoosh_coordinator.fair_queue import FairShare
 from whoosh_coordinator.scheduler import Placement, plan
 
@@ -46,18 +47,22 @@ class Assigner:
             self.aggregates.forget_touched()
             return sum(self._assign_alone(p) for p in placements)
 
-    def _apply(self, placements: list[Placement]) -> list[Agent | Task]:
+    def _apply(self, placements: list[Placement]) -> list[Aggregate]:
         agents: dict[UUID, Agent] = {}
-        changed: list[Agent | Task] = []
+        changed: list[Aggregate] = []
         for placement in placements:
             task = self.aggregates.get(placement.task_id)
             agent = agents.get(placement.agent_id)
             if agent is None:
                 agent = agents[placement.agent_id] = self.aggregates.get(placement.agent_id)
                 changed.append(agent)
+            budgets = self.handler.reserve_for(task, agent)
+            if budgets is None:  # refused by a budget: the task ended instead
+                changed += [task, *self.handler.task_end_followers(task)]
+                continue
             task.assign(agent.id, agent.name)
             agent.take_slot(task.id, task.attempt)
-            changed.append(task)
+            changed += [task, *budgets]
         return changed
 
     def _assign_alone(self, placement: Placement) -> int:

@@ -24,6 +24,8 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, Recording
 from pydantic import ValidationError
 from whoosh_shared import commands as c
+from whoosh_shared import threads as t
+from whoosh_shared.budgets import SetBudget
 from whoosh_shared.commands import CommandReply, RejectCode
 from whoosh_shared.enums import TaskStatus
 from whoosh_shared.security_settings import SecuritySettings
@@ -31,17 +33,26 @@ from whoosh_shared.workflows import WORKFLOW_COMMANDS
 
 from whoosh_coordinator import agent_commands, alert_commands, api_key_commands, idempotency
 from whoosh_coordinator.admission import admit
+from whoosh_coordinator.budgets import commands as budget_commands
 from whoosh_coordinator.domain import Agent, Rejected, Task
 from whoosh_coordinator.domain.agent import agent_id
 from whoosh_coordinator.domain.task import task_id_for
 from whoosh_coordinator.projections import FleetProjection
 from whoosh_coordinator.scheduler import Needs, choose, eligible
 from whoosh_coordinator.store import WhooshStore
+from whoosh_coordinator.threads import commands as thread_commands
 from whoosh_coordinator.working_set import StaleCopy, WorkingSet
 
 log = logging.getLogger(__name__)
+COLLAB_COMMANDS: tuple[type[c.Command], ...] = (
+    t.StartThread,
+    t.PostToThread,
+    t.DecideThread,
+    t.CloseThread,
+    SetBudget,
+)
 COMMANDS_BY_SUBJECT: dict[str, type[c.Command]] = {
-    cls.SUBJECT: cls for cls in (*c.COMMANDS, *WORKFLOW_COMMANDS)
+    cls.SUBJECT: cls for cls in (*c.COMMANDS, *WORKFLOW_COMMANDS, *COLLAB_COMMANDS)
 }
 TaskEndListener = Callable[[Task], Sequence[Aggregate]]
 """Called when a task reaches its end (completed, failed, cancelled, timed out); the
@@ -103,11 +114,20 @@ class CommandHandler:
                     (c.RaiseAlert, alert_commands.raise_alert),
                     (c.ResolveAlert, alert_commands.resolve_alert),
                     (c.SetAgentWeight, agent_commands.set_agent_weight),
+                    (t.StartThread, thread_commands.start_thread),
+                    (t.PostToThread, thread_commands.post),
+                    (t.DecideThread, thread_commands.decide_thread),
+                    (t.CloseThread, thread_commands.close_thread),
+                    (SetBudget, budget_commands.set_budget),
                 )
             },
         }
         self._submitted_in_unit: dict[str, int] = {}
-        self.task_end_listeners: list[TaskEndListener] = []
+        self.task_end_listeners: list[TaskEndListener] = [
+            thread_commands.task_end_listener(self),
+            budget_commands.charge_listener(self),
+        ]
+        self.prices: dict[str, dict[str, float]] = {}  # whoosh.yaml `prices:` (USD per Mtok)
         from whoosh_coordinator.workflows.commands import WorkflowCommands
 
         self.workflows = WorkflowCommands(self)
@@ -234,6 +254,21 @@ class CommandHandler:
         agent.release_slot(task.id)
         self.save(task, agent, *followers)
 
+    def projection_budgets(self) -> set[str]:
+        """Scopes that have a budget (none: budgets cost the hot path nothing)."""
+        return self.projection.budgets.scopes
+
+    def reserve_for(self, task: Task, agent: Agent) -> list[Aggregate] | None:
+        """Budgets to save with the task's assignment, their reservation made; None when a
+        budget cannot hold the task, which has then ended (refused, naming the budget) --
+        saved with whatever that end causes."""
+        if not self.projection.budgets.scopes:
+            return []
+        return budget_commands.reserve(self, task, agent)
+
+    def task_end_followers(self, task: Task) -> list[Aggregate]:
+        return self._after_end(task)
+
     def _after_end(self, task: Task) -> list[Aggregate]:
         if not task.terminal:
             return []
@@ -247,6 +282,8 @@ class CommandHandler:
             if earlier is not None:
                 return earlier
         needs = admit(cmd, self.projection)
+        if self.projection.budgets.scopes:
+            budget_commands.refuse_if_exhausted(self, cmd.actor, cmd.agent)
         if cmd.max_active_tasks is not None:
             unfinished = self.projection.unfinished_by(cmd.actor)
             unfinished += self._submitted_in_unit.get(cmd.actor, 0)
@@ -300,7 +337,7 @@ class CommandHandler:
                 return aggregate
         return None
 
-    def _place_at_once(self, task: Task, needs: Needs) -> list[Agent]:
+    def _place_at_once(self, task: Task, needs: Needs) -> list[Aggregate]:
         """With nothing queued ahead, assign in the submitting transaction: one commit and
         no scheduling pass on the way to the executor. Otherwise the scheduler decides."""
         if self.projection.count(TaskStatus.QUEUED) or self._queued_in_unit():
@@ -312,9 +349,12 @@ class CommandHandler:
         agent = self.load_agent_by_id(chosen.id)
         if not (agent.enabled and agent.has_free_slot()):  # the projection was behind
             return []
+        budgets = self.reserve_for(task, agent)
+        if budgets is None:
+            return self.task_end_followers(task)
         task.assign(agent.id, agent.name)
         agent.take_slot(task.id, task.attempt)
-        return [agent]
+        return [agent, *budgets]
 
     def _queued_in_unit(self) -> bool:
         """Whether a task submitted earlier in this group commit stayed queued."""

@@ -7,22 +7,31 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 from pydantic import ValidationError
 from whoosh_shared import queries as q
+from whoosh_shared import threads as t
 from whoosh_shared import workflows as w
+from whoosh_shared.addresses import AddressError, parse_address, resolve
 from whoosh_shared.agent_env import mask_env, mask_envelope
 from whoosh_shared.agent_fit import FindAgents
+from whoosh_shared.budgets import BudgetList, ListBudgets
+from whoosh_shared.enums import TaskStatus
+from whoosh_shared.explain import ExplainTask, TaskExplanation
 from whoosh_shared.queries import QueryReply
 
 from whoosh_coordinator.agent_finder import find_agents
 from whoosh_coordinator.api_key_registry import KeyRefused
 from whoosh_coordinator.commands import describe_validation_error
+from whoosh_coordinator.explain import explain
 from whoosh_coordinator.history import aggregate_events
 from whoosh_coordinator.projections import FleetProjection
+from whoosh_coordinator.scheduler import Needs
 from whoosh_coordinator.store import WhooshStore, read_envelopes
 
 log = logging.getLogger(__name__)
+STORED_TASK_EVENTS = 100_000  # a task's whole history (progress milestones included)
 QUERIES_BY_SUBJECT: dict[str, type[q.Query]] = {
     cls.SUBJECT: cls
     for cls in (
@@ -37,6 +46,11 @@ QUERIES_BY_SUBJECT: dict[str, type[q.Query]] = {
         q.ListAlerts,
         FindAgents,
         *w.WORKFLOW_QUERIES,
+        ExplainTask,
+        t.GetThread,
+        t.ListThreads,
+        t.ResolveAddress,
+        ListBudgets,
     )
 }
 
@@ -66,6 +80,7 @@ class QueryHandler:
             q.ListApiKeys: lambda _: QueryReply.ok(
                 q.ApiKeyList(keys=self.projection.api_keys.listed())
             ),
+            ExplainTask: self._explain_task,
             q.ListAlerts: lambda query: QueryReply.ok(
                 q.AlertList(alerts=self.projection.alerts.listed(query.status, query.limit))
             ),
@@ -73,6 +88,14 @@ class QueryHandler:
                 find_agents(query, self.projection.agents.values())
             ),
             **workflow_queries(self.projection),
+            t.GetThread: self._get_thread,
+            t.ListThreads: lambda query: QueryReply.ok(
+                t.ThreadList(threads=self.projection.threads.listed(query.state, query.limit))
+            ),
+            t.ResolveAddress: self._resolve,
+            ListBudgets: lambda _: QueryReply.ok(
+                BudgetList(budgets=self.projection.budgets.listed())
+            ),
         }
 
     def handle_raw(self, subject: str, body: bytes) -> QueryReply:
@@ -92,10 +115,39 @@ class QueryHandler:
             return QueryReply.error("internal", f"internal error answering {model.__name__}")
 
     def _get_task(self, query: q.GetTask) -> QueryReply:
-        view = self.projection.tasks.get(query.task_id)
+        view = self.projection.tasks.get(query.task_id) or self._stored_task(query.task_id)
         if view is None:
             return QueryReply.error("not_found", f"unknown task {query.task_id}")
         return QueryReply.ok(view)
+
+    def _explain_task(self, query: ExplainTask) -> QueryReply:
+        """Where the scheduler would place the task now, and why each agent would or not."""
+        view = self.projection.tasks.get(query.task_id)
+        if view is None:
+            return QueryReply.error("not_found", f"unknown task {query.task_id}")
+        found = explain(Needs.of(view), self.projection.agents.values())
+        if view.status is not TaskStatus.QUEUED:  # placed already: the fleet has moved on
+            verb = "ran on" if view.status.terminal else "is on"
+            where = f"{verb} {view.agent}" if view.agent else view.status.value
+            found.decision = f"{where}; submitted now: {found.decision}"
+        return QueryReply.ok(
+            TaskExplanation(
+                task_id=view.id, status=view.status.value, agent=view.agent, **dict(found)
+            )
+        )
+    def _stored_task(self, task_id: UUID) -> q.TaskView | None:
+        """A task the projection no longer keeps (finished long ago): its view folded from
+        its own events in the store, by the same fold, in a projection of its own (so the
+        live agents' counters are not touched)."""
+        if self.store is None:
+            return None
+        events = aggregate_events(self.store, task_id, 0, STORED_TASK_EVENTS)
+        if not events or events[0].aggregate_type != "task":
+            return None
+        alone = FleetProjection()
+        for envelope in events:
+            alone.apply(envelope)
+        return alone.tasks.get(task_id)
 
     def _list_tasks(self, query: q.ListTasks) -> QueryReply:
         """Newest first; the cursor is the submission sequence of the last task returned."""
@@ -142,6 +194,23 @@ class QueryHandler:
         more = len(events) > query.limit
         cursor = page[-1].notification_id if more and page else None
         return QueryReply.ok(q.EventPage(events=page, next_cursor=cursor))
+
+    def _get_thread(self, query: t.GetThread) -> QueryReply:
+        view = self.projection.threads.threads.get(query.thread_id)
+        if view is None:
+            return QueryReply.error("not_found", f"unknown thread {query.thread_id}")
+        return QueryReply.ok(view)
+
+    def _resolve(self, query: t.ResolveAddress) -> QueryReply:
+        """The agents an address names, in a deterministic order (enabled first)."""
+        try:
+            address = parse_address(query.address)
+        except AddressError as exc:
+            return QueryReply.error("invalid", str(exc))
+        agents = self.projection.agents.values()
+        enabled = {a.spec.name for a in agents if a.enabled}
+        names = resolve(address, [a.spec for a in agents], enabled)
+        return QueryReply.ok(t.Resolved(address=str(address), agents=names))
 
     def _verify_api_key(self, query: q.VerifyApiKey) -> QueryReply:
         try:

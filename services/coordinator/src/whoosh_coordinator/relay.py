@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from nats.js import JetStreamContext
@@ -115,10 +115,19 @@ class FollowerSource:
 
 
 class Relay:
-    def __init__(self, source: RelaySource, js: JetStreamContext, poll_interval_s: float) -> None:
+    def __init__(
+        self,
+        source: RelaySource,
+        js: JetStreamContext,
+        poll_interval_s: float,
+        already_queued: Callable[[WorkItem], bool] = lambda work: False,
+    ) -> None:
+        """`already_queued`: whether a WorkItem is known to be on the work queue (the
+        coordinator's direct dispatch saw its ack), so publishing it again can be skipped."""
         self.source = source
         self.js = js
         self.poll_interval_s = poll_interval_s
+        self.already_queued = already_queued
         self.position = 0
         self.wake = asyncio.Event()
 
@@ -162,7 +171,7 @@ class Relay:
         for envelope in envelopes:
             if envelope.type == "TaskAssigned":
                 work = self.source.work_item(envelope)
-                if work is not None:
+                if work is not None and not self.already_queued(work):
                     acks.append(await self._publish_work(work))
             acks.append(await self._publish_event(envelope))
         try:

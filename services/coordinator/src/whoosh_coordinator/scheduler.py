@@ -31,6 +31,7 @@ from whoosh_coordinator.weights import WeightedRotation, weights_differ
 
 _RANDOM = random.Random()
 _ROTATION = WeightedRotation()  # this coordinator's weighted round-robin credits
+ROTATION = _ROTATION  # for dry runs (explain.py) that must see the same credits
 Preference = tuple[float, bool, float, float]
 
 
@@ -255,7 +256,7 @@ class _Stuck:
             self._shortest[key] = min(needs.prompt_tokens, self._shortest.get(key, 1 << 62))
 
 
-def _cold(needs: Needs, agent: AgentView) -> bool:
+def is_cold(needs: Needs, agent: AgentView) -> bool:
     """Whether the last probe says the model is not loaded (a load is ahead). Unprobed
     servers and agents without a model to load are not known to be cold."""
     model = model_of(needs, agent)
@@ -275,7 +276,7 @@ def _eta(needs: Needs, agent: AgentView, load: int) -> float | None:
         stats,
         needs.prompt_tokens,
         needs.output_tokens,
-        not _cold(needs, agent),
+        not is_cold(needs, agent),
         load,
         agent.spec.max_concurrent,
     )
@@ -289,4 +290,4 @@ def _preference(
     proficiency = sum(agent.spec.capabilities.get(c, 0.0) for c in needs.capabilities)
     seconds = neutral if eta is None else eta
     capacity = agent.spec.max_concurrent
-    return (round(seconds, 3), _cold(needs, agent), load / capacity, -proficiency)
+    return (round(seconds, 3), is_cold(needs, agent), load / capacity, -proficiency)

@@ -29,6 +29,8 @@ from whoosh_shared.work import StoreAppended
 
 from whoosh_coordinator.assignment import Assigner
 from whoosh_coordinator.commands import CommandHandler
+from whoosh_coordinator.dispatch import Dispatcher
+from whoosh_coordinator.durability import StoreSync
 from whoosh_coordinator.fair_queue import FairShare, check_shares
 from whoosh_coordinator.follower import Follower
 from whoosh_coordinator.projections import FleetProjection
@@ -48,11 +50,12 @@ class Coordinator:
         run_relay: bool = True,
         stream_replicas: int = 1,
         security: SecuritySettings | None = None,
+        store_sync: StoreSync = "normal",
     ) -> None:
         self.store_url = store_url
         self.settings = settings
         self.stream_replicas = stream_replicas
-        self.store = open_store(store_url)
+        self.store = open_store(store_url, store_sync)
         self.projection = FleetProjection()
         self.follower = Follower(self.store, self.projection)
         self.bus = Bus(nats_url, "whoosh-coordinator")
@@ -65,6 +68,7 @@ class Coordinator:
         )
         self.run_relay = run_relay
         self.relay: Relay | None = None
+        self.dispatcher: Dispatcher | None = None
         self.kick = asyncio.Event()
         self._saved = False
         self.origin = f"coordinator-{uuid.uuid4().hex[:12]}"
@@ -123,7 +127,9 @@ class Coordinator:
 
     def _on_saved(self, recordings: list[Recording[Any]]) -> None:
         self._saved = True
-        self.follower.fold_saved(recordings)
+        envelopes = self.follower.fold_saved(recordings)
+        if self.dispatcher is not None:
+            self.dispatcher.saved(envelopes)
         if self.relay is not None:
             self.relay.wake.set()
 
@@ -185,6 +191,7 @@ class Coordinator:
         )
         await self.bus.connect()
         await ensure_streams(self.bus.js, self.stream_replicas, update=True)
+        self.dispatcher = Dispatcher(self.bus.js, FollowerSource(self.follower).work_item)
         await self._subscribe()
         loops = [
             asyncio.create_task(self._schedule_loop()),
@@ -192,7 +199,9 @@ class Coordinator:
         ]
         if self.run_relay:
             source = FollowerSource(self.follower)
-            self.relay = Relay(source, self.bus.js, self.settings.poll_interval_s)
+            self.relay = Relay(
+                source, self.bus.js, self.settings.poll_interval_s, self.dispatcher.acked
+            )
             loops.append(asyncio.create_task(self.relay.run()))
         self.kick.set()
         try:
@@ -201,6 +210,7 @@ class Coordinator:
             for loop in loops:
                 loop.cancel()
             await asyncio.gather(*loops, return_exceptions=True)
+            await self.dispatcher.close()
             await self.bus.close()
             self.store.close()
             log.info("coordinator stopped")

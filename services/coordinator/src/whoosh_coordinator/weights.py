@@ -50,6 +50,14 @@ class WeightedRotation:
         self._credit[best] -= total
         return best
 
+    def peek(self, candidates: Sequence[tuple[UUID, int]]) -> UUID:
+        """What `pick` would answer, without taking the turn (for explanations)."""
+        saved = dict(self._credit)
+        try:
+            return self.pick(candidates)
+        finally:
+            self._credit = saved
+
     def forget(self, agent_id: UUID) -> None:
         self._credit.pop(agent_id, None)
 

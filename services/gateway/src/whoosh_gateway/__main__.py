@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import socket
 import sys
 
 import uvicorn
+from whoosh_shared import event_loop, nats_auth
 from whoosh_shared.bus import BusError
 from whoosh_shared.config import ConfigError, load_config
 from whoosh_shared.gateway_settings import GatewaySettings
@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         config = load_config(args.config)
+        nats_auth.configure(config.nats_options())
         overrides = {
             key: value
             for key, value in (("host", args.host), ("port", args.port))
@@ -50,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     setup_logging("gateway")
     try:
-        return asyncio.run(serve(settings, args.nats or config.nats.client_url()))
+        return event_loop.run(serve(settings, args.nats or config.nats.client_url()))
     except BusError as exc:
         print(f"whoosh-gateway: {exc}", file=sys.stderr)
         return 1

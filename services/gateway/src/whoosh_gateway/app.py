@@ -20,6 +20,7 @@ from whoosh_gateway.errors import ApiError, install_error_handlers
 from whoosh_gateway.event_hub import EventHub
 from whoosh_gateway.gateway_state import GatewayState
 from whoosh_gateway.key_verifier import KeyVerifier
+from whoosh_gateway.local_guard import LocalOnly
 from whoosh_gateway.mcp.http import MCP_PATH, McpEndpoint
 from whoosh_gateway.metrics_proxy import MetricsProxy
 from whoosh_gateway.rate_limits import RateLimiter
@@ -90,6 +91,8 @@ def create_app(settings: GatewaySettings, nats_url: str, name: str = "whoosh-gat
     app.state.gateway = state
     install_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    if settings.insecure_no_auth:  # no keys: no web pages either (DNS rebinding, CSWSH)
+        app.add_middleware(LocalOnly, port=settings.port, public_url=settings.public_url)
     api = APIRouter(prefix=API_PREFIX)
     for module in (agents, tasks, keys, fleet, stream, workflows):
         api.include_router(module.router)

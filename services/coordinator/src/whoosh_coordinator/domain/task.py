@@ -72,6 +72,9 @@ class Task(Aggregate):
         self.tried_agents: list[str] = []
         self.rejections = 0  # attempts an agent refused outright: they do not count as tries
         self.output_kept = False
+        self.answer = ""  # the output, kept only for tasks with an origin (see _completed)
+        self.end_reason: str | None = None
+        self.usage: dict[str, Any] = {}
 
     @property
     def terminal(self) -> bool:
@@ -134,6 +137,9 @@ class Task(Aggregate):
         self, attempt: int, output: str, exit_code: int | None, usage: dict[str, Any]
     ) -> None:
         self.status = TaskStatus.COMPLETED.value
+        self.usage = usage
+        if self.origin:  # what created the task reads its answer when it ends
+            self.answer = output
 
     def fail(
         self,
@@ -199,8 +205,17 @@ class Task(Aggregate):
         usage: dict[str, Any],
     ) -> None:
         self.status = TaskStatus.FAILED.value
+        self.usage = usage
+        self.end_reason = reason
 
     # -- ends decided by the coordinator or a user ---------------------------------
+
+    def refuse(self, reason: str) -> None:
+        """End a queued task that may not run (a budget cannot hold it): failed, with the
+        reason, before any agent was given it."""
+        if self.status != TaskStatus.QUEUED.value:
+            raise Rejected(RejectCode.BAD_STATE, f"task {self.id} is {self.status}, not queued")
+        self._failed(attempt=self.attempt, reason=reason, exit_code=None, output="", usage={})
 
     def cancel(self, reason: str, actor: str) -> None:
         if self.terminal:
@@ -212,6 +227,7 @@ class Task(Aggregate):
     @event("Cancelled")
     def _cancelled(self, reason: str, actor: str) -> None:
         self.status = TaskStatus.CANCELLED.value
+        self.end_reason = reason
 
     def time_out(self, attempt: int, reason: str) -> None:
         self.check_attempt(attempt)
@@ -220,6 +236,7 @@ class Task(Aggregate):
     @event("TimedOut")
     def _timed_out(self, attempt: int, reason: str) -> None:
         self.status = TaskStatus.TIMED_OUT.value
+        self.end_reason = reason
 
     # -- what a stopped attempt had done ----------------------------------------------
 

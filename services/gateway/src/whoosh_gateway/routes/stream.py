@@ -38,6 +38,11 @@ async def stream(websocket: WebSocket) -> None:
     session = WsSession(websocket, state, caller)
     session.start_writer()
     state.hub.listeners.add(session)
+
+    async def key_ended(reason: str) -> None:  # the close reason tells the client why
+        await session.close(4401, reason[:120])
+
+    unwatch = state.verifier.streams.open(caller, key_ended)
     try:
         while not session.closing:
             message = await websocket.receive()
@@ -53,6 +58,7 @@ async def stream(websocket: WebSocket) -> None:
     except (SessionClosed, RuntimeError):
         pass  # closed under us (slow client, or the peer went away)
     finally:
+        unwatch()
         state.hub.listeners.discard(session)
         if not session.closing:
             await session.close(1000, "bye")

@@ -10,6 +10,7 @@ from pydantic import AwareDatetime
 from whoosh_shared import commands as c
 from whoosh_shared.agents import AgentName, CapabilityName
 from whoosh_shared.enums import TaskStatus
+from whoosh_shared.explain import ExplainTask, TaskExplanation
 from whoosh_shared.queries import (
     MAX_EVENT_ID,
     EventPage,
@@ -111,6 +112,15 @@ async def list_tasks(
 @router.get("/{task_id}", response_model=TaskView, summary="One task")
 async def get_task(request: Request, task_id: UUID, caller: Caller = Viewer) -> TaskView:
     return await state_of(request).coordinator.ask(GetTask(task_id=task_id), TaskView)
+
+
+@router.get(
+    "/{task_id}/explain",
+    response_model=TaskExplanation,
+    summary="Why the scheduler places this task where it does (each agent's verdict)",
+)
+async def explain_task(request: Request, task_id: UUID, caller: Caller = Viewer) -> TaskExplanation:
+    return await state_of(request).coordinator.ask(ExplainTask(task_id=task_id), TaskExplanation)
 
 
 @router.post("/{task_id}/cancel", response_model=TaskView, summary="Cancel (stops a running task)")

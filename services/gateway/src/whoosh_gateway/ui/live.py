@@ -29,6 +29,7 @@ from whoosh_shared.work import ProgressLine
 from whoosh_gateway.dashboard_events import from_event
 from whoosh_gateway.errors import ApiError
 from whoosh_gateway.gateway_state import GatewayState
+from whoosh_gateway.ui.views import actor_of, summary_of
 
 BUFFER = 5000
 REPLAY_PAGE = 500
@@ -73,7 +74,21 @@ class LiveStream:
             return
         self._remember(nid)
         if text is not None:
-            self._put(ServerSentEvent(raw_data=text, event="evt", id=str(nid)))
+            message = self._page_message(envelope, text)
+            self._put(ServerSentEvent(raw_data=message, event="evt", id=str(nid)))
+
+    def _page_message(self, envelope: EventEnvelope, text: str) -> str:
+        """The WebSocket's message plus what the pages' tables show: the stored event's
+        type, who caused it, and a one-line summary."""
+        message = json.loads(text)
+        message.update(
+            stored_type=envelope.type,
+            actor=actor_of(envelope.data),
+            summary=summary_of(envelope),
+            aggregate=envelope.aggregate_type,
+            aggregate_id=str(envelope.aggregate_id),
+        )
+        return json.dumps(message, default=str)
 
     def _remember(self, nid: int) -> None:
         self.seen.add(nid)

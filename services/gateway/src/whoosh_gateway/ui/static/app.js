@@ -87,7 +87,7 @@
     if (!feed) return;
     var li = document.createElement("li");
     var when = (msg.timestamp || "").slice(11, 19);
-    var what = msg.type + (msg.change ? " " + msg.change : "") + (msg.step ? " " + msg.step : "");
+    var what = msg.stored_type || msg.type;
     var time = document.createElement("time"); time.textContent = when;
     li.appendChild(time);
     li.appendChild(document.createTextNode(" " + what + " "));
@@ -95,10 +95,10 @@
       var a = document.createElement("a");
       a.href = "/ui/tasks/" + msg.task_id; a.textContent = msg.task_id.slice(0, 8);
       li.appendChild(a);
-    } else if (msg.agent) {
-      li.appendChild(document.createTextNode(msg.agent));
+    } else {
+      li.appendChild(document.createTextNode((msg.agent || msg.aggregate || "") + " "));
     }
-    if (msg.reason) li.appendChild(document.createTextNode(" " + msg.reason));
+    if (msg.summary) li.appendChild(document.createTextNode(" " + msg.summary));
     feed.insertBefore(li, feed.firstChild);
     while (feed.children.length > FEED_CAP) feed.removeChild(feed.lastChild);
   }
@@ -110,8 +110,7 @@
     var tr = document.createElement("tr");
     tr.dataset.eventId = msg.event_id;
     var cells = [msg.event_id, (msg.timestamp || "").slice(11, 23),
-                 msg.type + (msg.step ? " " + msg.step : "") + (msg.kind ? " " + msg.kind : ""),
-                 msg.actor || "", msg.reason || msg.text || ""];
+                 msg.stored_type || msg.type, msg.actor || "", msg.summary || ""];
     cells.forEach(function (value) {
       var td = document.createElement("td"); td.textContent = value; tr.appendChild(td);
     });
