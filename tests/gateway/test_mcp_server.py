@@ -25,6 +25,7 @@ VIEWER_TOOLS = {
     "whoosh_wait_task",
     "whoosh_get_task_events",
     "whoosh_cluster_status",
+    "whoosh_explain_task",
 }
 OPERATOR_TOOLS = {
     "whoosh_submit_task",
@@ -148,6 +149,11 @@ async def test_submit_get_and_output_tail_with_truncation_flag(app) -> None:
     assert types[0] == "TaskSubmitted" and types[-1] == "TaskCompleted"
     assert events.structured_content["events"][0]["actor"].startswith("key testoperator")
     assert submitted["task_id"] in [t["task_id"] for t in listed.structured_content["tasks"]]
+    async with client_as(app, Role.VIEWER) as client:
+        explained = await client.call_tool("whoosh_explain_task", {"task_id": submitted["task_id"]})
+    assert not explained.is_error, explained.content
+    assert explained.structured_content["agent"] == "shell"
+    assert "shell" in [a["agent"] for a in explained.structured_content["agents"]]
 
 
 async def test_wait_sends_progress_with_the_latest_line_and_a_cut_wait_does_not_cancel(
