@@ -11,6 +11,7 @@ makes the executor resend the same report for ever, a fault no real crash patter
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -92,7 +93,7 @@ async def test_kill_9_after_every_transaction_runs_each_step_exactly_once(
             while proc.proc is not None and proc.proc.poll() is None:
                 assert time.monotonic() < deadline, "a coordinator saved nothing for 60 s"
                 time.sleep(0.05)
-        assert incarnations >= 2 * len(STEPS)  # assign, start and end of each step: 3 saves
+        assert incarnations >= len(STEPS)  # group commits join some saves; still many crashes
 
         spawn(*serve, env=NO_CONFIG_FILE)
         await wait_for_coordinator(bus)
@@ -107,7 +108,5 @@ async def test_kill_9_after_every_transaction_runs_each_step_exactly_once(
             assert (marks / f"{sid}.log").read_text() == f"{sid}\n", sid
     finally:
         executor.stop()
-        try:
+        with contextlib.suppress(NotFoundError):
             await bus.js.delete_consumer(subjects.WORK_STREAM, DURABLE_NAME)
-        except NotFoundError:
-            pass

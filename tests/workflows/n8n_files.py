@@ -42,8 +42,8 @@ CHAT_LLM = export(
              credentials={"ollamaApi": {"id": "1", "name": "Local Ollama"}}),
         node("Answer", BASE + "set", 3.4, x=400, parameters={"assignments": {"assignments": [
             {"id": "a", "name": "answer", "value": "={{ $json.text.trim() }}", "type": "string"},
-            {"id": "b", "name": "asked", "value": "={{ $('When chat message received').item.json.chatInput }}",
-             "type": "string"},
+            {"id": "b", "name": "asked", "type": "string",
+             "value": "={{ $('When chat message received').item.json.chatInput }}"},
         ]}}),
         node("Note", BASE + "stickyNote", 1, parameters={"content": "hello"}),
     ],
