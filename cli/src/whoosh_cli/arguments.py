@@ -241,6 +241,12 @@ def _add_task(commands: argparse._SubParsersAction, common: argparse.ArgumentPar
     submit.add_argument("--format", metavar="json", help="LLM agents: answer format (json)")
     submit.add_argument("--raw", action="store_true", help="LLM agents: plain completion")
     submit.add_argument(
+        "--after",
+        action="append",
+        metavar="ID",
+        help="wait until this task ends; skipped if it does not complete (repeatable)",
+    )
+    submit.add_argument(
         "--wait", action="store_true", help="follow the task live; exit 0 only if it completes"
     )
     submit.add_argument(

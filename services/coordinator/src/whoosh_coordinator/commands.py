@@ -138,6 +138,7 @@ class CommandHandler:
         self.workflows = WorkflowCommands(self)
         self._dispatch.update(self.workflows.dispatch())
         self.task_end_listeners.append(self.workflows.on_task_end)
+        self.task_end_listeners.append(self.workflows.dependencies.on_task_end)
 
     # -- entry points -----------------------------------------------------------------
 
@@ -314,7 +315,11 @@ class CommandHandler:
             actor=cmd.actor,
             llm=cmd.llm.model_dump(mode="json") if cmd.llm else None,
             idempotency=idempotency.marker(cmd),
+            depends_on=[str(d) for d in cmd.depends_on],
         )
+        if task.depends_on:  # waits, or is released or skipped at once (dependencies.py)
+            self.save(task, *self.workflows.dependencies.at_submit(task))
+            return CommandReply.accept(task_id=str(task.id), status=task.status)
         self.save(task, *self._place_at_once(task, needs))
         return CommandReply.accept(task_id=str(task.id))
 

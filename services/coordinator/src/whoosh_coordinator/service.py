@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import uuid
 from typing import Any
@@ -96,6 +97,10 @@ class Coordinator:
         self.origin = f"coordinator-{uuid.uuid4().hex[:12]}"
         self._pending: list[tuple[Msg, Command]] = []
         self._flushing: set[asyncio.Task[None]] = set()
+        # Fault injection for the crash tests only: kill -9 ourselves right after the N-th
+        # committed save, i.e. between two stored transactions (0: never).
+        self._kill_after_saves = int(os.environ.get("WHOOSH_FAULT_KILL_AFTER_SAVES", "0") or 0)
+        self._saves = 0
 
     # -- wiring -----------------------------------------------------------------------
 
@@ -169,6 +174,10 @@ class Coordinator:
 
     def _on_saved(self, recordings: list[Recording[Any]]) -> None:
         self._saved = True
+        if self._kill_after_saves:
+            self._saves += 1
+            if self._saves >= self._kill_after_saves:
+                os.kill(os.getpid(), signal.SIGKILL)
         envelopes = self.follower.fold_saved(recordings)
         if self.dispatcher is not None:
             self.dispatcher.saved(envelopes)

@@ -26,14 +26,16 @@ from whoosh_gateway.api_models import TaskSubmission
 from whoosh_gateway.errors import describe_validation
 
 RequestId = Annotated[str | None, Field(default=None, max_length=200)]
-Scope = Literal["task", "agent", "all"]
+Scope = Literal["task", "agent", "all", "execution"]
 ACTIONS = ("subscribe", "unsubscribe", "start", "stop", "ping")
 
 
 class Subscribe(Strict):
     action: Literal["subscribe"]
     scope: Scope
-    id: str | None = Field(default=None, max_length=100, description="task id or agent name")
+    id: str | None = Field(
+        default=None, max_length=100, description="task id, agent name or execution id"
+    )
     last_event_id: int | None = Field(
         default=None,
         ge=0,
