@@ -41,6 +41,7 @@ class Task(Aggregate):
         {"kind": "execution", "id": ..., "step": ...}); None for a task submitted directly."""
         self.prompt = prompt
         self.origin = origin
+        self.actor = actor  # whose budgets (key, thread) the task counts against
         self.llm = llm
         self.model = model
         self.timeout_s = timeout_s
