@@ -21,7 +21,7 @@ from whoosh_gateway.key_verifier import KeyVerifier
 from whoosh_gateway.metrics_proxy import MetricsProxy
 from whoosh_gateway.rate_limits import RateLimiter
 from whoosh_gateway.refused_keys import RefusedKeys
-from whoosh_gateway.routes import agents, fleet, health, keys, metrics, stream, tasks
+from whoosh_gateway.routes import agents, collab, fleet, health, keys, metrics, stream, tasks
 
 API_PREFIX = "/api/v1"
 DESCRIPTION = """\
@@ -85,7 +85,7 @@ def create_app(settings: GatewaySettings, nats_url: str, name: str = "whoosh-gat
     install_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     api = APIRouter(prefix=API_PREFIX)
-    for module in (agents, tasks, keys, fleet, stream):
+    for module in (agents, tasks, keys, fleet, stream, collab):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(health.router)

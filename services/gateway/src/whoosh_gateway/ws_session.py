@@ -65,6 +65,7 @@ class WsSession:
         self.limit = state.settings.ws_buffer_messages
         self.queue: asyncio.Queue[str] = asyncio.Queue(self.limit)
         self.tasks: set[UUID] = set()
+        self.threads: set[UUID] = set()  # scope "thread": a thread's own events
         self.agents: set[UUID] = set()
         self.agent_tasks: dict[UUID, UUID] = {}  # task -> followed agent it was given to
         self.everything = False
@@ -102,6 +103,8 @@ class WsSession:
             return True
         if envelope.aggregate_type == "task":
             return envelope.aggregate_id in self.tasks or envelope.aggregate_id in self.agent_tasks
+        if envelope.aggregate_type == "thread":
+            return envelope.aggregate_id in self.threads
         return envelope.aggregate_type == "agent" and envelope.aggregate_id in self.agents
 
     def _follow(self, envelope: EventEnvelope) -> None:
@@ -214,11 +217,11 @@ class WsSession:
             return None
         if not ident:
             raise ApiError(422, "invalid", f"scope '{scope}' needs an 'id'")
-        if scope == "task":
+        if scope in ("task", "thread"):
             try:
                 return UUID(ident)
             except ValueError:
-                raise ApiError(422, "invalid", f"{ident!r} is not a task id") from None
+                raise ApiError(422, "invalid", f"{ident!r} is not a {scope} id") from None
         agent = await self.state.coordinator.ask(GetAgent(name=ident), AgentView)
         self.state.hub.remember_agent(agent.id, agent.spec.name)
         return agent.id
@@ -259,6 +262,8 @@ class WsSession:
             self.everything = True
         elif scope == "task" and target is not None:
             self.tasks.add(target)
+        elif scope == "thread" and target is not None:
+            self.threads.add(target)
         elif target is not None:
             self.agents.add(target)
 
@@ -290,6 +295,8 @@ class WsSession:
             self.everything = False
         elif message.scope == "task":
             self.tasks.discard(target)  # type: ignore[arg-type]
+        elif message.scope == "thread":
+            self.threads.discard(target)  # type: ignore[arg-type]
         else:
             self.agents.discard(target)  # type: ignore[arg-type]
             self.agent_tasks = {t: a for t, a in self.agent_tasks.items() if a != target}
