@@ -9,8 +9,10 @@ import pytest
 from coordinator.core import Core
 from whoosh_coordinator.follower import Follower
 from whoosh_coordinator.projections import FleetProjection
+from whoosh_coordinator.store import read_envelopes
 from whoosh_shared import commands as c
 from whoosh_shared import threads as t
+from whoosh_shared.agents import AgentSpec
 from whoosh_shared.enums import TaskStatus
 
 AGENTS = ("a1", "a2", "a3")
@@ -78,7 +80,6 @@ def test_the_vote_is_saved_with_the_task_end(fleet: Core) -> None:
     thread_id = start(fleet)
     before = fleet.events()
     answer(fleet, thread_id, "a1", "ANSWER: 4")
-    from whoosh_coordinator.store import read_envelopes
 
     types = [e.type for e in read_envelopes(fleet.store, before)]
     print(types)
@@ -220,3 +221,82 @@ def test_replay_rebuilds_threads(fleet: Core) -> None:
         for r in view(fleet, thread_id).rounds
         for tid in r.tasks.values()
     )
+
+
+IDLE_RULE = t.EscalationRule(
+    name="idle",
+    when={"idle_over_s": 60},
+    do=[t.Action(kind="notify", severity="critical"), t.Action(kind="wait_for_human")],
+)
+
+
+def test_time_rules_fire_from_the_sweep_once(fleet: Core) -> None:
+    from datetime import timedelta
+
+    from whoosh_coordinator.threads.commands import sweep
+
+    thread_id = start(fleet, escalation=[IDLE_RULE])
+    assert sweep(fleet.handler) == 0
+    now = fleet.handler.clock()
+    fleet.handler.clock = lambda: now + timedelta(seconds=120)
+    assert sweep(fleet.handler) == 1
+    assert sweep(fleet.handler) == 0  # fired once while the condition holds
+    waiting = view(fleet, thread_id)
+    assert waiting.state is t.ThreadState.AWAITING_HUMAN and waiting.escalations == ["idle"]
+    answer(fleet, thread_id, "a1", "ANSWER: 4")  # a late answer is still recorded
+    assert view(fleet, thread_id).state is t.ThreadState.AWAITING_HUMAN
+
+
+def test_two_coordinators_fire_a_rule_once(store_url: str) -> None:
+    from datetime import timedelta
+
+    from coordinator.test_two_writers import handler
+    from whoosh_coordinator.threads.commands import sweep
+
+    a, b = handler(store_url), handler(store_url)
+    try:
+        for name in AGENTS:
+            a.handle(c.RegisterAgent(spec=AgentSpec(name=name, command=["cat"])))
+        participants = [t.Participant(agent=name) for name in AGENTS]
+        reply = a.handle(
+            t.StartThread(topic="q", participants=participants, escalation=[IDLE_RULE])
+        )
+        thread_id = UUID(reply.ids["thread_id"])
+        Follower(b.store, b.projection).catch_up()
+        assert b.handle(t.PostToThread(thread_id=thread_id, body="a's copy goes stale")).accepted
+        Follower(a.store, a.projection).catch_up()
+        later = a.clock() + timedelta(seconds=600)
+        a.clock = b.clock = lambda: later
+        assert sweep(b) == 1
+        assert sweep(a) == 0  # a's copy is stale (b posted): the store refuses its firing
+        assert sweep(a) == 0  # and, reloaded, a sees the rule has fired already
+        types = [e.type for e in read_envelopes(a.store, 0) if e.aggregate_id == thread_id]
+        assert types.count("ThreadEscalated") == 1
+    finally:
+        a.store.close()
+        b.store.close()
+
+
+def test_add_participant_by_address_after_a_split(fleet: Core) -> None:
+    fleet.register("archie", specialization="architect")
+    rule = t.EscalationRule(
+        name="expert",
+        when={"rounds_without_decision": 1},
+        do=[t.Action(kind="add_participant", address="whoosh://:architect@*")],
+    )
+    thread_id = start(fleet, escalation=[rule])
+    for agent, value in zip(AGENTS, ("3", "4", "5"), strict=True):
+        answer(fleet, thread_id, agent, f"ANSWER: {value}")
+    second = view(fleet, thread_id)
+    assert [p.agent for p in second.participants] == [*AGENTS, "archie"]
+    assert set(second.rounds[1].tasks) == {*AGENTS, "archie"}
+    for agent, value in zip((*AGENTS, "archie"), ("3", "4", "4", "4"), strict=True):
+        answer(fleet, thread_id, agent, f"ANSWER: {value}")
+    assert view(fleet, thread_id).decision == "4"
+
+
+def test_whoosh_yaml_rules_apply_to_every_thread(fleet: Core) -> None:
+    fleet.handler.default_escalation = [IDLE_RULE.model_dump(mode="json")]
+    thread_id = start(fleet)
+    stored = fleet.store.repository.get(thread_id)
+    assert [r["name"] for r in stored.escalation] == ["idle"]

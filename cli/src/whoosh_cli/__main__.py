@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from whoosh_cli import (
     agent_commands,
     alerts_command,
+    collab_commands,
     key_commands,
     status_command,
     task_commands,
@@ -43,6 +44,7 @@ ASYNC_COMMANDS: dict[tuple[str, ...], AsyncCommand] = {
     ("key", "create"): key_commands.key_create,
     ("key", "list"): key_commands.key_list,
     ("key", "revoke"): key_commands.key_revoke,
+    **collab_commands.COMMANDS,
 }
 
 

@@ -15,6 +15,8 @@ from whoosh_shared.api_keys import Role
 from whoosh_shared.commands import MAX_PRIORITY, MIN_PRIORITY
 from whoosh_shared.enums import AgentType, CliKind, TaskStatus
 
+from whoosh_cli import collab_commands
+
 
 def _shared_options(with_json: bool) -> argparse.ArgumentParser:
     """Options every command takes; SUPPRESS keeps a later position from erasing an earlier."""
@@ -67,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_task(commands, common)
     _add_key(commands, common)
     _add_alerts(commands, common)
+    collab_commands.add_arguments(commands, common)
     return parser
 
 

@@ -122,6 +122,7 @@ class CommandHandler:
             budget_commands.charge_listener(self),
         ]
         self.prices: dict[str, dict[str, float]] = {}  # whoosh.yaml `prices:` (USD per Mtok)
+        self.default_escalation: list[dict[str, Any]] = []  # whoosh.yaml thread_escalation
 
     # -- entry points -----------------------------------------------------------------
 

@@ -33,6 +33,7 @@ from whoosh_coordinator.projections import FleetProjection
 from whoosh_coordinator.queries import QueryHandler
 from whoosh_coordinator.relay import FollowerSource, Relay, StoreSource
 from whoosh_coordinator.store import open_store
+from whoosh_coordinator.threads import commands as thread_commands
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,10 @@ class Coordinator:
         self.handler = CommandHandler(self.store, self.projection, on_saved=self._on_saved)
         self.queries = QueryHandler(self.projection, self.store)
         self.assigner = Assigner(self.handler, settings.timeout_grace_s)
+        self.handler.prices = dict(settings.prices)
+        self.handler.default_escalation = [
+            rule.model_dump(mode="json") for rule in settings.thread_escalation
+        ]
         self.run_relay = run_relay
         self.relay: Relay | None = None
         self.kick = asyncio.Event()
@@ -149,7 +154,7 @@ class Coordinator:
         while True:
             await asyncio.sleep(self.settings.sweep_interval_s)
             try:
-                if self.assigner.time_out_overdue():
+                if self.assigner.time_out_overdue() + thread_commands.sweep(self.handler):
                     await self._after_change()
                 self.kick.set()  # retries whose backoff has passed become placeable
             except Exception:
