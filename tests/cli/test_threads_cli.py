@@ -37,18 +37,27 @@ def test_review_with_a_veto_and_resolve(running_whoosh: WhooshEnv) -> None:
 
 def test_escalation_to_a_human_then_decide(running_whoosh: WhooshEnv) -> None:
     add_reviewers(running_whoosh)
+    rules = (
+        "[{name: split, when: {rounds_without_decision: 1},"
+        " do: [{kind: notify}, {kind: wait_for_human}]}]"
+    )
     started = running_whoosh.run(
         "thread", "start", "Ship it?", "--kind", "review", "--participants",
-        ",".join(VERDICTS), "--rule", "unanimous", "--wait", timeout=90,
+        ",".join(VERDICTS), "--rule", "unanimous", "--escalation", rules, "--wait", timeout=90,
     )  # fmt: skip
-    assert started.returncode == 1, (started.stdout, started.stderr)  # no decision
-    assert "no_decision" in started.stdout
-    listed = json.loads(running_whoosh.run("thread", "list", "--json").stdout)
-    thread_id = next(t["id"] for t in listed["threads"] if t["topic"] == "Ship it?")
-    refused = running_whoosh.run("thread", "post", thread_id, "late words")
-    assert refused.returncode == 1 and "closed" in refused.stderr
+    assert started.returncode == 1, (started.stdout, started.stderr)  # no decision yet
+    assert "waiting for a human" in started.stdout
+    thread_id = started.stdout.split("whoosh thread decide ")[1].split()[0]
+    alerts = running_whoosh.run("alerts", "--json")
+    assert "ThreadEscalated" in alerts.stdout
+    posted = running_whoosh.run("thread", "post", thread_id, "I will take this one")
+    assert posted.returncode == 0, posted.stderr
     decided = running_whoosh.run("thread", "decide", thread_id, "approve", "--reason", "I own it")
-    assert decided.returncode == 1 and "closed" in decided.stderr
+    assert decided.returncode == 0, decided.stderr
+    view = json.loads(running_whoosh.run("thread", "get", thread_id, "--json").stdout)
+    assert (view["outcome"], view["decision"]) == ("human_decision", "approve")
+    again = running_whoosh.run("thread", "decide", thread_id, "reject")
+    assert again.returncode == 1 and "closed" in again.stderr
 
 
 def test_bad_input_exits_2_naming_the_problem(running_whoosh: WhooshEnv) -> None:
@@ -56,6 +65,16 @@ def test_bad_input_exits_2_naming_the_problem(running_whoosh: WhooshEnv) -> None
     assert bad.returncode == 2 and "position 16" in bad.stderr
     neither = running_whoosh.run("thread", "start", "q")
     assert neither.returncode == 2 and "--participants" in neither.stderr
+    rules = running_whoosh.run(
+        "thread",
+        "start",
+        "q",
+        "--participants",
+        "rev-a",
+        "--escalation",
+        "[{name: r, when: {sometimes: 1}, do: [{kind: notify}]}]",
+    )
+    assert rules.returncode == 2 and "unknown condition 'sometimes'" in rules.stderr
     unknown = running_whoosh.run("thread", "start", "q", "--participants", "ghost")
     assert unknown.returncode == 1 and "unknown agent 'ghost'" in unknown.stderr
     negative = running_whoosh.run("budget", "set", "global", "--tokens", "-1")

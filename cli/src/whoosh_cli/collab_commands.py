@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from pathlib import Path
 from uuid import UUID
 
+import yaml
 from whoosh_shared import threads as t
 from whoosh_shared.addresses import AddressError, parse_address
 from whoosh_shared.budgets import SetBudget
@@ -55,7 +57,26 @@ def start_command(args: argparse.Namespace) -> t.StartThread:
         subject=args.subject,
         subject_task=args.subject_task,
         project=args.project,
+        escalation=_escalation(args.escalation),
     )
+
+
+def _escalation(text: str | None) -> list[object]:
+    """Rules as YAML or JSON text, or @FILE: a list of {name, when, do}."""
+    if not text:
+        return []
+    if text.startswith("@"):
+        try:
+            text = Path(text[1:]).read_text()
+        except OSError as exc:
+            raise UsageError(f"cannot read {text[1:]}: {exc.strerror}") from None
+    try:
+        rules = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise UsageError(f"--escalation is not YAML or JSON: {exc}") from None
+    if not isinstance(rules, list):
+        raise UsageError("--escalation: expected a list of rules ({name, when, do})")
+    return rules
 
 
 async def thread_start(ctx: CliContext, args: argparse.Namespace) -> int:
@@ -236,6 +257,9 @@ def add_arguments(commands: argparse._SubParsersAction, common: argparse.Argumen
     start.add_argument("--subject", metavar="TEXT", help="what a review judges")
     start.add_argument("--subject-task", metavar="ID", help="judge a completed task's output")
     start.add_argument("--project", default="default")
+    start.add_argument(
+        "--escalation", metavar="RULES", help="escalation rules as YAML/JSON, or @FILE"
+    )
     start.add_argument("--wait", action="store_true", help="follow; exit 0 only on a decision")
     lst = sub.add_parser("list", parents=[common], help="threads, newest first")
     lst.add_argument("--state", choices=[s.value for s in t.ThreadState])
