@@ -14,8 +14,10 @@ from datetime import UTC, datetime, timedelta
 from whoosh_shared.api_keys import Role
 from whoosh_shared.enums import AgentType, CliKind, TaskStatus
 
+from whoosh_cli import collab_arguments
+
 # The contract's priority range (whoosh_shared.commands), repeated so that `whoosh --help`
-# need not import the pydantic contract; tests/cli/test_arguments_lazy.py keeps them equal.
+# need not import the pydantic contract; tests/cli/test_startup_imports.py keeps them equal.
 MIN_PRIORITY, MAX_PRIORITY = 1, 10
 
 
@@ -74,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_alerts(commands, common)
     _add_workflow(commands, common)
     _add_execution(commands, common)
+    collab_arguments.add_arguments(commands, common)
     return parser
 
 

@@ -139,6 +139,7 @@ class CommandHandler:
         self._dispatch.update(self.workflows.dispatch())
         self.task_end_listeners.append(self.workflows.on_task_end)
         self.task_end_listeners.append(self.workflows.dependencies.on_task_end)
+        self.default_escalation: list[dict[str, Any]] = []  # whoosh.yaml thread_escalation
 
     # -- entry points -----------------------------------------------------------------
 

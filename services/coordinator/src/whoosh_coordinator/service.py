@@ -42,6 +42,7 @@ from whoosh_coordinator.projections import FleetProjection
 from whoosh_coordinator.queries import QueryHandler
 from whoosh_coordinator.relay import FollowerSource, Relay, StoreSource
 from whoosh_coordinator.store import open_store
+from whoosh_coordinator.threads import commands as thread_commands
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,10 @@ class Coordinator:
         self.assigner = Assigner(
             self.handler, settings.timeout_grace_s, FairShare(settings.fair_share.shares)
         )
+        self.handler.prices = dict(settings.prices)
+        self.handler.default_escalation = [
+            rule.model_dump(mode="json") for rule in settings.thread_escalation
+        ]
         self.run_relay = run_relay
         self.relay: Relay | None = None
         self.dispatcher: Dispatcher | None = None
@@ -216,7 +221,7 @@ class Coordinator:
         while True:
             await asyncio.sleep(self.settings.sweep_interval_s)
             try:
-                if self.assigner.time_out_overdue():
+                if self.assigner.time_out_overdue() + thread_commands.sweep(self.handler):
                     await self._after_change()
                 due = self.projection.workflows.due(self.handler.clock())
                 if due and self.handler.workflows.wake_due(due):

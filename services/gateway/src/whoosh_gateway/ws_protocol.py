@@ -1,6 +1,7 @@
 """What a WebSocket client may send, validated like every other boundary.
 
-    {"action": "subscribe", "scope": "task" | "agent" | "all", "id": ..., "last_event_id": N}
+    {"action": "subscribe", "scope": "task" | "agent" | "thread" | "all", "id": ...,
+     "last_event_id": N}
     {"action": "unsubscribe", "scope": ..., "id": ...}
     {"action": "start", "task": {<TaskSubmission>}, "request_id": ..., "idempotency_key": ...}
     {"action": "stop", "task_id": ..., "reason": ..., "request_id": ...}
@@ -26,7 +27,7 @@ from whoosh_gateway.api_models import TaskSubmission
 from whoosh_gateway.errors import describe_validation
 
 RequestId = Annotated[str | None, Field(default=None, max_length=200)]
-Scope = Literal["task", "agent", "all", "execution"]
+Scope = Literal["task", "agent", "all", "execution", "thread"]
 ACTIONS = ("subscribe", "unsubscribe", "start", "stop", "ping")
 
 

@@ -66,6 +66,7 @@ class WsSession:
         self.limit = state.settings.ws_buffer_messages
         self.queue: asyncio.Queue[str] = asyncio.Queue(self.limit)
         self.tasks: set[UUID] = set()
+        self.threads: set[UUID] = set()  # scope "thread": a thread's own events
         self.agents: set[UUID] = set()
         self.agent_tasks: dict[UUID, UUID] = {}  # task -> followed agent it was given to
         self.executions: set[UUID] = set()
@@ -114,6 +115,8 @@ class WsSession:
             )
         if envelope.aggregate_type == "execution":
             return envelope.aggregate_id in self.executions
+        if envelope.aggregate_type == "thread":
+            return envelope.aggregate_id in self.threads
         return envelope.aggregate_type == "agent" and envelope.aggregate_id in self.agents
 
     def _follow(self, envelope: EventEnvelope) -> None:
@@ -235,7 +238,7 @@ class WsSession:
             return None
         if not ident:
             raise ApiError(422, "invalid", f"scope '{scope}' needs an 'id'")
-        if scope in ("task", "execution"):
+        if scope in ("task", "execution", "thread"):
             try:
                 return UUID(ident)
             except ValueError:
@@ -289,6 +292,8 @@ class WsSession:
             self.tasks.add(target)
         elif scope == "execution" and target is not None:
             self.executions.add(target)
+        elif scope == "thread" and target is not None:
+            self.threads.add(target)
         elif target is not None:
             self.agents.add(target)
 
@@ -323,6 +328,8 @@ class WsSession:
         elif message.scope == "execution":
             self.executions.discard(target)  # type: ignore[arg-type]
             self.execution_tasks = {t: e for t, e in self.execution_tasks.items() if e != target}
+        elif message.scope == "thread":
+            self.threads.discard(target)  # type: ignore[arg-type]
         else:
             self.agents.discard(target)  # type: ignore[arg-type]
             self.agent_tasks = {t: a for t, a in self.agent_tasks.items() if a != target}

@@ -62,6 +62,7 @@ class Task(Aggregate):
         self.prompt_ref = prompt_ref  # a BlobRef's fields: the prompt is in the blob store
         self.idempotency = idempotency
         self.origin = origin
+        self.actor = actor  # whose budgets (key, thread) the task counts against
         self.llm = llm
         self.model = model
         self.timeout_s = timeout_s
