@@ -201,7 +201,7 @@ async def test_bad_input_is_a_tool_error_naming_the_problem(app) -> None:
         )
         no_agent = await client.call_tool("whoosh_get_agent", {"name": "ghost"})
         oversized = await client.call_tool(
-            "whoosh_submit_task", {"prompt": "x" * 1_000_001, "capabilities": ["shell"]}
+            "whoosh_submit_task", {"prompt": "x" * (8 * 1024 * 1024 + 1), "capabilities": ["shell"]}
         )
         unknown_tool = await client.call_tool("whoosh_fly", {})
         still = await client.call_tool("whoosh_cluster_status", {})
@@ -211,7 +211,7 @@ async def test_bad_input_is_a_tool_error_naming_the_problem(app) -> None:
     assert "priority" in wrong_type.content[0].text
     assert "no_capable_agent" in nobody.content[0].text
     assert "unknown agent 'ghost'" in no_agent.content[0].text
-    assert "prompt" in oversized.content[0].text
+    assert "limits.max_prompt_bytes" in oversized.content[0].text
     for result in (missing, not_uuid, no_arg, wrong_type, nobody, no_agent, oversized):
         assert result.is_error
     assert unknown_tool.is_error and "whoosh_fly" in unknown_tool.content[0].text
