@@ -17,23 +17,29 @@ from eventsourcing.persistence import IntegrityError
 
 from whoosh_coordinator.commands import CommandHandler
 from whoosh_coordinator.domain import Agent, Rejected
+from whoosh_coordinator.fair_queue import FairShare
+from whoosh_coordinator.lookahead import SlotForecast
 from whoosh_coordinator.scheduler import Placement, plan
 
 log = logging.getLogger(__name__)
 
 
 class Assigner:
-    def __init__(self, handler: CommandHandler, timeout_grace_s: float) -> None:
+    def __init__(
+        self, handler: CommandHandler, timeout_grace_s: float, fair_share: FairShare | None = None
+    ) -> None:
         self.handler = handler
+        self.fair_share = fair_share or FairShare()
         self.aggregates = handler.aggregates
         self.projection = handler.projection
         self.timeout_grace = timedelta(seconds=timeout_grace_s)
 
     def assign_pending(self) -> int:
         """Place as many queued tasks as free slots allow; returns how many were placed."""
-        placements = plan(
-            self.projection.queued(), self.projection.agents.values(), self.handler.clock()
-        )
+        queued = self.fair_share.order(self.projection.queued(), self.projection.unfinished_by)
+        agents, now = self.projection.agents.values(), self.handler.clock()
+        forecast = SlotForecast.of(agents, self.projection.tasks, now)
+        placements = plan(queued, agents, now, forecast=forecast)
         if not placements:
             return 0
         self.aggregates.begin()

@@ -202,6 +202,11 @@ class FleetCollector(Collector):
             "memory_total_bytes": GaugeMetricFamily(
                 m.GPU_MEMORY_TOTAL, "GPU framebuffer memory", labels=labels
             ),
+            "memory_reserved_bytes": GaugeMetricFamily(
+                m.GPU_MEMORY_RESERVED,
+                "GPU framebuffer memory the driver reserves (not counted as used)",
+                labels=labels,
+            ),
             "temperature_celsius": GaugeMetricFamily(
                 m.GPU_TEMPERATURE, "GPU temperature", labels=labels
             ),
