@@ -330,3 +330,19 @@ def test_reask_with_a_stronger_agent(fleet: Core) -> None:
     done = view(fleet, thread_id)
     assert (done.outcome, done.decision) == ("consensus", "4")
     assert [p.role for p in done.participants if p.agent == "big"] == ["expert"]
+
+
+def test_a_thread_with_its_own_budget(fleet: Core) -> None:
+    """Each answer reserves its estimate on thread:<id>; what does not fit is refused and
+    counts as an abstention naming the budget."""
+    from whoosh_coordinator.budgets.rules import estimate_tokens
+
+    thread_id = start(fleet, budget_tokens=1)  # too small for any answer
+    first = view(fleet, thread_id)
+    prompt = fleet.task(first.rounds[0].tasks["a1"]).prompt
+    assert estimate_tokens(prompt, None) > 1
+    done = view(fleet, thread_id)
+    assert (done.state, done.outcome) == (t.ThreadState.CLOSED, "no_decision")
+    assert all("budget 'thread:" in v.reason for v in done.votes), done.votes
+    budgets = {b.scope: b for b in fleet.projection.budgets.listed()}
+    assert budgets[f"thread:{thread_id}"].reserved_tokens == 0
