@@ -41,6 +41,11 @@ Q, R = ThreadKind.QUESTION, ThreadKind.REVIEW
         ),
         ("VERDICT: approve\nVERDICT: approve", R, AnswerType.TEXT, Parsed(error="2 VERDICT lines")),
         ("ANSWER: 4", R, AnswerType.TEXT, Parsed(error="no VERDICT line")),
+        ('{"answer": 42, "rationale": "6*7"}', Q, AnswerType.INT, Parsed("42")),
+        ('{"verdict": "approve"}', R, AnswerType.TEXT, Parsed("approve")),
+        ('{"answer": true}', Q, AnswerType.TEXT, Parsed(error="no ANSWER line")),
+        ('{"other": 1}', Q, AnswerType.INT, Parsed(error="no ANSWER line")),
+        ("[1, 2]", Q, AnswerType.INT, Parsed(error="no ANSWER line")),
     ],
 )
 def test_parse_vote(

@@ -300,3 +300,49 @@ def test_whoosh_yaml_rules_apply_to_every_thread(fleet: Core) -> None:
     thread_id = start(fleet)
     stored = fleet.store.repository.get(thread_id)
     assert [r["name"] for r in stored.escalation] == ["idle"]
+
+
+def test_a_review_of_a_completed_tasks_output(fleet: Core) -> None:
+    task_id = fleet.submit(prompt="write add()", agent="a1")
+    fleet.run_to_end(task_id)  # output "done"
+    thread_id = start(fleet, kind=t.ThreadKind.REVIEW, subject_task=task_id)
+    prompt = fleet.task(view(fleet, thread_id).rounds[0].tasks["a2"]).prompt
+    assert "Subject:\ndone" in prompt and "VERDICT: approve|request_changes|abstain" in prompt
+    queued = fleet.submit(prompt="not yet", agent="a1")
+    refused = fleet.send(t.StartThread(topic="q", participants=[t.Participant(agent="a1")],
+                                       subject_task=queued))  # fmt: skip
+    assert refused.code == "bad_state" and "not completed" in refused.reason
+
+
+def test_reask_with_a_stronger_agent(fleet: Core) -> None:
+    fleet.register("big")
+    rule = t.EscalationRule(
+        name="stronger",
+        when={"rounds_without_decision": 1},
+        do=[t.Action(kind="reask_with", agent="big")],
+    )
+    thread_id = start(fleet, escalation=[rule])
+    for agent, value in zip(AGENTS, ("3", "4", "5"), strict=True):
+        answer(fleet, thread_id, agent, f"ANSWER: {value}")
+    second = view(fleet, thread_id).rounds[1]
+    assert set(second.tasks) == {"big"}  # only the stronger agent is asked again
+    answer(fleet, thread_id, "big", "ANSWER: 4")
+    done = view(fleet, thread_id)
+    assert (done.outcome, done.decision) == ("consensus", "4")
+    assert [p.role for p in done.participants if p.agent == "big"] == ["expert"]
+
+
+def test_a_thread_with_its_own_budget(fleet: Core) -> None:
+    """Each answer reserves its estimate on thread:<id>; what does not fit is refused and
+    counts as an abstention naming the budget."""
+    from whoosh_coordinator.budgets.rules import estimate_tokens
+
+    thread_id = start(fleet, budget_tokens=1)  # too small for any answer
+    first = view(fleet, thread_id)
+    prompt = fleet.task(first.rounds[0].tasks["a1"]).prompt
+    assert estimate_tokens(prompt, None) > 1
+    done = view(fleet, thread_id)
+    assert (done.state, done.outcome) == (t.ThreadState.CLOSED, "no_decision")
+    assert all("budget 'thread:" in v.reason for v in done.votes), done.votes
+    budgets = {b.scope: b for b in fleet.projection.budgets.listed()}
+    assert budgets[f"thread:{thread_id}"].reserved_tokens == 0

@@ -26,6 +26,8 @@ VIEWER_TOOLS = {
     "whoosh_get_task_events",
     "whoosh_cluster_status",
     "whoosh_explain_task",
+    "whoosh_lookup",
+    "whoosh_get",
 }
 OPERATOR_TOOLS = {
     "whoosh_submit_task",
@@ -33,6 +35,8 @@ OPERATOR_TOOLS = {
     "whoosh_register_agent",
     "whoosh_set_agent_enabled",
     "whoosh_set_agent_weight",
+    "whoosh_thread",
+    "whoosh_post",
 }
 
 

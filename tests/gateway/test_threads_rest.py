@@ -103,3 +103,32 @@ async def test_resolve_cards_and_budgets(
     assert put.json()["tokens"] == 1000 and put.json()["period"] == "day"
     listed = (await viewer.get("/api/v1/budgets")).json()["budgets"]
     assert "agent:vote-c" in [b["scope"] for b in listed]
+
+
+async def test_websocket_scope_thread_streams_the_threads_events(
+    stack: Stack, admin: httpx.AsyncClient, operator: httpx.AsyncClient, keys
+) -> None:
+    from gateway.ws_client import open_ws, receive_until, send
+    from whoosh_shared.api_keys import Role
+
+    await register_voters(admin)
+    started = await operator.post(
+        "/api/v1/threads",
+        json={
+            "topic": "2+2?",
+            "participants": [{"agent": n} for n in VOTERS],
+            "answer_type": "int",
+        },
+    )
+    thread_id = started.json()["id"]
+    async with await open_ws(stack.gateway.ws_url, keys[Role.VIEWER]) as ws:
+        await send(ws, {"action": "subscribe", "scope": "thread", "id": thread_id,
+                        "last_event_id": 0})  # fmt: skip
+        seen = await receive_until(ws, lambda m: m.get("change") == "ThreadClosed")
+    changes = [m["change"] for m in seen if m.get("aggregate") == "thread"]
+    assert changes[0] == "ThreadStarted" and changes.count("ThreadVoteCast") == 3
+    assert {m["aggregate_id"] for m in seen if "aggregate_id" in m} == {thread_id}
+    async with await open_ws(stack.gateway.ws_url, keys[Role.VIEWER]) as ws:
+        await send(ws, {"action": "subscribe", "scope": "thread", "id": "nope"})
+        error = await receive_until(ws, lambda m: m.get("type") == "error")
+    assert "is not a thread id" in error[-1]["message"]

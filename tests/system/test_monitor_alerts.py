@@ -211,3 +211,49 @@ def test_a_taken_metrics_port_is_said_at_start(tmp_path: Path) -> None:
         )
     assert result.returncode == 1
     assert f"cannot serve metrics on 127.0.0.1:{port}" in result.stderr
+
+
+async def test_a_threads_escalation_alert_reaches_the_webhook(
+    bus: Bus, monitored: ServiceProcess, receiver: WebhookReceiver
+) -> None:
+    """The coordinator raises a thread's `notify` alert itself; the monitor sends it on."""
+    from uuid import UUID
+
+    from harness import get_task
+    from whoosh_shared import commands as c
+    from whoosh_shared import threads as t
+    from whoosh_shared.agents import AgentSpec
+
+    reply = await bus.send(c.RegisterAgent(spec=AgentSpec(name="voter", command=["cat"])))
+    assert reply.accepted, reply.reason
+    rule = t.EscalationRule(
+        name="format-broken", when={"unparseable_over": 0}, do=[t.Action(kind="notify")]
+    )
+    started = await bus.send(
+        t.StartThread(topic="q", participants=[t.Participant(agent="voter")], escalation=[rule])
+    )
+    assert started.accepted, started.reason
+    view = t.ThreadView.model_validate(
+        (await bus.ask(t.GetThread(thread_id=UUID(started.ids["thread_id"])))).result
+    )
+    task_id = view.rounds[0].tasks["voter"]
+    await eventually(lambda: _assigned(bus, task_id), timeout=10, what="the task assigned")
+    attempt = (await get_task(bus, task_id)).attempt
+    # acting as the executor: an answer with no ANSWER line
+    await bus.send(c.StartTask(task_id=task_id, attempt=attempt, executor_id="x"))
+    await bus.send(c.CompleteTask(task_id=task_id, attempt=attempt, output="no idea"))
+    note = await eventually(
+        lambda: next(
+            (r for r in receiver.received if r["alert"]["rule"] == "ThreadEscalated"), None
+        ),
+        timeout=20,
+        what="the escalation's notification",
+    )
+    assert note["status"] == "firing"
+    assert note["alert"]["labels"] == {"thread": started.ids["thread_id"], "rule": "format-broken"}
+
+
+async def _assigned(bus: Bus, task_id) -> bool:
+    from harness import get_task
+
+    return (await get_task(bus, task_id)).attempt > 0

@@ -58,6 +58,8 @@ def start_command(args: argparse.Namespace) -> t.StartThread:
         subject_task=args.subject_task,
         project=args.project,
         escalation=_escalation(args.escalation),
+        budget_tokens=args.budget_tokens,
+        budget_usd=args.budget_usd,
     )
 
 

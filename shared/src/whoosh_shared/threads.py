@@ -155,6 +155,10 @@ class StartThread(Command):
     escalation: list[EscalationRule] = Field(default_factory=list, max_length=20)
     llm: LlmOptions | None = None
     timeout_s: float = Field(default=600.0, gt=0, le=7 * 24 * 3600)
+    budget_tokens: int | None = Field(
+        default=None, ge=0, description="a budget for this thread's tasks (scope thread:<id>)"
+    )
+    budget_usd: float | None = Field(default=None, ge=0)
 
     @model_validator(mode="after")
     def _consistent(self) -> StartThread:

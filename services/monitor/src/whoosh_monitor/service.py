@@ -35,6 +35,7 @@ from whoosh_shared.commands import (
 )
 from whoosh_shared.config import WhooshConfig
 from whoosh_shared.enums import TaskStatus
+from whoosh_shared.events import EventEnvelope
 from whoosh_shared.queries import (
     AgentList,
     AgentView,
@@ -115,7 +116,7 @@ class MonitorService:
         self._requeue_every_s = max(REQUEUE_CHECK_MIN_S, self.settings.requeue_grace_s / 5)
         self._requeue_checked = float("-inf")
         self._last_event_id = 0
-        self.health = LoopHealth()
+        self.loop_health = LoopHealth()  # the supervised loops (self.health judges agents)
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -128,7 +129,7 @@ class MonitorService:
             await self.bus.nc.subscribe(subjects.HEARTBEAT_WILDCARD, cb=self._on_heartbeat)
             self._last_event_id = await last_relayed_id(self.bus.js)
             await self.bus.nc.subscribe(subjects.EVENTS_WILDCARD, cb=self._on_event)
-            health = self.health
+            health = self.loop_health
             loops = [
                 asyncio.create_task(supervise("judge", self._judge_loop, health)),
                 asyncio.create_task(supervise("probe", lambda: self._probe_loop(http), health)),
@@ -191,6 +192,28 @@ class MonitorService:
             await self.events.handle(msg.data)
         except Exception:
             log.exception("event not counted")
+        self._forward_alert(msg.data)
+
+    def _forward_alert(self, data: bytes) -> None:
+        """Alerts the coordinator raised itself (a thread's escalation rule, a budget's
+        warning or exhaustion) go to the webhook too: the monitor is the one notifier. With
+        several monitors each would send it; this path is for one monitor per cluster."""
+        if self.webhook is None or b'"AlertRaised"' not in data:
+            return
+        try:
+            envelope = EventEnvelope.model_validate_json(data)
+        except ValueError:
+            return
+        fields = envelope.data
+        if envelope.type != "AlertRaised" or fields.get("actor") == ACTOR:
+            return  # this monitor's own alerts were notified when it raised them
+        alert = {"id": str(envelope.aggregate_id), "rule": fields.get("rule"),
+                 "labels": fields.get("labels"), "severity": fields.get("severity"),
+                 "summary": fields.get("summary"), "value": fields.get("value"),
+                 "threshold": fields.get("threshold")}  # fmt: skip
+        self.webhook.submit(
+            {"status": "firing", "cluster": self.config.cluster.name, "alert": alert}
+        )
 
     async def _catch_up_events(self) -> None:
         """After a NATS reconnect: the events relayed while this monitor was away, read

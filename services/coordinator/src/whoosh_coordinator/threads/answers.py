@@ -7,6 +7,7 @@ normalised by the answer type so that "1,000" and "1000" are one vote.
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -39,12 +40,29 @@ def parse_vote(
     )
     found = [m.group(1) for line in output.splitlines() if (m := pattern.match(line))]
     if not found:
+        found = _from_json(output, keyword.lower())
+    if not found:
         return Parsed(error=f"no {keyword} line")
     if len(found) > 1:
         return Parsed(error=f"{len(found)} {keyword} lines")
     if kind is ThreadKind.REVIEW:
         return normalise_verdict(found[0])
     return normalise(found[0], answer_type, choices or [])
+
+
+def _from_json(output: str, key: str) -> list[str]:
+    """An LLM given a JSON schema as its `format` answers {"answer": ..} / {"verdict": ..}:
+    the whole output must be that one object."""
+    try:
+        value = json.loads(output)
+    except ValueError:
+        return []
+    if not isinstance(value, dict) or key not in value:
+        return []
+    field = value[key]
+    if isinstance(field, bool) or not isinstance(field, str | int | float):
+        return []
+    return [str(field)]
 
 
 def normalise_verdict(raw: str) -> Parsed:

@@ -23,6 +23,7 @@ from whoosh_shared.commands import CommandReply, RejectCode
 from whoosh_shared.enums import TaskStatus
 
 from whoosh_coordinator.admission import admit
+from whoosh_coordinator.budgets.domain import Budget
 from whoosh_coordinator.domain import Rejected, Task
 from whoosh_coordinator.domain.alert import Alert
 from whoosh_coordinator.threads.domain import Thread
@@ -59,9 +60,20 @@ def start_thread(handler: CommandHandler, cmd: t.StartThread) -> CommandReply:
         actor=cmd.actor,
         at=handler.clock(),
     )
+    budget = _own_budget(handler, thread, cmd)
     tasks = _open_round(handler, thread, [p["agent"] for p in participants], check=True)
-    handler.save(thread, *tasks)
+    handler.save(thread, *budget, *tasks)
     return CommandReply.accept(thread_id=str(thread.id))
+
+
+def _own_budget(handler: CommandHandler, thread: Thread, cmd: t.StartThread) -> list[Aggregate]:
+    """The thread's own budget (scope thread:<id>), saved with the thread and its first
+    round, so the round's tasks reserve against it when they are assigned."""
+    if cmd.budget_tokens is None and cmd.budget_usd is None:
+        return []
+    budget = Budget(scope=f"thread:{thread.id}")
+    budget.set(cmd.budget_tokens, cmd.budget_usd, "none", 0.8, "refuse", cmd.actor)
+    return [budget]
 
 
 def _rules(handler: CommandHandler, cmd: t.StartThread) -> list[dict[str, Any]]:

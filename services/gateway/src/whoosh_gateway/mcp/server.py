@@ -10,6 +10,11 @@ from whoosh_shared.api_keys import Role
 
 from whoosh_gateway.gateway_state import GatewayState
 from whoosh_gateway.mcp.calls import caller_of
+from whoosh_gateway.mcp.collab_tools import (
+    OPERATOR_COLLAB_TOOLS,
+    VIEWER_COLLAB_TOOLS,
+    register_collab_tools,
+)
 from whoosh_gateway.mcp.prompts import register_prompts
 from whoosh_gateway.mcp.read_tools import VIEWER_TOOLS, register_read_tools
 from whoosh_gateway.mcp.resources import register_resources
@@ -28,6 +33,8 @@ the work twice."""
 TOOL_ROLES: dict[str, Role] = {
     **{name: Role.VIEWER for name in VIEWER_TOOLS},
     **{name: Role.OPERATOR for name in OPERATOR_TOOLS},
+    **{name: Role.VIEWER for name in VIEWER_COLLAB_TOOLS},
+    **{name: Role.OPERATOR for name in OPERATOR_COLLAB_TOOLS},
 }
 
 
@@ -53,6 +60,7 @@ def build_server(state: GatewayState) -> WhooshMcpServer:
     )
     register_read_tools(server, state)
     register_write_tools(server, state)
+    register_collab_tools(server, state)
     register_resources(server, state)
     register_prompts(server)
     return server
