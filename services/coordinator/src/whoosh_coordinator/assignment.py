@@ -30,9 +30,10 @@ class Assigner:
 
     def assign_pending(self) -> int:
         """Place as many queued tasks as free slots allow; returns how many were placed."""
-        placements = plan(
-            self.projection.queued(), self.projection.agents.values(), self.handler.clock()
-        )
+        agents = self.projection.agents.values()
+        if not any(a.in_rotation and a.load < a.spec.max_concurrent for a in agents):
+            return 0  # no free slot anywhere: the queue, however long, need not be read
+        placements = plan(self.projection.queued_in_order(), agents, self.handler.clock())
         if not placements:
             return 0
         self.aggregates.begin()
