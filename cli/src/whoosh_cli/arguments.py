@@ -12,8 +12,13 @@ import re
 from datetime import UTC, datetime, timedelta
 
 from whoosh_shared.api_keys import Role
-from whoosh_shared.commands import MAX_PRIORITY, MIN_PRIORITY
 from whoosh_shared.enums import AgentType, CliKind, TaskStatus
+
+from whoosh_cli import collab_arguments
+
+# The contract's priority range (whoosh_shared.commands), repeated so that `whoosh --help`
+# need not import the pydantic contract; tests/cli/test_startup_imports.py keeps them equal.
+MIN_PRIORITY, MAX_PRIORITY = 1, 10
 
 
 def _shared_options(with_json: bool) -> argparse.ArgumentParser:
@@ -62,12 +67,76 @@ def build_parser() -> argparse.ArgumentParser:
     common = _shared_options(with_json=True)
     _add_up(commands)
     _add_status(commands, common)
+    _add_top(commands, common)
     _add_replay(commands, common)
+    _add_backup(commands, common)
     _add_agent(commands, common)
     _add_task(commands, common)
     _add_key(commands, common)
     _add_alerts(commands, common)
+    _add_workflow(commands, common)
+    _add_execution(commands, common)
+    collab_arguments.add_arguments(commands, common)
     return parser
+
+
+def _add_workflow(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    workflow = commands.add_parser("workflow", help="store, list, show and run workflows")
+    sub = workflow.add_subparsers(dest="workflow_action", metavar="ACTION", required=True)
+    imp = sub.add_parser(
+        "import", parents=[common], help="store a workflow file: native YAML or an n8n export"
+    )
+    imp.add_argument("file", metavar="FILE")
+    imp.add_argument("--name", metavar="NAME", help="store it under this name")
+    imp.add_argument("--format", choices=["auto", "yaml", "n8n"], default="auto")
+    create = sub.add_parser("create", parents=[common], help="a workflow from a template")
+    create.add_argument("new_name", metavar="NAME")
+    create.add_argument("--from", dest="template", metavar="TEMPLATE", help="a shipped template")
+    create.add_argument("--file", metavar="FILE", help="or a workflow file")
+    create.add_argument("--format", choices=["auto", "yaml", "n8n"], default="auto")
+    create.set_defaults(name=None)
+    sub.add_parser("list", parents=[common], help="stored workflows")
+    get = sub.add_parser("get", parents=[common], help="one workflow (its normalized YAML)")
+    get.add_argument("name", metavar="NAME")
+    get.add_argument("--version", type=int, metavar="N", help="default: the latest")
+    get.add_argument("--format", choices=["yaml", "json", "source"], default="yaml")
+    sub.add_parser("templates", parents=[common], help="the templates shipped with WHOOSH")
+    run = sub.add_parser("run", parents=[common], help="start an execution")
+    run.add_argument("name", metavar="NAME")
+    run.add_argument("--input", action="append", metavar="KEY=VALUE", help="(repeatable)")
+    run.add_argument("--version", type=int, metavar="N", help="default: the latest")
+    run.add_argument("--wait", action="store_true", help="follow it; exit 0 only if it succeeds")
+
+
+def _add_execution(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    execution = commands.add_parser("execution", help="follow, cancel, retry, approve runs")
+    sub = execution.add_subparsers(dest="execution_action", metavar="ACTION", required=True)
+    listed = sub.add_parser("list", parents=[common], help="executions, newest first")
+    listed.add_argument("--workflow", metavar="NAME")
+    listed.add_argument(
+        "--status", choices=["running", "succeeded", "failed", "cancelled", "timed_out"]
+    )
+    listed.add_argument("--limit", type=int, default=50, metavar="N")
+    for action, text in (
+        ("get", "one execution, step by step"),
+        ("watch", "follow until it ends; exit 0 only if it succeeded"),
+    ):
+        p = sub.add_parser(action, parents=[common], help=text)
+        p.add_argument("execution_id", metavar="ID")
+    cancel = sub.add_parser("cancel", parents=[common], help="stop every running step")
+    cancel.add_argument("execution_id", metavar="ID")
+    cancel.add_argument("--reason", default="cancelled by user")
+    retry = sub.add_parser(
+        "retry", parents=[common], help="run the failed steps again (keeps the others' outputs)"
+    )
+    retry.add_argument("execution_id", metavar="ID")
+    retry.add_argument("--from", dest="from_step", metavar="STEP", help="and everything after")
+    retry.add_argument("--wait", action="store_true", help="follow it until it ends")
+    for action in ("approve", "reject"):
+        p = sub.add_parser(action, parents=[common], help=f"{action} a waiting approval step")
+        p.add_argument("execution_id", metavar="ID")
+        p.add_argument("step", metavar="STEP")
+        p.add_argument("--comment", metavar="TEXT")
 
 
 def _add_alerts(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -88,6 +157,14 @@ def _add_status(commands: argparse._SubParsersAction, common: argparse.ArgumentP
     commands.add_parser("status", parents=[common], help="fleet and task counts")
 
 
+def _add_top(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = commands.add_parser(
+        "top", parents=[common], help="live view of agents and running tasks (q to quit)"
+    )
+    p.add_argument("--interval", type=float, default=2.0, metavar="S", help="refresh every S s")
+    p.add_argument("--once", action="store_true", help="print one frame and exit")
+
+
 def _add_replay(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     p = commands.add_parser(
         "replay",
@@ -95,6 +172,16 @@ def _add_replay(commands: argparse._SubParsersAction, common: argparse.ArgumentP
         help="rebuild the projections from the event store; print counts",
     )
     p.add_argument("--store", metavar="URL", help="store URL (default: from the config)")
+
+
+def _add_backup(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    for name, text in (
+        ("backup", "a consistent copy of the event store in FILE, verified by replaying it"),
+        ("restore", "fill an empty data dir (or PostgreSQL schema) from a backup FILE"),
+    ):
+        p = commands.add_parser(name, parents=[common], help=text)
+        p.add_argument("file", metavar="FILE")
+        p.add_argument("--store", metavar="URL", help="store URL (default: from the config)")
 
 
 def _add_agent(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -126,6 +213,11 @@ def _add_agent(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
         "remove", parents=[common], help="remove an agent (refused while it holds work)"
     )
     remove.add_argument("name", metavar="NAME")
+    weight = sub.add_parser(
+        "weight", parents=[common], help="set an agent's traffic weight (0..100; 0 drains it)"
+    )
+    weight.add_argument("name", metavar="NAME")
+    weight.add_argument("weight", type=int, metavar="N", help="0..100 (default of an agent: 100)")
 
 
 def _add_task(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -152,10 +244,29 @@ def _add_task(commands: argparse._SubParsersAction, common: argparse.ArgumentPar
     submit.add_argument("--format", metavar="json", help="LLM agents: answer format (json)")
     submit.add_argument("--raw", action="store_true", help="LLM agents: plain completion")
     submit.add_argument(
+        "--after",
+        action="append",
+        metavar="ID",
+        help="wait until this task ends; skipped if it does not complete (repeatable)",
+    )
+    submit.add_argument(
         "--wait", action="store_true", help="follow the task live; exit 0 only if it completes"
     )
+    submit.add_argument(
+        "--verbose", action="store_true", help="with --wait: a summary of tokens and tokens/s"
+    )
+    watch = sub.add_parser(
+        "watch", parents=[common], help="follow any task live; exit 0 only if it completes"
+    )
+    watch.add_argument("task_id", metavar="ID")
+    watch.add_argument("--verbose", action="store_true", help="a summary of tokens and tokens/s")
     get = sub.add_parser("get", parents=[common], help="one task in detail")
     get.add_argument("task_id", metavar="ID")
+    get.add_argument(
+        "--explain",
+        action="store_true",
+        help="also show which agents could run it, why others could not, and what decided",
+    )
     lst = sub.add_parser("list", parents=[common], help="recent tasks")
     lst.add_argument("--status", choices=[s.value for s in TaskStatus])
     lst.add_argument("--agent", metavar="NAME")

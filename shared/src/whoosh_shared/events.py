@@ -12,10 +12,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from whoosh_shared.agents import AgentSpec, Strict
 from whoosh_shared.api_keys import Role
+from whoosh_shared.blobs import BlobRef
+from whoosh_shared.collab_events import COLLAB_EVENTS
 from whoosh_shared.commands import LlmOptions, RetryPolicy, Usage
 from whoosh_shared.enums import AgentType
 from whoosh_shared.inventory import Inventory
@@ -42,6 +44,14 @@ class AgentEnabled(EventData):
 
 
 class AgentDisabled(EventData):
+    actor: str = "system"
+
+
+class AgentWeightChanged(EventData):
+    """The agent's traffic weight changed (rollout step, drain with 0, or back)."""
+
+    weight: int = Field(ge=0, le=100)
+    previous: int = Field(ge=0, le=100)
     actor: str = "system"
 
 
@@ -108,7 +118,8 @@ class AgentSlotReleased(EventData):
 
 
 class TaskSubmitted(EventData):
-    prompt: str
+    prompt: str = Field(description="the prompt, or its preview when prompt_ref is set")
+    prompt_ref: BlobRef | None = None
     priority: int
     capabilities: list[str] = Field(default_factory=list)
     agent_type: AgentType | None = None
@@ -119,6 +130,25 @@ class TaskSubmitted(EventData):
     actor: str = "system"
     llm: LlmOptions | None = None
     origin: dict[str, str] | None = None
+    idempotency: dict[str, str] | None = Field(
+        default=None, description="actor, key and request digest of an idempotent submit"
+    )
+    depends_on: list[UUID] = Field(default_factory=list)
+
+    @field_validator("depends_on", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: Any) -> Any:
+        return [] if value is None else value
+
+
+class TaskReleased(EventData):
+    """The dependencies of a waiting task all completed: it is queued now."""
+
+
+class TaskSkipped(EventData):
+    """A dependency of a waiting task did not complete: the task will not run."""
+
+    reason: str
 
 
 class TaskAssigned(EventData):
@@ -222,6 +252,7 @@ EVENT_TYPES: dict[str, type[EventData]] = {
         AgentHealthChanged,
         AgentSlotTaken,
         AgentSlotReleased,
+        AgentWeightChanged,
         TaskSubmitted,
         TaskAssigned,
         TaskStarted,
@@ -232,6 +263,8 @@ EVENT_TYPES: dict[str, type[EventData]] = {
         TaskCancelled,
         TaskTimedOut,
         TaskOutputKept,
+        TaskReleased,
+        TaskSkipped,
         ApiKeyCreated,
         ApiKeyRevoked,
         AlertCreated,
@@ -239,6 +272,7 @@ EVENT_TYPES: dict[str, type[EventData]] = {
         AlertResolved,
     )
 }
+EVENT_TYPES.update({cls.__name__: cls for cls in COLLAB_EVENTS})  # type: ignore[misc]
 
 
 class EventEnvelope(BaseModel):
@@ -250,7 +284,9 @@ class EventEnvelope(BaseModel):
     does not collide with it."""
 
     notification_id: int = Field(ge=1, description="position in the store's notification log")
-    aggregate_type: Literal["agent", "task", "apikey", "alert"]
+    aggregate_type: Literal[
+        "agent", "task", "apikey", "alert", "workflow", "execution", "thread", "budget"
+    ]
     aggregate_id: UUID
     version: int = Field(ge=1)
     type: str
@@ -262,6 +298,93 @@ class EventEnvelope(BaseModel):
         micros = (self.timestamp - EPOCH) // timedelta(microseconds=1)
         return f"{self.aggregate_id}:{self.version}:{micros}"
 
-    def payload(self) -> EventData:
+    def payload(self) -> EventData:  # or a collab_events payload (thread, budget)
         """The typed payload; raises KeyError for an event type this contract does not know."""
         return EVENT_TYPES[self.type].model_validate(self.data)
+
+
+# -- workflows (whoosh_shared.workflows has their commands and views) ---------------------
+
+
+class WorkflowDefined(EventData):
+    """A workflow's first version; later ones are WorkflowVersionAdded."""
+
+    name: str
+    definition: dict[str, Any]
+    source: str
+    origin: str
+    actor: str = "system"
+
+
+class WorkflowVersionAdded(EventData):
+    definition: dict[str, Any]
+    source: str
+    origin: str
+    actor: str = "system"
+
+
+class ExecutionStarted(EventData):
+    """A run of one pinned version; the definition is carried, so the run never changes."""
+
+    workflow: str
+    version: int
+    definition: dict[str, Any]
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    actor: str = "system"
+    deadline_at: datetime | None = None
+
+
+class ExecutionStepScheduled(EventData):
+    """An agent step became a task (saved in the same transaction)."""
+
+    step: str
+    task_id: UUID
+    round: int = 0
+
+
+class ExecutionStepWaiting(EventData):
+    step: str
+    kind: Literal["approval", "wait"]
+    wake_at: datetime | None = None
+    message: str = ""
+
+
+class ExecutionStepEnded(EventData):
+    step: str
+    status: Literal["succeeded", "failed", "skipped", "cancelled"]
+    port: str | None = None
+    output: str = ""
+    error: str | None = None
+    exit_code: int | None = None
+    continued: bool = False
+    actor: str = "system"
+
+
+class ExecutionFinished(EventData):
+    status: Literal["succeeded", "failed", "cancelled", "timed_out"]
+    reason: str | None = None
+    actor: str = "system"
+
+
+class ExecutionRetried(EventData):
+    round: int
+    steps: list[str]
+    actor: str = "system"
+    deadline_at: datetime | None = None
+
+
+EVENT_TYPES.update(
+    {
+        cls.__name__: cls
+        for cls in (
+            WorkflowDefined,
+            WorkflowVersionAdded,
+            ExecutionStarted,
+            ExecutionStepScheduled,
+            ExecutionStepWaiting,
+            ExecutionStepEnded,
+            ExecutionFinished,
+            ExecutionRetried,
+        )
+    }
+)

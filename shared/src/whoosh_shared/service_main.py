@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol, TypeVar
 
-from whoosh_shared import event_loop
+from whoosh_shared import event_loop, nats_auth
 from whoosh_shared.bus import BusError
 from whoosh_shared.config import ConfigError, WhooshConfig, load_config
 from whoosh_shared.logs import setup_logging
@@ -82,7 +82,8 @@ def run_service(
     setup_logging(name)
     try:
         config = load_config(config_path)
-    except ConfigError as exc:
+        nats_auth.configure(config.nats_options())
+    except (ConfigError, ValueError) as exc:
         print(exc, file=sys.stderr)
         return CONFIG_ERROR_EXIT
     service = build(config)

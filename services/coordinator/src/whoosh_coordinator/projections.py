@@ -28,7 +28,10 @@ from whoosh_shared.queries import AgentView, FleetStats, TaskView
 
 from whoosh_coordinator.alert_projection import AlertProjection
 from whoosh_coordinator.api_key_registry import ApiKeyRegistry
+from whoosh_coordinator.budgets.projection import BudgetProjection
 from whoosh_coordinator.estimates import observe
+from whoosh_coordinator.threads.projection import ThreadProjection
+from whoosh_coordinator.workflows.projection import WorkflowProjection
 
 FINISHED_KEPT = 2_000
 """Finished task views kept in memory: enough for a dashboard's recent list, small next
@@ -51,6 +54,9 @@ class FleetProjection:
         self.api_keys = ApiKeyRegistry()
         self._unfinished: dict[str, int] = {}
         self.alerts = AlertProjection()
+        self.workflows = WorkflowProjection()
+        self.threads = ThreadProjection()
+        self.budgets = BudgetProjection()
         self.position = 0
         self.event_count = 0
 
@@ -68,6 +74,12 @@ class FleetProjection:
             self.api_keys.apply(envelope, payload)
         elif envelope.aggregate_type == "alert":
             self.alerts.apply(envelope, payload)
+        elif envelope.aggregate_type in ("workflow", "execution"):
+            self.workflows.apply(envelope, payload)
+        elif envelope.aggregate_type == "thread":
+            self.threads.apply(envelope, payload)
+        elif envelope.aggregate_type == "budget":
+            self.budgets.apply(envelope, payload)
         else:
             self._apply_task(envelope, payload)
 
@@ -89,6 +101,8 @@ class FleetProjection:
         match payload:
             case ev.AgentUpdated(changes=changes):
                 view.spec = AgentSpec.model_validate({**view.spec.model_dump(), **changes})
+            case ev.AgentWeightChanged(weight=weight):
+                view.spec = view.spec.model_copy(update={"weight": weight})
             case ev.AgentEnabled():
                 view.enabled = True
             case ev.AgentDisabled():
@@ -108,8 +122,9 @@ class FleetProjection:
     def _apply_task(self, envelope: EventEnvelope, payload: ev.EventData) -> None:
         if isinstance(payload, ev.TaskSubmitted):
             submitted = self.tasks[envelope.aggregate_id] = _new_task_view(envelope, payload)
-            self._by_status[TaskStatus.QUEUED].add(envelope.aggregate_id)
-            bisect.insort(self._queue.setdefault(submitted.priority, []), _place(submitted))
+            self._by_status[submitted.status].add(envelope.aggregate_id)
+            if submitted.status is TaskStatus.QUEUED:  # not one waiting for dependencies
+                bisect.insort(self._queue.setdefault(submitted.priority, []), _place(submitted))
             self._unfinished[payload.actor] = self._unfinished.get(payload.actor, 0) + 1
         view = self.tasks.get(envelope.aggregate_id)
         if view is None:
@@ -177,6 +192,10 @@ class FleetProjection:
                 view.status, view.reason, view.finished_at = TaskStatus.TIMED_OUT, reason, at
             case ev.TaskOutputKept(output=output, usage=usage):
                 view.output, view.usage = output, usage
+            case ev.TaskReleased():
+                view.status = TaskStatus.QUEUED
+            case ev.TaskSkipped(reason=reason):
+                view.status, view.reason, view.finished_at = TaskStatus.SKIPPED, reason, at
 
     @staticmethod
     def _finish(
@@ -256,8 +275,9 @@ def _place(view: TaskView) -> tuple[int, UUID]:
 def _new_task_view(envelope: EventEnvelope, payload: ev.TaskSubmitted) -> TaskView:
     return TaskView(
         id=envelope.aggregate_id,
-        status=TaskStatus.QUEUED,
+        status=TaskStatus.WAITING if payload.depends_on else TaskStatus.QUEUED,
         prompt=payload.prompt,
+        prompt_ref=payload.prompt_ref,
         priority=payload.priority,
         capabilities=payload.capabilities,
         agent_type=payload.agent_type.value if payload.agent_type else None,
@@ -271,4 +291,5 @@ def _new_task_view(envelope: EventEnvelope, payload: ev.TaskSubmitted) -> TaskVi
         sequence=envelope.notification_id,
         submitted_by=payload.actor,
         origin=payload.origin,
+        depends_on=payload.depends_on,
     )

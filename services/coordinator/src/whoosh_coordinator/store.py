@@ -16,13 +16,25 @@ from eventsourcing.persistence import Notification, PersistenceError, Recording
 from whoosh_shared.events import EventEnvelope
 from whoosh_shared.store import store_env
 
+from whoosh_coordinator.budgets.domain import Budget
 from whoosh_coordinator.domain import Agent, Task
 from whoosh_coordinator.domain.alert import Alert
 from whoosh_coordinator.domain.api_key import ApiKey
 from whoosh_coordinator.durability import StoreSync, apply_sync
+from whoosh_coordinator.threads.domain import Thread
+from whoosh_coordinator.workflows.domain import Execution, Workflow
 
 ENVELOPE_SKIP = frozenset({"originator_id", "originator_version", "timestamp", "originator_topic"})
-AGGREGATE_TYPES = {Agent: "agent", Task: "task", ApiKey: "apikey", Alert: "alert"}
+AGGREGATE_TYPES = {
+    Agent: "agent",
+    Task: "task",
+    ApiKey: "apikey",
+    Alert: "alert",
+    Workflow: "workflow",
+    Execution: "execution",
+    Thread: "thread",
+    Budget: "budget",
+}
 
 
 class WhooshStore(Application[Any]):

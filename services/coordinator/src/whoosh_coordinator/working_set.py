@@ -34,11 +34,13 @@ class WorkingSet:
         self.kept = kept
         self._memory: OrderedDict[UUID, Aggregate] = OrderedDict()
         self._touched: set[UUID] = set()
+        self._loaded: dict[UUID, Aggregate] = {}
         self._from_memory = False
 
     def begin(self) -> None:
         """Start one decision: nothing touched yet."""
         self._touched.clear()
+        self._loaded.clear()
         self._from_memory = False
 
     def get(self, aggregate_id: UUID) -> Aggregate:
@@ -49,7 +51,10 @@ class WorkingSet:
             self._memory.move_to_end(aggregate_id)
             self._from_memory = True
             return aggregate
-        return self.store.repository.get(aggregate_id)
+        loaded = self._loaded.get(aggregate_id)
+        if loaded is None:  # one copy per decision: two loads must not save twice
+            loaded = self._loaded[aggregate_id] = self.store.repository.get(aggregate_id)
+        return loaded
 
     @property
     def decided_from_memory(self) -> bool:
@@ -74,3 +79,4 @@ class WorkingSet:
         for aggregate_id in self._touched:
             self._memory.pop(aggregate_id, None)
         self._touched.clear()
+        self._loaded.clear()
