@@ -10,9 +10,11 @@ set and assigner on a real store (SQLite in a temp dir, or a fresh PostgreSQL sc
 with `--store postgres`), driven command by command as the service drives them (groups
 of 500, as its group commit does), without NATS:
 
-- **queued N**: one agent with one slot, N tasks submitted: one runs, N-1 wait. Then the
-  scheduling pass the coordinator makes after every change (`assign_pending`), timed
-  when nothing can be placed (the usual case with a long queue) and when one slot frees.
+- **queued N**: N tasks pinned to an agent with one slot: one runs, N-1 wait, while
+  another agent has a free slot none of them may use (the worst case: every pass reads
+  the whole queue; `--no-spare`: no such agent, every slot taken). Then the scheduling
+  pass the coordinator makes after every change (`assign_pending`), timed when nothing
+  can be placed and when the busy slot frees.
 - **finished N**: an agent with 500 slots; N tasks submitted, started and completed.
 
 Memory is the process's resident set (VmRSS, after a garbage collection), next to the
@@ -54,7 +56,7 @@ def settled_rss_mb() -> float:
     return round(rss_mb(), 1)
 
 
-def scenario(kind: str, n: int, store_url: str) -> dict[str, Any]:
+def scenario(kind: str, n: int, store_url: str, spare: bool = True) -> dict[str, Any]:
     """Runs in the child: build a coordinator core, load it with work, measure."""
     from whoosh_coordinator.assignment import Assigner
     from whoosh_coordinator.commands import CommandHandler
@@ -72,6 +74,9 @@ def scenario(kind: str, n: int, store_url: str) -> dict[str, Any]:
     slots = 1 if kind == "queued" else GROUP
     spec = AgentSpec(name="busy", command=["true"], max_concurrent=slots)
     assert handler.handle(c.RegisterAgent(spec=spec)).accepted
+    if kind == "queued" and spare:  # a free slot the queue cannot use: passes read it all
+        other = AgentSpec(name="other", command=["true"], max_concurrent=1)
+        assert handler.handle(c.RegisterAgent(spec=other)).accepted
     baseline = settled_rss_mb()
     began = time.perf_counter()
     ids: list[Any] = []
@@ -92,7 +97,7 @@ def scenario(kind: str, n: int, store_url: str) -> dict[str, Any]:
         ids.extend(batch)
     loaded_s = time.perf_counter() - began
     result: dict[str, Any] = {
-        "scenario": f"{kind} {n}",
+        "scenario": f"{kind} {n}" + ("" if spare or kind != "queued" else " (no spare slot)"),
         "kind": kind,
         "tasks": n,
         "load_s": round(loaded_s, 1),
@@ -144,14 +149,15 @@ def child(args: argparse.Namespace) -> int:
         folder = tempfile.mkdtemp(prefix="whoosh-scaling-")
         store_url, drop = f"sqlite:///{folder}/events.sqlite", lambda: None
     try:
-        print(json.dumps(scenario(args.kind, args.n, store_url)))
+        print(json.dumps(scenario(args.kind, args.n, store_url, not args.no_spare)))
     finally:
         drop()
     return 0
 
 
-def run_child(kind: str, n: int, store: str) -> dict[str, Any]:
+def run_child(kind: str, n: int, store: str, no_spare: bool = False) -> dict[str, Any]:
     command = [sys.executable, __file__, "child", kind, str(n), "--store", store]
+    command += ["--no-spare"] if no_spare else []
     load = os.getloadavg()[0]
     done = subprocess.run(command, capture_output=True, text=True, timeout=1800, check=False)
     if done.returncode != 0:
@@ -194,9 +200,16 @@ def main(argv: list[str] | None = None) -> int:
     one.add_argument("kind", choices=["queued", "finished"])
     one.add_argument("n", type=int)
     one.add_argument("--store", choices=["sqlite", "postgres"], default="sqlite")
+    one.add_argument("--no-spare", action="store_true")
     parser.add_argument("--queued", default="1000,10000,100000")
     parser.add_argument("--finished", default="1000,100000")
     parser.add_argument("--store", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument(
+        "--no-spare",
+        action="store_true",
+        help="queued scenarios without the spare agent: every slot is taken (the usual "
+        "case with a long queue), so a pass need not read the queue",
+    )
     parser.add_argument("--output", type=Path, default=HERE / "results")
     args = parser.parse_args(argv)
     if args.mode == "child":
@@ -206,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for kind, n in plan:
         print(f"[{time.strftime('%H:%M:%S')}] {kind} {n} ...", flush=True)
-        results.append(run_child(kind, n, args.store))
+        results.append(run_child(kind, n, args.store, args.no_spare))
         print(f"  {json.dumps(results[-1])}", flush=True)
     table(results)
     args.output.mkdir(parents=True, exist_ok=True)

@@ -93,3 +93,20 @@ def test_replay_with_the_same_bound_equals_the_live_projection(small: Core) -> N
     assert len([t for t in live.tasks.values() if t.status.terminal]) == KEPT
     ended = live.stats().tasks_by_status
     assert ended["completed"] + ended["failed"] == 30 > KEPT
+
+
+def test_the_queue_keeps_scheduling_order_as_tasks_come_back(small: Core) -> None:
+    """Kept in order as tasks come and go (no sort per pass): higher priority first, then
+    submission order, and a retried task goes back to its original place."""
+    small.register("one", max_concurrent=1)
+    first = small.submit(agent="one", retry=c.RetryPolicy(max_attempts=2))  # assigned
+    low = [small.submit(agent="one", priority=2) for _ in range(2)]
+    high = small.submit(agent="one", priority=9)
+    assert [t.id for t in small.projection.queued()] == [high, *low]
+    small.run_to_end(first, ok=False)  # retried: queued again, ahead of later submissions
+    # the freed slot went to the head of the queue; the retry waits in its own place
+    assert small.task(high).status.value == "assigned"
+    assert [t.id for t in small.projection.queued()] == [first, *low]
+    assert [t.id for t in small.projection.queued()] == [
+        t.id for t in rebuild(small.store, finished_kept=KEPT).queued()
+    ]

@@ -83,3 +83,33 @@ def test_a_task_ended_on_a_stale_agent_copy_still_releases_its_slot(pair) -> Non
     Follower(b.store, b.projection).catch_up()
     assert b.projection.tasks[task_id].status is TaskStatus.COMPLETED
     assert b.projection.agent_by_name("duo").in_flight == []  # the slot came back
+
+
+def test_a_submit_that_keeps_losing_races_for_the_agent_is_queued_not_refused(
+    pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Placing a task in its submit transaction is an optimisation: once the submit lost
+    two races for the agent to another coordinator, the task is saved queued and the
+    scheduling pass places it (under load, retrying the placement could exhaust the
+    retries and refuse the submit itself: seen with two coordinators at 32 in flight)."""
+    from eventsourcing.persistence import IntegrityError
+    from whoosh_coordinator.assignment import Assigner
+    from whoosh_coordinator.domain import Agent
+
+    a, _ = pair
+    spec = AgentSpec(name="two", command=["cat"], max_concurrent=2)
+    accepted(a.handle(c.RegisterAgent(spec=spec)))
+    save, lost = a.store.save, []
+
+    def rival_wins_the_agent(*aggregates, **kwargs):
+        if any(isinstance(x, Agent) for x in aggregates) and len(lost) < 2:
+            lost.append(1)
+            raise IntegrityError("another coordinator saved this agent first")
+        return save(*aggregates, **kwargs)
+
+    monkeypatch.setattr(a.store, "save", rival_wins_the_agent)
+    task_id = UUID(accepted(a.handle(c.SubmitTask(prompt="x"))).ids["task_id"])
+    assert len(lost) == 2
+    assert a.projection.tasks[task_id].status is TaskStatus.QUEUED
+    assert Assigner(a, timeout_grace_s=0).assign_pending() == 1
+    assert a.projection.tasks[task_id].status is TaskStatus.ASSIGNED

@@ -32,3 +32,35 @@ async def test_a_command_nobody_answers_is_a_clear_error(nats_url: str) -> None:
     ):
         await bus.send(SubmitTask(prompt="x"), timeout=1)
     await bus.close()
+
+
+async def test_a_report_that_lost_races_to_another_coordinator_is_sent_again(
+    nats_url: str,
+) -> None:
+    """A CONFLICT rejection is no verdict on the report: acking the work on it would lose
+    the result, so the executor sends the report again until it gets one."""
+    import asyncio
+    from uuid import uuid4
+
+    from whoosh_shared.bus import send_until_answered
+    from whoosh_shared.commands import CommandReply, CompleteTask, RejectCode
+
+    bus = Bus(nats_url, "test")
+    await bus.connect()
+    seen: list[bytes] = []
+
+    async def coordinator(msg) -> None:
+        seen.append(msg.data)
+        reply = (
+            CommandReply.reject(RejectCode.CONFLICT, "kept conflicting")
+            if len(seen) == 1
+            else CommandReply.accept(task_id="t")
+        )
+        await msg.respond(reply.model_dump_json().encode())
+
+    await bus.nc.subscribe(CompleteTask.SUBJECT, cb=coordinator)
+    report = CompleteTask(task_id=uuid4(), attempt=1, output="done")
+    reply = await asyncio.wait_for(send_until_answered(bus, report, asyncio.Event()), 10)
+    assert reply is not None and reply.accepted
+    assert len(seen) == 2
+    await bus.close()

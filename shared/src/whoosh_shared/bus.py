@@ -28,7 +28,7 @@ from nats.js.errors import NotFoundError
 from pydantic import BaseModel
 
 from whoosh_shared import nats_auth, subjects
-from whoosh_shared.commands import AttemptCommand, Command, CommandReply
+from whoosh_shared.commands import AttemptCommand, Command, CommandReply, RejectCode
 from whoosh_shared.queries import GetStats, Query, QueryReply
 from whoosh_shared.stream_limits import StreamLimits
 
@@ -212,12 +212,22 @@ async def send_until_answered(
             await asyncio.gather(sending, return_exceptions=True)
             return None
         try:
-            return sending.result()
+            reply = sending.result()
         except (BusError, nats.errors.Error) as exc:  # the latter: connection closed/draining
             log.warning(
                 "report not delivered, retrying in %.1fs: %s",
                 delay,
                 exc,
+                extra={"task_id": str(command.task_id), "attempt": command.attempt},
+            )
+        else:
+            if reply.code != RejectCode.CONFLICT.value:
+                return reply
+            # Not a verdict: the coordinator lost optimistic-concurrency races to another
+            # coordinator too often. Acking on it would lose the report.
+            log.warning(
+                "report kept conflicting with other coordinators, retrying in %.1fs",
+                delay,
                 extra={"task_id": str(command.task_id), "attempt": command.attempt},
             )
         with contextlib.suppress(TimeoutError):

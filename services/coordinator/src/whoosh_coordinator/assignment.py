@@ -36,8 +36,10 @@ class Assigner:
 
     def assign_pending(self) -> int:
         """Place as many queued tasks as free slots allow; returns how many were placed."""
-        queued = self.fair_share.order(self.projection.queued(), self.projection.unfinished_by)
         agents, now = self.projection.agents.values(), self.handler.clock()
+        if not any(a.in_rotation and a.load < a.spec.max_concurrent for a in agents):
+            return 0  # no free slot anywhere: the queue, however long, need not be read
+        queued = self.fair_share.order(self.projection.queued(), self.projection.unfinished_by)
         forecast = SlotForecast.of(agents, self.projection.tasks, now)
         placements = plan(queued, agents, now, forecast=forecast)
         if not placements:

@@ -62,6 +62,9 @@ TaskEndListener = Callable[[Task], Sequence[Aggregate]]
 aggregates it returns (a workflow execution advanced, a thread's vote recorded, new tasks)
 are saved in the same transaction as the task's last event."""
 CONFLICT_RETRIES = 8
+PLACE_AT_ONCE_CONFLICTS = 2
+"""After this many lost races, a submit no longer places its task itself (see
+_place_at_once)."""
 
 
 def utcnow() -> datetime:
@@ -128,6 +131,7 @@ class CommandHandler:
             },
         }
         self._submitted_in_unit: dict[str, int] = {}
+        self._conflicts = 0  # races the command being handled lost: see _place_at_once
         self.task_end_listeners: list[TaskEndListener] = [
             thread_commands.task_end_listener(self),
             budget_commands.charge_listener(self),
@@ -167,6 +171,7 @@ class CommandHandler:
         alone, so the group changes speed, never outcomes."""
         if len(commands) == 1:
             return [self.handle(commands[0])]
+        self._conflicts = 0
         self._unit = []
         self._submitted_in_unit = {}
         self.aggregates.begin()
@@ -195,6 +200,7 @@ class CommandHandler:
             return CommandReply.reject(rejected.code, rejected.reason)
 
     def handle(self, command: c.Command) -> CommandReply:
+        self._conflicts = 0
         for _ in range(CONFLICT_RETRIES):
             self.aggregates.begin()
             try:
@@ -206,6 +212,7 @@ class CommandHandler:
                 return CommandReply.reject(rejected.code, rejected.reason)
             except IntegrityError:
                 self.aggregates.forget_touched()  # someone else saved first: decide again
+                self._conflicts += 1
                 continue
             except Exception:
                 self.aggregates.forget_touched()
@@ -352,7 +359,12 @@ class CommandHandler:
 
     def _place_at_once(self, task: Task, needs: Needs) -> list[Aggregate]:
         """With nothing queued ahead, assign in the submitting transaction: one commit and
-        no scheduling pass on the way to the executor. Otherwise the scheduler decides."""
+        no scheduling pass on the way to the executor. Otherwise the scheduler decides,
+        also once this submit lost PLACE_AT_ONCE_CONFLICTS races for the agent to another
+        coordinator: placing is an optimisation, and retrying it against a busy rival
+        could exhaust the retries and refuse the submit itself."""
+        if self._conflicts >= PLACE_AT_ONCE_CONFLICTS:
+            return []
         if self.projection.count(TaskStatus.QUEUED) or self._queued_in_unit():
             return []
         agents = self.projection.agents.values()

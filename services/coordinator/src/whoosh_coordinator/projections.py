@@ -13,7 +13,9 @@ fold, in notification order, so a replay with the same bound equals the live pro
 
 from __future__ import annotations
 
+import bisect
 from collections import Counter, deque
+from collections.abc import Iterator
 from datetime import datetime
 from uuid import UUID
 
@@ -45,6 +47,10 @@ class FleetProjection:
         self.agents: dict[UUID, AgentView] = {}
         self._agent_ids: dict[str, UUID] = {}
         self._by_status: dict[TaskStatus, set[UUID]] = {s: set() for s in TaskStatus}
+        self._queue: dict[int, list[tuple[int, UUID]]] = {}
+        """Queued tasks per priority, sorted by submission sequence: the scheduling order
+        kept as tasks come and go, so a pass reads the queue's head instead of sorting
+        all of it (100k queued: a sort per pass cost more than a second here)."""
         self.api_keys = ApiKeyRegistry()
         self._unfinished: dict[str, int] = {}
         self.alerts = AlertProjection()
@@ -115,8 +121,10 @@ class FleetProjection:
 
     def _apply_task(self, envelope: EventEnvelope, payload: ev.EventData) -> None:
         if isinstance(payload, ev.TaskSubmitted):
-            self.tasks[envelope.aggregate_id] = _new_task_view(envelope, payload)
-            self._by_status[self.tasks[envelope.aggregate_id].status].add(envelope.aggregate_id)
+            submitted = self.tasks[envelope.aggregate_id] = _new_task_view(envelope, payload)
+            self._by_status[submitted.status].add(envelope.aggregate_id)
+            if submitted.status is TaskStatus.QUEUED:  # not one waiting for dependencies
+                bisect.insort(self._queue.setdefault(submitted.priority, []), _place(submitted))
             self._unfinished[payload.actor] = self._unfinished.get(payload.actor, 0) + 1
         view = self.tasks.get(envelope.aggregate_id)
         if view is None:
@@ -129,9 +137,21 @@ class FleetProjection:
         if view.status is not before:
             self._by_status[before].discard(view.id)
             self._by_status[view.status].add(view.id)
+            self._requeue(view, before)
             if view.status.terminal:
                 self._finished.append(view.id)
                 self._evict_finished()
+
+    def _requeue(self, view: TaskView, before: TaskStatus) -> None:
+        """Keep the scheduling order as a task leaves the queue or comes back to it (a
+        retry keeps its original place: its sequence is its submission's)."""
+        if before is TaskStatus.QUEUED:
+            line = self._queue[view.priority]
+            at = bisect.bisect_left(line, _place(view))
+            if at < len(line) and line[at][1] == view.id:
+                del line[at]
+        if view.status is TaskStatus.QUEUED:
+            bisect.insort(self._queue.setdefault(view.priority, []), _place(view))
 
     def _evict_finished(self) -> None:
         """Drop the oldest finished views past the bound; they are counted, not forgotten."""
@@ -220,8 +240,13 @@ class FleetProjection:
 
     def queued(self) -> list[TaskView]:
         """Queued tasks in scheduling order: higher priority first, then submission order."""
-        waiting = self.with_status(TaskStatus.QUEUED)
-        return sorted(waiting, key=lambda t: (-t.priority, t.sequence))
+        return list(self.queued_in_order())
+
+    def queued_in_order(self) -> Iterator[TaskView]:
+        """The same order, lazily: a pass that fills every free slot stops reading early."""
+        for priority in sorted(self._queue, reverse=True):
+            for _, task_id in list(self._queue[priority]):
+                yield self.tasks[task_id]
 
     def active(self) -> list[TaskView]:
         return self.with_status(TaskStatus.ASSIGNED, TaskStatus.RUNNING)
@@ -241,6 +266,10 @@ class FleetProjection:
             in_flight=sum(a.load for a in self.agents.values()),
             position=self.position,
         )
+
+
+def _place(view: TaskView) -> tuple[int, UUID]:
+    return (view.sequence, view.id)
 
 
 def _new_task_view(envelope: EventEnvelope, payload: ev.TaskSubmitted) -> TaskView:

@@ -7,11 +7,12 @@ that what is published and what is replayed cannot drift apart.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from eventsourcing.application import Application, ProcessingEvent
 from eventsourcing.domain import BaseAggregate
-from eventsourcing.persistence import Notification, Recording
+from eventsourcing.persistence import Notification, PersistenceError, Recording
 from whoosh_shared.events import EventEnvelope
 from whoosh_shared.store import store_env
 
@@ -74,10 +75,21 @@ def open_store(url: str, sync: StoreSync = "normal", **extra_env: str) -> Whoosh
     store = WhooshStore(env={**env, "CREATE_TABLE": "no"})
     apply_sync(store, sync)
     if create.lower() in ("y", "yes", "t", "true", "on", "1"):
-        store.recorder.create_table()
-        if store.snapshots is not None:
-            store.snapshots.recorder.create_table()
+        _create_tables(store)
     return store
+
+
+def _create_tables(store: WhooshStore) -> None:
+    """CREATE ... IF NOT EXISTS, once more if it lost a race: two coordinators starting
+    together on one PostgreSQL schema can both pass the check, and the loser gets a
+    unique violation on the catalog (seen with bench_noop --coordinators 2)."""
+    recorders = [store.recorder] + ([store.snapshots.recorder] if store.snapshots else [])
+    for recorder in recorders:
+        try:
+            recorder.create_table()
+        except PersistenceError:
+            time.sleep(0.2)
+            recorder.create_table()  # the other writer's tables exist by now
 
 
 def to_envelope(store: WhooshStore, notification: Notification[Any]) -> EventEnvelope:
