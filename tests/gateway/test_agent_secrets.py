@@ -7,7 +7,7 @@ import uuid
 
 import httpx
 from gateway.stack import Stack
-from gateway.ws_client import open_ws, receive_until, send
+from gateway.ws_client import of_type, open_ws, receive_until, send
 from whoosh_shared.api_keys import Role
 
 SECRET = "sk-live-0123456789"
@@ -50,6 +50,7 @@ async def test_env_values_are_never_shown(
     ws = await open_ws(stack.gateway.ws_url, keys[Role.VIEWER])
     try:
         await send(ws, {"action": "subscribe", "scope": "all"})
+        await receive_until(ws, of_type("subscribed"))  # before the agent is registered
         env = {"OPENAI_API_KEY": SECRET, "HOME_TOKEN": "${HOME_TOKEN}"}
         created = await operator.post("/api/v1/agents", json={"spec": spec(name, env=env)})
         assert created.status_code == 201, created.text

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 from gateway.stack import Stack
-from gateway.ws_client import open_ws, receive, send
+from gateway.ws_client import of_type, open_ws, receive, receive_until, send
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 CLOSE_WITHIN_S = 5.0
@@ -30,7 +30,7 @@ async def closed_with(ws, within: float) -> tuple[int, str, float]:
 async def subscribed(url: str, key: str):
     ws = await open_ws(url, key)
     await send(ws, {"action": "subscribe", "scope": "all"})
-    assert (await receive(ws))["type"] == "subscribed"
+    await receive_until(ws, of_type("subscribed"))
     return ws
 
 

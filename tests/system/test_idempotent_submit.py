@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from gateway.stack import SHELL_AGENT, Stack
-from harness import NatsServer, wait_for_coordinator
+from harness import NatsServer, eventually, wait_for_coordinator
 from whoosh_coordinator.store import open_store, read_envelopes
 from whoosh_shared.agents import AgentSpec
 from whoosh_shared.api_keys import Role
@@ -21,6 +21,7 @@ from whoosh_shared.bus import Bus
 from whoosh_shared.commands import RegisterAgent
 
 SUBMITS = 24
+RETRIED = "retrying with the same idempotency key"
 PARALLEL = 4
 
 
@@ -35,12 +36,21 @@ def submitted_task_ids(store_url: str) -> list[str]:
 
 
 def cli_submit(stack: Stack, key: str, n: int) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "whoosh_cli", "--gateway", stack.gateway.url, "--api-key", key,
-         "task", "submit", f"echo {n}"],
-        env={"WHOOSH_CONFIG": "/dev/null", "PATH": "/usr/bin:/bin"},
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+    """One `whoosh task submit`; its stderr also goes to a file the test watches."""
+    stderr = stack.root / f"submit-{n}.err"
+    with stderr.open("w") as err:
+        done = subprocess.run(
+            [sys.executable, "-m", "whoosh_cli", "--gateway", stack.gateway.url, "--api-key",
+             key, "task", "submit", f"echo {n}"],
+            env={"WHOOSH_CONFIG": "/dev/null", "PATH": "/usr/bin:/bin"},
+            stdout=subprocess.PIPE, stderr=err, text=True, timeout=120, check=False,
+        )  # fmt: skip
+    return subprocess.CompletedProcess(done.args, done.returncode, done.stdout,
+                                       stderr.read_text())  # fmt: skip
+
+
+def someone_retried(root: Path) -> bool:
+    return any(RETRIED in f.read_text() for f in root.glob("submit-*.err"))
 
 
 async def test_submits_during_a_coordinator_kill_neither_fail_nor_duplicate(
@@ -70,7 +80,8 @@ async def test_submits_during_a_coordinator_kill_neither_fail_nor_duplicate(
         while sum(s.done() for s in submits) < SUBMITS // 3:
             await asyncio.sleep(0.05)
         coordinator.kill()  # kill -9, mid-stream of submits
-        await asyncio.sleep(2.0)
+        # down until a submit has met it (then it is started again)
+        await eventually(lambda: someone_retried(tmp_path), timeout=60, what="a retry")
         stack.spawn("whoosh_coordinator", *coordinator_args)
         results = await asyncio.gather(*submits)
         await bus.close()
@@ -78,7 +89,7 @@ async def test_submits_during_a_coordinator_kill_neither_fail_nor_duplicate(
         stack.stop()
     failed = [r.stderr for r in results if r.returncode != 0]
     assert not failed, failed
-    retried = [r for r in results if "retrying with the same idempotency key" in r.stderr]
+    retried = [r for r in results if RETRIED in r.stderr]
     assert retried, "no submit met the dead coordinator: the test proved nothing"
     printed = [r.stdout.strip() for r in results]
     assert len(set(printed)) == SUBMITS

@@ -93,7 +93,7 @@ def load_context(args: argparse.Namespace) -> CliContext:
     path = config_path_from(getattr(args, "config", None))
     try:
         config = load_config(path)
-        nats_auth.configure(config.nats_options())  # `--nats` and `up` connect with it
+        nats_auth.configure(config.nats_options(getattr(args, "nats", None)))
     except (ConfigError, ValueError) as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
     return CliContext(

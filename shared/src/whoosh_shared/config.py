@@ -242,9 +242,10 @@ class WhooshConfig(Strict):
             named[key] = spec
         return named
 
-    def nats_options(self) -> dict[str, Any]:
-        """Connect options for this installation's NATS (see whoosh_shared.nats_auth)."""
-        return client_options(self.nats, self.data_dir)
+    def nats_options(self, url: str | None = None) -> dict[str, Any]:
+        """Connect options for this installation's NATS, or the one at `url` (see
+        whoosh_shared.nats_auth)."""
+        return client_options(self.nats, self.data_dir, url or self.nats.client_url())
 
     def store_url(self) -> str:
         return self.store.url or f"sqlite:///{(self.data_dir / 'events.sqlite').resolve()}"

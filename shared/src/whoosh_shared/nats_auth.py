@@ -16,6 +16,7 @@ import secrets
 import ssl
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import Field, model_validator
 
@@ -76,11 +77,14 @@ class NatsCredentials(Strict):
 _options: dict[str, Any] = {}
 
 
-def client_options(nats: NatsCredentials, data_dir: Path | None = None) -> dict[str, Any]:
+def client_options(
+    nats: NatsCredentials, data_dir: Path | None = None, url: str | None = None
+) -> dict[str, Any]:
     """Keyword arguments for nats-py's connect (and faststream's broker).
 
     With no credential configured, the token a bundled `whoosh up` generated in
-    `data_dir` is used when there is one."""
+    `data_dir` is used when there is one -- for a server on this machine only (`url`'s
+    hosts all loopback), so the local token is never sent to another server."""
     options: dict[str, Any] = {}
     if nats.user:
         options.update(user=nats.user, password=nats.password or "")
@@ -92,11 +96,21 @@ def client_options(nats: NatsCredentials, data_dir: Path | None = None) -> dict[
         options["user_credentials"] = nats.creds_file
     elif nats.nkeys_seed:
         options["nkeys_seed"] = nats.nkeys_seed
-    elif data_dir is not None and (data_dir / TOKEN_FILE_NAME).is_file():
+    elif (
+        data_dir is not None
+        and (data_dir / TOKEN_FILE_NAME).is_file()
+        and (url is None or _all_loopback(url))
+    ):
         options["token"] = read_token(data_dir / TOKEN_FILE_NAME)
     if nats.tls is not None:
         options["tls"] = tls_context(nats.tls)
     return options
+
+
+def _all_loopback(url: str) -> bool:
+    hosts = [urlsplit(s.strip() if "://" in s else f"nats://{s.strip()}").hostname
+             for s in url.split(",") if s.strip()]  # fmt: skip
+    return bool(hosts) and all(h in ("127.0.0.1", "localhost", "::1") for h in hosts)
 
 
 def tls_context(tls: NatsTls) -> ssl.SSLContext:
