@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from fastapi import FastAPI
-from gateway.mcp_fixtures import TAIL_BYTES, client_as, gateway_app
+from gateway.mcp_fixtures import MAX_PROMPT_BYTES, TAIL_BYTES, client_as, gateway_app
 from gateway.stack import Stack
 from mcp.shared.exceptions import MCPError
 from whoosh_shared.api_keys import Role
@@ -160,6 +160,13 @@ async def test_submit_get_and_output_tail_with_truncation_flag(app) -> None:
     assert "shell" in [a["agent"] for a in explained.structured_content["agents"]]
 
 
+async def test_a_prompt_over_the_inline_limit_travels_by_reference(app) -> None:
+    prompt = "# " + "x" * 70_000 + "\necho big-ok\n"  # over limits.inline_bytes (64 KiB)
+    submitted = await submit(app, prompt, wait_s=30)
+    assert submitted["ended"] is True, submitted
+    assert submitted["task"]["output_tail"].strip() == "big-ok"
+
+
 async def test_wait_sends_progress_with_the_latest_line_and_a_cut_wait_does_not_cancel(
     app,
 ) -> None:
@@ -205,7 +212,8 @@ async def test_bad_input_is_a_tool_error_naming_the_problem(app) -> None:
         )
         no_agent = await client.call_tool("whoosh_get_agent", {"name": "ghost"})
         oversized = await client.call_tool(
-            "whoosh_submit_task", {"prompt": "x" * 1_000_001, "capabilities": ["shell"]}
+            "whoosh_submit_task",
+            {"prompt": "x" * (MAX_PROMPT_BYTES + 1), "capabilities": ["shell"]},
         )
         unknown_tool = await client.call_tool("whoosh_fly", {})
         still = await client.call_tool("whoosh_cluster_status", {})
@@ -215,7 +223,8 @@ async def test_bad_input_is_a_tool_error_naming_the_problem(app) -> None:
     assert "priority" in wrong_type.content[0].text
     assert "no_capable_agent" in nobody.content[0].text
     assert "unknown agent 'ghost'" in no_agent.content[0].text
-    assert "prompt" in oversized.content[0].text
+    assert "too_large" in oversized.content[0].text
+    assert "max_prompt_bytes" in oversized.content[0].text
     for result in (missing, not_uuid, no_arg, wrong_type, nobody, no_agent, oversized):
         assert result.is_error
     assert unknown_tool.is_error and "whoosh_fly" in unknown_tool.content[0].text

@@ -29,6 +29,7 @@ from whoosh_gateway.errors import ApiError, error_response
 from whoosh_gateway.gateway_state import GatewayState
 from whoosh_gateway.mcp.calls import CALLER_STATE_KEY, CURRENT_CALLER
 from whoosh_gateway.mcp.server import WhooshMcpServer, build_server
+from whoosh_gateway.submit_size import body_limit
 
 log = logging.getLogger(__name__)
 MCP_PATH = "/mcp"
@@ -101,7 +102,8 @@ class McpEndpoint:
             stateless_http=True,
             json_response=False,  # SSE responses: progress notifications can flow
             transport_security=security,
-            max_request_body_size=state.settings.max_body_bytes,
+            # the gateway's own body limit (BodyLimit) stays the one that bites
+            max_request_body_size=body_limit(state.settings.max_body_bytes, state.limits),
         )
         self.session_manager: StreamableHTTPSessionManager = self.server.session_manager
         self.security = TransportSecurityMiddleware(security)
