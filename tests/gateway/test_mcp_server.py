@@ -167,6 +167,15 @@ async def test_a_prompt_over_the_inline_limit_travels_by_reference(app) -> None:
     assert submitted["task"]["output_tail"].strip() == "big-ok"
 
 
+async def test_a_task_can_wait_for_another(app) -> None:
+    first = await submit(app, "sleep 2; echo first")
+    second = await submit(app, "echo second", depends_on=[first["task_id"]], wait_s=30)
+    assert second["task"]["status"] == "completed", second
+    async with client_as(app, Role.VIEWER) as client:
+        done = await client.call_tool("whoosh_get_task", {"task_id": first["task_id"]})
+    assert done.structured_content["finished_at"] <= second["task"]["started_at"]
+
+
 async def test_wait_sends_progress_with_the_latest_line_and_a_cut_wait_does_not_cancel(
     app,
 ) -> None:
