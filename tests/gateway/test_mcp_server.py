@@ -233,7 +233,7 @@ async def test_bad_input_is_a_tool_error_naming_the_problem(app) -> None:
     assert "no_capable_agent" in nobody.content[0].text
     assert "unknown agent 'ghost'" in no_agent.content[0].text
     assert "too_large" in oversized.content[0].text
-    assert "max_prompt_bytes" in oversized.content[0].text
+    assert "limits.max_prompt_bytes" in oversized.content[0].text
     for result in (missing, not_uuid, no_arg, wrong_type, nobody, no_agent, oversized):
         assert result.is_error
     assert unknown_tool.is_error and "whoosh_fly" in unknown_tool.content[0].text
