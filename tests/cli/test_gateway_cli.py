@@ -4,15 +4,29 @@ gateway URL and a key in its environment or CLI config file)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import stat
 import uuid
 from pathlib import Path
 
 import httpx
+import httpx2
 from cli.whoosh_processes import WhooshEnv, make_installation
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
 from whoosh_shared import metric_names
 from whoosh_shared.api_keys import generate_key
+
+
+async def mcp_tools(url: str, key: str) -> set[str]:
+    """The tools `whoosh up`'s /mcp lists for this key, through the MCP SDK's client."""
+    headers = {"Authorization": f"Bearer {key}"}
+    async with (
+        httpx2.AsyncClient(headers=headers, timeout=30) as http,
+        Client(streamable_http_client(url, http_client=http)) as client,
+    ):
+        return {tool.name for tool in (await client.list_tools()).tools}
 
 
 def remote(running: WhooshEnv, tmp_path: Path, key: str | None) -> WhooshEnv:
@@ -31,9 +45,11 @@ def test_up_prints_the_gateway_and_a_first_admin_key_once(whoosh_env: WhooshEnv)
     out = first.stdout()
     url = f"http://127.0.0.1:{whoosh_env.gateway_port}"
     assert f"gateway   {url} (docs {url}/docs)" in out
+    assert f"mcp       {url}/mcp" in out
     key_line = next(line for line in out.splitlines() if line.startswith("  admin key "))
     key = key_line.split()[-1]
     assert key.startswith("whk_")
+    assert "whoosh_submit_task" in asyncio.run(mcp_tools(f"{url}/mcp", key))
     key_file = whoosh_env.data_dir / "admin.key"
     assert key_file.read_text().strip() == key
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600

@@ -15,9 +15,11 @@ from whoosh_gateway.callers import Caller
 from whoosh_gateway.mcp.calls import CURRENT_CALLER
 from whoosh_shared.api_keys import Role
 from whoosh_shared.gateway_settings import GatewaySettings
+from whoosh_shared.limits import LimitSettings
 from whoosh_shared.mcp_settings import McpSettings
 
 TAIL_BYTES = 256
+MAX_PROMPT_BYTES = 100_000
 MCP_SETTINGS = McpSettings(tail_bytes=TAIL_BYTES, progress_interval_s=1.0, max_wait_s=20)
 
 
@@ -25,7 +27,12 @@ MCP_SETTINGS = McpSettings(tail_bytes=TAIL_BYTES, progress_interval_s=1.0, max_w
 async def gateway_app(nats_url: str) -> AsyncIterator[FastAPI]:
     """The app with its lifespan running in a task of its own: the SDK's task group must
     be left by the task that entered it, and a fixture's teardown may run in another."""
-    app = create_app(GatewaySettings(port=0, mcp=MCP_SETTINGS), nats_url, "test-mcp-gateway")
+    app = create_app(
+        GatewaySettings(port=0, mcp=MCP_SETTINGS),
+        nats_url,
+        "test-mcp-gateway",
+        limits=LimitSettings(max_prompt_bytes=MAX_PROMPT_BYTES),
+    )
     started, stop = asyncio.Event(), asyncio.Event()
 
     async def run() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from mcp.server.transport_security import TransportSecurityMiddleware
 from starlette.requests import Request
@@ -58,3 +60,17 @@ async def test_origin_header() -> None:
     assert await status(settings, "127.0.0.1:4312", "http://localhost:3000") == 200
     assert await status(settings, "127.0.0.1:4312", "https://evil.example") == 403
     assert await status(settings, "127.0.0.1:4312", None) == 200, "no Origin: not a browser"
+
+
+def test_listening_everywhere_with_only_loopback_names_is_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from whoosh_gateway.app import create_app
+
+    with caplog.at_level(logging.WARNING, logger="whoosh_gateway.mcp.http"):
+        create_app(GatewaySettings(host="0.0.0.0"), "nats://127.0.0.1:1")
+        create_app(
+            GatewaySettings(host="0.0.0.0", public_url="https://w.lan"), "nats://127.0.0.1:1"
+        )
+    warnings = [r.getMessage() for r in caplog.records if r.name == "whoosh_gateway.mcp.http"]
+    assert len(warnings) == 1 and "gateway.mcp.allowed_hosts" in warnings[0]

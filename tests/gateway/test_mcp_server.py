@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from fastapi import FastAPI
-from gateway.mcp_fixtures import TAIL_BYTES, client_as, gateway_app
+from gateway.mcp_fixtures import MAX_PROMPT_BYTES, TAIL_BYTES, client_as, gateway_app
 from gateway.stack import Stack
 from mcp.shared.exceptions import MCPError
 from whoosh_shared.api_keys import Role
@@ -124,11 +124,15 @@ async def test_find_agents_ranks_the_eligible_and_says_why_not(app) -> None:
     async with client_as(app, Role.VIEWER) as client:
         found = await client.call_tool("whoosh_find_agents", {"capabilities": ["shell"]})
         none = await client.call_tool("whoosh_find_agents", {"capabilities": ["gpu-render"]})
-    assert [c["name"] for c in found.structured_content["eligible"]] == ["shell"]
-    assert found.structured_content["eligible"][0]["rank"] == 1
+    body = found.structured_content  # other test files may add agents to this stack
+    names = [c["name"] for c in body["eligible"]]
+    assert "shell" in names
+    assert [c["rank"] for c in body["eligible"]] == list(range(1, len(names) + 1))
+    assert body["chosen"] == names[0] and names[0] in body["summary"]
     refused = none.structured_content
-    assert refused["eligible"] == []
-    assert refused["not_eligible"][0]["reason"] == "it lacks capability 'gpu-render'"
+    assert refused["eligible"] == [] and refused["chosen"] is None
+    reasons = {c["name"]: c["reason"] for c in refused["not_eligible"]}
+    assert reasons["shell"] == "it lacks capability 'gpu-render'"
     assert "no agent can run it" in refused["summary"]
 
 
@@ -158,6 +162,22 @@ async def test_submit_get_and_output_tail_with_truncation_flag(app) -> None:
     assert not explained.is_error, explained.content
     assert explained.structured_content["agent"] == "shell"
     assert "shell" in [a["agent"] for a in explained.structured_content["agents"]]
+
+
+async def test_a_prompt_over_the_inline_limit_travels_by_reference(app) -> None:
+    prompt = "# " + "x" * 70_000 + "\necho big-ok\n"  # over limits.inline_bytes (64 KiB)
+    submitted = await submit(app, prompt, wait_s=30)
+    assert submitted["ended"] is True, submitted
+    assert submitted["task"]["output_tail"].strip() == "big-ok"
+
+
+async def test_a_task_can_wait_for_another(app) -> None:
+    first = await submit(app, "sleep 2; echo first")
+    second = await submit(app, "echo second", depends_on=[first["task_id"]], wait_s=30)
+    assert second["task"]["status"] == "completed", second
+    async with client_as(app, Role.VIEWER) as client:
+        done = await client.call_tool("whoosh_get_task", {"task_id": first["task_id"]})
+    assert done.structured_content["finished_at"] <= second["task"]["started_at"]
 
 
 async def test_wait_sends_progress_with_the_latest_line_and_a_cut_wait_does_not_cancel(
@@ -205,7 +225,8 @@ async def test_bad_input_is_a_tool_error_naming_the_problem(app) -> None:
         )
         no_agent = await client.call_tool("whoosh_get_agent", {"name": "ghost"})
         oversized = await client.call_tool(
-            "whoosh_submit_task", {"prompt": "x" * (8 * 1024 * 1024 + 1), "capabilities": ["shell"]}
+            "whoosh_submit_task",
+            {"prompt": "x" * (MAX_PROMPT_BYTES + 1), "capabilities": ["shell"]},
         )
         unknown_tool = await client.call_tool("whoosh_fly", {})
         still = await client.call_tool("whoosh_cluster_status", {})
@@ -215,6 +236,7 @@ async def test_bad_input_is_a_tool_error_naming_the_problem(app) -> None:
     assert "priority" in wrong_type.content[0].text
     assert "no_capable_agent" in nobody.content[0].text
     assert "unknown agent 'ghost'" in no_agent.content[0].text
+    assert "too_large" in oversized.content[0].text
     assert "limits.max_prompt_bytes" in oversized.content[0].text
     for result in (missing, not_uuid, no_arg, wrong_type, nobody, no_agent, oversized):
         assert result.is_error

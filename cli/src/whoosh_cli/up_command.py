@@ -259,6 +259,8 @@ def _print_gateway(ctx: CliContext, started: Started) -> None:
         print_line("  gateway   off (gateway.enabled: false); commands use NATS")
         return
     print_line(f"  gateway   {started.gateway_url} (docs {started.gateway_url}/docs)")
+    if ctx.config.gateway.mcp.enabled:
+        print_line(f"  mcp       {started.gateway_url}/mcp (Streamable HTTP, same API keys)")
     if ctx.config.gateway.insecure_no_auth:
         print_line("  auth      DISABLED (gateway.insecure_no_auth): every caller is admin;")
         print_line("            for local development only")

@@ -1,12 +1,39 @@
-"""whoosh_find_agents: the coordinator's dry run of the scheduler, shaped for a model."""
+"""whoosh_find_agents: the coordinator's dry run of the scheduler, shaped for a model:
+eligible agents best first (the scheduler's pick, then free agents by estimate, warmth and
+load, then busy ones), the others with the rule that excludes them."""
 
 from __future__ import annotations
 
-from whoosh_shared.agent_fit import AgentFits, FindAgents
+from whoosh_shared.agent_fit import FindAgents
 from whoosh_shared.enums import AgentType
+from whoosh_shared.explain import AgentConsidered, Explanation
 
 from whoosh_gateway.coordinator_client import CoordinatorClient
 from whoosh_gateway.mcp.models import Candidate, FindAgentsResult
+
+
+def _order(agent: AgentConsidered) -> tuple[object, ...]:
+    return (
+        not agent.chosen,
+        not agent.free,
+        agent.estimate_s if agent.estimate_s is not None else 0.0,
+        agent.warm is False,
+        agent.load / agent.capacity,
+        agent.agent,
+    )
+
+
+def _candidate(agent: AgentConsidered, rank: int | None) -> Candidate:
+    return Candidate(
+        name=agent.agent,
+        rank=rank,
+        eligible=agent.eligible,
+        free_slots=max(0, agent.capacity - agent.load) if agent.eligible else 0,
+        reason=agent.reason,
+        weight=agent.weight,
+        estimate_s=agent.estimate_s,
+        warm=agent.warm,
+    )
 
 
 async def find_agents(
@@ -20,14 +47,11 @@ async def find_agents(
     query = FindAgents(
         capabilities=capabilities, agent_type=agent_type, model=model, agent=agent, prompt=prompt
     )
-    fits = await coordinator.ask(query, AgentFits)
-    eligible = [Candidate(**fit.model_dump()) for fit in fits.agents if fit.eligible]
-    others = [Candidate(**fit.model_dump()) for fit in fits.agents if not fit.eligible]
-    free = [c for c in eligible if c.free_slots > 0]
-    if free:
-        summary = f"{len(eligible)} eligible; it would run on '{free[0].name}' now"
-    elif eligible:
-        summary = f"{len(eligible)} eligible, all busy: it would queue for '{eligible[0].name}'"
-    else:
-        summary = "no agent can run it: a submission would be refused (no_capable_agent)"
-    return FindAgentsResult(eligible=eligible, not_eligible=others, summary=summary)
+    explained = await coordinator.ask(query, Explanation)
+    eligible = sorted((a for a in explained.agents if a.eligible), key=_order)
+    return FindAgentsResult(
+        eligible=[_candidate(a, rank) for rank, a in enumerate(eligible, start=1)],
+        not_eligible=[_candidate(a, None) for a in explained.agents if not a.eligible],
+        chosen=explained.chosen,
+        summary=explained.decision,
+    )

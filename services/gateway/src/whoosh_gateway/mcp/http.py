@@ -13,6 +13,7 @@ sessionless anyway). Served by a plain route at exactly `/mcp` -- no Mount, so n
 
 from __future__ import annotations
 
+import logging
 from contextlib import AbstractAsyncContextManager
 from urllib.parse import urlparse
 
@@ -28,7 +29,9 @@ from whoosh_gateway.errors import ApiError, error_response
 from whoosh_gateway.gateway_state import GatewayState
 from whoosh_gateway.mcp.calls import CALLER_STATE_KEY, CURRENT_CALLER
 from whoosh_gateway.mcp.server import WhooshMcpServer, build_server
+from whoosh_gateway.submit_size import body_limit
 
+log = logging.getLogger(__name__)
 MCP_PATH = "/mcp"
 WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})
 
@@ -71,6 +74,23 @@ def transport_security(settings: GatewaySettings) -> TransportSecuritySettings:
     )
 
 
+def _warn_if_only_loopback(settings: GatewaySettings) -> None:
+    """Listening on every address while MCP accepts only loopback names is a trap: say so."""
+    mcp = settings.mcp
+    if (
+        settings.host in WILDCARD_HOSTS
+        and not settings.public_url
+        and not mcp.allowed_hosts
+        and mcp.dns_rebinding_protection
+    ):
+        log.warning(
+            "gateway.host is %s but MCP accepts only loopback Host names: other machines get "
+            "421 at /mcp until gateway.public_url or gateway.mcp.allowed_hosts names the host "
+            "they use",
+            settings.host,
+        )
+
+
 class McpEndpoint:
     """The ASGI app of the `/mcp` route."""
 
@@ -82,10 +102,12 @@ class McpEndpoint:
             stateless_http=True,
             json_response=False,  # SSE responses: progress notifications can flow
             transport_security=security,
-            max_request_body_size=state.settings.max_body_bytes,
+            # the gateway's own body limit (BodyLimit) stays the one that bites
+            max_request_body_size=body_limit(state.settings.max_body_bytes, state.limits),
         )
         self.session_manager: StreamableHTTPSessionManager = self.server.session_manager
         self.security = TransportSecurityMiddleware(security)
+        _warn_if_only_loopback(state.settings)
 
     def running(self) -> AbstractAsyncContextManager[None]:
         """Enter in the gateway's lifespan (a route's app has no lifespan of its own)."""

@@ -77,13 +77,17 @@ class Candidate(BaseModel):
     rank: int | None = Field(default=None, description="1 = the scheduler's first choice")
     eligible: bool
     free_slots: int
-    reason: str | None = Field(default=None, description="why it cannot run the task")
+    reason: str | None = Field(default=None, description="why it cannot run it (or not now)")
+    weight: int = Field(description="traffic weight 0..100")
+    estimate_s: float | None = Field(default=None, description="estimated seconds (LLM agents)")
+    warm: bool | None = Field(default=None, description="model loaded; None: unknown")
 
 
 class FindAgentsResult(BaseModel):
     eligible: list[Candidate] = Field(description="best first")
     not_eligible: list[Candidate]
-    summary: str
+    chosen: str | None = Field(default=None, description="where the scheduler would put it now")
+    summary: str = Field(description="who would take it and what decides, or why it would wait")
 
 
 class TaskSummary(BaseModel):

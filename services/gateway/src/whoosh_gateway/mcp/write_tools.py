@@ -81,6 +81,13 @@ def register_write_tools(server: MCPServer[Any], state: GatewayState) -> None:
                 "not a second one",
             ),
         ] = None,
+        depends_on: Annotated[
+            list[UUID] | None,
+            Field(
+                max_length=100,
+                description="task ids it waits for; skipped if one does not complete",
+            ),
+        ] = None,
         wait_s: Annotated[
             float, Field(ge=0, le=3600, description="wait this long for the end (at most 50)")
         ] = 0.0,
@@ -97,6 +104,7 @@ def register_write_tools(server: MCPServer[Any], state: GatewayState) -> None:
                 "priority": priority,
                 "timeout_s": timeout_s,
                 "llm": llm,
+                "depends_on": depends_on or None,
             }
             if idempotency_key is not None:
                 fields["idempotency_key"] = idempotency_key
