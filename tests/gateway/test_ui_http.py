@@ -52,7 +52,9 @@ async def test_login_refusals_are_clear(stack: Stack) -> None:
         assert "Traceback" not in wrong.text and "whoosh_ui" not in wrong.headers.get(
             "set-cookie", ""
         )
-        tampered = await client.get("/ui/", cookies={"whoosh_ui": "gAAAAAforged"})
+        client.cookies.set("whoosh_ui", "gAAAAAforged")
+        tampered = await client.get("/ui/")
+        client.cookies.clear()
         assert tampered.status_code == 303
         assert "session has ended" in tampered.headers["location"].replace("%20", " ")
 
@@ -184,7 +186,10 @@ async def test_pages_without_a_session_go_to_the_login(stack: Stack) -> None:
         assert stream.status_code == 401
         htmx = await client.get("/ui/tasks", headers={"HX-Request": "true"})
         assert htmx.status_code == 401 and htmx.headers["HX-Redirect"] == "/ui/login"
-        api = await client.get("/api/v1/tasks", cookies={"whoosh_ui": "x"})
+        async with stack.gateway.client(None) as api_client:
+            login = await api_client.post("/ui/login", data={"api_key": stack.admin_key})
+            sealed = login.cookies["whoosh_ui"]
+            api = await api_client.get("/api/v1/tasks", headers={"Cookie": f"whoosh_ui={sealed}"})
         assert api.status_code == 401, "the REST API stays bearer-only"
 
 

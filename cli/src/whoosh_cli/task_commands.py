@@ -49,6 +49,8 @@ def submit_command(args: argparse.Namespace) -> SubmitTask:
         "actor": "cli",
         "idempotency_key": new_key(),  # one per invocation: its retries give one task
     }
+    if getattr(args, "after", None):
+        fields["depends_on"] = [parse_task_id(task_id) for task_id in args.after]
     if args.priority is not None:
         fields["priority"] = args.priority
     if args.timeout is not None:

@@ -186,6 +186,12 @@ class SubmitTask(Command):
     timeout_s: float = Field(default=600.0, gt=0, le=7 * 24 * 3600)
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     llm: LlmOptions | None = Field(default=None, description="for ollama / openai agents")
+    depends_on: list[UUID] = Field(
+        default_factory=list,
+        max_length=100,
+        description="tasks that must complete first: until they end this task waits, "
+        "invisible to the scheduler; it is skipped (with the reason) if one does not complete",
+    )
     max_active_tasks: int | None = Field(
         default=None,
         ge=1,

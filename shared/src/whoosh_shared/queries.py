@@ -128,6 +128,7 @@ class TaskView(Strict):
         default=None, description="what created the task inside the coordinator, if anything"
     )
     submitted_by: str = Field(default="system", description="the submitting actor (audit)")
+    depends_on: list[UUID] = Field(default_factory=list, description="tasks it waits for")
 
 
 class AgentView(Strict):

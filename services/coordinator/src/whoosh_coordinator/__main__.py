@@ -72,6 +72,7 @@ async def serve(mode: str, store_url: str, nats_url: str, config, with_relay: bo
             stream_replicas=config.nats.stream_replicas,
             limits=config.limits,
             security=config.security,
+            stream_limits=config.nats.streams,
             store_sync=config.store.sync,
         )
         await coordinator.run(stop)

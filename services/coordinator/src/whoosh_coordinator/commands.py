@@ -38,6 +38,7 @@ from whoosh_coordinator.budgets import commands as budget_commands
 from whoosh_coordinator.domain import Agent, Rejected, Task
 from whoosh_coordinator.domain.agent import agent_id
 from whoosh_coordinator.domain.task import task_id_for
+from whoosh_coordinator.lookahead import SlotForecast
 from whoosh_coordinator.projections import FleetProjection
 from whoosh_coordinator.scheduler import Needs, choose, eligible
 from whoosh_coordinator.size_policy import check_prompt_size
@@ -137,6 +138,8 @@ class CommandHandler:
         self.workflows = WorkflowCommands(self)
         self._dispatch.update(self.workflows.dispatch())
         self.task_end_listeners.append(self.workflows.on_task_end)
+        self.task_end_listeners.append(self.workflows.dependencies.on_task_end)
+        self.default_escalation: list[dict[str, Any]] = []  # whoosh.yaml thread_escalation
 
     # -- entry points -----------------------------------------------------------------
 
@@ -313,7 +316,11 @@ class CommandHandler:
             actor=cmd.actor,
             llm=cmd.llm.model_dump(mode="json") if cmd.llm else None,
             idempotency=idempotency.marker(cmd),
+            depends_on=[str(d) for d in cmd.depends_on],
         )
+        if task.depends_on:  # waits, or is released or skipped at once (dependencies.py)
+            self.save(task, *self.workflows.dependencies.at_submit(task))
+            return CommandReply.accept(task_id=str(task.id), status=task.status)
         self.save(task, *self._place_at_once(task, needs))
         return CommandReply.accept(task_id=str(task.id))
 
@@ -349,7 +356,8 @@ class CommandHandler:
         if self.projection.count(TaskStatus.QUEUED) or self._queued_in_unit():
             return []
         agents = self.projection.agents.values()
-        chosen = choose(needs, agents, {a.id: a.load for a in agents})
+        forecast = SlotForecast.of(agents, self.projection.tasks, self.clock())
+        chosen = choose(needs, agents, {a.id: a.load for a in agents}, forecast=forecast)
         if chosen is None:
             return []
         agent = self.load_agent_by_id(chosen.id)

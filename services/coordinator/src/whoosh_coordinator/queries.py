@@ -28,6 +28,7 @@ from whoosh_coordinator.api_key_registry import KeyRefused
 from whoosh_coordinator.commands import describe_validation_error
 from whoosh_coordinator.explain import explain
 from whoosh_coordinator.history import aggregate_events
+from whoosh_coordinator.lookahead import SlotForecast
 from whoosh_coordinator.projections import FleetProjection
 from whoosh_coordinator.scheduler import Needs
 from whoosh_coordinator.store import WhooshStore, read_envelopes
@@ -133,10 +134,12 @@ class QueryHandler:
 
     def _explain_task(self, query: ExplainTask) -> QueryReply:
         """Where the scheduler would place the task now, and why each agent would or not."""
-        view = self.projection.tasks.get(query.task_id)
+        view = self.projection.tasks.get(query.task_id) or self._stored_task(query.task_id)
         if view is None:
             return QueryReply.error("not_found", f"unknown task {query.task_id}")
-        found = explain(Needs.of(view), self.projection.agents.values())
+        agents = self.projection.agents.values()
+        forecast = SlotForecast.of(agents, self.projection.tasks, self.clock())
+        found = explain(Needs.of(view), agents, forecast=forecast)
         if view.status is not TaskStatus.QUEUED:  # placed already: the fleet has moved on
             verb = "ran on" if view.status.terminal else "is on"
             where = f"{verb} {view.agent}" if view.agent else view.status.value

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import uuid
 from typing import Any
@@ -27,6 +28,7 @@ from whoosh_shared.limits import LimitSettings
 from whoosh_shared.queries import QueryReply
 from whoosh_shared.security_settings import SecuritySettings
 from whoosh_shared.store import describe_store
+from whoosh_shared.stream_limits import StreamLimits
 from whoosh_shared.supervision import LoopHealth, supervise
 from whoosh_shared.work import StoreAppended
 
@@ -40,6 +42,7 @@ from whoosh_coordinator.projections import FleetProjection
 from whoosh_coordinator.queries import QueryHandler
 from whoosh_coordinator.relay import FollowerSource, Relay, StoreSource
 from whoosh_coordinator.store import open_store
+from whoosh_coordinator.threads import commands as thread_commands
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +64,12 @@ class Coordinator:
         stream_replicas: int = 1,
         limits: LimitSettings | None = None,
         security: SecuritySettings | None = None,
+        stream_limits: StreamLimits | None = None,
         store_sync: StoreSync = "normal",
     ) -> None:
         self.limits = limits or LimitSettings()
         self.health = LoopHealth()
+        self.stream_limits = stream_limits
         self.store_url = store_url
         self.settings = settings
         self.stream_replicas = stream_replicas
@@ -85,6 +90,10 @@ class Coordinator:
         self.assigner = Assigner(
             self.handler, settings.timeout_grace_s, FairShare(settings.fair_share.shares)
         )
+        self.handler.prices = dict(settings.prices)
+        self.handler.default_escalation = [
+            rule.model_dump(mode="json") for rule in settings.thread_escalation
+        ]
         self.run_relay = run_relay
         self.relay: Relay | None = None
         self.dispatcher: Dispatcher | None = None
@@ -93,6 +102,10 @@ class Coordinator:
         self.origin = f"coordinator-{uuid.uuid4().hex[:12]}"
         self._pending: list[tuple[Msg, Command]] = []
         self._flushing: set[asyncio.Task[None]] = set()
+        # Fault injection for the crash tests only: kill -9 ourselves right after the N-th
+        # committed save, i.e. between two stored transactions (0: never).
+        self._kill_after_saves = int(os.environ.get("WHOOSH_FAULT_KILL_AFTER_SAVES", "0") or 0)
+        self._saves = 0
 
     # -- wiring -----------------------------------------------------------------------
 
@@ -166,6 +179,10 @@ class Coordinator:
 
     def _on_saved(self, recordings: list[Recording[Any]]) -> None:
         self._saved = True
+        if self._kill_after_saves:
+            self._saves += 1
+            if self._saves >= self._kill_after_saves:
+                os.kill(os.getpid(), signal.SIGKILL)
         envelopes = self.follower.fold_saved(recordings)
         if self.dispatcher is not None:
             self.dispatcher.saved(envelopes)
@@ -204,7 +221,7 @@ class Coordinator:
         while True:
             await asyncio.sleep(self.settings.sweep_interval_s)
             try:
-                if self.assigner.time_out_overdue():
+                if self.assigner.time_out_overdue() + thread_commands.sweep(self.handler):
                     await self._after_change()
                 due = self.projection.workflows.due(self.handler.clock())
                 if due and self.handler.workflows.wake_due(due):
@@ -234,7 +251,9 @@ class Coordinator:
             len(self.projection.agents),
         )
         await self.bus.connect()
-        await ensure_streams(self.bus.js, self.stream_replicas, update=True)
+        await ensure_streams(
+            self.bus.js, self.stream_replicas, update=True, limits=self.stream_limits
+        )
         self.dispatcher = Dispatcher(self.bus.js, FollowerSource(self.follower).work_item)
         await self._subscribe()
         loops = [

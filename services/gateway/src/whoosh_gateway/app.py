@@ -26,7 +26,17 @@ from whoosh_gateway.mcp.http import MCP_PATH, McpEndpoint
 from whoosh_gateway.metrics_proxy import MetricsProxy
 from whoosh_gateway.rate_limits import RateLimiter
 from whoosh_gateway.refused_keys import RefusedKeys
-from whoosh_gateway.routes import agents, fleet, health, keys, metrics, stream, tasks, workflows
+from whoosh_gateway.routes import (
+    agents,
+    collab,
+    fleet,
+    health,
+    keys,
+    metrics,
+    stream,
+    tasks,
+    workflows,
+)
 from whoosh_gateway.submit_size import body_limit
 
 API_PREFIX = "/api/v1"
@@ -103,7 +113,7 @@ def create_app(
     if settings.insecure_no_auth:  # no keys: no web pages either (DNS rebinding, CSWSH)
         app.add_middleware(LocalOnly, port=settings.port, public_url=settings.public_url)
     api = APIRouter(prefix=API_PREFIX)
-    for module in (agents, tasks, keys, fleet, stream, workflows):
+    for module in (agents, tasks, keys, fleet, stream, workflows, collab):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(health.router)

@@ -1,6 +1,7 @@
 """What a WebSocket client may send, validated like every other boundary.
 
-    {"action": "subscribe", "scope": "task" | "agent" | "all", "id": ..., "last_event_id": N}
+    {"action": "subscribe", "scope": "task" | "agent" | "thread" | "all", "id": ...,
+     "last_event_id": N}
     {"action": "unsubscribe", "scope": ..., "id": ...}
     {"action": "start", "task": {<TaskSubmission>}, "request_id": ..., "idempotency_key": ...}
     {"action": "stop", "task_id": ..., "reason": ..., "request_id": ...}
@@ -26,14 +27,16 @@ from whoosh_gateway.api_models import TaskSubmission
 from whoosh_gateway.errors import describe_validation
 
 RequestId = Annotated[str | None, Field(default=None, max_length=200)]
-Scope = Literal["task", "agent", "all"]
+Scope = Literal["task", "agent", "all", "execution", "thread"]
 ACTIONS = ("subscribe", "unsubscribe", "start", "stop", "ping")
 
 
 class Subscribe(Strict):
     action: Literal["subscribe"]
     scope: Scope
-    id: str | None = Field(default=None, max_length=100, description="task id or agent name")
+    id: str | None = Field(
+        default=None, max_length=100, description="task id, agent name or execution id"
+    )
     last_event_id: int | None = Field(
         default=None,
         ge=0,

@@ -23,6 +23,7 @@ from nats.aio.msg import Msg
 from prometheus_client import CollectorRegistry, Counter
 from whoosh_shared import metric_names as m
 from whoosh_shared import subjects
+from whoosh_shared.budgets import BudgetList, ListBudgets
 from whoosh_shared.bus import Bus, BusError
 from whoosh_shared.commands import (
     Command,
@@ -89,6 +90,7 @@ class MonitorService:
         self.intake = HeartbeatIntake(self.health.heartbeat)
         self.requeuer = Requeuer(self.settings.requeue_grace_s, clock)
         self.agents: list[AgentView] = []
+        self.budgets: dict[str, float] = {}  # scope -> share used, for the gauge
         self.stats: FleetStats | None = None
         self.registry = CollectorRegistry()
         self.fleet_metrics = FleetCollector()
@@ -357,6 +359,7 @@ class MonitorService:
             alerts_firing=self._firing_counts(),
             heartbeats=self.intake.received,
             rejected=dict(self.intake.rejected),
+            budgets=self.budgets,
         )
 
     async def _refresh_agents(self) -> None:
@@ -367,6 +370,10 @@ class MonitorService:
         stats = await self.bus.ask(GetStats(), timeout=self.tick_s * 4)
         if stats.status == "ok" and stats.result is not None:
             self.stats = FleetStats.model_validate(stats.result)
+        budgets = await self.bus.ask(ListBudgets(), timeout=self.tick_s * 4)
+        if budgets.status == "ok" and budgets.result is not None:
+            found = BudgetList.model_validate(budgets.result).budgets
+            self.budgets = {b.scope: b.share_used for b in found}
         self.health.set_agents(
             AgentInfo(a.spec.name, a.spec.type, a.healthy, probed(a.spec)) for a in self.agents
         )
