@@ -5,11 +5,13 @@ keeps serving everyone else."""
 from __future__ import annotations
 
 import json
+import re
 
 import httpx
 from gateway.stack import Stack
 from gateway.ws_client import of_type, open_ws, receive, receive_until, send
 
+from abuse.conftest import SMALL_LIMITS
 from abuse.helpers import finished, still_serving
 
 DEEP = 10_000
@@ -62,15 +64,29 @@ async def test_ten_thousand_subscriptions_on_one_socket_are_bounded(
     await still_serving(admin)
 
 
-async def test_fifty_megabytes_of_stdout_is_cut_and_the_fleet_keeps_serving(
+async def test_fifty_megabytes_of_stdout_keeps_head_and_tail_and_the_fleet_keeps_serving(
     admin: httpx.AsyncClient,
 ) -> None:
-    script = "head -c 52428800 /dev/zero | tr '\\0' 'a'; echo; echo the-end"
+    """limits.max_output_bytes is 4 MiB here: the kept output is its first and last 2 MiB
+    with a marker naming the bytes dropped, stored by reference; the task's view carries
+    a head and tail of that which fits in one message."""
+    script = "echo the-start; head -c 52428800 /dev/zero | tr '\\0' 'a'; echo; echo the-end"
+    total = len("the-start\n") + 52_428_800 + len("\n") + len("the-end\n")
     reply = await admin.post("/api/v1/tasks", json={"prompt": script, "capabilities": ["shell"]})
     assert reply.status_code == 201, reply.text
-    view = await finished(admin, reply.json()["task_id"], timeout=120)
+    task_id = reply.json()["task_id"]
+    view = await finished(admin, task_id, timeout=180)
     assert view["status"] == "completed", view
-    output = view["output"]
-    assert output.rstrip().endswith("the-end")
-    assert "truncated" in output and len(output.encode()) <= 128 * 1024
+    assert view["output_ref"] is not None
+    assert view["output"].startswith("the-start") and view["output"].rstrip().endswith("the-end")
+    assert len(view["output"].encode()) <= 65_536
+
+    kept = (await admin.get(f"/api/v1/tasks/{task_id}/output")).json()["output"]
+    limit = int(SMALL_LIMITS["WHOOSH__LIMITS__MAX_OUTPUT_BYTES"])
+    assert kept.startswith("the-start\naaaa") and kept.endswith("aaaa\nthe-end\n")
+    marker = re.search(r"\n\[\.\.\. (\d+) bytes dropped \.\.\.\]\n", kept)
+    assert marker is not None
+    half = (limit - 64) // 2  # head and tail, with room for the marker between them
+    assert int(marker.group(1)) == total - 2 * half
+    assert len(kept.encode()) - len(marker.group(0)) == 2 * half
     await still_serving(admin)

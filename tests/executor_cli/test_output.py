@@ -64,3 +64,15 @@ def test_an_endless_line_is_streamed_in_pieces() -> None:
     splitter.decode(b"x" * 25)
     assert splitter.lines() == ["x" * 10, "x" * 10]
     assert splitter.finish() == ("", ["x" * 5])
+
+
+def test_with_a_head_both_ends_are_kept_and_the_marker_counts_dropped_bytes() -> None:
+    kept = OutputTail(limit=10, head=5)
+    for piece in ["start", "-é" * 20, "the end!!!"]:
+        kept.append(piece)
+    assert kept.truncated
+    dropped = len(("-é" * 20).encode())
+    assert kept.text() == f"start\n[... {dropped} bytes dropped ...]\nthe end!!!"
+    short = OutputTail(limit=10, head=5)
+    short.append("abcdefgh")
+    assert not short.truncated and short.text() == "abcdefgh"

@@ -250,6 +250,11 @@ class Usage(Strict):
 class CompleteTask(AttemptCommand):
     SUBJECT: ClassVar[str] = subjects.command("task.complete")
     output: str = Field(default="", max_length=MAX_OUTPUT_CHARS)
+    output_ref: BlobRef | None = Field(
+        default=None,
+        description="the whole kept output (up to limits.max_output_bytes, head and tail) in "
+        "the blob store when over limits.inline_bytes; `output` is then its head and tail",
+    )
     exit_code: int | None = None
     usage: Usage = Field(default_factory=Usage)
 
@@ -258,6 +263,11 @@ class FailTask(AttemptCommand):
     SUBJECT: ClassVar[str] = subjects.command("task.fail")
     reason: str = Field(min_length=1, max_length=2000)
     output: str = Field(default="", max_length=MAX_OUTPUT_CHARS)
+    output_ref: BlobRef | None = Field(
+        default=None,
+        description="the whole kept output (up to limits.max_output_bytes, head and tail) in "
+        "the blob store when over limits.inline_bytes; `output` is then its head and tail",
+    )
     exit_code: int | None = None
     retryable: bool = True
     timed_out: bool = False

@@ -170,6 +170,7 @@ class TaskProgressed(EventData):
 class TaskCompleted(EventData):
     attempt: int
     output: str = ""
+    output_ref: BlobRef | None = None
     exit_code: int | None = None
     usage: Usage = Field(default_factory=Usage)
 
@@ -182,6 +183,7 @@ class TaskAttemptFailed(EventData):
     reason: str
     exit_code: int | None = None
     output: str = ""
+    output_ref: BlobRef | None = None
     not_before: datetime | None = None
     rejected_for_agent: bool = Field(
         default=False, description="the agent could not run it at all: not counted as a try"
@@ -193,6 +195,7 @@ class TaskFailed(EventData):
     reason: str
     exit_code: int | None = None
     output: str = ""
+    output_ref: BlobRef | None = None
     usage: Usage = Field(default_factory=Usage)
 
 

@@ -29,11 +29,13 @@ from typing import Any, ClassVar, Generic, Self, TypeVar
 from faststream.nats.annotations import NatsMessage
 from nats.aio.msg import Msg
 
+from whoosh_shared.blobs import BlobRef, BlobStore
 from whoosh_shared.bus import Bus, ensure_streams, send_until_answered
-from whoosh_shared.commands import AttemptCommand
+from whoosh_shared.commands import MAX_OUTPUT_CHARS, AttemptCommand
 from whoosh_shared.config import ExecutorSettings, WhooshConfig
 from whoosh_shared.enums import AgentType
 from whoosh_shared.heartbeat import HeartbeatPublisher, SshPoolReading, running_work
+from whoosh_shared.limits import LimitSettings, head_and_tail, utf8_size
 from whoosh_shared.progress import ProgressPublisher
 from whoosh_shared.reconnects import after_each_reconnect
 from whoosh_shared.running_attempts import (
@@ -51,6 +53,7 @@ from whoosh_shared.work_queue import MessageHandler, WorkConsumer
 
 # How long a stop waits for reports in flight once the runs are stopped.
 REPORT_GRACE_S = 4.0
+INLINE_OUTPUT_BYTES = MAX_OUTPUT_CHARS  # what of an output rides in the report itself
 
 
 def default_executor_id(prefix: str) -> str:
@@ -71,6 +74,24 @@ class ExecutorContext(Generic[RunT]):
     """Set at shutdown: start nothing new; running work is stopped and redelivered."""
     abandon_reports: asyncio.Event = field(default_factory=asyncio.Event)
     """Set when shutdown can wait no longer for unanswered reports."""
+    limits: LimitSettings = field(default_factory=LimitSettings)
+    """The installation's size policy (set by the runtime from whoosh.yaml)."""
+
+
+async def store_output(ctx: ExecutorContext[Any], output: str) -> tuple[str, BlobRef | None]:
+    """An output over what a report carries inline: cut to head and tail at
+    limits.max_output_bytes, stored once in the blob store, and returned as (its head and
+    tail that fit inline, its reference). If the store cannot take it, the inline part
+    goes alone: a result is never held back for its output."""
+    if utf8_size(output) <= INLINE_OUTPUT_BYTES:
+        return output, None
+    kept = head_and_tail(output, ctx.limits.max_output_bytes)
+    inline = head_and_tail(kept, INLINE_OUTPUT_BYTES)
+    try:
+        return inline, await BlobStore(ctx.bus.js).put_text(kept)
+    except Exception as exc:
+        logging.getLogger(__name__).warning("output not stored, reported inline: %s", exc)
+        return inline, None
 
 
 async def report_and_ack(
@@ -121,7 +142,9 @@ class ExecutorRuntime(ABC, Generic[CtxT]):
         settings: ExecutorSettings,
         executor_id: str,
         stream_replicas: int = 1,
+        limits: LimitSettings | None = None,
     ) -> None:
+        self.limits = limits or LimitSettings()
         self.nats_url = nats_url
         self.settings = settings
         self.executor_id = executor_id
@@ -145,6 +168,7 @@ class ExecutorRuntime(ABC, Generic[CtxT]):
             settings=config.executor,
             executor_id=executor_id or default_executor_id(cls.id_prefix),
             stream_replicas=config.nats.stream_replicas,
+            limits=config.limits,
         )
 
     # -- what each executor fills in -----------------------------------------------------
@@ -190,6 +214,7 @@ class ExecutorRuntime(ABC, Generic[CtxT]):
             progress = ProgressPublisher(self.bus.nc)
             progress.start()
             ctx = self.ctx = self._context(progress)
+            ctx.limits = self.limits
             consumers = await self._bind_consumers(self._handler(ctx))
             fetching = [
                 asyncio.create_task(consumer.run(), name=f"fetch-{durable}")

@@ -116,6 +116,9 @@ class TaskView(Strict):
     finished_at: datetime | None = None
     not_before: datetime | None = None
     output: str = ""
+    output_ref: BlobRef | None = Field(
+        default=None, description="the whole kept output (GET /tasks/{id}/output serves it)"
+    )
     exit_code: int | None = None
     reason: str | None = None
     last_progress: str | None = None

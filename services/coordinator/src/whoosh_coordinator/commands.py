@@ -408,6 +408,7 @@ class CommandHandler:
             output=cmd.output,
             exit_code=cmd.exit_code,
             usage=cmd.usage.model_dump(),
+            output_ref=cmd.output_ref.model_dump() if cmd.output_ref else None,
         )
         self.settle(task, held)
         return CommandReply.accept(task_id=str(task.id))
@@ -439,6 +440,7 @@ class CommandHandler:
             retryable=retryable,
             now=self.clock(),
             rejected_for_agent=bool(cmd.missing_model),
+            output_ref=cmd.output_ref.model_dump() if cmd.output_ref else None,
         )
         self.settle(task, held, agent)
         return CommandReply.accept(task_id=str(task.id), status=task.status)

@@ -182,6 +182,7 @@ class FleetProjection:
                 view.status, view.agent, view.executor_id = TaskStatus.QUEUED, None, None
                 view.reason, view.exit_code = payload.reason, payload.exit_code
                 view.output, view.not_before = payload.output, payload.not_before
+                view.output_ref = payload.output_ref
                 view.assigned_at = view.started_at = None
             case ev.TaskFailed():
                 self._count(view, "failed")
@@ -206,6 +207,7 @@ class FleetProjection:
     ) -> None:
         view.status, view.finished_at = status, at
         view.output, view.exit_code, view.usage = payload.output, payload.exit_code, payload.usage
+        view.output_ref = payload.output_ref
         if isinstance(payload, ev.TaskFailed):
             view.reason = payload.reason
 

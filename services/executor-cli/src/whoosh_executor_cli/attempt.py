@@ -11,13 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import nats.errors
 from nats.aio.msg import Msg
 from whoosh_shared import executor_runtime
 from whoosh_shared.bus import BusError
-from whoosh_shared.commands import ReportProgress
+from whoosh_shared.commands import CompleteTask, FailTask, ReportProgress
 from whoosh_shared.enums import AgentType, CliKind
 from whoosh_shared.running_attempts import StopCause
 from whoosh_shared.work import WorkItem
@@ -40,6 +40,7 @@ from whoosh_executor_cli.ssh_client import SshPool
 log = logging.getLogger(__name__)
 
 MILESTONE_SEND_TIMEOUT_S = 5.0
+MARKER_ROOM = 64
 
 
 @dataclass(kw_only=True)
@@ -74,6 +75,8 @@ class AttemptHandler:
         on_line = sink if reader is None else _feeding(sink, reader)
         command = agent.command if reader is None else reader.profile.build_argv(agent.command)
         grace = self.ctx.settings.kill_grace_s
+        # both ends of a long output are kept, with room for the marker between them
+        half = (self.ctx.limits.max_output_bytes - MARKER_ROOM) // 2
         target = agent.ssh_target()
         if target is None:
             return LocalProcess(
@@ -84,6 +87,8 @@ class AttemptHandler:
                 timeout_s=item.timeout_s,
                 kill_grace_s=grace,
                 on_line=on_line,
+                output_limit=half,
+                output_head=half,
             )
         return RemoteProcess(
             command,
@@ -97,6 +102,8 @@ class AttemptHandler:
             timeout_s=item.timeout_s,
             kill_grace_s=grace,
             on_line=on_line,
+            output_limit=half,
+            output_head=half,
         )
 
     async def _start_run_report(self, msg: Msg, run: AttemptRun) -> None:
@@ -114,12 +121,15 @@ class AttemptHandler:
             await settle(msg.nak(delay=SHUTDOWN_REDELIVERY_DELAY_S))
             return
 
+        inline, output_ref = await executor_runtime.store_output(self.ctx, result.output)
         command = result_command(
             item,
-            result,
+            replace(result, output=inline),
             reader=run.reader,
             coordinator_timed_out=run.stop_cause is StopCause.TIMED_OUT,
         )
+        if output_ref is not None and isinstance(command, CompleteTask | FailTask):
+            command = command.model_copy(update={"output_ref": output_ref})
         await executor_runtime.report_and_ack(
             self.ctx,
             msg,

@@ -185,6 +185,7 @@ class LocalProcess:
         kill_grace_s: float = 2.0,
         on_line: LineSink | None = None,
         output_limit: int = MAX_OUTPUT_CHARS,
+        output_head: int = 0,
     ) -> None:
         if not argv:
             raise ValueError("empty command")
@@ -197,7 +198,7 @@ class LocalProcess:
         self.on_line = on_line
         self.pid: int | None = None
         self.lines = 0
-        self._stdout = OutputTail(output_limit)
+        self._stdout = OutputTail(output_limit, output_head)
         self._last_stderr = ""
         self._cancel = asyncio.Event()
         self._cancel_reason: str | None = None

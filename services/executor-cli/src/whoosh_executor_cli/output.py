@@ -33,30 +33,49 @@ class OutputTail:
     O(chunk) however long the stream runs.
     """
 
-    def __init__(self, limit: int = MAX_OUTPUT_CHARS) -> None:
+    def __init__(self, limit: int = MAX_OUTPUT_CHARS, head: int = 0) -> None:
+        """`head`: keep the first characters too (the executor keeps both ends of an
+        output over limits.max_output_bytes: how a run started and how it finished)."""
         if limit < 1:
             raise ValueError("limit must be positive")
         self.limit = limit
+        self.head_limit = head
         self.total_chars = 0
+        self._head: list[str] = []
+        self._head_len = 0
+        self._dropped_bytes = 0
         self._chunks: deque[str] = deque()
         self._kept = 0
 
     def append(self, text: str) -> None:
         if not text:
             return
+        if self._head_len < self.head_limit:
+            taken = text[: self.head_limit - self._head_len]
+            self._head.append(taken)
+            self._head_len += len(taken)
+            self.total_chars += len(taken)
+            text = text[len(taken) :]
+            if not text:
+                return
         self.total_chars += len(text)
         self._chunks.append(text)
         self._kept += len(text)
         while self._kept - len(self._chunks[0]) >= self.limit:
-            self._kept -= len(self._chunks.popleft())
+            dropped = self._chunks.popleft()
+            self._kept -= len(dropped)
+            self._dropped_bytes += len(dropped.encode("utf-8", errors="surrogatepass"))
 
     @property
     def truncated(self) -> bool:
-        return self.total_chars > self.limit
+        return self.total_chars > self.limit + self._head_len
 
     def text(self) -> str:
-        """The whole output if it fits, else a truncation notice and as much tail as fits."""
+        """The whole output if it fits, else a truncation notice and as much tail as fits
+        (with a head: the head, a marker saying how many bytes were dropped, the tail)."""
         kept = "".join(self._chunks)
+        if self.head_limit:
+            return self._head_and_tail(kept)
         if not self.truncated:
             return kept
         # The notice counts against the limit. The number it states is at most the total,
@@ -66,6 +85,14 @@ class OutputTail:
             return truncation_notice(self.total_chars)[: self.limit]
         tail = kept[len(kept) - room :]
         return truncation_notice(self.total_chars - len(tail)) + tail
+
+    def _head_and_tail(self, kept: str) -> str:
+        head = "".join(self._head)
+        if not self.truncated:
+            return head + kept
+        cut = len(kept) - self.limit
+        dropped = self._dropped_bytes + len(kept[:cut].encode("utf-8", errors="surrogatepass"))
+        return f"{head}\n[... {dropped} bytes dropped ...]\n{kept[cut:]}"
 
 
 class LineSplitter:
@@ -133,12 +160,13 @@ class StreamCollector:
         on_line: Callable[[str, str], None] | None = None,
         *,
         output_limit: int = MAX_OUTPUT_CHARS,
+        output_head: int = 0,
         keep: LineFilter | None = None,
     ) -> None:
         self.on_line = on_line
         self.keep = keep
         self.lines = 0
-        self.stdout = OutputTail(output_limit)
+        self.stdout = OutputTail(output_limit, output_head)
         self.last_stderr = ""
         self._splitters = {"stdout": LineSplitter(), "stderr": LineSplitter()}
 

@@ -111,6 +111,7 @@ class RemoteProcess:
         kill_grace_s: float = 2.0,
         on_line: LineSink | None = None,
         output_limit: int = MAX_OUTPUT_CHARS,
+        output_head: int = 0,
     ) -> None:
         if not argv:
             raise ValueError("empty command")
@@ -125,7 +126,9 @@ class RemoteProcess:
         self.timeout_s = timeout_s
         self.kill_grace_s = kill_grace_s
         self.pid: int | None = None
-        self._output = StreamCollector(on_line, output_limit=output_limit, keep=self._keep_line)
+        self._output = StreamCollector(
+            on_line, output_limit=output_limit, output_head=output_head, keep=self._keep_line
+        )
         self._pid_line: PidLine | None = None
         self._pid_known = asyncio.Event()
         self._cannot_start: str | None = None

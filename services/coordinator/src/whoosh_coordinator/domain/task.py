@@ -132,14 +132,26 @@ class Task(Aggregate):
         pass
 
     def complete(
-        self, attempt: int, output: str, exit_code: int | None, usage: dict[str, Any]
+        self,
+        attempt: int,
+        output: str,
+        exit_code: int | None,
+        usage: dict[str, Any],
+        output_ref: dict[str, Any] | None = None,
     ) -> None:
         self.check_attempt(attempt)
-        self._completed(attempt=attempt, output=output, exit_code=exit_code, usage=usage)
+        self._completed(
+            attempt=attempt, output=output, exit_code=exit_code, usage=usage, output_ref=output_ref
+        )
 
     @event("Completed")
     def _completed(
-        self, attempt: int, output: str, exit_code: int | None, usage: dict[str, Any]
+        self,
+        attempt: int,
+        output: str,
+        exit_code: int | None,
+        usage: dict[str, Any],
+        output_ref: dict[str, Any] | None = None,
     ) -> None:
         self.status = TaskStatus.COMPLETED.value
         self.usage = usage
@@ -156,6 +168,7 @@ class Task(Aggregate):
         retryable: bool,
         now: datetime,
         rejected_for_agent: bool = False,
+        output_ref: dict[str, Any] | None = None,
     ) -> bool:
         """Record a failed attempt; returns True when the task went back to the queue.
 
@@ -173,12 +186,18 @@ class Task(Aggregate):
                 output=output,
                 not_before=not_before,
                 rejected_for_agent=rejected_for_agent,
+                output_ref=output_ref,
             )
             return True
         if retryable:
             reason = f"{reason} (gave up after {tries} attempt(s))"
         self._failed(
-            attempt=attempt, reason=reason, exit_code=exit_code, output=output, usage=usage
+            attempt=attempt,
+            reason=reason,
+            exit_code=exit_code,
+            output=output,
+            usage=usage,
+            output_ref=output_ref,
         )
         return False
 
@@ -192,6 +211,7 @@ class Task(Aggregate):
         output: str,
         not_before: datetime | None,
         rejected_for_agent: bool = False,
+        output_ref: dict[str, Any] | None = None,
     ) -> None:
         self.status = TaskStatus.QUEUED.value
         self.rejections += int(rejected_for_agent)
@@ -208,6 +228,7 @@ class Task(Aggregate):
         exit_code: int | None,
         output: str,
         usage: dict[str, Any],
+        output_ref: dict[str, Any] | None = None,
     ) -> None:
         self.status = TaskStatus.FAILED.value
         self.usage = usage

@@ -26,10 +26,13 @@ async def healthz() -> Health:
     summary="Readiness: NATS connected and a coordinator answering",
 )
 async def readyz(request: Request) -> JSONResponse:
-    bus = state_of(request).bus
+    state = state_of(request)
+    bus = state.bus
     nats_ok = bus.nc is not None and bus.nc.is_connected
     down = await _coordinator_down(bus) if nats_ok else None
     coordinator_ok = down is not None
+    if down is not None:
+        down.update(state.hub.health.down_now())  # this gateway's own loops
     ready = coordinator_ok and not down
     if ready:
         detail = ""

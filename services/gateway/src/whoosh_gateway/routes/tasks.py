@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Annotated
 from uuid import UUID
 
@@ -156,11 +157,18 @@ async def cancel_task(
 
 @router.get("/{task_id}/output", response_model=TaskOutput, summary="A task's output and usage")
 async def get_output(request: Request, task_id: UUID, caller: Caller = Viewer) -> TaskOutput:
-    view = await state_of(request).coordinator.ask(GetTask(task_id=task_id), TaskView)
+    """The whole kept output: a long one is read from the blob store (the task's view
+    carries only its head and tail)."""
+    state = state_of(request)
+    view = await state.coordinator.ask(GetTask(task_id=task_id), TaskView)
+    output = view.output
+    if view.output_ref is not None:
+        with contextlib.suppress(BlobMissing):  # gone: the head and tail are what is left
+            output = await BlobStore(state.bus.js).get_text(view.output_ref)
     return TaskOutput(
         task_id=view.id,
         status=view.status,
-        output=view.output,
+        output=output,
         exit_code=view.exit_code,
         reason=view.reason,
         usage=view.usage,
