@@ -52,7 +52,9 @@ steps:
     type: shell
     needs: [b]
     retry: {max_attempts: 1}
-    command: "echo ran >> {{ inputs.word }}.runs; test -f {{ inputs.word }}.ok || { touch {{ inputs.word }}.ok; exit 4; }"
+    command: >-
+      echo ran >> {{ inputs.word }}.runs;
+      test -f {{ inputs.word }}.ok || { touch {{ inputs.word }}.ok; exit 4; }
 """
 
 
