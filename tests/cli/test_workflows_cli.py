@@ -144,3 +144,15 @@ def test_templates_approval_and_task_dependencies(whoosh: WhooshEnv) -> None:
     assert "second" in second.stdout
     shown = json.loads(whoosh.run("task", "get", first.stdout.strip(), "--json").stdout)
     assert shown["status"] == "completed"
+
+
+def test_replay_rebuilds_the_executions(whoosh: WhooshEnv) -> None:
+    listed = json.loads(whoosh.run("execution", "list", "--json").stdout)["executions"]
+    live: dict[str, int] = {}
+    for view in listed:
+        live[view["status"]] = live.get(view["status"], 0) + 1
+    replay = whoosh.run("replay", "--json")
+    assert replay.returncode == 0, replay.stderr
+    counts = json.loads(replay.stdout)
+    assert counts["executions_by_status"] == live and sum(live.values()) >= 3
+    assert counts["workflows"] >= 3
