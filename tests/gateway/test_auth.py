@@ -40,12 +40,25 @@ ROUTES: list[tuple[str, str, Role]] = [
     ("GET", "/api/v1/alerts", Role.VIEWER),
     ("GET", "/api/v1/events", Role.ADMIN),
     ("GET", "/metrics", Role.VIEWER),  # the monitor's, proxied (404 here: not configured)
+    ("GET", "/api/v1/workflows", Role.VIEWER),
+    ("POST", "/api/v1/workflows", Role.OPERATOR),
+    ("GET", "/api/v1/workflows/templates", Role.VIEWER),
+    ("GET", "/api/v1/workflows/ghost-flow", Role.VIEWER),
+    ("POST", "/api/v1/workflows/ghost-flow/run", Role.OPERATOR),
+    ("GET", "/api/v1/executions", Role.VIEWER),
+    ("GET", f"/api/v1/executions/{MISSING}", Role.VIEWER),
+    ("POST", f"/api/v1/executions/{MISSING}/cancel", Role.OPERATOR),
+    ("POST", f"/api/v1/executions/{MISSING}/retry", Role.OPERATOR),
+    ("POST", f"/api/v1/executions/{MISSING}/approve", Role.OPERATOR),
+    ("POST", f"/api/v1/executions/{MISSING}/reject", Role.OPERATOR),
+    ("GET", f"/api/v1/executions/{MISSING}/events", Role.VIEWER),
 ]
 # Bodies that fail validation, so that an allowed write changes nothing.
 BODIES = {
     ("POST", "/api/v1/agents"): {},
     ("POST", "/api/v1/tasks"): {},
     ("POST", "/api/v1/keys"): {},
+    ("POST", "/api/v1/workflows"): {},
 }
 PUBLIC = {("GET", "/healthz"), ("GET", "/readyz")}
 
@@ -68,6 +81,8 @@ def _template(path: str) -> str:
         "/agents/shell": "/agents/{name}",
         "/agents/ghost": "/agents/{name}",
         "/keys/000000000000": "/keys/{prefix}",
+        f"/executions/{MISSING}": "/executions/{execution_id}",
+        "/workflows/ghost-flow": "/workflows/{name}",
     }
     for concrete, template in replacements.items():
         path = path.replace(concrete, template)
