@@ -44,6 +44,7 @@ from bench_support import (  # noqa: E402
     Proc,
     Progress,
     TaskEnds,
+    cprofile_summary,
     cpu_seconds,
     drop_run_data,
     install_signal_handlers,
@@ -70,6 +71,15 @@ from whoosh_shared.commands import RegisterAgent, RejectCode, RetryPolicy, Submi
 
 REDIS_URL = os.environ.get("WHOOSH_BENCH_REDIS", "redis://127.0.0.1:6379/9")
 AGENT = "bench-noop"
+CELERY_DURABILITY = "none: acks before running, Redis not fsynced"
+DURABILITY = {
+    ("sqlite", "normal"): "every step committed; WAL synchronous=NORMAL: survives kill -9 of "
+    "any process, an OS crash may lose the last commits",
+    ("sqlite", "full"): "every step committed and fsynced (synchronous=FULL)",
+    ("postgres", "normal"): "every step committed; synchronous_commit=off: survives kill -9 of "
+    "any WHOOSH process, a PostgreSQL or OS crash may lose the last <= 600 ms",
+    ("postgres", "full"): "every step committed and flushed (synchronous_commit=on)",
+}
 
 
 class WhooshClient:
@@ -293,7 +303,7 @@ def profile_table(marks_by_task: list[dict[str, float]]) -> dict[str, Any]:
 
 
 async def whoosh_phases(
-    label: str, nats_url: str, args: argparse.Namespace, cpu: CpuMeter
+    label: str, nats_url: str, args: argparse.Namespace, cpu: CpuMeter, profile: bool
 ) -> dict[str, Any]:
     bus = Bus(nats_url, "whoosh-bench-client")
     await bus.connect()
@@ -318,33 +328,41 @@ async def whoosh_phases(
             args.phase_limit,
         )
 
-        log(f"[{label}] sequential: {args.tasks} tasks, one at a time")
-        seq = await run_sequential(
-            f"[{label}] sequential", args.tasks, client.run_one, args.phase_limit
-        )
+        n = args.tasks_per_round
+        log(f"[{label}] sequential: {n} tasks, one at a time")
+        seq = await run_sequential(f"[{label}] sequential", n, client.run_one, args.phase_limit)
         sequential = summarize([r["latency_s"] for r in seq])
         log(
             f"[{label}] sequential p50 {sequential['p50_ms']:.2f} ms, "
             f"p99 {sequential['p99_ms']:.2f} ms"
         )
 
-        log(f"[{label}] throughput: {args.tasks} tasks, {args.concurrency} in flight")
+        log(f"[{label}] throughput: {n} tasks, {args.concurrency} in flight")
         cpu.start()
         conc, elapsed = await run_concurrent(
-            f"[{label}] throughput",
-            args.tasks,
-            args.concurrency,
-            client.run_one,
-            args.phase_limit,
+            f"[{label}] throughput", n, args.concurrency, client.run_one, args.phase_limit
         )
-        cpu_ms = cpu.per_task_ms(args.tasks)
+        cpu_ms = cpu.per_task_ms(n)
         throughput = {
             "concurrency": args.concurrency,
             "elapsed_s": round(elapsed, 3),
-            "tasks_per_s": round(args.tasks / elapsed, 2),
+            "tasks_per_s": round(n / elapsed, 2),
             "latency": summarize([r["latency_s"] for r in conc]),
         }
         log(f"[{label}] throughput {throughput['tasks_per_s']:.1f} tasks/s")
+        raw = {
+            "seq_s": [r["latency_s"] for r in seq],
+            "conc_s": [r["latency_s"] for r in conc],
+            "elapsed_s": elapsed,
+            "tasks": n,
+        }
+        if not profile:
+            return {
+                "sequential": sequential,
+                "throughput": throughput,
+                "cpu_ms_per_task": cpu_ms,
+                "_raw": raw,
+            }
 
         log(f"[{label}] profile: {args.profile_tasks} sequential tasks with every step watched")
         spy = Spy(bus)
@@ -371,73 +389,101 @@ async def whoosh_phases(
             "throughput": throughput,
             "cpu_ms_per_task": cpu_ms,
             "profile": profile_table(marks),
+            "_raw": raw,
         }
     finally:
         with contextlib.suppress(Exception):
             await bus.close()
 
 
-def bench_whoosh(store: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    label = f"whoosh/{store}"
+def bench_whoosh(
+    system: dict[str, str], args: argparse.Namespace, workdir: Path, round_no: int, profile: bool
+) -> dict[str, Any]:
+    """One round of one WHOOSH system: fresh services, measure, stop them."""
+    store, sync, loop = system["store"], system["sync"], system.get("loop", "uvloop")
+    tag = f"{store}-{sync}-{loop}-r{round_no}"
+    label = f"whoosh/{store}/{sync}/{loop} round {round_no}"
     cleanups: list[Callable[[], None]] = []
     started: list[Proc] = []
     try:
-        nats, nats_url = start_nats(workdir, name=f"nats-server-{store}", data=f"nats-{store}")
+        nats, nats_url = start_nats(workdir, name=f"nats-server-{tag}", data=f"nats-{tag}")
         started.append(nats)
 
         if store == "sqlite":
-            store_url = f"sqlite:///{workdir / f'events-{store}.sqlite'}"
+            store_url = f"sqlite:///{workdir / f'events-{tag}.sqlite'}"
         elif store == "postgres":
             store_url, drop = make_pg_schema()
             cleanups.append(drop)
         else:
             raise BenchError(f"unknown store {store!r} (sqlite or postgres)")
 
-        config = workdir / f"whoosh-{store}.yaml"
-        env = whoosh_env(config, workdir / f"data-{store}", max(64, args.concurrency))
+        config = workdir / f"whoosh-{tag}.yaml"
+        env = whoosh_env(config, workdir / f"data-{tag}", max(64, args.concurrency), sync)
+        env["WHOOSH_EVENT_LOOP"] = system.get("loop", "uvloop")
+        if system.get("src"):  # another build of the services (a baseline checkout)
+            env["PYTHONPATH"] = system["src"]
         log(f"[{label}] nats {nats_url}, store {store_url}")
-        coordinator = Proc(
-            f"coordinator-{store}",
-            [
-                *python_argv(args.cprofile, f"coordinator-{store}"),
-                "-m",
-                "whoosh_coordinator",
-                "serve",
-                "--nats",
-                nats_url,
-                "--store",
-                store_url,
-            ],
-            workdir,
-            env,
-        ).start()
-        executor = Proc(
-            f"executor-{args.executor}-{store}",
-            [
-                *python_argv(args.cprofile, f"executor-{store}"),
-                *executor_argv(args.executor, nats_url, f"bench-{store}"),
-            ],
-            workdir,
-            env,
-        ).start()
-        started += [coordinator, executor]
-        cpu = CpuMeter(
-            {
-                "coordinator": lambda: cpu_seconds(coordinator.pid),
-                "executor (incl. children)": lambda: cpu_seconds(executor.pid, children=True),
-                "nats-server": lambda: cpu_seconds(nats.pid),
-                "bench client": lambda: cpu_seconds(os.getpid()),
-            }
-        )
+        coordinators = [
+            Proc(
+                f"coordinator-{tag}-{i}",
+                [
+                    *python_argv(args.cprofile, f"coordinator-{tag}-{i}"),
+                    "-m",
+                    "whoosh_coordinator",
+                    "serve",
+                    "--nats",
+                    nats_url,
+                    "--store",
+                    store_url,
+                    *(["--no-relay"] if i else []),  # one relay is enough; others dispatch
+                ],
+                workdir,
+                env,
+            ).start()
+            for i in range(args.coordinators)
+        ]
+        executors = [
+            Proc(
+                f"executor-{args.executor}-{tag}-{i}",
+                [
+                    *python_argv(args.cprofile, f"executor-{tag}-{i}"),
+                    *executor_argv(args.executor, nats_url, f"bench-{tag}-{i}"),
+                ],
+                workdir,
+                env,
+            ).start()
+            for i in range(args.executors)
+        ]
+        started += [*coordinators, *executors]
+        meters: dict[str, Callable[[], float]] = {
+            "coordinator": lambda: sum(cpu_seconds(p.pid) for p in coordinators),
+            "executor (incl. children)": lambda: sum(
+                cpu_seconds(p.pid, children=True) for p in executors
+            ),
+            "nats-server": lambda: cpu_seconds(nats.pid),
+            "bench client": lambda: cpu_seconds(os.getpid()),
+        }
         result = asyncio.run(
-            watched(whoosh_phases(label, nats_url, args, cpu), [nats, coordinator, executor])
+            watched(
+                whoosh_phases(label, nats_url, args, CpuMeter(meters), profile),
+                [nats, *coordinators, *executors],
+            )
         )
-        return {"system": f"WHOOSH ({store})", "store": store, **result}
+        return {**system, **result}
     finally:
         for proc in reversed(started):
             proc.stop()
-        drop_run_data(workdir, f"-{store}")  # keep the service logs
+        drop_run_data(workdir, f"-{tag}")  # keep the service logs
         run_cleanups(cleanups)
+        if args.cprofile:
+            _keep_cprofile(args.cprofile, tag, system)
+
+
+def _keep_cprofile(folder: Path, tag: str, system: dict[str, str]) -> None:
+    """The top of each service's cProfile, kept with the system's results."""
+    summary = system.setdefault("_cprofile", {})  # type: ignore[arg-type]
+    for prof in sorted(folder.glob(f"*-{tag}-*.prof")):
+        summary[prof.stem] = cprofile_summary(prof)  # type: ignore[index]
 
 
 def executor_argv(kind: str, nats_url: str, executor_id: str) -> list[str]:
@@ -449,10 +495,11 @@ def executor_argv(kind: str, nats_url: str, executor_id: str) -> list[str]:
 # -- Celery -------------------------------------------------------------------------------
 
 
-def bench_celery(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+def bench_celery(args: argparse.Namespace, workdir: Path, round_no: int) -> dict[str, Any]:
     import redis
 
-    label = "celery"
+    label = f"celery round {round_no}"
+    n = args.tasks_per_round
     client = redis.Redis.from_url(REDIS_URL, socket_timeout=5)
     try:
         client.ping()
@@ -512,11 +559,11 @@ def bench_celery(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         check_worker()
         windowed(2 * args.concurrency, args.concurrency, noop, args.task_timeout)
 
-        log(f"[{label}] sequential: {args.tasks} tasks, one at a time")
-        progress = Progress(f"[{label}] sequential", args.tasks)
+        log(f"[{label}] sequential: {n} tasks, one at a time")
+        progress = Progress(f"[{label}] sequential", n)
         latencies = []
         deadline = time.monotonic() + args.phase_limit
-        for _ in range(args.tasks):
+        for _ in range(n):
             latencies.append(one())
             progress.step()
             if time.monotonic() > deadline:
@@ -528,7 +575,7 @@ def bench_celery(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             f"p99 {sequential['p99_ms']:.2f} ms"
         )
 
-        log(f"[{label}] throughput: {args.tasks} tasks, {args.concurrency} in flight")
+        log(f"[{label}] throughput: {n} tasks, {args.concurrency} in flight")
         cpu = CpuMeter(
             {
                 "celery worker": lambda: cpu_seconds(worker.pid, children=True),
@@ -538,14 +585,14 @@ def bench_celery(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         )
         cpu.start()
         conc_latencies, elapsed = windowed(
-            args.tasks, args.concurrency, noop, args.task_timeout, args.phase_limit, label
+            n, args.concurrency, noop, args.task_timeout, args.phase_limit, label
         )
-        cpu_ms = cpu.per_task_ms(args.tasks)
+        cpu_ms = cpu.per_task_ms(n)
         check_worker()
         throughput = {
             "concurrency": args.concurrency,
             "elapsed_s": round(elapsed, 3),
-            "tasks_per_s": round(args.tasks / elapsed, 2),
+            "tasks_per_s": round(n / elapsed, 2),
             "latency": summarize(conc_latencies),
         }
         log(f"[{label}] throughput {throughput['tasks_per_s']:.1f} tasks/s")
@@ -556,6 +603,13 @@ def bench_celery(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             "cpu_ms_per_task": cpu_ms,
             "config": "pool=solo, 1 worker process, redis broker+backend, defaults "
             "(acks early, results not fsynced)",
+            "durability": CELERY_DURABILITY,
+            "_raw": {
+                "seq_s": latencies,
+                "conc_s": conc_latencies,
+                "elapsed_s": elapsed,
+                "tasks": n,
+            },
         }
     finally:
         worker.stop()
@@ -626,13 +680,16 @@ def print_table(results: list[dict[str, Any]], concurrency: int) -> None:
         f"tasks/s (C={concurrency})",
         "p50 vs Celery",
         "tasks/s vs Celery",
+        "load avg (1 min) during",
+        "durability",
     )
     rows = []
     for r in results:
         if "error" in r:
-            rows.append((r["system"], "-", "-", "-", "-", f"error: {r['error'][:60]}"))
+            rows.append((r["system"], "-", "-", "-", "-", f"error: {r['error'][:60]}", "-", "-"))
             continue
         vs = r.get("vs_celery")
+        loads = r.get("load_1min", [])
         rows.append(
             (
                 r["system"],
@@ -641,11 +698,52 @@ def print_table(results: list[dict[str, Any]], concurrency: int) -> None:
                 f"{r['throughput']['tasks_per_s']:.1f}",
                 f"{vs['p50_ratio']:.2f}x" if vs else "-",
                 f"{vs['throughput_ratio']:.2f}x" if vs else "-",
+                f"{min(loads):.1f}-{max(loads):.1f}" if loads else "-",
+                r.get("durability", "-"),
             )
         )
     print()
     print_markdown([head, *rows])
-    print("aim: WHOOSH p50 <= 1.5x Celery's and tasks/s >= Celery's, every WHOOSH step durable")
+    print(
+        "issue 11 targets: SQLite p50 <= 2.0x Celery's and tasks/s >= 1.2x; PostgreSQL p50 "
+        "<= 2.5x and tasks/s >= 1.0x"
+    )
+
+
+def merge_rounds(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """One system's rounds as one result: latencies pooled, tasks/s = all tasks over all
+    throughput time, CPU per task averaged; the profile from the round that has one."""
+    good = [r for r in rounds if "error" not in r]
+    if not good:
+        return rounds[-1]
+    first = good[0]
+    seq = [x for r in good for x in r["_raw"]["seq_s"]]
+    conc = [x for r in good for x in r["_raw"]["conc_s"]]
+    tasks = sum(r["_raw"]["tasks"] for r in good)
+    elapsed = sum(r["_raw"]["elapsed_s"] for r in good)
+    merged = {k: v for k, v in first.items() if k not in ("_raw", "profile")}
+    merged["sequential"] = summarize(seq)
+    merged["throughput"] = {
+        "concurrency": first["throughput"]["concurrency"],
+        "elapsed_s": round(elapsed, 3),
+        "tasks_per_s": round(tasks / elapsed, 2),
+        "latency": summarize(conc),
+        "per_round_tasks_per_s": [r["throughput"]["tasks_per_s"] for r in good],
+    }
+    merged["per_round_p50_ms"] = [r["sequential"]["p50_ms"] for r in good]
+    merged["cpu_ms_per_task"] = {
+        name: round(statistics.fmean(r["cpu_ms_per_task"][name] for r in good), 3)
+        for name in first["cpu_ms_per_task"]
+    }
+    merged["load_1min"] = [x for r in good for x in r.get("load_1min", [])]
+    merged["rounds"] = len(good)
+    profiled = [r["profile"] for r in good if "profile" in r]
+    if profiled:
+        merged["profile"] = profiled[-1]
+    errors = [r["error"] for r in rounds if "error" in r]
+    if errors:
+        merged["round_errors"] = errors
+    return merged
 
 
 def print_profiles(results: list[dict[str, Any]]) -> None:
@@ -729,40 +827,133 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--output", type=Path, default=HERE / "results", help="folder for the JSON result"
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=2,
+        help="the systems take turns R times, each turn --tasks/R tasks per phase; default 2",
+    )
+    parser.add_argument(
+        "--sync",
+        default="normal",
+        help="WHOOSH commit durability(ies), comma-separated: normal, full (store.sync)",
+    )
+    parser.add_argument(
+        "--event-loop",
+        default="uvloop",
+        help="the services' event loop(s), comma-separated: uvloop, asyncio "
+        "(WHOOSH_EVENT_LOOP); default uvloop",
+    )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="CHECKOUT",
+        help="also measure the services of another checkout (e.g. a `git worktree` of main) "
+        "in the same rounds: a before/after in one run",
+    )
+    parser.add_argument(
+        "--executors", type=int, default=1, help="executor processes per WHOOSH system"
+    )
+    parser.add_argument(
+        "--coordinators",
+        type=int,
+        default=1,
+        help="coordinator processes per WHOOSH system (PostgreSQL only when > 1)",
+    )
     args = parser.parse_args(argv)
-    if args.tasks < 2 or args.concurrency < 1:
-        parser.error("--tasks must be >= 2 and --concurrency >= 1")
+    if args.tasks < 2 or args.concurrency < 1 or args.rounds < 1:
+        parser.error("--tasks must be >= 2, --concurrency and --rounds >= 1")
+    args.tasks_per_round = max(2, args.tasks // args.rounds)
+    if args.coordinators > 1 and "sqlite" in args.stores:
+        parser.error("--coordinators > 1 needs --stores postgres (one SQLite file, one writer)")
+    if args.executors < 1 or args.coordinators < 1:
+        parser.error("--executors and --coordinators must be >= 1")
     return args
+
+
+def systems_of(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The systems measured, Celery first; each WHOOSH store with each commit durability."""
+    stores = [x.strip() for x in args.stores.split(",") if x.strip()]
+    syncs = [x.strip() for x in args.sync.split(",") if x.strip()]
+    out: list[dict[str, Any]] = [] if args.skip_celery else [{"system": "Celery 5 + Redis"}]
+    loops = [x.strip() for x in args.event_loop.split(",") if x.strip()]
+    for store in stores:
+        for sync in syncs:
+            for loop in loops:
+                scale = ""
+                if args.executors > 1 or args.coordinators > 1:
+                    scale = f", {args.coordinators} coord x {args.executors} exec"
+                named_loop = f", {loop}" if len(loops) > 1 else ""
+                out.append(
+                    {
+                        "system": f"WHOOSH ({store}, sync={sync}{named_loop}{scale})",
+                        "store": store,
+                        "sync": sync,
+                        "loop": loop,
+                        "durability": DURABILITY.get((store, sync), "?"),
+                    }
+                )
+    if args.baseline:
+        src = os.pathsep.join(
+            str(p)
+            for p in sorted(args.baseline.glob("*/src"))
+            + sorted(args.baseline.glob("services/*/src"))
+        )
+        for store in stores:
+            out.append(
+                {
+                    "system": f"WHOOSH before ({store}, {args.baseline.name})",
+                    "store": store,
+                    "sync": "default",
+                    "loop": "asyncio",
+                    "src": src,
+                    "durability": "every step committed and fsynced (the store's defaults)",
+                }
+            )
+    return out
+
+
+def run_round(
+    system: dict[str, Any], args: argparse.Namespace, workdir: Path, n: int, last: bool
+) -> dict[str, Any]:
+    load_start = os.getloadavg()[0]
+    try:
+        if "store" in system:
+            keys = ("system", "store", "sync", "loop", "durability", "src")
+            spec = {k: system[k] for k in keys if k in system}
+            result = bench_whoosh(spec, args, workdir, n, profile=last)
+            if spec.get("_cprofile"):
+                system.setdefault("cprofile_top", {}).update(spec["_cprofile"])
+        else:
+            result = bench_celery(args, workdir, n)
+    except BenchError as exc:
+        log(f"[{system['system']} round {n}] FAILED: {exc}")
+        result = {**system, "error": str(exc)}
+    result["load_1min"] = [round(load_start, 2), round(os.getloadavg()[0], 2)]
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     install_signal_handlers()
-    stores = [s.strip() for s in args.stores.split(",") if s.strip()]
-    results: list[dict[str, Any]] = []
+    systems = systems_of(args)
     workdir = Path(tempfile.mkdtemp(prefix="whoosh-bench-"))
     log(
-        f"no-op benchmark: {args.tasks} tasks per phase, concurrency {args.concurrency}, "
-        f"stores {','.join(stores) or '-'}, celery {'no' if args.skip_celery else 'yes'}, "
+        f"no-op benchmark: {args.tasks} tasks per phase in {args.rounds} rounds, concurrency "
+        f"{args.concurrency}, systems: {'; '.join(s['system'] for s in systems)}; "
         f"{os.cpu_count()} CPUs; logs in {workdir}"
     )
     load_before = load_before_run()
-    exit_code = 0
+    rounds: dict[str, list[dict[str, Any]]] = {s["system"]: [] for s in systems}
     try:
-        for store in stores:
-            try:
-                results.append(bench_whoosh(store, args, workdir))
-            except BenchError as exc:
-                log(f"[whoosh/{store}] FAILED: {exc}")
-                results.append({"system": f"WHOOSH ({store})", "store": store, "error": str(exc)})
-                exit_code = 1
-        if not args.skip_celery:
-            try:
-                results.insert(0, bench_celery(args, workdir))
-            except BenchError as exc:
-                log(f"[celery] FAILED: {exc}")
-                results.insert(0, {"system": "Celery 5 + Redis", "error": str(exc)})
-                exit_code = 1
+        for n in range(1, args.rounds + 1):
+            # The sides alternate, and their order flips each round, so that drift in the
+            # machine's load (other users of its CPUs) touches every system alike.
+            order = systems if n % 2 else list(reversed(systems))
+            for system in order:
+                rounds[system["system"]].append(
+                    run_round(system, args, workdir, n, last=n == args.rounds)
+                )
     except KeyboardInterrupt:
         log("interrupted: stopping every process this benchmark started")
         Proc.stop_all()
@@ -770,6 +961,14 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         Proc.stop_all()
 
+    results = []
+    for system in systems:
+        merged = merge_rounds(rounds[system["system"]])
+        if system.get("cprofile_top"):
+            merged["cprofile_top"] = system["cprofile_top"]
+        merged.pop("_raw", None)
+        results.append(merged)
+    exit_code = 1 if any("error" in r for r in results) else 0
     ratios(results)
     print_table(results, args.concurrency)
     print_profiles(results)

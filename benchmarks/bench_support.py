@@ -473,10 +473,37 @@ def start_nats(
     return nats, f"nats://127.0.0.1:{port}"
 
 
-def whoosh_env(config: Path, data_dir: Path, max_parallel: int) -> dict[str, str]:
-    """Write a whoosh.yaml (data folder, executor slots) to `config`; the services' env."""
-    config.write_text(f"data_dir: {data_dir}\nexecutor:\n  max_parallel: {max_parallel}\n")
+def whoosh_env(
+    config: Path, data_dir: Path, max_parallel: int, store_sync: str = "normal"
+) -> dict[str, str]:
+    """Write a whoosh.yaml (data folder, executor slots, commit durability) to `config`;
+    the services' env."""
+    text = f"data_dir: {data_dir}\nexecutor:\n  max_parallel: {max_parallel}\n"
+    if store_sync != "default":  # "default": a build from before store.sync existed
+        text += f"store:\n  sync: {store_sync}\n"
+    config.write_text(text)
     return {"WHOOSH_CONFIG": str(config), "WHOOSH_LOG_LEVEL": "WARNING"}
+
+
+def cprofile_summary(path: Path, top: int = 15) -> list[dict[str, Any]]:
+    """The functions with the most own time in a cProfile file, for the JSON report."""
+    import pstats
+
+    if not path.is_file():
+        return []
+    stats = pstats.Stats(str(path))
+    rows = []
+    for (file, line, name), (_, calls, own, cumulative, _) in stats.stats.items():  # type: ignore[attr-defined]
+        rows.append(
+            {
+                "function": f"{Path(file).name}:{line}({name})",
+                "calls": calls,
+                "own_ms": round(own * 1000, 1),
+                "cumulative_ms": round(cumulative * 1000, 1),
+            }
+        )
+    rows.sort(key=lambda r: r["own_ms"], reverse=True)
+    return rows[:top]
 
 
 def python_argv(cprofile: Path | None, name: str) -> list[str]:

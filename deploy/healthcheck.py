@@ -23,6 +23,7 @@ import urllib.request
 import nats
 import nats.errors
 from whoosh_shared.config import load_config
+from whoosh_shared.nats_auth import client_options
 from whoosh_shared.queries import GetStats, QueryReply
 
 MODES = ("coordinator", "bus", "monitor", "gateway")
@@ -48,6 +49,7 @@ async def check(mode: str, url: str) -> None:
             max_reconnect_attempts=1,  # one try per server (0 would mean: for ever)
             reconnect_time_wait=0.1,
             error_cb=keep_error,
+            **credentials(),
         )
     except Exception as exc:
         reason = errors[-1] if errors else exc
@@ -68,6 +70,12 @@ async def check(mode: str, url: str) -> None:
             raise Unhealthy(f"stats query answered {reply.code}: {reply.reason}")
     finally:
         await nc.close()
+
+
+def credentials() -> dict:
+    """The service's NATS credential and TLS (nats.* settings, e.g. WHOOSH__NATS__USER)."""
+    config = load_config()
+    return client_options(config.nats, config.data_dir)
 
 
 def check_http(url: str) -> None:

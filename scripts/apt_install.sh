@@ -1,4 +1,4 @@
-# Sourced by ensure_sshd.sh and ensure_promtool.sh: install one Debian package for tests
+# Sourced by ensure_sshd.sh, ensure_promtool.sh and ensure_chromium.sh: install one Debian package for tests
 # that need a system tool, only where apt-get can run as root (as root, or through
 # password-less sudo); otherwise say what to install by hand. The package's init script is
 # kept from starting a service (policy-rc.d, only added, and removed, when the machine has

@@ -13,6 +13,7 @@ import json
 import re
 import shlex
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -37,9 +38,11 @@ COMPOSE_FILES = [CLUSTER, SINGLE]
 IMAGE_PREFIX = "/app/"  # where the Dockerfile puts what it copies from deploy/
 HEALTHCHECK_IN_IMAGE = "/app/healthcheck.py"
 # Environment variables the third-party images document, by image name.
+ACCOUNTS = DEPLOY / "nats" / "accounts.conf"
+NATS_PASSWORD_VARIABLES = set(re.findall(r"\$(WHOOSH_NATS_\w+_PASSWORD)", ACCOUNTS.read_text()))
 IMAGE_ENV = {
     "postgres": {"POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB", "PGDATA"},
-    "nats": set(),
+    "nats": NATS_PASSWORD_VARIABLES,  # read by accounts.conf
     "prom/prometheus": set(),
     "grafana/grafana": {"GF_SECURITY_ADMIN_PASSWORD", "GF_USERS_ALLOW_SIGN_UP"},
 }
@@ -64,15 +67,20 @@ def is_whoosh(service: dict[str, Any]) -> bool:
     return "build" in service
 
 
-VARIABLE = re.compile(r"\$\{(\w+)(?::?-([^}]*))?\}")
+VARIABLE = re.compile(r"\$\{(\w+)(?:(:?-)([^}]*)|(:?\?)([^}]*))?\}")
+REQUIRED = "required-secret"  # what a `${VAR:?message}` (a secret that must be set) stands for
 
 
 def interpolate(value: str) -> str:
-    """Compose's `${VAR:-default}` with the environment empty: every variable needs a default."""
+    """Compose's `${VAR:-default}` with the environment empty: every variable needs a default,
+    or is a secret the operator must set (`${VAR:?message}`, which names the variable)."""
 
     def default(match: re.Match[str]) -> str:
+        if match.group(4) is not None:
+            assert match.group(1) in match.group(5), f"{match.group(0)}: say which to set"
+            return REQUIRED
         assert match.group(2) is not None, f"{match.group(0)} has no default"
-        return match.group(2)
+        return match.group(3)
 
     return VARIABLE.sub(default, str(value))
 
@@ -499,8 +507,133 @@ def test_nats_configs_are_accepted_by_nats_server(conf: Path) -> None:
         binary = nats_server_binary()
     except RuntimeError:
         pytest.skip("no nats-server binary")
-    result = subprocess.run([binary, "-t", "-c", str(conf)], capture_output=True, text=True)
+    env = {name: "test-password" for name in NATS_PASSWORD_VARIABLES}
+    result = subprocess.run(
+        [binary, "-t", "-c", str(conf)], capture_output=True, text=True, env=env
+    )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+ROLE_OF_MODULE = {
+    "whoosh_coordinator": "coordinator",
+    "whoosh_executor_cli": "executor",
+    "whoosh_executor_ollama": "executor",
+    "whoosh_gateway": "gateway",
+    "whoosh_monitor": "monitor",
+}
+
+
+def published(service: dict[str, Any]) -> list[tuple[str | None, str]]:
+    """(host address or None for every interface, container port) of each published port."""
+    found = []
+    for entry in service.get("ports", []):
+        parts = interpolate(entry).split(":")
+        found.append((parts[0] if len(parts) == 3 else None, parts[-1]))
+    return found
+
+
+@compose_files
+def test_no_nats_port_and_no_unauthenticated_tool_on_the_hosts_interfaces(path: Path) -> None:
+    for name, service in services(path).items():
+        image = service.get("image", "")
+        for host, port in published(service):
+            if image.startswith(("nats:", "prom/prometheus", "grafana/grafana")):
+                assert host == "127.0.0.1", f"{name}: port {port} published on every interface"
+    for name, (_, conf_path) in nats_nodes(path).items():
+        assert "include ./accounts.conf" in conf_path.read_text(), f"{name}: no users"
+        mounted = {t for _, _, t in mounts(path, services(path)[name])}
+        assert "/etc/nats/accounts.conf" in mounted, f"{name}: accounts.conf not mounted"
+
+
+@compose_files
+def test_every_service_has_its_roles_own_nats_user(path: Path) -> None:
+    for name, service in services(path).items():
+        if not is_whoosh(service):
+            continue
+        role = ROLE_OF_MODULE[module_of(service)[0]]
+        raw = service["environment"]
+        assert raw["WHOOSH__NATS__USER"] == role, name
+        variable = f"WHOOSH_NATS_{role.upper()}_PASSWORD"
+        assert raw["WHOOSH__NATS__PASSWORD"].startswith(f"${{{variable}:?"), name
+        assert load_config(environ=environment(service)).nats.user == role
+
+
+def test_grafana_and_postgres_have_no_default_password() -> None:
+    cluster = services(CLUSTER)
+    grafana = cluster["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"]
+    postgres = cluster["postgres"]["environment"]["POSTGRES_PASSWORD"]
+    for value in (grafana, postgres):
+        assert ":?" in value and ":-" not in value, value
+
+
+def test_nats_users_get_only_their_roles_subjects(tmp_path: Path) -> None:
+    """The real nats-server with the shipped users: no credential, no entry; an executor
+    cannot mint API keys or register agents; the admin user can publish anything."""
+    import asyncio
+
+    import nats
+    import nats.errors
+
+    port, monitor_port = free_port(), free_port()
+    env = {name: f"pw-{name.lower()}" for name in NATS_PASSWORD_VARIABLES}
+    conf = tmp_path / "single.conf"  # the shipped file, its store moved off /data
+    conf.write_text((DEPLOY / "nats" / "single.conf").read_text().replace("/data", str(tmp_path)))
+    shutil.copy(ACCOUNTS, tmp_path / "accounts.conf")
+    server = subprocess.Popen(
+        [nats_server_binary(), "-c", str(conf), "-a", "127.0.0.1",
+         "-p", str(port), "-m", str(monitor_port)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"nats://127.0.0.1:{port}"
+
+    def password(role: str) -> str:
+        return env[f"WHOOSH_NATS_{role.upper()}_PASSWORD"]
+
+    async def check() -> None:
+        async def connect(**options):
+            return await nats.connect(url, allow_reconnect=False, max_reconnect_attempts=0,
+                                      connect_timeout=2, **options)  # fmt: skip
+
+        with pytest.raises(nats.errors.Error, match=r"(?i)authorization"):
+            await connect()
+        errors: list[Exception] = []
+
+        async def keep(exc: Exception) -> None:
+            errors.append(exc)
+
+        executor = await connect(user="executor", password=password("executor"), error_cb=keep)
+        await executor.publish("whoosh.cmd.apikey.create", b"{}")
+        await executor.publish("whoosh.cmd.agent.register", b"{}")
+        await executor.flush()
+        await asyncio.sleep(0.3)
+        denied = " ".join(str(e) for e in errors)
+        assert "whoosh.cmd.apikey.create" in denied and "whoosh.cmd.agent.register" in denied
+        errors.clear()
+        await executor.publish("whoosh.heartbeat.x", b"{}")
+        await executor.flush()
+        await asyncio.sleep(0.3)
+        assert not errors
+        await executor.close()
+        admin = await connect(user="admin", password=password("admin"), error_cb=keep)
+        await admin.publish("whoosh.cmd.apikey.create", b"{}")
+        await admin.flush()
+        await asyncio.sleep(0.3)
+        assert not errors
+        await admin.close()
+
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "nats-server did not start"
+                time.sleep(0.05)
+        asyncio.run(check())
+    finally:
+        server.terminate()
+        server.wait(10)
 
 
 # -- healthcheck script, against a real NATS and coordinator -------------------------------

@@ -94,13 +94,32 @@ async def test_env_is_merged_over_the_executor_environment_and_workdir_used(
     tmp_path: Path,
 ) -> None:
     result = await LocalProcess(
-        ["sh", "-c", 'echo "$WHOOSH_TEST_VAR $PATH_SET"; pwd'],
-        env={"WHOOSH_TEST_VAR": "from-agent", "PATH_SET": "yes" if os.environ.get("PATH") else ""},
+        ["sh", "-c", 'echo "$AGENT_TEST_VAR $PATH_SET"; pwd'],
+        env={"AGENT_TEST_VAR": "from-agent", "PATH_SET": "yes" if os.environ.get("PATH") else ""},
         workdir=str(tmp_path),
     ).run()
     first, second = result.output.splitlines()
     assert first == "from-agent yes"  # PATH still there: merged, not replaced
     assert Path(second).resolve() == tmp_path.resolve()
+
+
+async def test_agent_code_never_inherits_whoosh_secrets_and_references_resolve(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("WHOOSH_ADMIN_KEY", "whk_admin_secret")
+    monkeypatch.setenv("WHOOSH__NATS__PASSWORD", "nats-secret")
+    monkeypatch.setenv("WHOOSH_STORE_URL", "postgresql://u:pw@db/whoosh")
+    monkeypatch.setenv("VENDOR_TOKEN", "t0k")
+    for env in ({}, {"AUTH": "Bearer ${VENDOR_TOKEN}"}):  # inherited with and without env
+        result = await LocalProcess(["sh", "-c", "env"], env=env).run()
+        assert "whk_admin_secret" not in result.output and "nats-secret" not in result.output
+        assert "WHOOSH" not in result.output and "pw@db" not in result.output
+    assert "AUTH=Bearer t0k" in result.output.splitlines()
+    missing = await LocalProcess(["sh", "-c", "env"], env={"A": "${NOT_SET_HERE}"}).run()
+    assert missing.outcome is Outcome.START_FAILED
+    assert missing.error == "env A: ${NOT_SET_HERE} is not set in the executor's environment"
+    forbidden = await LocalProcess(["true"], env={"A": "${WHOOSH_ADMIN_KEY}"}).run()
+    assert forbidden.outcome is Outcome.START_FAILED and "WHOOSH's own" in forbidden.error
 
 
 async def test_timeout_kills_the_whole_group_including_a_grandchild(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from gateway.stack import SHELL_AGENT, Stack
+from gateway.stack import OPERATOR_COMMANDS, SHELL_AGENT, Stack
 from harness import NatsServer, eventually
 from whoosh_shared.api_keys import Role
 
@@ -19,7 +19,10 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
     nats.start()
     stack = Stack(root, nats, f"sqlite:///{root / 'events.sqlite'}")
     try:
-        stack.spawn("whoosh_coordinator", "serve", "--nats", nats.url, "--store", stack.store_url)
+        stack.spawn(
+            "whoosh_coordinator", "serve", "--nats", nats.url, "--store", stack.store_url,
+            env=OPERATOR_COMMANDS,
+        )  # fmt: skip
         executor = stack.spawn("whoosh_executor_cli", "--nats", nats.url)
         await asyncio.gather(  # in parallel: on a busy machine each start takes seconds
             stack.start_gateway(),

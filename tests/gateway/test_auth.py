@@ -16,7 +16,8 @@ from whoosh_gateway.app import create_app
 from whoosh_shared.api_keys import Role, generate_key, hash_token
 from whoosh_shared.gateway_settings import GatewaySettings
 
-MISSING = uuid.uuid4()
+# Fixed, not random: every xdist worker must collect the same test ids.
+MISSING = uuid.UUID("00000000-0000-4000-8000-00000000beef")
 # (method, path, least role). A route missing here fails test_the_table_covers_every_route.
 ROUTES: list[tuple[str, str, Role]] = [
     ("GET", "/api/v1/agents", Role.VIEWER),
@@ -26,12 +27,15 @@ ROUTES: list[tuple[str, str, Role]] = [
     ("POST", "/api/v1/agents/ghost/enable", Role.OPERATOR),
     ("POST", "/api/v1/agents/ghost/disable", Role.OPERATOR),
     ("DELETE", "/api/v1/agents/ghost", Role.OPERATOR),
+    ("PUT", "/api/v1/agents/ghost/weight", Role.OPERATOR),
     ("GET", "/api/v1/tasks", Role.VIEWER),
     ("POST", "/api/v1/tasks", Role.OPERATOR),
     ("GET", f"/api/v1/tasks/{MISSING}", Role.VIEWER),
     ("POST", f"/api/v1/tasks/{MISSING}/cancel", Role.OPERATOR),
     ("GET", f"/api/v1/tasks/{MISSING}/output", Role.VIEWER),
+    ("GET", f"/api/v1/tasks/{MISSING}/prompt", Role.VIEWER),
     ("GET", f"/api/v1/tasks/{MISSING}/events", Role.VIEWER),
+    ("GET", f"/api/v1/tasks/{MISSING}/explain", Role.VIEWER),
     ("GET", "/api/v1/keys", Role.ADMIN),
     ("POST", "/api/v1/keys", Role.ADMIN),
     ("DELETE", "/api/v1/keys/000000000000", Role.ADMIN),
@@ -43,8 +47,8 @@ ROUTES: list[tuple[str, str, Role]] = [
     ("GET", "/api/v1/workflows", Role.VIEWER),
     ("POST", "/api/v1/workflows", Role.OPERATOR),
     ("GET", "/api/v1/workflows/templates", Role.VIEWER),
-    ("GET", "/api/v1/workflows/ghost-flow", Role.VIEWER),
-    ("POST", "/api/v1/workflows/ghost-flow/run", Role.OPERATOR),
+    ("GET", "/api/v1/workflows/ghost", Role.VIEWER),
+    ("POST", "/api/v1/workflows/ghost/run", Role.OPERATOR),
     ("GET", "/api/v1/executions", Role.VIEWER),
     ("GET", f"/api/v1/executions/{MISSING}", Role.VIEWER),
     ("POST", f"/api/v1/executions/{MISSING}/cancel", Role.OPERATOR),
@@ -52,6 +56,17 @@ ROUTES: list[tuple[str, str, Role]] = [
     ("POST", f"/api/v1/executions/{MISSING}/approve", Role.OPERATOR),
     ("POST", f"/api/v1/executions/{MISSING}/reject", Role.OPERATOR),
     ("GET", f"/api/v1/executions/{MISSING}/events", Role.VIEWER),
+    ("GET", "/api/v1/agents/ghost/card", Role.VIEWER),
+    ("GET", "/api/v1/budgets", Role.VIEWER),
+    ("PUT", "/api/v1/budgets/global", Role.ADMIN),
+    ("GET", "/api/v1/resolve", Role.VIEWER),
+    ("GET", "/api/v1/threads", Role.VIEWER),
+    ("POST", "/api/v1/threads", Role.OPERATOR),
+    ("GET", f"/api/v1/threads/{MISSING}", Role.VIEWER),
+    ("GET", f"/api/v1/threads/{MISSING}/events", Role.VIEWER),
+    ("POST", f"/api/v1/threads/{MISSING}/messages", Role.OPERATOR),
+    ("POST", f"/api/v1/threads/{MISSING}/decision", Role.OPERATOR),
+    ("POST", f"/api/v1/threads/{MISSING}/close", Role.OPERATOR),
 ]
 # Bodies that fail validation, so that an allowed write changes nothing.
 BODIES = {
@@ -59,6 +74,8 @@ BODIES = {
     ("POST", "/api/v1/tasks"): {},
     ("POST", "/api/v1/keys"): {},
     ("POST", "/api/v1/workflows"): {},
+    ("POST", "/api/v1/threads"): {},
+    ("PUT", "/api/v1/budgets/global"): {"tokens": -1},
 }
 PUBLIC = {("GET", "/healthz"), ("GET", "/readyz")}
 
@@ -80,9 +97,11 @@ def _template(path: str) -> str:
         f"/tasks/{MISSING}": "/tasks/{task_id}",
         "/agents/shell": "/agents/{name}",
         "/agents/ghost": "/agents/{name}",
-        "/keys/000000000000": "/keys/{prefix}",
+        "/workflows/ghost": "/workflows/{name}",
         f"/executions/{MISSING}": "/executions/{execution_id}",
-        "/workflows/ghost-flow": "/workflows/{name}",
+        f"/threads/{MISSING}": "/threads/{thread_id}",
+        "/budgets/global": "/budgets/{scope}",
+        "/keys/000000000000": "/keys/{prefix}",
     }
     for concrete, template in replacements.items():
         path = path.replace(concrete, template)

@@ -156,7 +156,11 @@ def fleet_snapshot() -> FleetSnapshot:
         speeds={"llama3.2:1b": SpeedStats(samples=3, decode_tps=55.5, prefill_tps=900)},
     )
     shell = AgentView(id=uuid4(), spec=AgentSpec(name="shell", command=["sh"]), enabled=False)
-    gpu_box = host("gpu-box", cpu=0.25, gpus=[gpu(0, 0.9), gpu(1, 0.1, power_watts=None)])
+    gpu_box = host(
+        "gpu-box",
+        cpu=0.25,
+        gpus=[gpu(0, 0.9, memory_reserved_bytes=615 * 2**20), gpu(1, 0.1, power_watts=None)],
+    )
     return FleetSnapshot(
         stats=FleetStats(
             tasks_by_status={"queued": 4, "running": 2, "completed": 7},
@@ -179,6 +183,7 @@ def fleet_snapshot() -> FleetSnapshot:
         alerts_firing={("HostCpuHigh", "warning"): 2},
         heartbeats=10,
         rejected={"malformed": 1},
+        budgets={"global": 0.85, "agent:llm": 0.0},
     )
 
 
@@ -216,13 +221,16 @@ def test_fleet_gauges_name_agents_hosts_and_gpus_with_dcgm_labels() -> None:
     assert value(samples, m.GPU_UTILIZATION, **gpu0) == 0.9
     assert value(samples, m.GPU_MEMORY_USED, **gpu0) == 40 * 2**30
     assert value(samples, m.GPU_MEMORY_TOTAL, **gpu0) == 80 * 2**30
+    assert value(samples, m.GPU_MEMORY_RESERVED, **gpu0) == 615 * 2**20  # NVML v2, as DCGM
     assert value(samples, m.GPU_TEMPERATURE, **gpu0) == 55.0
     assert value(samples, m.GPU_POWER, **gpu0) == 350.5
     assert value(samples, m.GPU_POWER_LIMIT, **gpu0) == 700.0
     gpu1 = {**gpu0, "gpu": "1", "UUID": "GPU-00000001-0000-0000-0000-000000000000"}
     assert value(samples, m.GPU_POWER, **gpu1) is None  # not supported: no sample, not 0
+    assert value(samples, m.GPU_MEMORY_RESERVED, **gpu1) is None  # NVML v1: reserve unknown
     assert value(samples, m.ALERTS_FIRING, alertname="HostCpuHigh", severity="warning") == 2
     assert value(samples, m.HEARTBEATS) == 10
+    assert value(samples, m.BUDGET_USED_RATIO, scope="global") == 0.85
     assert value(samples, m.HEARTBEATS_REJECTED, reason="malformed") == 1
 
 

@@ -155,16 +155,24 @@ async def test_a_failing_command_fails_the_task_with_exit_code_and_stderr(
     assert view.output == "partial\n"
 
 
+def wait_for_file(path: Path) -> str:
+    """A command that blocks until the test creates `path`: a slow machine starting the
+    second executor cannot let the first one finish the task before it is killed."""
+    return f"while [ ! -e {path} ]; do sleep 0.05; done\n"
+
+
 async def test_a_killed_executors_task_is_redelivered_and_completes_on_another(
-    bus: Bus, start_executor: StartExecutor
+    bus: Bus, start_executor: StartExecutor, tmp_path: Path
 ) -> None:
     a = await start_executor("a", **FAST_ACK_WAIT)
-    task_id = await submit(bus, "sleep 3\necho done\n")
+    go = tmp_path / "go"
+    task_id = await submit(bus, wait_for_file(go) + "echo done\n")
     view = await wait_for_status(bus, task_id, TaskStatus.RUNNING)
     assert view.executor_id == "a"
     await start_executor("b", **FAST_ACK_WAIT)
 
     a.kill()  # kill -9: no report, no ack, no goodbye
+    go.touch()
     done = await wait_for_status(bus, task_id, TaskStatus.COMPLETED, timeout=30)
     assert done.executor_id == "b"
     assert done.output == "done\n"
@@ -178,7 +186,8 @@ async def test_a_stopped_executor_hands_its_task_back_at_once(
     """SIGTERM: the running command is killed and its work redelivered, long before ack_wait."""
     a = await start_executor("a")  # ack_wait 30 s: only the NAK can bring the work back soon
     pids = tmp_path / "pids"
-    task_id = await submit(bus, f"echo $$ >> {pids}\nsleep 4\necho done\n")
+    go = tmp_path / "go"
+    task_id = await submit(bus, f"echo $$ >> {pids}\n" + wait_for_file(go) + "echo done\n")
     first_pid = await read_pid(pids)
     await start_executor("b")
 
@@ -187,6 +196,7 @@ async def test_a_stopped_executor_hands_its_task_back_at_once(
     assert a.proc is not None and a.proc.returncode == 0
     assert time.monotonic() - stopping < 9
     assert not alive(first_pid)
+    go.touch()
 
     done = await wait_for_status(bus, task_id, TaskStatus.COMPLETED, timeout=20)
     assert done.executor_id == "b"

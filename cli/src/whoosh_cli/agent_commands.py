@@ -1,4 +1,5 @@
-"""`whoosh agent list|add|enable|disable|remove`: the fleet, through the gateway (or NATS)."""
+"""`whoosh agent list|add|enable|disable|remove|weight`: the fleet, through the gateway
+(or NATS)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 
 import yaml
 from whoosh_shared.agents import AgentSpec
-from whoosh_shared.commands import DisableAgent, EnableAgent, RemoveAgent
+from whoosh_shared.commands import DisableAgent, EnableAgent, RemoveAgent, SetAgentWeight
 from whoosh_shared.config import ConfigError, parse_config_text
 from whoosh_shared.inventory import model_key
 from whoosh_shared.queries import AgentList, AgentView
@@ -180,6 +181,21 @@ async def agent_disable(ctx: CliContext, args: argparse.Namespace) -> int:
 async def agent_remove(ctx: CliContext, args: argparse.Namespace) -> int:
     name = build(RemoveAgent, "agent name", name=args.name).name
     return await _write(ctx, name, "removed", lambda fleet: fleet.remove(name))
+
+
+async def agent_weight(ctx: CliContext, args: argparse.Namespace) -> int:
+    """Its share of new work among free eligible agents; 0 drains it (what runs finishes)."""
+    command = build(SetAgentWeight, "agent weight", name=args.name, weight=args.weight)
+    async with open_fleet(ctx) as fleet:
+        result = await fleet.set_weight(command.name, command.weight)
+    if ctx.json:
+        print_json(result.as_json())
+    if not result.ok:
+        raise CliError(f"weight of {command.name} rejected ({result.code}): {result.reason}")
+    if not ctx.json:
+        drain = " (draining: no new work; running work finishes)" if command.weight == 0 else ""
+        print_line(f"agent {command.name}: weight {command.weight}{drain}")
+    return EXIT_OK
 
 
 async def _write(

@@ -57,6 +57,10 @@ async def register_tested(bus: Bus, spec: AgentSpec, actor: str) -> CommandReply
     key, host key or CLI is wrong is refused with that cause instead of registered dead.
     With no executor running to ask, it is registered untested (its periodic check will
     take it out of rotation if it is unreachable)."""
+    if spec.ssh_target() is not None:  # the coordinator's rules first: a refused host is not tried
+        checked = await send(bus, RegisterAgent(spec=spec, actor=actor, check_only=True))
+        if not checked.accepted:
+            return checked
     tested = await ask_executor(bus.nc, spec)
     if tested is not None and not tested.ok:
         return CommandReply(
@@ -74,7 +78,7 @@ async def sync_agent(bus: Bus, spec: AgentSpec, actor: str = "whoosh up") -> Syn
         return SyncOutcome(spec.name, "registered", True, _state(spec))
     if reply.code != RejectCode.DUPLICATE.value:
         return SyncOutcome(spec.name, "rejected", False, _why(reply))
-    current = await ask(bus, GetAgent(name=spec.name), AgentView)
+    current = await ask(bus, GetAgent(name=spec.name, with_env=True), AgentView)
     update = update_from_spec(spec, current.spec)
     action = "unchanged"
     if update.changes():

@@ -12,8 +12,13 @@ import re
 from datetime import UTC, datetime, timedelta
 
 from whoosh_shared.api_keys import Role
-from whoosh_shared.commands import MAX_PRIORITY, MIN_PRIORITY
 from whoosh_shared.enums import AgentType, CliKind, TaskStatus
+
+from whoosh_cli import collab_arguments
+
+# The contract's priority range (whoosh_shared.commands), repeated so that `whoosh --help`
+# need not import the pydantic contract; tests/cli/test_startup_imports.py keeps them equal.
+MIN_PRIORITY, MAX_PRIORITY = 1, 10
 
 
 def _shared_options(with_json: bool) -> argparse.ArgumentParser:
@@ -62,13 +67,16 @@ def build_parser() -> argparse.ArgumentParser:
     common = _shared_options(with_json=True)
     _add_up(commands)
     _add_status(commands, common)
+    _add_top(commands, common)
     _add_replay(commands, common)
+    _add_backup(commands, common)
     _add_agent(commands, common)
     _add_task(commands, common)
     _add_key(commands, common)
     _add_alerts(commands, common)
     _add_workflow(commands, common)
     _add_execution(commands, common)
+    collab_arguments.add_arguments(commands, common)
     return parser
 
 
@@ -149,6 +157,14 @@ def _add_status(commands: argparse._SubParsersAction, common: argparse.ArgumentP
     commands.add_parser("status", parents=[common], help="fleet and task counts")
 
 
+def _add_top(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = commands.add_parser(
+        "top", parents=[common], help="live view of agents and running tasks (q to quit)"
+    )
+    p.add_argument("--interval", type=float, default=2.0, metavar="S", help="refresh every S s")
+    p.add_argument("--once", action="store_true", help="print one frame and exit")
+
+
 def _add_replay(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     p = commands.add_parser(
         "replay",
@@ -156,6 +172,16 @@ def _add_replay(commands: argparse._SubParsersAction, common: argparse.ArgumentP
         help="rebuild the projections from the event store; print counts",
     )
     p.add_argument("--store", metavar="URL", help="store URL (default: from the config)")
+
+
+def _add_backup(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    for name, text in (
+        ("backup", "a consistent copy of the event store in FILE, verified by replaying it"),
+        ("restore", "fill an empty data dir (or PostgreSQL schema) from a backup FILE"),
+    ):
+        p = commands.add_parser(name, parents=[common], help=text)
+        p.add_argument("file", metavar="FILE")
+        p.add_argument("--store", metavar="URL", help="store URL (default: from the config)")
 
 
 def _add_agent(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -187,6 +213,11 @@ def _add_agent(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
         "remove", parents=[common], help="remove an agent (refused while it holds work)"
     )
     remove.add_argument("name", metavar="NAME")
+    weight = sub.add_parser(
+        "weight", parents=[common], help="set an agent's traffic weight (0..100; 0 drains it)"
+    )
+    weight.add_argument("name", metavar="NAME")
+    weight.add_argument("weight", type=int, metavar="N", help="0..100 (default of an agent: 100)")
 
 
 def _add_task(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -221,8 +252,21 @@ def _add_task(commands: argparse._SubParsersAction, common: argparse.ArgumentPar
     submit.add_argument(
         "--wait", action="store_true", help="follow the task live; exit 0 only if it completes"
     )
+    submit.add_argument(
+        "--verbose", action="store_true", help="with --wait: a summary of tokens and tokens/s"
+    )
+    watch = sub.add_parser(
+        "watch", parents=[common], help="follow any task live; exit 0 only if it completes"
+    )
+    watch.add_argument("task_id", metavar="ID")
+    watch.add_argument("--verbose", action="store_true", help="a summary of tokens and tokens/s")
     get = sub.add_parser("get", parents=[common], help="one task in detail")
     get.add_argument("task_id", metavar="ID")
+    get.add_argument(
+        "--explain",
+        action="store_true",
+        help="also show which agents could run it, why others could not, and what decided",
+    )
     lst = sub.add_parser("list", parents=[common], help="recent tasks")
     lst.add_argument("--status", choices=[s.value for s in TaskStatus])
     lst.add_argument("--agent", metavar="NAME")

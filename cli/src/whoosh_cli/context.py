@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from whoosh_shared import nats_auth
 from whoosh_shared.config import DEFAULT_CONFIG_NAME, ConfigError, WhooshConfig, load_config
 
 from whoosh_cli.credentials import API_KEY_ENV, GATEWAY_ENV, read_cli_config, read_key_file
@@ -92,7 +93,8 @@ def load_context(args: argparse.Namespace) -> CliContext:
     path = config_path_from(getattr(args, "config", None))
     try:
         config = load_config(path)
-    except ConfigError as exc:
+        nats_auth.configure(config.nats_options())  # `--nats` and `up` connect with it
+    except (ConfigError, ValueError) as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
     return CliContext(
         config=config,

@@ -27,6 +27,7 @@ class DataDirLock:
     def acquire(self) -> None:
         """Take the lock or refuse with the pid of the `whoosh up` holding it."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.chmod(0o700)  # it holds prompts, agents' env, keys and tokens
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

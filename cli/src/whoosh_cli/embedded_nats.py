@@ -7,12 +7,15 @@ message instead of a nats-server that dies in a log file.
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import socket
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from whoosh_shared.nats_auth import NatsCredentials, ensure_token, read_token
 
 from whoosh_cli.child_process import ChildSpec
 from whoosh_cli.errors import CliError
@@ -54,12 +57,50 @@ def client_url(host: str, port: int) -> str:
     return f"nats://{reach}:{port}"
 
 
-def nats_child_spec(host: str, port: int, data_dir: Path) -> ChildSpec:
-    """nats-server with JetStream, storing under the data dir, logging to logs/nats.log."""
+def nats_child_spec(
+    host: str, port: int, data_dir: Path, nats: NatsCredentials | None = None
+) -> ChildSpec:
+    """nats-server with JetStream, storing under the data dir, logging to logs/nats.log,
+    requiring the installation's token (generated on first start, 0600): NATS is the
+    control plane, so no client without it is let in -- not even a local one."""
     store_dir = data_dir / "nats"
     store_dir.mkdir(parents=True, exist_ok=True)
-    argv = [nats_server_binary(), "-a", host, "-p", str(port), "-js", "-sd", str(store_dir)]
+    config = write_server_config(
+        data_dir, server_authorization(nats or NatsCredentials(), data_dir)
+    )
+    argv = [nats_server_binary(), "-c", str(config), "-a", host, "-p", str(port), "-js",
+            "-sd", str(store_dir)]  # fmt: skip
     return ChildSpec(name="nats", argv=argv, log_path=data_dir / "logs" / "nats.log")
+
+
+def server_authorization(nats: NatsCredentials, data_dir: Path) -> dict[str, str]:
+    """What the bundled server requires: the credential whoosh.yaml gives (a token or a
+    user and password), else the token generated in the data dir on first start."""
+    if nats.user:
+        return {"user": nats.user, "password": nats.password or ""}
+    if nats.token:
+        return {"token": nats.token}
+    if nats.token_file:
+        return {"token": read_token(Path(nats.token_file))}
+    if nats.creds_file or nats.nkeys_seed:
+        raise CliError(
+            "the bundled nats-server takes nats.token or nats.user/password; creds_file and "
+            "nkeys_seed need a NATS server you run (set nats.url)"
+        )
+    return {"token": ensure_token(data_dir)[1]}
+
+
+def write_server_config(data_dir: Path, authorization: dict[str, str]) -> Path:
+    """The credential goes in a 0600 file, never in argv (every local user can read argv)."""
+    fields = "".join(f"  {key}: {json.dumps(value)}\n" for key, value in authorization.items())
+    path = data_dir / "nats-server.conf"
+    tmp = path.with_suffix(".tmp")
+    tmp.unlink(missing_ok=True)
+    with tmp.open("x", encoding="utf-8") as out:
+        tmp.chmod(0o600)
+        out.write(f"authorization {{\n{fields}}}\n")
+    tmp.replace(path)
+    return path
 
 
 async def wait_until_listening(

@@ -9,9 +9,12 @@ from uuid import UUID
 
 from whoosh_shared import commands as c
 from whoosh_shared.agents import AgentSpec
+from whoosh_shared.blobs import BlobStore, needs_ref
 from whoosh_shared.bus import Bus
 from whoosh_shared.commands import CommandReply, SubmitTask
 from whoosh_shared.events import EventEnvelope
+from whoosh_shared.explain import ExplainTask, TaskExplanation
+from whoosh_shared.limits import LimitSettings, preview
 from whoosh_shared.queries import (
     AgentList,
     AgentView,
@@ -30,8 +33,9 @@ from whoosh_shared.queries import (
 
 from whoosh_cli.agent_sync import register_tested
 from whoosh_cli.bus_session import ask, send
-from whoosh_cli.errors import CliError
+from whoosh_cli.errors import CliError, UnreachableError
 from whoosh_cli.fleet import WriteResult
+from whoosh_cli.submit_retry import with_retries
 from whoosh_cli.task_outcome import Outcome
 from whoosh_cli.task_watch import TaskWatch
 
@@ -39,9 +43,20 @@ ACTOR = "cli"
 
 
 class BusFleet:
-    def __init__(self, bus: Bus, url: str) -> None:
+    def __init__(self, bus: Bus, url: str, limits: LimitSettings | None = None) -> None:
         self.bus = bus
         self.where = url
+        self.limits = limits or LimitSettings()
+
+    async def _by_reference(self, command: SubmitTask) -> SubmitTask:
+        """A prompt over limits.inline_bytes goes to the blob store; the command carries
+        its reference (the coordinator refuses large inline prompts)."""
+        if command.prompt_ref is not None or not needs_ref(
+            command.prompt, self.limits.inline_bytes
+        ):
+            return command
+        ref = await BlobStore(self.bus.js).put_text(command.prompt)
+        return command.model_copy(update={"prompt": preview(command.prompt), "prompt_ref": ref})
 
     async def agents(self) -> list[AgentView]:
         return (await ask(self.bus, ListAgents(), AgentList)).agents
@@ -54,17 +69,33 @@ class BusFleet:
         command = c.EnableAgent if enabled else c.DisableAgent
         return _result(await send(self.bus, command(name=name, actor=ACTOR)))
 
+    async def set_weight(self, name: str, weight: int) -> WriteResult:
+        return _result(
+            await send(self.bus, c.SetAgentWeight(name=name, weight=weight, actor=ACTOR))
+        )
+
     async def remove(self, name: str) -> WriteResult:
         return _result(await send(self.bus, c.RemoveAgent(name=name, actor=ACTOR)))
 
     async def submit(self, command: SubmitTask) -> WriteResult:
-        return _result(await send(self.bus, command))
+        return _result(await self._send_submit(command))
 
-    async def submit_and_follow(self, command: SubmitTask, live_output: bool) -> Outcome:
-        watch = TaskWatch(self.bus, live_output=live_output)
+    async def _send_submit(self, command: SubmitTask) -> CommandReply:
+        """Sent again with the same idempotency key while no coordinator answers."""
+        command = await self._by_reference(command)
+        if command.idempotency_key is None:
+            return await send(self.bus, command)
+        return await with_retries(
+            lambda: send(self.bus, command), lambda e: isinstance(e, UnreachableError), "submit"
+        )
+
+    async def submit_and_follow(
+        self, command: SubmitTask, live_output: bool, verbose: bool = False
+    ) -> Outcome:
+        watch = TaskWatch(self.bus, live_output=live_output, verbose=verbose)
         await watch.subscribe_all()
         try:
-            reply = await send(self.bus, command)
+            reply = await self._send_submit(command)
             if not reply.accepted:
                 raise CliError(f"task rejected ({reply.code}): {reply.reason}")
             await watch.focus(UUID(reply.ids["task_id"]))
@@ -72,8 +103,20 @@ class BusFleet:
         finally:
             await watch.close()
 
+    async def follow(self, task_id: UUID, live_output: bool, verbose: bool = False) -> Outcome:
+        await self.task(task_id)  # an unknown id is refused here, not watched for ever
+        watch = TaskWatch(self.bus, live_output=live_output, verbose=verbose)
+        try:
+            await watch.focus(task_id)
+            return await watch.follow()
+        finally:
+            await watch.close()
+
     async def task(self, task_id: UUID) -> TaskView:
         return await ask(self.bus, GetTask(task_id=task_id), TaskView)
+
+    async def explain(self, task_id: UUID) -> TaskExplanation:
+        return await ask(self.bus, ExplainTask(task_id=task_id), TaskExplanation)
 
     async def tasks(self, query: ListTasks) -> TaskPage:
         return await ask(self.bus, query, TaskPage)

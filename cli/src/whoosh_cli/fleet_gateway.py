@@ -9,6 +9,7 @@ from uuid import UUID
 from whoosh_shared.agents import AgentSpec
 from whoosh_shared.commands import SubmitTask
 from whoosh_shared.events import EventEnvelope
+from whoosh_shared.explain import TaskExplanation
 from whoosh_shared.queries import (
     AgentView,
     AlertList,
@@ -21,16 +22,29 @@ from whoosh_shared.queries import (
 )
 
 from whoosh_cli.fleet import WriteResult
-from whoosh_cli.gateway_session import GatewayRejected, GatewaySession, raise_for_usage
+from whoosh_cli.gateway_session import (
+    GatewayRejected,
+    GatewaySession,
+    NoAnswerError,
+    raise_for_usage,
+)
+from whoosh_cli.submit_retry import with_retries
 from whoosh_cli.task_outcome import Outcome
-from whoosh_cli.ws_follow import follow_over_websocket
 
 AGENT_VIEW_FIELDS = frozenset(AgentView.model_fields)
 GATEWAY_SETS = {"actor", "max_active_tasks"}  # the gateway fills these from the key
+NOT_IN_THE_BODY = GATEWAY_SETS | {"idempotency_key"}  # a header (REST), beside the task (WS)
 
 
 def submission(command: SubmitTask) -> dict[str, Any]:
-    return command.model_dump(mode="json", exclude=GATEWAY_SETS, exclude_defaults=True)
+    return command.model_dump(mode="json", exclude=NOT_IN_THE_BODY, exclude_defaults=True)
+
+
+def unanswered(exc: Exception) -> bool:
+    """A submit that may not have been recorded: sent again with the same key."""
+    return (isinstance(exc, GatewayRejected) and exc.status == 503) or isinstance(
+        exc, NoAnswerError
+    )
 
 
 class GatewayFleet:
@@ -57,20 +71,59 @@ class GatewayFleet:
     async def set_enabled(self, name: str, enabled: bool) -> WriteResult:
         return await self._write("POST", f"/agents/{name}/{'enable' if enabled else 'disable'}")
 
+    async def set_weight(self, name: str, weight: int) -> WriteResult:
+        return await self._write("PUT", f"/agents/{name}/weight", json={"weight": weight})
+
     async def remove(self, name: str) -> WriteResult:
         return await self._write("DELETE", f"/agents/{name}")
 
     async def submit(self, command: SubmitTask) -> WriteResult:
-        return await self._write("POST", "/tasks", json=submission(command))
+        """POSTed again with the same Idempotency-Key while the gateway answers 503."""
+        headers = {"Idempotency-Key": command.idempotency_key} if command.idempotency_key else {}
 
-    async def submit_and_follow(self, command: SubmitTask, live_output: bool) -> Outcome:
-        api_key = self.session.client.headers.get("authorization", "").removeprefix("Bearer ")
+        async def post() -> WriteResult:
+            answer = await self.session.call("POST", "/tasks", json=submission(command),
+                                             headers=headers)  # fmt: skip
+            return WriteResult(True, ids=_ids_of(answer), extra={})
+
+        retryable = unanswered if command.idempotency_key else (lambda _exc: False)
+        try:
+            return await with_retries(post, retryable, "submit")
+        except GatewayRejected as rejected:
+            raise_for_usage(rejected)
+            return WriteResult(False, code=rejected.code, reason=rejected.reason)
+
+    async def submit_and_follow(
+        self, command: SubmitTask, live_output: bool, verbose: bool = False
+    ) -> Outcome:
+        from whoosh_cli.ws_follow import follow_over_websocket  # websockets: only when used
+
         return await follow_over_websocket(
-            self.session.url, api_key or None, submission(command), live_output
+            self.session.url,
+            self._api_key(),
+            submission(command),
+            live_output,
+            idempotency_key=command.idempotency_key,
+            verbose=verbose,
         )
+
+    async def follow(self, task_id: UUID, live_output: bool, verbose: bool = False) -> Outcome:
+        from whoosh_cli.ws_follow import watch_over_websocket
+
+        await self.task(task_id)  # an unknown id is a clear 404 here, not an endless watch
+        return await watch_over_websocket(
+            self.session.url, self._api_key(), task_id, live_output, verbose=verbose
+        )
+
+    def _api_key(self) -> str | None:
+        api_key = self.session.client.headers.get("authorization", "").removeprefix("Bearer ")
+        return api_key or None
 
     async def task(self, task_id: UUID) -> TaskView:
         return await self.session.get(f"/tasks/{task_id}", TaskView)
+
+    async def explain(self, task_id: UUID) -> TaskExplanation:
+        return await self.session.get(f"/tasks/{task_id}/explain", TaskExplanation)
 
     async def tasks(self, query: ListTasks) -> TaskPage:
         params = query.model_dump(mode="json", exclude_none=True)

@@ -31,6 +31,11 @@ class GatewayRejected(CliError):
         self.reason = message
 
 
+class NoAnswerError(UnreachableError):
+    """The gateway was reached but the exchange broke off (timeout, dropped connection):
+    the request may or may not have been done."""
+
+
 class GatewaySession:
     def __init__(self, client: httpx.AsyncClient, url: str) -> None:
         self.client = client
@@ -45,7 +50,7 @@ class GatewaySession:
                 f"cannot reach the gateway at {self.url}: {NOT_RUNNING_HINT}"
             ) from None
         except httpx.HTTPError as exc:
-            raise UnreachableError(f"the gateway at {self.url} did not answer: {exc}") from None
+            raise NoAnswerError(f"the gateway at {self.url} did not answer: {exc}") from None
         if response.is_success:
             return response.json()
         code, message = _error_of(response)

@@ -11,12 +11,14 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from pydantic import BaseModel
-
 
 def print_json(value: Any) -> None:
-    """Print a model or plain data as indented JSON on stdout."""
-    if isinstance(value, BaseModel):
+    """Print a model or plain data as indented JSON on stdout.
+
+    Duck-typed rather than `isinstance(BaseModel)` so that this module (imported by
+    every command, `--help` included) does not import pydantic.
+    """
+    if hasattr(value, "model_dump"):
         value = value.model_dump(mode="json")
     print(json.dumps(value, indent=2, sort_keys=False, default=str), flush=True)
 

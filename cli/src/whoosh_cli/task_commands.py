@@ -15,12 +15,15 @@ from whoosh_shared.commands import (
     SubmitTask,
 )
 from whoosh_shared.enums import TaskStatus
+from whoosh_shared.limits import too_large, utf8_size
 from whoosh_shared.queries import ListTasks, TaskView
 
 from whoosh_cli.context import CliContext
 from whoosh_cli.errors import EXIT_FAILURE, EXIT_OK, CliError, UsageError
+from whoosh_cli.explain_output import print_explanation
 from whoosh_cli.fleet import WriteResult, open_fleet
 from whoosh_cli.output import notice, print_json, print_line, print_table, truncate
+from whoosh_cli.submit_retry import new_key
 from whoosh_cli.task_outcome import Outcome
 from whoosh_cli.validation import build
 
@@ -44,6 +47,7 @@ def submit_command(args: argparse.Namespace) -> SubmitTask:
         "agent_type": args.type,
         "model": args.model,
         "actor": "cli",
+        "idempotency_key": new_key(),  # one per invocation: its retries give one task
     }
     if getattr(args, "after", None):
         fields["depends_on"] = [parse_task_id(task_id) for task_id in args.after]
@@ -93,12 +97,28 @@ def task_id_of(reply: CommandReply) -> UUID:
 
 async def task_submit(ctx: CliContext, args: argparse.Namespace) -> int:
     command = submit_command(args)
+    limits = ctx.config.limits
+    size = utf8_size(command.prompt)
+    if size > limits.max_prompt_bytes:  # before connecting: nothing is sent
+        raise CliError(too_large("the prompt", size, limits.max_prompt_bytes, "max_prompt_bytes"))
     async with open_fleet(ctx) as fleet:
         if not args.wait:
             return _report_submit(ctx, await fleet.submit(command))
-        outcome = await fleet.submit_and_follow(command, live_output=not ctx.json)
+        outcome = await fleet.submit_and_follow(
+            command, live_output=not ctx.json, verbose=args.verbose
+        )
         if ctx.json:
             print_json(await fleet.task(_followed_id(outcome)))
+    return EXIT_OK if outcome.status is TaskStatus.COMPLETED else EXIT_FAILURE
+
+
+async def task_watch(ctx: CliContext, args: argparse.Namespace) -> int:
+    """Follow any task (one submitted elsewhere, or earlier) to its end, like --wait."""
+    task_id = parse_task_id(args.task_id)
+    async with open_fleet(ctx) as fleet:
+        outcome = await fleet.follow(task_id, live_output=not ctx.json, verbose=args.verbose)
+        if ctx.json:
+            print_json(await fleet.task(task_id))
     return EXIT_OK if outcome.status is TaskStatus.COMPLETED else EXIT_FAILURE
 
 
@@ -122,10 +142,13 @@ async def task_get(ctx: CliContext, args: argparse.Namespace) -> int:
     task_id = parse_task_id(args.task_id)
     async with open_fleet(ctx) as fleet:
         view = await fleet.task(task_id)
+        explained = await fleet.explain(task_id) if args.explain else None
     if ctx.json:
-        print_json(view)
+        print_json(explained or view)  # --explain --json: the explanation (it names the task)
     else:
         print_task(view)
+        if explained is not None:
+            print_explanation(explained)
     return EXIT_OK
 
 

@@ -11,7 +11,6 @@ event the relay delivers late) never leaves `--wait` hanging.
 from __future__ import annotations
 
 import asyncio
-import sys
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -30,6 +29,7 @@ from whoosh_shared.work import ProgressLine
 from whoosh_cli.bus_session import ask
 from whoosh_cli.errors import CliError, UnreachableError
 from whoosh_cli.output import notice
+from whoosh_cli.stream_render import OutputWriter, Progress, verbose_summary
 from whoosh_cli.task_outcome import Outcome
 
 POLL_INTERVAL_S = 2.0
@@ -48,9 +48,14 @@ class _Seen:
 class TaskWatch:
     """Subscribes before the submit; then follows one task to its end."""
 
-    def __init__(self, bus: Bus, live_output: bool = True) -> None:
+    def __init__(self, bus: Bus, live_output: bool = True, verbose: bool = False) -> None:
         self.bus = bus
         self.live_output = live_output
+        self.verbose = verbose
+        self.writer = OutputWriter(Progress(), live=live_output)
+        self.writer.progress.enabled = False  # this follower prints notices, no status line
+        self._usage: dict[str, object] = {}
+        self._say = self.writer.progress.say  # notices below an unfinished line of tokens
         self.task_id: UUID | None = None
         self._queue: asyncio.Queue[Msg] = asyncio.Queue()
         self._subs: list[Subscription] = []
@@ -117,12 +122,12 @@ class TaskWatch:
             msg = self._queue.get_nowait()
             if msg.subject.startswith(subjects.PROGRESS_PREFIX + "."):
                 self._handle_line(msg)
-        attempt_printed = outcome.attempt in self._seen.attempts_with_output
-        if self.live_output and outcome.output and not attempt_printed:
-            sys.stdout.write(
-                outcome.output if outcome.output.endswith("\n") else outcome.output + "\n"
-            )
-            sys.stdout.flush()
+        if outcome.attempt not in self._seen.attempts_with_output:
+            self.writer.write_stored(outcome.output)
+        self.writer.finish()
+        if self.verbose:
+            for line in verbose_summary(self._usage, self.writer.clock):
+                notice(line)
         return outcome
 
     async def _fetch_view(self) -> TaskView | None:
@@ -137,6 +142,7 @@ class TaskWatch:
     def _outcome_from_view(self, view: TaskView) -> Outcome:
         self._seen.submitted_at = self._seen.submitted_at or view.submitted_at
         self._seen.started_at = self._seen.started_at or view.started_at
+        self._usage = view.usage.model_dump(mode="json")
         self._announce_end(view.status, view.reason, view.usage.duration_s, view.finished_at)
         return Outcome(view.status, view.reason, view.output, view.attempt)
 
@@ -155,12 +161,9 @@ class TaskWatch:
         if line.task_id != self.task_id or key in self._seen.lines:
             return
         self._seen.lines.add(key)
-        if line.stream == "stderr":
-            print(line.line, file=sys.stderr, flush=True)
-            return
-        self._seen.attempts_with_output.add(line.attempt)
-        if self.live_output:
-            print(line.line, flush=True)
+        if line.stream != "stderr":
+            self._seen.attempts_with_output.add(line.attempt)
+        self.writer.write(line.stream, line.line)
 
     def _handle_event(self, msg: Msg) -> Outcome | None:
         try:
@@ -179,18 +182,20 @@ class TaskWatch:
         match payload:
             case events.TaskSubmitted():
                 self._seen.submitted_at = envelope.timestamp
-                notice(f"whoosh: task {self.task_id} queued (priority {payload.priority})")
+                self._say(f"whoosh: task {self.task_id} queued (priority {payload.priority})")
             case events.TaskAssigned():
-                notice(f"whoosh: assigned to {payload.agent_name} (attempt {payload.attempt})")
+                self._say(f"whoosh: assigned to {payload.agent_name} (attempt {payload.attempt})")
             case events.TaskStarted():
                 self._seen.started_at = envelope.timestamp
-                notice(f"whoosh: running (executor {payload.executor_id})")
+                self._say(f"whoosh: running (executor {payload.executor_id})")
             case events.TaskProgressed():
-                notice(f"whoosh: {payload.message}")
+                self._say(f"whoosh: {payload.message}")
             case events.TaskAttemptFailed():
                 on = f" on {payload.agent_name}" if payload.agent_name else ""
-                notice(f"whoosh: attempt {payload.attempt} failed{on}: {payload.reason}; retrying")
+                why = payload.reason
+                self._say(f"whoosh: attempt {payload.attempt} failed{on}: {why}; retrying")
             case events.TaskCompleted():
+                self._usage = payload.usage.model_dump(mode="json")
                 self._announce_end(
                     TaskStatus.COMPLETED, None, payload.usage.duration_s, envelope.timestamp
                 )
@@ -219,7 +224,8 @@ class TaskWatch:
             took = self._elapsed(at, self._seen.submitted_at)
             timing = f" after {took:.1f}s" if took else ""
         why = f": {reason}" if reason else ""
-        notice(f"whoosh: {status.value.replace('_', ' ')}{timing}{why}")
+        self.writer.finish()
+        self._say(f"whoosh: {status.value.replace('_', ' ')}{timing}{why}")
 
     def _elapsed(self, at: datetime | None, since: datetime | None) -> float:
         since = since or self._seen.submitted_at

@@ -17,7 +17,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from whoosh_shared import nats_auth
 from whoosh_shared.bus import Bus
+from whoosh_shared.nats_auth import TOKEN_FILE_NAME
 from whoosh_shared.store import StoreUrlError, describe_store, store_env
 
 from whoosh_cli.agent_sync import SyncOutcome, sync_agent
@@ -41,6 +43,7 @@ from whoosh_cli.output import notice, print_line
 from whoosh_cli.supervisor import Supervisor
 
 NATS_START_TIMEOUT_S = 15.0
+TOKEN_FILE_ENV = "WHOOSH__NATS__TOKEN_FILE"
 COORDINATOR_READY_TIMEOUT_S = 20.0
 COORDINATOR = "coordinator"
 EXECUTOR = "executor-cli"
@@ -175,7 +178,10 @@ async def _start_embedded_nats(ctx: CliContext, supervisor: Supervisor) -> str:
     """Check the port first (nothing has started yet), then run nats-server on it."""
     host = ctx.config.nats.host
     port = choose_port(host, ctx.config.nats.port)
-    spec = nats_child_spec(host, port, ctx.data_dir)
+    spec = nats_child_spec(host, port, ctx.data_dir, ctx.config.nats)
+    if not ctx.config.nats.has_credential:  # the generated token: for `up` and its children
+        os.environ[TOKEN_FILE_ENV] = str(ctx.data_dir / TOKEN_FILE_NAME)
+    nats_auth.configure(ctx.config.nats_options())
     supervisor.start(spec)
     listening = await wait_until_listening(
         host, port, NATS_START_TIMEOUT_S, alive=lambda: supervisor.is_running("nats")
@@ -213,11 +219,12 @@ def _coordinator_spec(ctx: CliContext, nats_url: str) -> ChildSpec:
         "serve",
         "--nats",
         nats_url,
-        "--store",
-        ctx.config.store_url(),
         *_config_args(ctx),
     ]
-    return ChildSpec(COORDINATOR, argv, ctx.data_dir / "logs" / f"{COORDINATOR}.log")
+    # The store URL (it may carry a password) in the environment, not argv: every local
+    # user can read a process's argv.
+    return ChildSpec(COORDINATOR, argv, ctx.data_dir / "logs" / f"{COORDINATOR}.log",
+                     env={"WHOOSH_STORE_URL": ctx.config.store_url()})  # fmt: skip
 
 
 def _executor_spec(ctx: CliContext, nats_url: str, name: str) -> ChildSpec:

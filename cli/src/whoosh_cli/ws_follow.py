@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 import time
 from typing import Any
 from uuid import UUID
@@ -24,6 +23,8 @@ from whoosh_shared.enums import TaskStatus
 
 from whoosh_cli.errors import NOT_RUNNING_HINT, CliError, UnreachableError, UsageError
 from whoosh_cli.output import notice
+from whoosh_cli.stream_render import OutputWriter, Progress, verbose_summary
+from whoosh_cli.submit_retry import RETRY_FOR_S
 from whoosh_cli.task_outcome import Outcome
 
 LATE_LINES_GRACE_S = 0.3  # output lines may trail the terminal event by a moment
@@ -34,46 +35,18 @@ ENDS = {
 }
 
 
-class Progress:
-    """A single status line on a terminal's stderr: state, lines so far, elapsed time."""
-
-    def __init__(self) -> None:
-        self.enabled = sys.stderr.isatty()
-        self.state = "submitting"
-        self.lines = 0
-        self.started = time.monotonic()
-        self._shown = False
-
-    def update(self, state: str | None = None, lines: int = 0) -> None:
-        self.state = state or self.state
-        self.lines += lines
-        if self.enabled:
-            took = time.monotonic() - self.started
-            text = f"[{self.state} · {self.lines} lines · {took:.1f}s]"
-            sys.stderr.write(f"\r\033[2K{text}")
-            sys.stderr.flush()
-            self._shown = True
-
-    def clear(self) -> None:
-        if self._shown:
-            sys.stderr.write("\r\033[2K")
-            sys.stderr.flush()
-            self._shown = False
-
-    def say(self, text: str) -> None:
-        self.clear()
-        notice(text)
-        self.update()
-
-
 class Follower:
-    def __init__(self, live_output: bool) -> None:
+    def __init__(self, live_output: bool, verbose: bool = False) -> None:
         self.live_output = live_output
+        self.verbose = verbose
         self.progress = Progress()
+        self.writer = OutputWriter(self.progress, live=live_output)
+        self.usage: dict[str, Any] = {}
         self.task_id: str | None = None
         self.last_event_id = 0
         self.lines: set[tuple[int, int]] = set()
         self.attempts_with_output: set[int] = set()
+        self.start_retries_until = 0.0  # a start refused as unavailable is resent until then
 
     def handle(self, message: dict[str, Any]) -> Outcome | None:
         kind = message.get("type")
@@ -104,14 +77,10 @@ class Follower:
             if key in self.lines:
                 return
             self.lines.add(key)
-            self.progress.clear()
-            if message.get("stream") == "stderr":
-                print(message.get("text", ""), file=sys.stderr, flush=True)
-            else:
+            stream = str(message.get("stream") or "stdout")
+            if stream != "stderr":
                 self.attempts_with_output.add(key[0])
-                if self.live_output:
-                    print(message.get("text", ""), flush=True)
-            self.progress.update(lines=1)
+            self.writer.write(stream, str(message.get("text", "")))
         elif kind == "progress":
             self.progress.say(f"whoosh: {message.get('text')}")
         elif kind == "step":
@@ -136,6 +105,7 @@ class Follower:
             )
 
     def _end(self, status: TaskStatus, message: dict[str, Any]) -> Outcome:
+        self.usage = message.get("usage") or {}
         return Outcome(
             status,
             message.get("reason"),
@@ -146,12 +116,9 @@ class Follower:
 
     def finish(self, outcome: Outcome, took_s: float, duration_s: float) -> None:
         self.progress.clear()
-        printed = outcome.attempt in self.attempts_with_output
-        if self.live_output and outcome.output and not printed:
-            sys.stdout.write(
-                outcome.output if outcome.output.endswith("\n") else outcome.output + "\n"
-            )
-            sys.stdout.flush()
+        if outcome.attempt not in self.attempts_with_output:
+            self.writer.write_stored(outcome.output)
+        self.writer.finish()
         if outcome.status is TaskStatus.COMPLETED:
             took = duration_s or took_s
             timing = f" in {took:.1f}s" if took else ""
@@ -159,6 +126,9 @@ class Follower:
             timing = f" after {took_s:.1f}s"
         why = f": {outcome.reason}" if outcome.reason else ""
         notice(f"whoosh: {outcome.status.value.replace('_', ' ')}{timing}{why}")
+        if self.verbose:
+            for line in verbose_summary(self.usage, self.writer.clock):
+                notice(line)
 
 
 def websocket_url(gateway_url: str) -> str:
@@ -168,33 +138,61 @@ def websocket_url(gateway_url: str) -> str:
 
 
 async def follow_over_websocket(
-    gateway_url: str, api_key: str | None, task: dict[str, Any], live_output: bool
+    gateway_url: str,
+    api_key: str | None,
+    task: dict[str, Any],
+    live_output: bool,
+    idempotency_key: str | None = None,
+    verbose: bool = False,
 ) -> Outcome:
-    follower = Follower(live_output)
+    """Submit a task over the socket and follow it to its end. With an idempotency key, a
+    start refused as unavailable (coordinator restarting) is sent again for a while."""
+    follower = Follower(live_output, verbose)
+    first: dict[str, Any] = {"action": "start", "task": task}
+    if idempotency_key:
+        first["idempotency_key"] = idempotency_key
+        follower.start_retries_until = time.monotonic() + RETRY_FOR_S
+    return await _follow(gateway_url, api_key, follower, first)
+
+
+async def watch_over_websocket(
+    gateway_url: str, api_key: str | None, task_id: UUID, live_output: bool, verbose: bool = False
+) -> Outcome:
+    """`whoosh task watch ID`: follow any task, replaying its stored history first (so a
+    task that already ended reports its end at once)."""
+    follower = Follower(live_output, verbose)
+    follower.task_id = str(task_id)
+    follower.progress.state = "watching"
+    return await _follow(gateway_url, api_key, follower, None)
+
+
+async def _follow(
+    gateway_url: str, api_key: str | None, follower: Follower, first: dict[str, Any] | None
+) -> Outcome:
     started = time.monotonic()
     url = websocket_url(gateway_url)
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    first: dict[str, Any] = {"action": "start", "task": task}
+    watching = first is None
     for attempt in range(RECONNECTS + 1):
         try:
             async with connect(url, additional_headers=headers, proxy=None, max_size=None) as ws:
-                if follower.task_id is None:
+                if first is not None and follower.task_id is None:
                     await ws.send(json.dumps(first))
                 else:  # reconnected: resume after the last event seen
                     await ws.send(json.dumps({
                         "action": "subscribe", "scope": "task", "id": follower.task_id,
                         "last_event_id": follower.last_event_id,
                     }))  # fmt: skip
-                outcome, usage_s = await _receive_until_end(ws, follower)
+                outcome, usage_s = await _receive_until_end(ws, follower, first)
                 follower.finish(outcome, time.monotonic() - started, usage_s)
                 return outcome
         except (OSError, InvalidStatus, InvalidURI) as exc:
-            if follower.task_id is None:
+            if follower.task_id is None or (watching and follower.last_event_id == 0):
                 raise UnreachableError(
                     f"cannot reach the gateway at {gateway_url}: {exc}; {NOT_RUNNING_HINT}"
                 ) from None
         except ConnectionClosed as exc:
-            if follower.task_id is None:
+            if follower.task_id is None or (watching and follower.last_event_id == 0):
                 reason = exc.rcvd.reason if exc.rcvd else str(exc)
                 raise CliError(f"the gateway closed the connection: {reason}") from None
         if attempt < RECONNECTS:
@@ -206,7 +204,10 @@ async def follow_over_websocket(
     )
 
 
-async def _receive_until_end(ws: ClientConnection, follower: Follower) -> tuple[Outcome, float]:
+async def _receive_until_end(
+    ws: ClientConnection, follower: Follower, first: dict[str, Any] | None
+) -> tuple[Outcome, float]:
+    pause = 0.25
     while True:
         message = json.loads(await ws.recv())
         if message.get("type") == "accepted":
@@ -214,6 +215,12 @@ async def _receive_until_end(ws: ClientConnection, follower: Follower) -> tuple[
             continue
         if message.get("type") == "error" and follower.task_id is None:
             code, text = message.get("code"), message.get("message")
+            if code == "unavailable" and time.monotonic() + pause < follower.start_retries_until:
+                follower.progress.say(f"whoosh: {text}; starting again with the same key")
+                await asyncio.sleep(pause)  # the same key: at most one task however many
+                pause = min(2.0, pause * 2)
+                await ws.send(json.dumps(first))
+                continue
             if code == "invalid":
                 raise UsageError(f"invalid task: {text}")
             raise CliError(f"task rejected ({code}): {text}")

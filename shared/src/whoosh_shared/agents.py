@@ -21,6 +21,15 @@ AgentName = Annotated[
 ]
 CapabilityName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")]
 Proficiency = Annotated[float, Field(ge=0.0, le=1.0)]
+Weight = Annotated[
+    int,
+    Field(
+        ge=0,
+        le=100,
+        description="traffic weight 0..100: agents with a free slot share new work in "
+        "proportion; 0 drains (no new work, running work finishes)",
+    ),
+]
 
 
 class Strict(BaseModel):
@@ -142,6 +151,12 @@ class AgentSpec(Strict):
     max_concurrent: int = Field(default=1, ge=1, le=1024)
     performance_targets: PerformanceTargets = Field(default_factory=PerformanceTargets)
     enabled: bool = True
+    weight: Weight = 100
+    projects: list[str] = Field(
+        default_factory=list,
+        max_length=100,
+        description="projects this agent serves, for semantic addresses (empty: every project)",
+    )
 
     @field_validator("capabilities", mode="before")
     @classmethod
@@ -156,6 +171,17 @@ class AgentSpec(Strict):
     def _command_from_string(cls, value: Any) -> Any:
         if isinstance(value, str):
             return shlex.split(value)
+        return value
+
+    @field_validator("env")
+    @classmethod
+    def _env_bounded(cls, value: dict[str, str]) -> dict[str, str]:
+        from whoosh_shared.limits import check_map  # limits builds on this module
+
+        check_map(value, "env")
+        size = sum(len(k) + len(v) for k, v in value.items())
+        if size > 65_536:
+            raise ValueError(f"env holds {size} characters, over the limit of 65536")
         return value
 
     @field_validator("endpoint")
@@ -236,6 +262,7 @@ class AgentUpdate(Strict):
     hardware: Hardware | None = None
     max_concurrent: int | None = Field(default=None, ge=1, le=1024)
     performance_targets: PerformanceTargets | None = None
+    weight: Weight | None = None
 
     _capabilities_from_list = field_validator("capabilities", mode="before")(
         AgentSpec._capabilities_from_list.__func__  # type: ignore[attr-defined]

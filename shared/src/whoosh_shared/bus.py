@@ -10,19 +10,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import nats.errors
 from faststream.nats import NatsBroker
+from faststream.nats.security import (
+    NatsCredentials,
+    NatsNKey,
+    NatsSecurity,
+    NatsToken,
+    NatsUserPassword,
+)
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 from pydantic import BaseModel
 
-from whoosh_shared import subjects
+from whoosh_shared import nats_auth, subjects
 from whoosh_shared.commands import AttemptCommand, Command, CommandReply
 from whoosh_shared.queries import GetStats, Query, QueryReply
+from whoosh_shared.stream_limits import StreamLimits
 
 log = logging.getLogger(__name__)
 ReplyT = TypeVar("ReplyT", bound=BaseModel)
@@ -30,20 +38,21 @@ ReplyT = TypeVar("ReplyT", bound=BaseModel)
 DUPLICATE_WINDOW_S = 120.0
 REPORT_RETRY_FIRST_S = 0.25
 REPORT_RETRY_MAX_S = 5.0
-EVENTS_MAX_AGE_S = 30 * 24 * 3600.0
 
 
 class BusError(RuntimeError):
     """The bus could not deliver a request or bring back its answer."""
 
 
-def make_broker(url: str, name: str) -> NatsBroker:
+def make_broker(url: str, name: str, options: dict[str, Any] | None = None) -> NatsBroker:
     """A broker with faststream's per-message logging off (it costs ~40 % on hot paths).
 
-    `url` may list several servers of a cluster, comma-separated."""
+    `url` may list several servers of a cluster, comma-separated; `options` are the
+    credentials and TLS (whoosh_shared.nats_auth), by default the process's own."""
     return NatsBroker(
         [server.strip() for server in url.split(",") if server.strip()],
         name=name,
+        security=broker_security(nats_auth.current() if options is None else options),
         logger=None,
         connect_timeout=2,
         reconnect_time_wait=1,
@@ -53,18 +62,34 @@ def make_broker(url: str, name: str) -> NatsBroker:
     )
 
 
-def stream_configs(replicas: int = 1) -> list[StreamConfig]:
+def broker_security(options: dict[str, Any]) -> NatsSecurity | None:
+    """nats_auth's connect options as faststream's security object."""
+    tls = {"ssl_context": options["tls"]} if options.get("tls") else {}
+    if "user" in options:
+        return NatsUserPassword(options["user"], options.get("password", ""), **tls)
+    if "token" in options:
+        return NatsToken(options["token"], **tls)
+    if "user_credentials" in options:
+        return NatsCredentials(options["user_credentials"], **tls)
+    if "nkeys_seed" in options:
+        return NatsNKey(options["nkeys_seed"], **tls)
+    return NatsSecurity(**tls) if tls else None
+
+
+def stream_configs(replicas: int = 1, limits: StreamLimits | None = None) -> list[StreamConfig]:
     """The two JetStream streams: the event log and the per-agent work queues.
 
     On a NATS cluster, `replicas` (nats.stream_replicas) should be 3 so that losing one
-    node loses neither events nor queued work."""
+    node loses neither events nor queued work. `limits`: nats.streams (bytes, age)."""
+    limits = limits or StreamLimits()
     return [
         StreamConfig(
             name=subjects.EVENTS_STREAM,
             subjects=[subjects.EVENTS_WILDCARD],
             retention=RetentionPolicy.LIMITS,
             storage=StorageType.FILE,
-            max_age=EVENTS_MAX_AGE_S,
+            max_age=limits.events_max_age_s,
+            max_bytes=limits.events_max_bytes,
             duplicate_window=DUPLICATE_WINDOW_S,
             discard=DiscardPolicy.OLD,
             num_replicas=replicas,
@@ -74,16 +99,23 @@ def stream_configs(replicas: int = 1) -> list[StreamConfig]:
             subjects=[subjects.WORK_WILDCARD],
             retention=RetentionPolicy.WORK_QUEUE,
             storage=StorageType.FILE,
+            max_bytes=limits.work_max_bytes,
+            discard=DiscardPolicy.NEW,
             duplicate_window=DUPLICATE_WINDOW_S,
             num_replicas=replicas,
         ),
     ]
 
 
-async def ensure_streams(js: JetStreamContext, replicas: int = 1, update: bool = False) -> None:
+async def ensure_streams(
+    js: JetStreamContext,
+    replicas: int = 1,
+    update: bool = False,
+    limits: StreamLimits | None = None,
+) -> None:
     """Create missing streams. Only the coordinator, which owns the streams' settings,
     passes `update` to bring existing ones in line; other services never change them."""
-    for config in stream_configs(replicas):
+    for config in stream_configs(replicas, limits):
         try:
             await js.stream_info(config.name)
         except NotFoundError:
@@ -96,9 +128,9 @@ async def ensure_streams(js: JetStreamContext, replicas: int = 1, update: bool =
 class Bus:
     """One service's connection: a faststream broker and typed request helpers."""
 
-    def __init__(self, url: str, name: str) -> None:
+    def __init__(self, url: str, name: str, options: dict[str, Any] | None = None) -> None:
         self.url = url
-        self.broker = make_broker(url, name)
+        self.broker = make_broker(url, name, options)
 
     @property
     def nc(self) -> Client:

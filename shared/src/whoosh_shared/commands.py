@@ -13,15 +13,28 @@ from uuid import UUID
 from pydantic import AwareDatetime, Field, field_validator
 
 from whoosh_shared import subjects
-from whoosh_shared.agents import AgentName, AgentSpec, AgentUpdate, CapabilityName, Strict
+from whoosh_shared.agents import (
+    AgentName,
+    AgentSpec,
+    AgentUpdate,
+    CapabilityName,
+    Strict,
+    Weight,
+)
 from whoosh_shared.alerts import Severity
 from whoosh_shared.api_keys import PREFIX_PATTERN, Role
+from whoosh_shared.blobs import BlobRef
 from whoosh_shared.enums import AgentType
 from whoosh_shared.inventory import Inventory
+from whoosh_shared.limits import check_json_value, check_map
 
 MIN_PRIORITY, MAX_PRIORITY, DEFAULT_PRIORITY = 1, 10, 5
-MAX_PROMPT_CHARS = 1_000_000
+# A hard ceiling only: the size policy is limits.max_prompt_bytes (UTF-8 bytes), checked
+# by every door, and a prompt over limits.inline_bytes travels as a `prompt_ref`.
+MAX_PROMPT_CHARS = 1024 * 1024 * 1024
+MAX_SYSTEM_CHARS = 65_536  # an LLM system prompt rides inline in every message
 MAX_OUTPUT_CHARS = 65_536  # kept in the TaskCompleted event; longer output keeps its tail
+IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,200}$"  # printable ASCII, no spaces (an HTTP header)
 
 
 class RejectCode(StrEnum):
@@ -35,6 +48,9 @@ class RejectCode(StrEnum):
     CONFLICT = "conflict"  # lost an optimistic-concurrency race too many times
     INTERNAL = "internal"  # a bug: the coordinator logged it and stayed up
     LIMITED = "limited"  # the submitter has as many unfinished tasks as it may have
+    TOO_LARGE = "too_large"  # over a size limit (limits.* in whoosh.yaml)
+    FORBIDDEN = "forbidden"  # the caller's role (or an allowlist in whoosh.yaml) does not allow it
+    KEY_REUSED = "idempotency_key_reused"  # an idempotency key sent again with another request
 
 
 class Command(Strict):
@@ -42,15 +58,29 @@ class Command(Strict):
     actor: str = Field(default="system", max_length=200, description="who asked (audit)")
 
 
+CALLER_ROLE = Field(
+    default=None,
+    description="the caller's API-key role as the gateway verified it; None: a client on "
+    "the bus itself, whose NATS credentials are the authority (see agent_policy)",
+)
+
+
 class RegisterAgent(Command):
     SUBJECT: ClassVar[str] = subjects.command("agent.register")
     spec: AgentSpec
+    role: Role | None = CALLER_ROLE
+    check_only: bool = Field(
+        default=False,
+        description="decide (who may define it, where it points, a free name) and answer, "
+        "storing nothing: asked before an executor tests a new agent's connectivity",
+    )
 
 
 class UpdateAgent(Command):
     SUBJECT: ClassVar[str] = subjects.command("agent.update")
     name: AgentName
     changes: AgentUpdate
+    role: Role | None = CALLER_ROLE
 
 
 class EnableAgent(Command):
@@ -61,6 +91,15 @@ class EnableAgent(Command):
 class DisableAgent(Command):
     SUBJECT: ClassVar[str] = subjects.command("agent.disable")
     name: AgentName
+
+
+class SetAgentWeight(Command):
+    """Change an agent's traffic weight (a rollout step, or 0 to drain it): recorded as
+    AgentWeightChanged with the actor, so a rollout's history is in the audit trail."""
+
+    SUBJECT: ClassVar[str] = subjects.command("agent.weight")
+    name: AgentName
+    weight: Weight
 
 
 class RemoveAgent(Command):
@@ -111,17 +150,34 @@ class LlmOptions(Strict):
     `options` are Ollama's names (num_ctx, temperature, seed, num_predict, stop, ...);
     `format` is "json" or a JSON schema; `raw` asks for plain completion (/api/generate)."""
 
-    system: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
+    system: str | None = Field(default=None, max_length=MAX_SYSTEM_CHARS)
     options: dict[str, Any] = Field(default_factory=dict)
     format: str | dict[str, Any] | None = None
     keep_alive: str | float | None = None
-    tools: list[dict[str, Any]] = Field(default_factory=list)
+    tools: list[dict[str, Any]] = Field(default_factory=list, max_length=256)
     raw: bool = False
+
+    @field_validator("options", "format", "tools")
+    @classmethod
+    def _bounded_json(cls, value: Any, info: Any) -> Any:
+        """Free-form JSON, bounded in depth and size: it is copied into events and work."""
+        if isinstance(value, dict):
+            check_map(value, f"llm.{info.field_name}")
+        return check_json_value(value, f"llm.{info.field_name}")
 
 
 class SubmitTask(Command):
     SUBJECT: ClassVar[str] = subjects.command("task.submit")
-    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
+    prompt: str = Field(
+        min_length=1,
+        max_length=MAX_PROMPT_CHARS,
+        description="the prompt, or its preview when `prompt_ref` carries it",
+    )
+    prompt_ref: BlobRef | None = Field(
+        default=None,
+        description="a prompt over limits.inline_bytes, stored in the blob store "
+        "(whoosh_shared.blobs); `prompt` is then its preview",
+    )
     priority: int = Field(default=DEFAULT_PRIORITY, ge=MIN_PRIORITY, le=MAX_PRIORITY)
     capabilities: list[CapabilityName] = Field(default_factory=list)
     agent_type: AgentType | None = None
@@ -142,6 +198,12 @@ class SubmitTask(Command):
         description="refuse (code 'limited') if the actor already has this many unfinished "
         "tasks; the gateway sets it from the caller's key, and the coordinator decides it "
         "so that concurrent submits cannot both slip under the limit",
+    )
+    idempotency_key: str | None = Field(
+        default=None,
+        pattern=IDEMPOTENCY_KEY_PATTERN,
+        description="the same key from the same actor returns the task it created the "
+        "first time instead of a second one (safe retries after a timeout or a 503)",
     )
 
     @field_validator("prompt")
@@ -272,6 +334,7 @@ COMMANDS: tuple[type[Command], ...] = (
     RevokeApiKey,
     RaiseAlert,
     ResolveAlert,
+    SetAgentWeight,
 )
 
 

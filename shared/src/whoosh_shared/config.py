@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import Field, ValidationError, field_validator
@@ -25,6 +25,11 @@ from whoosh_shared.alerts import (
     check_threshold,
 )
 from whoosh_shared.gateway_settings import GatewaySettings
+from whoosh_shared.limits import LimitSettings
+from whoosh_shared.nats_auth import NatsCredentials, client_options
+from whoosh_shared.security_settings import SecuritySettings
+from whoosh_shared.stream_limits import StreamLimits
+from whoosh_shared.threads import EscalationRule
 
 DEFAULT_CONFIG_NAME = "whoosh.yaml"
 DEFAULT_NATS_PORT = 4311  # not 4222: machines often run their own NATS there
@@ -44,11 +49,12 @@ class ClusterSettings(Strict):
     region: str | None = None
 
 
-class NatsSettings(Strict):
+class NatsSettings(NatsCredentials):
     url: str | None = Field(default=None, description="existing NATS to use; unset: embedded")
     host: str = "127.0.0.1"
     port: int = Field(default=DEFAULT_NATS_PORT, ge=0, le=65535, description="0: a free port")
     stream_replicas: int = Field(default=1, ge=1, le=5, description="3 on a NATS cluster")
+    streams: StreamLimits = Field(default_factory=StreamLimits)
 
     def client_url(self) -> str:
         return self.url or f"nats://{self.host}:{self.port}"
@@ -60,12 +66,49 @@ class StoreSettings(Strict):
         description="sqlite:///PATH or postgresql://USER@HOST:PORT/DB[?schema=S]; unset: SQLite "
         "file in the data dir",
     )
+    sync: Literal["normal", "full"] = Field(
+        default="normal",
+        description="commit durability. normal: a commit survives a crash of any WHOOSH "
+        "process, an OS crash may lose the last commits (SQLite WAL synchronous=NORMAL; "
+        "PostgreSQL synchronous_commit=off); full: every commit is flushed to disk before "
+        "it is acknowledged (SQLite synchronous=FULL; PostgreSQL synchronous_commit=on)",
+    )
+
+
+class FairShareSettings(Strict):
+    """Shares of queued work at equal priority, by API key name (unset: 1 each)."""
+
+    shares: dict[str, float] = Field(
+        default_factory=dict,
+        description="API key name -> share (e.g. ci: 1, alice: 3); a key with share 3 gets "
+        "three turns to one of a key with share 1",
+    )
+
+    @field_validator("shares")
+    @classmethod
+    def _positive(cls, value: dict[str, float]) -> dict[str, float]:
+        for name, share in value.items():
+            if not 0 < share <= 1000:
+                raise ValueError(f"share of key {name!r} must be > 0 and <= 1000, not {share}")
+        return value
 
 
 class CoordinatorSettings(Strict):
     poll_interval_s: float = Field(default=0.25, gt=0, le=60)
     sweep_interval_s: float = Field(default=0.5, gt=0, le=60)
     timeout_grace_s: float = Field(default=5.0, ge=0, le=3600)
+    fair_share: FairShareSettings = Field(default_factory=FairShareSettings)
+    prices: dict[str, dict[Literal["in", "out"], Annotated[float, Field(ge=0)]]] = Field(
+        default_factory=dict,
+        description="USD per million tokens in and out, per agent name or model, for budgets "
+        "(a CLI's own reported cost wins; unlisted local models cost 0)",
+    )
+    thread_escalation: list[EscalationRule] = Field(
+        default_factory=list,
+        max_length=20,
+        description="escalation rules every thread gets (a thread's own rule of the same "
+        "name replaces one of these)",
+    )
 
 
 class ExecutorSettings(Strict):
@@ -176,10 +219,11 @@ class WhooshConfig(Strict):
     executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
     agents: dict[str, AgentSpec] = Field(default_factory=dict)
     workflows: dict[str, Any] = Field(default_factory=dict, description="reserved (workflows)")
     mcp_servers: dict[str, Any] = Field(default_factory=dict, description="reserved (MCP)")
-    security: dict[str, Any] = Field(default_factory=dict, description="reserved (gateway)")
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
 
     @field_validator("agents", mode="before")
     @classmethod
@@ -197,6 +241,10 @@ class WhooshConfig(Strict):
                 spec["name"] = key
             named[key] = spec
         return named
+
+    def nats_options(self) -> dict[str, Any]:
+        """Connect options for this installation's NATS (see whoosh_shared.nats_auth)."""
+        return client_options(self.nats, self.data_dir)
 
     def store_url(self) -> str:
         return self.store.url or f"sqlite:///{(self.data_dir / 'events.sqlite').resolve()}"

@@ -16,6 +16,8 @@ from pydantic import BaseModel, Field, field_validator
 
 from whoosh_shared.agents import AgentSpec, Strict
 from whoosh_shared.api_keys import Role
+from whoosh_shared.blobs import BlobRef
+from whoosh_shared.collab_events import COLLAB_EVENTS
 from whoosh_shared.commands import LlmOptions, RetryPolicy, Usage
 from whoosh_shared.enums import AgentType
 from whoosh_shared.inventory import Inventory
@@ -42,6 +44,14 @@ class AgentEnabled(EventData):
 
 
 class AgentDisabled(EventData):
+    actor: str = "system"
+
+
+class AgentWeightChanged(EventData):
+    """The agent's traffic weight changed (rollout step, drain with 0, or back)."""
+
+    weight: int = Field(ge=0, le=100)
+    previous: int = Field(ge=0, le=100)
     actor: str = "system"
 
 
@@ -108,7 +118,8 @@ class AgentSlotReleased(EventData):
 
 
 class TaskSubmitted(EventData):
-    prompt: str
+    prompt: str = Field(description="the prompt, or its preview when prompt_ref is set")
+    prompt_ref: BlobRef | None = None
     priority: int
     capabilities: list[str] = Field(default_factory=list)
     agent_type: AgentType | None = None
@@ -119,6 +130,9 @@ class TaskSubmitted(EventData):
     actor: str = "system"
     llm: LlmOptions | None = None
     origin: dict[str, str] | None = None
+    idempotency: dict[str, str] | None = Field(
+        default=None, description="actor, key and request digest of an idempotent submit"
+    )
     depends_on: list[UUID] = Field(default_factory=list)
 
     @field_validator("depends_on", mode="before")
@@ -238,6 +252,7 @@ EVENT_TYPES: dict[str, type[EventData]] = {
         AgentHealthChanged,
         AgentSlotTaken,
         AgentSlotReleased,
+        AgentWeightChanged,
         TaskSubmitted,
         TaskAssigned,
         TaskStarted,
@@ -257,6 +272,7 @@ EVENT_TYPES: dict[str, type[EventData]] = {
         AlertResolved,
     )
 }
+EVENT_TYPES.update({cls.__name__: cls for cls in COLLAB_EVENTS})  # type: ignore[misc]
 
 
 class EventEnvelope(BaseModel):
@@ -268,7 +284,9 @@ class EventEnvelope(BaseModel):
     does not collide with it."""
 
     notification_id: int = Field(ge=1, description="position in the store's notification log")
-    aggregate_type: Literal["agent", "task", "apikey", "alert", "workflow", "execution"]
+    aggregate_type: Literal[
+        "agent", "task", "apikey", "alert", "workflow", "execution", "thread", "budget"
+    ]
     aggregate_id: UUID
     version: int = Field(ge=1)
     type: str
@@ -280,7 +298,7 @@ class EventEnvelope(BaseModel):
         micros = (self.timestamp - EPOCH) // timedelta(microseconds=1)
         return f"{self.aggregate_id}:{self.version}:{micros}"
 
-    def payload(self) -> EventData:
+    def payload(self) -> EventData:  # or a collab_events payload (thread, budget)
         """The typed payload; raises KeyError for an event type this contract does not know."""
         return EVENT_TYPES[self.type].model_validate(self.data)
 

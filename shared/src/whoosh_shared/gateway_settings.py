@@ -9,6 +9,7 @@ from __future__ import annotations
 from pydantic import Field, field_validator, model_validator
 
 from whoosh_shared.agents import Strict
+from whoosh_shared.mcp_settings import McpSettings
 
 DEFAULT_GATEWAY_PORT = 4312  # next to the bundled NATS; 8000/8080 are often taken
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -49,6 +50,7 @@ class GatewaySettings(Strict):
         default=30.0, ge=0, le=3600, description="verified keys kept; revocation evicts at once"
     )
     rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
+    mcp: McpSettings = Field(default_factory=McpSettings, description="the MCP server at /mcp")
     ws_buffer_messages: int = Field(
         default=10_000, ge=10, le=1_000_000, description="per WebSocket; beyond it, closed"
     )

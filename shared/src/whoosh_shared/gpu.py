@@ -1,8 +1,14 @@
 """GPU readings through NVIDIA's NVML (the `nvidia-ml-py` package, imported as `pynvml`).
 
-Per GPU: utilization, memory used/total, temperature (`nvmlDeviceGetTemperatureV`, the
+Per GPU: utilization, memory used/total/reserved, temperature (`nvmlDeviceGetTemperatureV`, the
 call that replaces the deprecated `nvmlDeviceGetTemperature`), power draw and enforced
 power limit, converted to base units (ratio 0..1, bytes, degrees Celsius, watts).
+
+Memory is read with NVML's version-2 call (`nvmlDeviceGetMemoryInfo_v2`) where the driver
+and bindings offer it: its `used` excludes the memory the driver reserves for itself, so
+it matches `nvidia-smi` and DCGM (version 1 counts the reserve as used: ~600 MiB "used" on
+an idle H200). The reserve is reported on its own (DCGM's FB_RESERVED). Elsewhere the
+version-1 call is used and the reserve is unknown (None).
 
 A host without an NVIDIA driver (or without the bindings) is normal: `read()` then
 returns no readings and one short status ("no GPU: ..."), logged once, never raised. A
@@ -22,6 +28,7 @@ from whoosh_shared.heartbeat import MAX_GPUS, GpuReading
 log = logging.getLogger(__name__)
 
 MILLI = 1000.0
+VERSION_MISMATCH = 25  # NVML_ERROR_ARGUMENT_VERSION_MISMATCH
 
 
 def load_nvml() -> Any:
@@ -42,6 +49,7 @@ class GpuCollector:
         self._ready = False
         self._unavailable: str | None = None
         self._lock = threading.Lock()
+        self._memory_v2: bool | None = None  # None: not tried yet
 
     @property
     def unavailable(self) -> str | None:
@@ -104,7 +112,7 @@ class GpuCollector:
         nvml = self._nvml
         handle = nvml.nvmlDeviceGetHandleByIndex(index)
         utilization = _optional(lambda: nvml.nvmlDeviceGetUtilizationRates(handle).gpu)
-        memory = _optional(lambda: nvml.nvmlDeviceGetMemoryInfo(handle))
+        memory = _optional(lambda: self._memory(handle))
         temperature = _optional(
             lambda: nvml.nvmlDeviceGetTemperatureV(handle, nvml.NVML_TEMPERATURE_GPU)
         )
@@ -117,10 +125,42 @@ class GpuCollector:
             utilization_ratio=None if utilization is None else min(1.0, utilization / 100.0),
             memory_used_bytes=None if memory is None else int(memory.used),
             memory_total_bytes=None if memory is None else int(memory.total),
+            memory_reserved_bytes=_reserved(memory),
             temperature_celsius=None if temperature is None else float(temperature),
             power_watts=None if power_mw is None else power_mw / MILLI,
             power_limit_watts=None if limit_mw is None else limit_mw / MILLI,
         )
+
+    def _memory(self, handle: Any) -> Any:
+        """Version-2 memory info (used excludes the driver's reserve), else version 1.
+
+        Which one works is a property of the driver and bindings, so it is learnt once:
+        a driver without `_v2` is not asked (and does not fail) on every heartbeat."""
+        nvml = self._nvml
+        version = getattr(nvml, "nvmlMemory_v2", None)
+        if version is not None and self._memory_v2 is not False:
+            try:
+                memory = nvml.nvmlDeviceGetMemoryInfo(handle, version=version)
+                self._memory_v2 = True
+                return memory
+            except Exception as exc:
+                if not _v2_unavailable(exc):
+                    raise
+                log.info("NVML memory info v2 unavailable (%s): using v1", _describe(exc))
+                self._memory_v2 = False
+        return nvml.nvmlDeviceGetMemoryInfo(handle)
+
+
+def _v2_unavailable(exc: BaseException) -> bool:
+    """The driver lacks the v2 call or struct version, or the bindings lack the parameter."""
+    if isinstance(exc, TypeError | AttributeError):
+        return True
+    return _is_not_supported(exc) or getattr(exc, "value", None) == VERSION_MISMATCH
+
+
+def _reserved(memory: Any) -> int | None:
+    reserved = getattr(memory, "reserved", None)
+    return None if reserved is None else int(reserved)
 
 
 def _optional(read: Callable[[], Any]) -> Any:

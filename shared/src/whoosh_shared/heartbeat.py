@@ -43,6 +43,9 @@ class GpuReading(Strict):
     utilization_ratio: float | None = Field(default=None, ge=0, le=1)
     memory_used_bytes: int | None = Field(default=None, ge=0)
     memory_total_bytes: int | None = Field(default=None, ge=0)
+    memory_reserved_bytes: int | None = Field(
+        default=None, ge=0, description="held by the driver, not in used (NVML v2 only)"
+    )
     temperature_celsius: float | None = Field(default=None, ge=-100, le=200)
     power_watts: float | None = Field(default=None, ge=0)
     power_limit_watts: float | None = Field(default=None, ge=0)

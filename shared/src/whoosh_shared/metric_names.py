@@ -53,13 +53,15 @@ SSH_POOL_CAPACITY = "whoosh_ssh_pool_channels_capacity"  # gauge {target}
 GPU_LABELS = ("gpu", "UUID", "modelName", "Hostname")
 GPU_UTILIZATION = "whoosh_gpu_utilization_ratio"  # DCGM_FI_DEV_GPU_UTIL / 100
 GPU_MEMORY_USED = "whoosh_gpu_memory_used_bytes"  # DCGM_FI_DEV_FB_USED * 2**20
-GPU_MEMORY_TOTAL = "whoosh_gpu_memory_total_bytes"  # (FB_USED + FB_FREE) * 2**20
+GPU_MEMORY_TOTAL = "whoosh_gpu_memory_total_bytes"  # DCGM_FI_DEV_FB_TOTAL * 2**20
+GPU_MEMORY_RESERVED = "whoosh_gpu_memory_reserved_bytes"  # DCGM_FI_DEV_FB_RESERVED * 2**20
 GPU_TEMPERATURE = "whoosh_gpu_temperature_celsius"  # DCGM_FI_DEV_GPU_TEMP
 GPU_POWER = "whoosh_gpu_power_usage_watts"  # DCGM_FI_DEV_POWER_USAGE
 GPU_POWER_LIMIT = "whoosh_gpu_power_limit_watts"  # DCGM_FI_DEV_POWER_MGMT_LIMIT
 
 # -- alerts and the monitor itself ------------------------------------------------------
 ALERTS_FIRING = "whoosh_alerts_firing"  # gauge {alertname, severity}
+BUDGET_USED_RATIO = "whoosh_budget_used_ratio"  # gauge {scope}: the larger of tokens, USD
 HEARTBEATS = "whoosh_monitor_heartbeats_total"  # counter
 HEARTBEATS_REJECTED = "whoosh_monitor_heartbeats_rejected_total"  # counter {reason}
 WEBHOOK_DELIVERIES = "whoosh_monitor_webhook_deliveries_total"  # counter {outcome}

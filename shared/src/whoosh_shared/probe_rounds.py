@@ -40,7 +40,7 @@ async def registered_agents(bus: Bus, timeout_s: float) -> list[AgentView] | Non
     """Every registered agent, or None when the coordinator could not be asked (the next
     round tries again)."""
     try:
-        reply = await bus.ask(ListAgents(), timeout=timeout_s)
+        reply = await bus.ask(ListAgents(with_env=True), timeout=timeout_s)
     except (BusError, nats.errors.Error) as exc:
         log.debug("cannot list agents to probe: %s", exc)
         return None

@@ -12,6 +12,7 @@ from whoosh_shared import subjects
 from whoosh_shared.agents import AgentName, AgentSpec, CapabilityName, Strict
 from whoosh_shared.alerts import AlertStatus, AlertView
 from whoosh_shared.api_keys import PREFIX_PATTERN, Role
+from whoosh_shared.blobs import BlobRef
 from whoosh_shared.commands import LlmOptions, Usage
 from whoosh_shared.enums import TaskStatus
 from whoosh_shared.events import EventEnvelope
@@ -66,13 +67,22 @@ class ListApiKeys(Query):
     SUBJECT: ClassVar[str] = subjects.query("apikey.list")
 
 
+WITH_ENV = Field(
+    default=False,
+    description="the env values as stored, for the services that call agents (executors' "
+    "and the monitor's probes, `whoosh up`'s sync); every other reader gets them masked",
+)
+
+
 class ListAgents(Query):
     SUBJECT: ClassVar[str] = subjects.query("agent.list")
+    with_env: bool = WITH_ENV
 
 
 class GetAgent(Query):
     SUBJECT: ClassVar[str] = subjects.query("agent.get")
     name: AgentName
+    with_env: bool = WITH_ENV
 
 
 class GetStats(Query):
@@ -82,7 +92,10 @@ class GetStats(Query):
 class TaskView(Strict):
     id: UUID
     status: TaskStatus
-    prompt: str
+    prompt: str = Field(description="the prompt, or a preview (lists; prompt_ref set)")
+    prompt_ref: BlobRef | None = Field(
+        default=None, description="where the whole prompt is (GET /tasks/{id}/prompt)"
+    )
     priority: int
     capabilities: list[str]
     agent_type: str | None = None
@@ -163,6 +176,10 @@ class FleetStats(Strict):
     agents_enabled: int
     in_flight: int
     position: int = Field(description="last notification id folded into the projections")
+    down: dict[str, str] = Field(
+        default_factory=dict,
+        description="the answering coordinator's loops that are not healthy now, with why",
+    )
 
 
 class EventPage(Strict):

@@ -17,6 +17,7 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol, TypeVar
 
+from whoosh_shared import event_loop, nats_auth
 from whoosh_shared.bus import BusError
 from whoosh_shared.config import ConfigError, WhooshConfig, load_config
 from whoosh_shared.logs import setup_logging
@@ -73,19 +74,21 @@ def run_service(
     log: logging.Logger,
     serve: Callable[[ServiceT], Coroutine[Any, Any, None]] = serve,
     fatal: tuple[type[Exception], ...] = (),
+    allow_uvloop: bool = True,
 ) -> int:
     """Log as `name`, read the configuration, build the service from it and serve it until
     it stops; the process's exit code. `fatal` names the service's own start-up errors
-    besides the bus's, reported on its `log`."""
+    besides the bus's, reported on its `log`. `allow_uvloop`: see event_loop.run."""
     setup_logging(name)
     try:
         config = load_config(config_path)
-    except ConfigError as exc:
+        nats_auth.configure(config.nats_options())
+    except (ConfigError, ValueError) as exc:
         print(exc, file=sys.stderr)
         return CONFIG_ERROR_EXIT
     service = build(config)
     try:
-        asyncio.run(serve(service))
+        event_loop.run(serve(service), allow_uvloop)
     except (BusError, *fatal) as exc:
         log.error("%s", exc)
         return START_FAILURE_EXIT

@@ -1,18 +1,20 @@
-"""`whoosh-coordinator serve | relay | replay`."""
+"""`whoosh-coordinator serve | relay | replay | backup FILE | restore FILE`."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
+from pathlib import Path
 
 from eventsourcing.persistence import PersistenceError
+from whoosh_shared import event_loop, nats_auth
 from whoosh_shared.bus import BusError
 from whoosh_shared.config import ConfigError, load_config
 from whoosh_shared.logs import setup_logging
 from whoosh_shared.store import StoreUrlError, describe_store
 
+from whoosh_coordinator.backups import store_backup
 from whoosh_coordinator.projections import FleetProjection
 from whoosh_coordinator.replay import rebuild
 from whoosh_coordinator.service import Coordinator, run_relay_only, stop_on_signals
@@ -21,7 +23,8 @@ from whoosh_coordinator.store import open_store
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="whoosh-coordinator", description=__doc__)
-    parser.add_argument("mode", choices=["serve", "relay", "replay"])
+    parser.add_argument("mode", choices=["serve", "relay", "replay", "backup", "restore"])
+    parser.add_argument("file", nargs="?", help="backup / restore: the backup file")
     parser.add_argument("--config", help="whoosh.yaml (default: $WHOOSH_CONFIG, ./whoosh.yaml)")
     parser.add_argument("--nats", help="NATS URL (default: from the config)")
     parser.add_argument("--store", help="store URL (default: from the config)")
@@ -34,13 +37,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         config = load_config(args.config)
+        nats_auth.configure(config.nats_options())
         store_url = args.store or config.store_url()
         nats_url = args.nats or config.nats.client_url()
         if args.mode == "replay":
             return replay(store_url, args.json)
+        if args.mode in ("backup", "restore"):
+            return backup_or_restore(args.mode, args.file, store_url, args.json)
         setup_logging(f"coordinator-{args.mode}")
-        return asyncio.run(serve(args.mode, store_url, nats_url, config, not args.no_relay))
-    except (ConfigError, StoreUrlError) as exc:
+        return event_loop.run(serve(args.mode, store_url, nats_url, config, not args.no_relay))
+    except (ConfigError, StoreUrlError, ValueError) as exc:
         print(f"whoosh-coordinator: {exc}", file=sys.stderr)
         return 2
     except PersistenceError as exc:
@@ -57,7 +63,7 @@ async def serve(mode: str, store_url: str, nats_url: str, config, with_relay: bo
     stop = stop_on_signals()
     settings = config.coordinator
     if mode == "relay":
-        await run_relay_only(store_url, nats_url, settings.poll_interval_s, stop)
+        await run_relay_only(store_url, nats_url, settings.poll_interval_s, stop, config.limits)
     else:
         coordinator = Coordinator(
             store_url,
@@ -65,8 +71,31 @@ async def serve(mode: str, store_url: str, nats_url: str, config, with_relay: bo
             settings,
             run_relay=with_relay,
             stream_replicas=config.nats.stream_replicas,
+            limits=config.limits,
+            security=config.security,
+            stream_limits=config.nats.streams,
+            store_sync=config.store.sync,
         )
         await coordinator.run(stop)
+    return 0
+
+
+def backup_or_restore(mode: str, file: str | None, store_url: str, as_json: bool) -> int:
+    if not file:
+        print(f"whoosh-coordinator: {mode} needs a FILE", file=sys.stderr)
+        return 2
+    run = store_backup.backup if mode == "backup" else store_backup.restore
+    path = Path(file).expanduser().resolve()
+    try:
+        verified = run(store_url, path) if mode == "backup" else run(path, store_url)
+    except store_backup.BackupError as exc:
+        print(f"whoosh-coordinator: {mode}: {exc}", file=sys.stderr)
+        return 1
+    if as_json:
+        print(json.dumps({"file": str(path), **verified.__dict__}))
+    else:
+        done = "backed up to" if mode == "backup" else "restored from"
+        print(f"{done} {path}: verified by replay: {verified.describe()}")
     return 0
 
 

@@ -12,27 +12,34 @@ import logging
 from datetime import timedelta
 from uuid import UUID
 
+from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 
 from whoosh_coordinator.commands import CommandHandler
-from whoosh_coordinator.domain import Agent, Rejected, Task
+from whoosh_coordinator.domain import Agent, Rejected
+from whoosh_coordinator.fair_queue import FairShare
+from whoosh_coordinator.lookahead import SlotForecast
 from whoosh_coordinator.scheduler import Placement, plan
 
 log = logging.getLogger(__name__)
 
 
 class Assigner:
-    def __init__(self, handler: CommandHandler, timeout_grace_s: float) -> None:
+    def __init__(
+        self, handler: CommandHandler, timeout_grace_s: float, fair_share: FairShare | None = None
+    ) -> None:
         self.handler = handler
+        self.fair_share = fair_share or FairShare()
         self.aggregates = handler.aggregates
         self.projection = handler.projection
         self.timeout_grace = timedelta(seconds=timeout_grace_s)
 
     def assign_pending(self) -> int:
         """Place as many queued tasks as free slots allow; returns how many were placed."""
-        placements = plan(
-            self.projection.queued(), self.projection.agents.values(), self.handler.clock()
-        )
+        queued = self.fair_share.order(self.projection.queued(), self.projection.unfinished_by)
+        agents, now = self.projection.agents.values(), self.handler.clock()
+        forecast = SlotForecast.of(agents, self.projection.tasks, now)
+        placements = plan(queued, agents, now, forecast=forecast)
         if not placements:
             return 0
         self.aggregates.begin()
@@ -43,18 +50,22 @@ class Assigner:
             self.aggregates.forget_touched()
             return sum(self._assign_alone(p) for p in placements)
 
-    def _apply(self, placements: list[Placement]) -> list[Agent | Task]:
+    def _apply(self, placements: list[Placement]) -> list[Aggregate]:
         agents: dict[UUID, Agent] = {}
-        changed: list[Agent | Task] = []
+        changed: list[Aggregate] = []
         for placement in placements:
             task = self.aggregates.get(placement.task_id)
             agent = agents.get(placement.agent_id)
             if agent is None:
                 agent = agents[placement.agent_id] = self.aggregates.get(placement.agent_id)
                 changed.append(agent)
+            budgets = self.handler.reserve_for(task, agent)
+            if budgets is None:  # refused by a budget: the task ended instead
+                changed += [task, *self.handler.task_end_followers(task)]
+                continue
             task.assign(agent.id, agent.name)
             agent.take_slot(task.id, task.attempt)
-            changed.append(task)
+            changed += [task, *budgets]
         return changed
 
     def _assign_alone(self, placement: Placement) -> int:

@@ -24,22 +24,38 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, Recording
 from pydantic import ValidationError
 from whoosh_shared import commands as c
+from whoosh_shared import threads as t
+from whoosh_shared.budgets import SetBudget
 from whoosh_shared.commands import CommandReply, RejectCode
 from whoosh_shared.enums import TaskStatus
+from whoosh_shared.limits import LimitSettings, preview
+from whoosh_shared.security_settings import SecuritySettings
 from whoosh_shared.workflows import WORKFLOW_COMMANDS
 
-from whoosh_coordinator import agent_commands, alert_commands, api_key_commands
+from whoosh_coordinator import agent_commands, alert_commands, api_key_commands, idempotency
 from whoosh_coordinator.admission import admit
+from whoosh_coordinator.budgets import commands as budget_commands
 from whoosh_coordinator.domain import Agent, Rejected, Task
 from whoosh_coordinator.domain.agent import agent_id
+from whoosh_coordinator.domain.task import task_id_for
+from whoosh_coordinator.lookahead import SlotForecast
 from whoosh_coordinator.projections import FleetProjection
 from whoosh_coordinator.scheduler import Needs, choose, eligible
+from whoosh_coordinator.size_policy import check_prompt_size
 from whoosh_coordinator.store import WhooshStore
+from whoosh_coordinator.threads import commands as thread_commands
 from whoosh_coordinator.working_set import StaleCopy, WorkingSet
 
 log = logging.getLogger(__name__)
+COLLAB_COMMANDS: tuple[type[c.Command], ...] = (
+    t.StartThread,
+    t.PostToThread,
+    t.DecideThread,
+    t.CloseThread,
+    SetBudget,
+)
 COMMANDS_BY_SUBJECT: dict[str, type[c.Command]] = {
-    cls.SUBJECT: cls for cls in (*c.COMMANDS, *WORKFLOW_COMMANDS)
+    cls.SUBJECT: cls for cls in (*c.COMMANDS, *WORKFLOW_COMMANDS, *COLLAB_COMMANDS)
 }
 TaskEndListener = Callable[[Task], Sequence[Aggregate]]
 """Called when a task reaches its end (completed, failed, cancelled, timed out); the
@@ -70,8 +86,12 @@ class CommandHandler:
         projection: FleetProjection,
         on_saved: Callable[[list[Recording[Any]]], None],
         clock: Callable[[], datetime] = utcnow,
+        limits: LimitSettings | None = None,
+        security: SecuritySettings | None = None,
     ) -> None:
+        self.limits = limits or LimitSettings()
         self.store = store
+        self.security = security or SecuritySettings()  # who may define command agents
         self.projection = projection
         self.on_saved = on_saved
         self.clock = clock
@@ -98,17 +118,28 @@ class CommandHandler:
                     (c.RevokeApiKey, api_key_commands.revoke_api_key),
                     (c.RaiseAlert, alert_commands.raise_alert),
                     (c.ResolveAlert, alert_commands.resolve_alert),
+                    (c.SetAgentWeight, agent_commands.set_agent_weight),
+                    (t.StartThread, thread_commands.start_thread),
+                    (t.PostToThread, thread_commands.post),
+                    (t.DecideThread, thread_commands.decide_thread),
+                    (t.CloseThread, thread_commands.close_thread),
+                    (SetBudget, budget_commands.set_budget),
                 )
             },
         }
         self._submitted_in_unit: dict[str, int] = {}
-        self.task_end_listeners: list[TaskEndListener] = []
+        self.task_end_listeners: list[TaskEndListener] = [
+            thread_commands.task_end_listener(self),
+            budget_commands.charge_listener(self),
+        ]
+        self.prices: dict[str, dict[str, float]] = {}  # whoosh.yaml `prices:` (USD per Mtok)
         from whoosh_coordinator.workflows.commands import WorkflowCommands
 
         self.workflows = WorkflowCommands(self)
         self._dispatch.update(self.workflows.dispatch())
         self.task_end_listeners.append(self.workflows.on_task_end)
         self.task_end_listeners.append(self.workflows.dependencies.on_task_end)
+        self.default_escalation: list[dict[str, Any]] = []  # whoosh.yaml thread_escalation
 
     # -- entry points -----------------------------------------------------------------
 
@@ -230,6 +261,21 @@ class CommandHandler:
         agent.release_slot(task.id)
         self.save(task, agent, *followers)
 
+    def projection_budgets(self) -> set[str]:
+        """Scopes that have a budget (none: budgets cost the hot path nothing)."""
+        return self.projection.budgets.scopes
+
+    def reserve_for(self, task: Task, agent: Agent) -> list[Aggregate] | None:
+        """Budgets to save with the task's assignment, their reservation made; None when a
+        budget cannot hold the task, which has then ended (refused, naming the budget) --
+        saved with whatever that end causes."""
+        if not self.projection.budgets.scopes:
+            return []
+        return budget_commands.reserve(self, task, agent)
+
+    def task_end_followers(self, task: Task) -> list[Aggregate]:
+        return self._after_end(task)
+
     def _after_end(self, task: Task) -> list[Aggregate]:
         if not task.terminal:
             return []
@@ -238,7 +284,14 @@ class CommandHandler:
     # -- tasks ------------------------------------------------------------------------
 
     def _submit_task(self, cmd: c.SubmitTask) -> CommandReply:
+        if cmd.idempotency_key is not None:
+            earlier = self._submitted_before(cmd)
+            if earlier is not None:
+                return earlier
+        check_prompt_size(cmd, self.limits)
         needs = admit(cmd, self.projection)
+        if self.projection.budgets.scopes:
+            budget_commands.refuse_if_exhausted(self, cmd.actor, cmd.agent)
         if cmd.max_active_tasks is not None:
             unfinished = self.projection.unfinished_by(cmd.actor)
             unfinished += self._submitted_in_unit.get(cmd.actor, 0)
@@ -251,7 +304,8 @@ class CommandHandler:
         if self._unit is not None:
             self._submitted_in_unit[cmd.actor] = self._submitted_in_unit.get(cmd.actor, 0) + 1
         task = Task(
-            prompt=cmd.prompt,
+            prompt=preview(cmd.prompt) if cmd.prompt_ref else cmd.prompt,
+            prompt_ref=cmd.prompt_ref.model_dump() if cmd.prompt_ref else None,
             priority=cmd.priority,
             capabilities=list(cmd.capabilities),
             agent_type=cmd.agent_type.value if cmd.agent_type else None,
@@ -261,6 +315,7 @@ class CommandHandler:
             retry=cmd.retry.model_dump(),
             actor=cmd.actor,
             llm=cmd.llm.model_dump(mode="json") if cmd.llm else None,
+            idempotency=idempotency.marker(cmd),
             depends_on=[str(d) for d in cmd.depends_on],
         )
         if task.depends_on:  # waits, or is released or skipped at once (dependencies.py)
@@ -269,21 +324,51 @@ class CommandHandler:
         self.save(task, *self._place_at_once(task, needs))
         return CommandReply.accept(task_id=str(task.id))
 
-    def _place_at_once(self, task: Task, needs: Needs) -> list[Agent]:
+    def _submitted_before(self, cmd: c.SubmitTask) -> CommandReply | None:
+        """The answer to a submit whose idempotency key already made a task: that task
+        (`replayed`), or a refusal when the key came with a different request. Checked
+        before admission and limits: a retry must get what the first submit got."""
+        assert cmd.idempotency_key is not None
+        task_id = task_id_for(cmd.actor, cmd.idempotency_key)
+        task = self._task_in_unit(task_id)
+        if task is None:
+            try:
+                task = self.aggregates.get(task_id)
+            except AggregateNotFoundError:
+                return None
+        if not isinstance(task, Task):
+            raise Rejected(RejectCode.INTERNAL, f"aggregate {task_id} is not a task")
+        digest = (task.idempotency or {}).get("digest")
+        if digest != idempotency.request_digest(cmd):
+            raise Rejected(RejectCode.KEY_REUSED, idempotency.reused_reason(cmd, task_id))
+        return CommandReply.accept(task_id=str(task_id), replayed="true")
+
+    def _task_in_unit(self, task_id: UUID) -> Task | None:
+        """A task decided earlier in this group commit (not in the store yet)."""
+        for aggregate in self._unit or ():
+            if isinstance(aggregate, Task) and aggregate.id == task_id:
+                return aggregate
+        return None
+
+    def _place_at_once(self, task: Task, needs: Needs) -> list[Aggregate]:
         """With nothing queued ahead, assign in the submitting transaction: one commit and
         no scheduling pass on the way to the executor. Otherwise the scheduler decides."""
         if self.projection.count(TaskStatus.QUEUED) or self._queued_in_unit():
             return []
         agents = self.projection.agents.values()
-        chosen = choose(needs, agents, {a.id: a.load for a in agents})
+        forecast = SlotForecast.of(agents, self.projection.tasks, self.clock())
+        chosen = choose(needs, agents, {a.id: a.load for a in agents}, forecast=forecast)
         if chosen is None:
             return []
         agent = self.load_agent_by_id(chosen.id)
         if not (agent.enabled and agent.has_free_slot()):  # the projection was behind
             return []
+        budgets = self.reserve_for(task, agent)
+        if budgets is None:
+            return self.task_end_followers(task)
         task.assign(agent.id, agent.name)
         agent.take_slot(task.id, task.attempt)
-        return [agent]
+        return [agent, *budgets]
 
     def _queued_in_unit(self) -> bool:
         """Whether a task submitted earlier in this group commit stayed queued."""

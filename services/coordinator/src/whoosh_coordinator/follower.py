@@ -18,7 +18,9 @@ from whoosh_coordinator.projections import FleetProjection
 from whoosh_coordinator.replay import fold_new
 from whoosh_coordinator.store import WhooshStore, recorded_envelopes
 
-RECENT_KEPT = 20_000
+RECENT_KEPT = 4_096
+"""Envelopes kept for the embedded relay, which is usually a few events behind; further
+behind, it reads the store. Bounded so that memory does not grow with work done."""
 
 
 class Follower:
@@ -33,15 +35,17 @@ class Follower:
         self.recent.extend(applied)
         return len(applied)
 
-    def fold_saved(self, recordings: list[Recording[Any]]) -> None:
+    def fold_saved(self, recordings: list[Recording[Any]]) -> list[EventEnvelope]:
+        """Fold what this process just saved; returns its envelopes (folded by then)."""
         envelopes = recorded_envelopes(recordings)
         first = self.projection.position + 1
         if [e.notification_id for e in envelopes] != list(range(first, first + len(envelopes))):
             self.catch_up()
-            return
+            return envelopes
         for envelope in envelopes:
             self.projection.apply(envelope)
         self.recent.extend(envelopes)
+        return envelopes
 
     def recent_after(self, position: int, limit: int) -> list[EventEnvelope] | None:
         """Folded envelopes after `position` from memory, or None if they are no longer kept."""

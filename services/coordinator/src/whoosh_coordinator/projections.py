@@ -3,10 +3,17 @@
 The same fold serves the live coordinator (following the notification log) and
 `replay` (from position zero), which is what lets a test prove they agree.
 Pure: no I/O, events in, views out.
+
+Finished tasks do not stay for ever: past `finished_kept` of them, the oldest finished
+task's view leaves the projection (its count stays in the stats), so the coordinator's
+memory follows the work in hand, not the work ever done. Their history stays in the
+store, and a query for one is answered from there (queries.py). Eviction is part of the
+fold, in notification order, so a replay with the same bound equals the live projection.
 """
 
 from __future__ import annotations
 
+from collections import Counter, deque
 from datetime import datetime
 from uuid import UUID
 
@@ -19,12 +26,21 @@ from whoosh_shared.queries import AgentView, FleetStats, TaskView
 
 from whoosh_coordinator.alert_projection import AlertProjection
 from whoosh_coordinator.api_key_registry import ApiKeyRegistry
+from whoosh_coordinator.budgets.projection import BudgetProjection
 from whoosh_coordinator.estimates import observe
+from whoosh_coordinator.threads.projection import ThreadProjection
 from whoosh_coordinator.workflows.projection import WorkflowProjection
+
+FINISHED_KEPT = 2_000
+"""Finished task views kept in memory: enough for a dashboard's recent list, small next
+to the coordinator's baseline (measured by benchmarks/bench_scaling.py)."""
 
 
 class FleetProjection:
-    def __init__(self) -> None:
+    def __init__(self, finished_kept: int = FINISHED_KEPT) -> None:
+        self.finished_kept = finished_kept
+        self._finished: deque[UUID] = deque()
+        self._evicted: Counter[TaskStatus] = Counter()
         self.tasks: dict[UUID, TaskView] = {}
         self.agents: dict[UUID, AgentView] = {}
         self._agent_ids: dict[str, UUID] = {}
@@ -33,6 +49,8 @@ class FleetProjection:
         self._unfinished: dict[str, int] = {}
         self.alerts = AlertProjection()
         self.workflows = WorkflowProjection()
+        self.threads = ThreadProjection()
+        self.budgets = BudgetProjection()
         self.position = 0
         self.event_count = 0
 
@@ -52,6 +70,10 @@ class FleetProjection:
             self.alerts.apply(envelope, payload)
         elif envelope.aggregate_type in ("workflow", "execution"):
             self.workflows.apply(envelope, payload)
+        elif envelope.aggregate_type == "thread":
+            self.threads.apply(envelope, payload)
+        elif envelope.aggregate_type == "budget":
+            self.budgets.apply(envelope, payload)
         else:
             self._apply_task(envelope, payload)
 
@@ -73,6 +95,8 @@ class FleetProjection:
         match payload:
             case ev.AgentUpdated(changes=changes):
                 view.spec = AgentSpec.model_validate({**view.spec.model_dump(), **changes})
+            case ev.AgentWeightChanged(weight=weight):
+                view.spec = view.spec.model_copy(update={"weight": weight})
             case ev.AgentEnabled():
                 view.enabled = True
             case ev.AgentDisabled():
@@ -94,7 +118,9 @@ class FleetProjection:
             self.tasks[envelope.aggregate_id] = _new_task_view(envelope, payload)
             self._by_status[self.tasks[envelope.aggregate_id].status].add(envelope.aggregate_id)
             self._unfinished[payload.actor] = self._unfinished.get(payload.actor, 0) + 1
-        view = self.tasks[envelope.aggregate_id]
+        view = self.tasks.get(envelope.aggregate_id)
+        if view is None:
+            return  # a late report on a finished task whose view was evicted: in the store
         before = view.status
         self._fold_task(view, envelope, payload)
         if view.status.terminal and not before.terminal:
@@ -103,6 +129,16 @@ class FleetProjection:
         if view.status is not before:
             self._by_status[before].discard(view.id)
             self._by_status[view.status].add(view.id)
+            if view.status.terminal:
+                self._finished.append(view.id)
+                self._evict_finished()
+
+    def _evict_finished(self) -> None:
+        """Drop the oldest finished views past the bound; they are counted, not forgotten."""
+        while len(self._finished) > self.finished_kept:
+            view = self.tasks.pop(self._finished.popleft())
+            self._by_status[view.status].discard(view.id)
+            self._evicted[view.status] += 1
 
     def _fold_task(self, view: TaskView, envelope: EventEnvelope, payload: ev.EventData) -> None:
         at = envelope.timestamp
@@ -197,7 +233,9 @@ class FleetProjection:
 
     def stats(self) -> FleetStats:
         return FleetStats(
-            tasks_by_status={s.value: len(self._by_status[s]) for s in TaskStatus},
+            tasks_by_status={
+                s.value: len(self._by_status[s]) + self._evicted[s] for s in TaskStatus
+            },
             agents=len(self.agents),
             agents_enabled=sum(1 for a in self.agents.values() if a.enabled),
             in_flight=sum(a.load for a in self.agents.values()),
@@ -210,6 +248,7 @@ def _new_task_view(envelope: EventEnvelope, payload: ev.TaskSubmitted) -> TaskVi
         id=envelope.aggregate_id,
         status=TaskStatus.WAITING if payload.depends_on else TaskStatus.QUEUED,
         prompt=payload.prompt,
+        prompt_ref=payload.prompt_ref,
         priority=payload.priority,
         capabilities=payload.capabilities,
         agent_type=payload.agent_type.value if payload.agent_type else None,

@@ -7,19 +7,34 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 from pydantic import ValidationError
 from whoosh_shared import queries as q
+from whoosh_shared import threads as t
 from whoosh_shared import workflows as w
+from whoosh_shared.addresses import AddressError, parse_address, resolve
+from whoosh_shared.agent_env import mask_env, mask_envelope
+from whoosh_shared.agent_fit import FindAgents
+from whoosh_shared.budgets import BudgetList, ListBudgets
+from whoosh_shared.enums import TaskStatus
+from whoosh_shared.explain import ExplainTask, TaskExplanation
+from whoosh_shared.limits import PREVIEW_CHARS, LimitSettings, preview
 from whoosh_shared.queries import QueryReply
+from whoosh_shared.supervision import LoopHealth
 
+from whoosh_coordinator.agent_finder import find_agents
 from whoosh_coordinator.api_key_registry import KeyRefused
 from whoosh_coordinator.commands import describe_validation_error
+from whoosh_coordinator.explain import explain
 from whoosh_coordinator.history import aggregate_events
+from whoosh_coordinator.lookahead import SlotForecast
 from whoosh_coordinator.projections import FleetProjection
+from whoosh_coordinator.scheduler import Needs
 from whoosh_coordinator.store import WhooshStore, read_envelopes
 
 log = logging.getLogger(__name__)
+STORED_TASK_EVENTS = 100_000  # a task's whole history (progress milestones included)
 QUERIES_BY_SUBJECT: dict[str, type[q.Query]] = {
     cls.SUBJECT: cls
     for cls in (
@@ -32,7 +47,13 @@ QUERIES_BY_SUBJECT: dict[str, type[q.Query]] = {
         q.VerifyApiKey,
         q.ListApiKeys,
         q.ListAlerts,
+        FindAgents,
         *w.WORKFLOW_QUERIES,
+        ExplainTask,
+        t.GetThread,
+        t.ListThreads,
+        t.ResolveAddress,
+        ListBudgets,
     )
 }
 
@@ -47,7 +68,11 @@ class QueryHandler:
         projection: FleetProjection,
         store: WhooshStore | None = None,
         clock: Callable[[], datetime] = utcnow,
+        health: LoopHealth | None = None,
+        limits: LimitSettings | None = None,
     ) -> None:
+        self.health = health or LoopHealth()
+        self.limits = limits or LimitSettings()
         self.projection = projection
         self.store = store
         self.clock = clock
@@ -56,16 +81,28 @@ class QueryHandler:
             q.ListTasks: self._list_tasks,
             q.ListAgents: self._list_agents,
             q.GetAgent: self._get_agent,
-            q.GetStats: lambda _: QueryReply.ok(self.projection.stats()),
+            q.GetStats: self._get_stats,
             q.GetEvents: self._get_events,
             q.VerifyApiKey: self._verify_api_key,
             q.ListApiKeys: lambda _: QueryReply.ok(
                 q.ApiKeyList(keys=self.projection.api_keys.listed())
             ),
+            ExplainTask: self._explain_task,
             q.ListAlerts: lambda query: QueryReply.ok(
                 q.AlertList(alerts=self.projection.alerts.listed(query.status, query.limit))
             ),
+            FindAgents: lambda query: QueryReply.ok(
+                find_agents(query, self.projection.agents.values())
+            ),
             **workflow_queries(self.projection),
+            t.GetThread: self._get_thread,
+            t.ListThreads: lambda query: QueryReply.ok(
+                t.ThreadList(threads=self.projection.threads.listed(query.state, query.limit))
+            ),
+            t.ResolveAddress: self._resolve,
+            ListBudgets: lambda _: QueryReply.ok(
+                BudgetList(budgets=self.projection.budgets.listed())
+            ),
         }
 
     def handle_raw(self, subject: str, body: bytes) -> QueryReply:
@@ -85,41 +122,91 @@ class QueryHandler:
             return QueryReply.error("internal", f"internal error answering {model.__name__}")
 
     def _get_task(self, query: q.GetTask) -> QueryReply:
-        view = self.projection.tasks.get(query.task_id)
+        view = self.projection.tasks.get(query.task_id) or self._stored_task(query.task_id)
         if view is None:
             return QueryReply.error("not_found", f"unknown task {query.task_id}")
         return QueryReply.ok(view)
 
+    def _get_stats(self, _: q.GetStats) -> QueryReply:
+        stats = self.projection.stats()
+        stats.down = self.health.down_now()
+        return QueryReply.ok(stats)
+
+    def _explain_task(self, query: ExplainTask) -> QueryReply:
+        """Where the scheduler would place the task now, and why each agent would or not."""
+        view = self.projection.tasks.get(query.task_id) or self._stored_task(query.task_id)
+        if view is None:
+            return QueryReply.error("not_found", f"unknown task {query.task_id}")
+        agents = self.projection.agents.values()
+        forecast = SlotForecast.of(agents, self.projection.tasks, self.clock())
+        found = explain(Needs.of(view), agents, forecast=forecast)
+        if view.status is not TaskStatus.QUEUED:  # placed already: the fleet has moved on
+            verb = "ran on" if view.status.terminal else "is on"
+            where = f"{verb} {view.agent}" if view.agent else view.status.value
+            found.decision = f"{where}; submitted now: {found.decision}"
+        return QueryReply.ok(
+            TaskExplanation(
+                task_id=view.id, status=view.status.value, agent=view.agent, **dict(found)
+            )
+        )
+
+    def _stored_task(self, task_id: UUID) -> q.TaskView | None:
+        """A task the projection no longer keeps (finished long ago): its view folded from
+        its own events in the store, by the same fold, in a projection of its own (so the
+        live agents' counters are not touched)."""
+        if self.store is None:
+            return None
+        events = aggregate_events(self.store, task_id, 0, STORED_TASK_EVENTS)
+        if not events or events[0].aggregate_type != "task":
+            return None
+        alone = FleetProjection()
+        for envelope in events:
+            alone.apply(envelope)
+        return alone.tasks.get(task_id)
+
     def _list_tasks(self, query: q.ListTasks) -> QueryReply:
-        """Newest first; the cursor is the submission sequence of the last task returned."""
+        """Newest first; the cursor is the submission sequence of the last task returned.
+
+        A page holds summaries (prompt and output cut to a preview; GET a task for more)
+        and ends at `limit` tasks or at limits.reply_bytes, whichever comes first, so a
+        list of huge tasks still fits in one bus reply."""
         before = None
         if query.after is not None:
             if not query.after.isdigit():
                 return QueryReply.error("invalid", f"invalid cursor {query.after!r}")
             before = int(query.after)
         tasks = sorted(self.projection.tasks.values(), key=lambda t: -t.sequence)
-        selected = []
+        page: list[q.TaskView] = []
+        size, more = 0, False
         for task in tasks:
             if before is not None and task.sequence >= before:
                 continue
             if not _matches(task, query):
                 continue
-            selected.append(task)
-            if len(selected) > query.limit:
+            if len(page) == query.limit:
+                more = True
                 break
-        page, more = selected[: query.limit], len(selected) > query.limit
+            summary = _summary(task)
+            cost = len(summary.model_dump_json())
+            if page and size + cost > self.limits.reply_bytes:
+                more = True
+                break
+            page.append(summary)
+            size += cost
         cursor = str(page[-1].sequence) if more and page else None
         return QueryReply.ok(q.TaskPage(tasks=page, next_cursor=cursor))
 
-    def _list_agents(self, _: q.ListAgents) -> QueryReply:
+    def _list_agents(self, query: q.ListAgents) -> QueryReply:
         agents = sorted(self.projection.agents.values(), key=lambda a: a.spec.name)
+        if not query.with_env:
+            agents = [_env_masked(a) for a in agents]
         return QueryReply.ok(q.AgentList(agents=agents))
 
     def _get_agent(self, query: q.GetAgent) -> QueryReply:
         agent = self.projection.agent_by_name(query.name)
         if agent is None:
             return QueryReply.error("not_found", f"unknown agent '{query.name}'")
-        return QueryReply.ok(agent)
+        return QueryReply.ok(agent if query.with_env else _env_masked(agent))
 
     def _get_events(self, query: q.GetEvents) -> QueryReply:
         """One aggregate's history (by its id) or the global log after a position."""
@@ -129,10 +216,32 @@ class QueryHandler:
             events = aggregate_events(self.store, query.aggregate_id, query.after, query.limit + 1)
         else:
             events = read_envelopes(self.store, query.after, query.limit + 1)
-        page = events[: query.limit]
-        more = len(events) > query.limit
+        page, size = [], 0
+        for event in events[: query.limit]:
+            size += len(event.model_dump_json())
+            if page and size > self.limits.reply_bytes:
+                break
+            page.append(mask_envelope(event))
+        more = len(events) > len(page)
         cursor = page[-1].notification_id if more and page else None
         return QueryReply.ok(q.EventPage(events=page, next_cursor=cursor))
+
+    def _get_thread(self, query: t.GetThread) -> QueryReply:
+        view = self.projection.threads.threads.get(query.thread_id)
+        if view is None:
+            return QueryReply.error("not_found", f"unknown thread {query.thread_id}")
+        return QueryReply.ok(view)
+
+    def _resolve(self, query: t.ResolveAddress) -> QueryReply:
+        """The agents an address names, in a deterministic order (enabled first)."""
+        try:
+            address = parse_address(query.address)
+        except AddressError as exc:
+            return QueryReply.error("invalid", str(exc))
+        agents = self.projection.agents.values()
+        enabled = {a.spec.name for a in agents if a.enabled}
+        names = resolve(address, [a.spec for a in agents], enabled)
+        return QueryReply.ok(t.Resolved(address=str(address), agents=names))
 
     def _verify_api_key(self, query: q.VerifyApiKey) -> QueryReply:
         try:
@@ -140,6 +249,21 @@ class QueryHandler:
         except KeyRefused as refused:
             return QueryReply.error("unauthorized", str(refused))
         return QueryReply.ok(view)
+
+
+def _summary(task: q.TaskView) -> q.TaskView:
+    """A task as lists show it: prompt and output as previews."""
+    if len(task.prompt) <= PREVIEW_CHARS and len(task.output) <= PREVIEW_CHARS:
+        return task
+    return task.model_copy(update={"prompt": preview(task.prompt), "output": preview(task.output)})
+
+
+def _env_masked(agent: q.AgentView) -> q.AgentView:
+    """The agent as readers see it: env values masked (see whoosh_shared.agent_env)."""
+    if not agent.spec.env:
+        return agent
+    spec = agent.spec.model_copy(update={"env": mask_env(agent.spec.env)})
+    return agent.model_copy(update={"spec": spec})
 
 
 def _matches(task: q.TaskView, query: q.ListTasks) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from whoosh_shared.events import EventEnvelope
 
-from whoosh_coordinator.projections import FleetProjection
+from whoosh_coordinator.projections import FINISHED_KEPT, FleetProjection
 from whoosh_coordinator.store import WhooshStore, read_envelopes
 
 REPLAY_BATCH = 2000
@@ -25,7 +25,7 @@ def fold_new(store: WhooshStore, projection: FleetProjection) -> list[EventEnvel
     return applied
 
 
-def rebuild(store: WhooshStore) -> FleetProjection:
-    projection = FleetProjection()
+def rebuild(store: WhooshStore, finished_kept: int = FINISHED_KEPT) -> FleetProjection:
+    projection = FleetProjection(finished_kept)
     fold_new(store, projection)
     return projection

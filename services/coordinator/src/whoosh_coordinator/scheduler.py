@@ -1,16 +1,17 @@
 """Which queued task goes to which agent. Pure: views in, a plan out.
 
-Rules, in order: a task only goes to an enabled, healthy, reachable agent that matches its pinned
-agent and agent type, whose server has the model (by its last probed inventory, else by
-the agent's configured model) and every required capability (configured, or reported
-for that model), and whose model can read the prompt (context length); higher priority
-first, then submission order (a task that cannot be placed does not block the ones
-behind it); never more than an agent's max_concurrent; a retry waits for an agent it
-has not tried while there is one. Among eligible agents: the shortest estimated
+Rules, in order: a task only goes to an enabled, healthy, reachable, not drained (weight 0)
+agent that matches its pinned agent and agent type, whose server has the model (by its last
+probed inventory, else by the agent's configured model) and every required capability
+(configured, or reported for that model), and whose model can read the prompt (context
+length); higher priority first, then submission order (a task that cannot be placed does not
+block the ones behind it); never more than an agent's max_concurrent; a retry waits for an
+agent it has not tried while there is one. Among eligible agents: the shortest estimated
 completion time (measured speed, expected tokens, load; an unmeasured LLM agent counts as
-instant so it gets measured, a CLI agent as the best of the others), then a warm model,
-then the least loaded (relative to capacity), then the most proficient, and a tie at
-random so equal agents share work.
+instant so it gets measured, a CLI agent as the best of the others), then a warm model, then
+the least loaded (relative to capacity), then the most proficient, and a tie at random so
+equal agents share work. Agents whose traffic weights differ instead share new work in
+proportion to their weights (weights.py), best estimate first on a tie.
 """
 
 from __future__ import annotations
@@ -19,15 +20,27 @@ import random
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from whoosh_shared.enums import AgentType
 from whoosh_shared.inventory import ModelFacts, model_key
 from whoosh_shared.queries import AgentView, TaskView
 
-from whoosh_coordinator.estimates import DEFAULT_OUTPUT_TOKENS, expected_seconds, prompt_tokens
+from whoosh_coordinator.estimates import (
+    DEFAULT_OUTPUT_TOKENS,
+    expected_seconds,
+    task_prompt_tokens,
+)
+from whoosh_coordinator.weights import WeightedRotation, weights_differ
+
+if TYPE_CHECKING:
+    from whoosh_coordinator.lookahead import SlotForecast
 
 _RANDOM = random.Random()
+_ROTATION = WeightedRotation()  # this coordinator's weighted round-robin credits
+ROTATION = _ROTATION  # for dry runs (explain.py) that must see the same credits
+Preference = tuple[float, bool, float, float]
 
 
 @dataclass(frozen=True)
@@ -58,7 +71,7 @@ class Needs:
             task.model,
             tuple(task.capabilities),
             tuple(task.tried_agents),
-            prompt_tokens(task.prompt, llm.system if llm else None),
+            task_prompt_tokens(task.prompt, task.prompt_ref, llm.system if llm else None),
             expected_output_tokens(llm.options if llm else {}),
         )
 
@@ -114,20 +127,46 @@ def fits_context(needs: Needs, agent: AgentView) -> bool:
 
 def eligible(needs: Needs, agent: AgentView, ignore_state: bool = False) -> bool:
     """Could this agent run this work (ignoring its current load)? `ignore_state` also
-    ignores whether it is enabled, healthy and reachable: those come back."""
+    ignores whether it is enabled, healthy, reachable and not drained: those come back."""
+    return why_not(needs, agent, ignore_state) is None
+
+
+def why_not(needs: Needs, agent: AgentView, ignore_state: bool = False) -> str | None:
+    """Why this agent cannot run this work (load aside), or None if it can: the one place
+    the eligibility rules live, so `explain` says exactly what the scheduler does."""
     spec = agent.spec
-    if not (ignore_state or agent.in_rotation):
-        return False
+    if not ignore_state:
+        state = _out_of_rotation(agent)
+        if state is not None:
+            return state
     if needs.agent and needs.agent != spec.name:
-        return False
+        return f"the task is pinned to agent '{needs.agent}'"
     if needs.agent_type and needs.agent_type != spec.type.value:
-        return False
+        return f"it is a {spec.type.value} agent; the task needs {needs.agent_type}"
     model = model_of(needs, agent)
     if model is not None and not serves_model(agent, model):
-        return False
-    if not all(offers(agent, capability, model) for capability in needs.capabilities):
-        return False
-    return fits_context(needs, agent)
+        return f"its server does not have model '{model}'"
+    for capability in needs.capabilities:
+        if not offers(agent, capability, model):
+            return f"it lacks capability '{capability}'"
+    if not fits_context(needs, agent):
+        facts = facts_of(agent, model)
+        limit = facts.context_length if facts else None
+        return f"the prompt (~{needs.prompt_tokens} tokens) exceeds its context of {limit}"
+    return None
+
+
+def _out_of_rotation(agent: AgentView) -> str | None:
+    if not agent.enabled:
+        return "disabled"
+    if not agent.healthy:
+        return f"unhealthy: {agent.health_reason or 'failed health checks'}"
+    if not agent.reachable:
+        reason = agent.inventory.reason if agent.inventory else None
+        return f"unreachable: {reason or 'last probe failed'}"
+    if agent.spec.weight == 0:
+        return "draining (weight 0): no new work"
+    return None
 
 
 def choose(
@@ -135,23 +174,41 @@ def choose(
     agents: Iterable[AgentView],
     load: dict[UUID, int],
     rng: random.Random = _RANDOM,
+    rotation: WeightedRotation = _ROTATION,
+    forecast: SlotForecast | None = None,
 ) -> AgentView | None:
     """The agent for one piece of work, or None if it should wait for a slot.
 
     A retry waits for an agent it has not tried yet, even a busy one, rather than go
     straight back to the agent that just failed it; only when every eligible agent has
-    been tried may it run on one of them again."""
+    been tried may it run on one of them again. Agents whose traffic weights differ share
+    the work in proportion to them (weights.py); equal weights leave it to the estimates."""
     candidates = [a for a in agents if eligible(needs, a)]
     untried = [a for a in candidates if a.spec.name not in needs.tried_agents]
     free = [a for a in untried or candidates if load[a.id] < a.spec.max_concurrent]
     if not free:
         return None
-    etas = {a.id: _eta(needs, a, load[a.id]) for a in free}
-    neutral = min((eta for eta in etas.values() if eta is not None), default=0.0)
-    ranked = [(_preference(needs, a, load[a.id], etas[a.id], neutral), a) for a in free]
+    ranked = rank(needs, free, load)
+    if weights_differ([agent.spec.weight for _, agent in ranked]):
+        ranked.sort(key=lambda pair: pair[0])
+        picked = rotation.pick([(agent.id, agent.spec.weight) for _, agent in ranked])
+        return next(agent for _, agent in ranked if agent.id == picked)
     best = min(key for key, _ in ranked)
+    if forecast is not None:  # a busy agent may finish it much sooner (lookahead.py)
+        full = [a for a in untried or candidates if load[a.id] >= a.spec.max_concurrent]
+        if full and forecast.hold(needs, full, best[0]) is not None:
+            return None
     tied = [agent for key, agent in ranked if key == best]
     return tied[0] if len(tied) == 1 else rng.choice(tied)
+
+
+def rank(
+    needs: Needs, free: list[AgentView], load: dict[UUID, int]
+) -> list[tuple[Preference, AgentView]]:
+    """Each agent with its preference key (smaller is better), in the given order."""
+    etas = {a.id: _eta(needs, a, load[a.id]) for a in free}
+    neutral = min((eta for eta in etas.values() if eta is not None), default=0.0)
+    return [(_preference(needs, a, load[a.id], etas[a.id], neutral), a) for a in free]
 
 
 def plan(
@@ -159,6 +216,8 @@ def plan(
     agents: Iterable[AgentView],
     now: datetime,
     rng: random.Random = _RANDOM,
+    rotation: WeightedRotation = _ROTATION,
+    forecast: SlotForecast | None = None,
 ) -> list[Placement]:
     """Placements for as many queued tasks as free slots allow; `queued` is in priority order."""
     agents = [agent for agent in agents if agent.in_rotation]
@@ -174,9 +233,10 @@ def plan(
         needs = Needs.of(task)
         if stuck.known(needs):
             continue
-        chosen = choose(needs, agents, load, rng)
+        chosen = choose(needs, agents, load, rng, rotation, forecast)
         if chosen is None:
-            stuck.add(needs)
+            if not (forecast and forecast.held):  # held for a busy agent is not stuck
+                stuck.add(needs)
             continue
         load[chosen.id] += 1
         placements.append(Placement(task.id, chosen.id, chosen.spec.name))
@@ -211,13 +271,18 @@ class _Stuck:
             self._shortest[key] = min(needs.prompt_tokens, self._shortest.get(key, 1 << 62))
 
 
-def _cold(needs: Needs, agent: AgentView) -> bool:
+def is_cold(needs: Needs, agent: AgentView) -> bool:
     """Whether the last probe says the model is not loaded (a load is ahead). Unprobed
     servers and agents without a model to load are not known to be cold."""
     model = model_of(needs, agent)
     if agent.spec.type is AgentType.CLI or not model or agent.inventory is None:
         return False
     return not agent.inventory.is_loaded(model)
+
+
+def expected_on(needs: Needs, agent: AgentView, load: int) -> float | None:
+    """Estimated seconds of this work on this agent at this load (see `_eta`)."""
+    return _eta(needs, agent, load)
 
 
 def _eta(needs: Needs, agent: AgentView, load: int) -> float | None:
@@ -231,7 +296,7 @@ def _eta(needs: Needs, agent: AgentView, load: int) -> float | None:
         stats,
         needs.prompt_tokens,
         needs.output_tokens,
-        not _cold(needs, agent),
+        not is_cold(needs, agent),
         load,
         agent.spec.max_concurrent,
     )
@@ -239,10 +304,10 @@ def _eta(needs: Needs, agent: AgentView, load: int) -> float | None:
 
 def _preference(
     needs: Needs, agent: AgentView, load: int, eta: float | None, neutral: float
-) -> tuple[float, bool, float, float]:
+) -> Preference:
     """Smaller is better. An agent without an estimate (a CLI agent in a mixed fleet)
     counts as the best estimate among the others: load and proficiency decide then."""
     proficiency = sum(agent.spec.capabilities.get(c, 0.0) for c in needs.capabilities)
     seconds = neutral if eta is None else eta
     capacity = agent.spec.max_concurrent
-    return (round(seconds, 3), _cold(needs, agent), load / capacity, -proficiency)
+    return (round(seconds, 3), is_cold(needs, agent), load / capacity, -proficiency)

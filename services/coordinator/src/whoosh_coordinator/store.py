@@ -9,14 +9,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from eventsourcing.application import Application
+from eventsourcing.application import Application, ProcessingEvent
+from eventsourcing.domain import BaseAggregate
 from eventsourcing.persistence import Notification, Recording
 from whoosh_shared.events import EventEnvelope
 from whoosh_shared.store import store_env
 
+from whoosh_coordinator.budgets.domain import Budget
 from whoosh_coordinator.domain import Agent, Task
 from whoosh_coordinator.domain.alert import Alert
 from whoosh_coordinator.domain.api_key import ApiKey
+from whoosh_coordinator.durability import StoreSync, apply_sync
+from whoosh_coordinator.threads.domain import Thread
 from whoosh_coordinator.workflows.domain import Execution, Workflow
 
 ENVELOPE_SKIP = frozenset({"originator_id", "originator_version", "timestamp", "originator_topic"})
@@ -27,6 +31,8 @@ AGGREGATE_TYPES = {
     Alert: "alert",
     Workflow: "workflow",
     Execution: "execution",
+    Thread: "thread",
+    Budget: "budget",
 }
 
 
@@ -38,9 +44,40 @@ class WhooshStore(Application[Any]):
     snapshotting_intervals = {Agent: 200, Task: 50}
     env = {"IS_SNAPSHOTTING_ENABLED": "y"}
 
+    def save(self, *objs: Any, **kwargs: Any) -> list[Recording[Any]]:
+        """`Application.save`, collecting an aggregate's events without asking two
+        runtime-checkable Protocols whether it is an event first: on Python 3.11 each such
+        isinstance walks the protocol's members, and that was ~0.3 ms of the coordinator's
+        ~0.8 ms of CPU per task (cProfile, bench_noop). Anything but an aggregate takes
+        the library's own path."""
+        processing_event: ProcessingEvent[Any] = ProcessingEvent()
+        for obj in objs:
+            if isinstance(obj, BaseAggregate):
+                processing_event.events.extend(obj.collect_events())
+                processing_event.aggregates[obj.id] = obj
+            elif obj is not None:
+                processing_event.collect_events(obj)
+        processing_event.saved_kwargs.update(kwargs)
+        recordings = self._record(processing_event)
+        self._take_snapshots(processing_event)
+        self._notify(recordings)
+        self.notify(processing_event.events)  # deprecated hook, kept as the library does
+        return recordings
 
-def open_store(url: str, **extra_env: str) -> WhooshStore:
-    return WhooshStore(env={**store_env(url), **extra_env})
+
+def open_store(url: str, sync: StoreSync = "normal", **extra_env: str) -> WhooshStore:
+    """The store at `url`, every connection with the commit durability `sync` (see
+    durability.py). Its tables are created once that is set, so that no connection the
+    store opens misses it."""
+    env = {**store_env(url), **extra_env}
+    create = env.pop("CREATE_TABLE", "yes")
+    store = WhooshStore(env={**env, "CREATE_TABLE": "no"})
+    apply_sync(store, sync)
+    if create.lower() in ("y", "yes", "t", "true", "on", "1"):
+        store.recorder.create_table()
+        if store.snapshots is not None:
+            store.snapshots.recorder.create_table()
+    return store
 
 
 def to_envelope(store: WhooshStore, notification: Notification[Any]) -> EventEnvelope:

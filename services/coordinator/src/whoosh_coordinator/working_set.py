@@ -62,8 +62,13 @@ class WorkingSet:
         return self._from_memory
 
     def keep(self, *aggregates: Aggregate) -> None:
-        """Remember aggregates whose events were just saved."""
+        """Remember aggregates whose events were just saved. A task that ended is let go:
+        what it may still receive (a late report, a refused cancel) is rare and can be
+        decided from the store, and keeping it would make memory grow with work done."""
         for aggregate in aggregates:
+            if isinstance(aggregate, Task) and aggregate.terminal:
+                self._memory.pop(aggregate.id, None)
+                continue
             self._memory[aggregate.id] = aggregate
             self._memory.move_to_end(aggregate.id)
         while len(self._memory) > self.kept:

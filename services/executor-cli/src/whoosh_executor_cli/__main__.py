@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         lambda config: ExecutorService.from_config(config, args.nats, args.executor_id),
         log=log,
         serve=serve,
+        allow_uvloop=False,  # its work is child processes: see whoosh_shared.event_loop
     )
 
 

@@ -23,6 +23,7 @@ import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 
+from whoosh_shared.agent_env import EnvReferenceError, child_environ
 from whoosh_shared.commands import MAX_OUTPUT_CHARS
 
 from whoosh_executor_cli.output import LineSplitter, OutputTail
@@ -219,6 +220,10 @@ class LocalProcess:
         if self._cancel.is_set():
             return self._result(Outcome.CANCELLED, None, 0.0)
         started = time.monotonic()
+        try:  # never WHOOSH's own settings; ${NAME} from the executor's environment
+            environ = child_environ(self.env, os.environ)
+        except EnvReferenceError as exc:
+            return self._result(Outcome.START_FAILED, None, 0.0, error=str(exc))
         try:
             proc = await asyncio.create_subprocess_exec(
                 *self.argv,
@@ -226,7 +231,7 @@ class LocalProcess:
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 cwd=self.workdir,
-                env={**os.environ, **self.env} if self.env else None,
+                env=environ,
                 start_new_session=True,
             )
         except OSError as exc:

@@ -18,11 +18,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import time
 from collections.abc import Coroutine, Mapping, Sequence
 
 import asyncssh
+from whoosh_shared.agent_env import EnvReferenceError, resolve_env
 from whoosh_shared.agents import SshTarget
 from whoosh_shared.commands import MAX_OUTPUT_CHARS
 
@@ -156,6 +158,10 @@ class RemoteProcess:
         started = time.monotonic()
         if self._cancel.is_set():
             return self._result(Outcome.CANCELLED, started)
+        try:  # ${NAME} from this executor's environment; only the agent's env is sent
+            self.env = resolve_env(self.env, os.environ)
+        except EnvReferenceError as exc:
+            return self._result(Outcome.START_FAILED, started, error=str(exc))
         async with contextlib.AsyncExitStack() as stack:
             outcome = await self._get_slot_and_channel(stack, started)
             if isinstance(outcome, RunResult):

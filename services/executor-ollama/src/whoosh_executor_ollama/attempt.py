@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -17,6 +18,7 @@ from enum import StrEnum
 import httpx
 from nats.aio.msg import Msg
 from whoosh_shared import executor_runtime
+from whoosh_shared.agent_env import EnvReferenceError, resolved_value
 from whoosh_shared.commands import (
     MAX_OUTPUT_CHARS,
     CompleteTask,
@@ -88,7 +90,7 @@ class AttemptHandler:
         self.ctx = ctx
 
     async def handle(self, msg: Msg) -> None:
-        item = await receive(msg, _serves, self.ctx.stopping)
+        item = await receive(msg, _serves, self.ctx.stopping, self.ctx.bus)
         if item is None:
             return
         run = LlmRun(item)
@@ -181,7 +183,10 @@ class AttemptHandler:
         messages = [{"role": "user", "content": item.prompt}]
         llm = item.llm or LlmOptions()
         if agent.type is AgentType.OPENAI:
-            api_key = agent.env.get(API_KEY_ENV)
+            try:  # ${NAME} from this executor's environment
+                api_key = resolved_value(agent.env, API_KEY_ENV, os.environ)
+            except EnvReferenceError as exc:
+                raise LlmError(Failure(Decision.FAIL_NO_RETRY, str(exc))) from None
             client = OpenAICompatClient(endpoint, api_key=api_key, client=self.ctx.http)
             return client.chat(
                 model,

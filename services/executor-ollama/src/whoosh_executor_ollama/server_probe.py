@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 
 import httpx
+from whoosh_shared.agent_env import EnvReferenceError, resolved_value
 from whoosh_shared.agents import AgentSpec
 from whoosh_shared.enums import AgentType
 from whoosh_shared.inventory import MAX_MODELS, Inventory, ModelFacts
@@ -51,14 +53,13 @@ async def probe(
     try:
         async with asyncio.timeout(timeout_s):
             if agent.type is AgentType.OPENAI:
-                client = OpenAICompatClient(
-                    endpoint, api_key=agent.env.get(API_KEY_ENV), client=http
-                )
+                api_key = resolved_value(agent.env, API_KEY_ENV, os.environ)
+                client = OpenAICompatClient(endpoint, api_key=api_key, client=http)
                 return await _probe_openai(client)
             return await _probe_ollama(OllamaClient(endpoint, client=http), cache)
     except TimeoutError:
         return Inventory(reachable=False, reason=f"no answer within {timeout_s:g}s")
-    except LlmError as exc:
+    except (LlmError, EnvReferenceError) as exc:
         return Inventory(reachable=False, reason=str(exc)[:500])
     except (httpx.HTTPError, ValueError) as exc:  # e.g. a body that is not what the API says
         return Inventory(reachable=False, reason=f"{type(exc).__name__}: {exc}"[:500])

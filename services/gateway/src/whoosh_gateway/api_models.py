@@ -143,6 +143,9 @@ class Readiness(Strict):
     nats: bool
     coordinator: bool
     detail: str = ""
+    down: dict[str, str] = Field(
+        default_factory=dict, description="the coordinator's loops that are down, with why"
+    )
 
 
 def agent_status(agent: AgentView) -> AgentStatus:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from whoosh_shared.api_keys import Role
 
@@ -16,6 +17,8 @@ class Caller:
     actor: str
     role: Role
     prefix: str | None = None
+    expires_at: datetime | None = None  # streams opened with the key end when it expires
+    key_hash: str | None = None  # to ask the coordinator again about an open stream's key
 
     @property
     def limit_key(self) -> str:
@@ -23,8 +26,16 @@ class Caller:
         return self.prefix or "anonymous"
 
     @classmethod
-    def for_key(cls, prefix: str, name: str, role: Role) -> Caller:
-        return cls(actor=f"key {prefix} ({name})"[:200], role=role, prefix=prefix)
+    def for_key(
+        cls,
+        prefix: str,
+        name: str,
+        role: Role,
+        expires_at: datetime | None = None,
+        key_hash: str | None = None,
+    ) -> Caller:
+        return cls(actor=f"key {prefix} ({name})"[:200], role=role, prefix=prefix,
+                   expires_at=expires_at, key_hash=key_hash)  # fmt: skip
 
 
 UNAUTHENTICATED_ADMIN = Caller(actor=ANONYMOUS_ACTOR, role=Role.ADMIN)

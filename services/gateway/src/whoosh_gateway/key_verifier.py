@@ -30,6 +30,7 @@ from whoosh_shared.queries import ApiKeyView, VerifyApiKey
 from whoosh_gateway.callers import Caller
 from whoosh_gateway.coordinator_client import CoordinatorClient
 from whoosh_gateway.errors import ApiError
+from whoosh_gateway.key_watch import KeyWatch
 from whoosh_gateway.refused_keys import RefusedKeys
 
 log = logging.getLogger(__name__)
@@ -55,13 +56,16 @@ class KeyVerifier:
         self._cache: dict[UUID, tuple[str, ApiKeyView, float]] = {}
         self._revoked_seen: dict[UUID, asyncio.Event] = {}
         self._sub: Subscription | None = None
+        self.streams = KeyWatch(coordinator)  # open streams end with their key
 
     async def start(self, bus: Bus) -> None:
         """Listen for revocations (core NATS sees what the relay publishes to JetStream)."""
         subject = subjects.events_of_type("apikey", "ApiKeyRevoked")
         self._sub = await bus.nc.subscribe(subject, cb=self._on_revoked)
+        self.streams.start()
 
     async def stop(self) -> None:
+        await self.streams.stop()
         if self._sub is not None:
             with contextlib.suppress(Exception):
                 await self._sub.unsubscribe()
@@ -72,6 +76,7 @@ class KeyVerifier:
         except ValidationError:
             return
         self._cache.pop(revoked, None)
+        self.streams.revoked(revoked)
         waiting = self._revoked_seen.get(revoked)  # this gateway's own revoke, waiting
         if waiting is not None:
             waiting.set()
@@ -97,7 +102,7 @@ class KeyVerifier:
                     self.refused.record(address)
                 raise
             self._cache[view.id] = (token_hash, view, self.clock())
-        return Caller.for_key(view.prefix, view.name, view.role)
+        return Caller.for_key(view.prefix, view.name, view.role, view.expires_at, token_hash)
 
     def _cached(self, id_: UUID, token_hash: str) -> ApiKeyView | None:
         entry = self._cache.get(id_)
@@ -120,6 +125,7 @@ class KeyVerifier:
         """After an accepted revoke: drop the key here, and wait (bounded) for the event."""
         id_ = key_id(prefix)
         self._cache.pop(id_, None)
+        self.streams.revoked(id_)  # this gateway's own streams end even if the event is late
         try:
             await asyncio.wait_for(seen.wait(), REVOCATION_WAIT_S)
         except TimeoutError:

@@ -1,8 +1,9 @@
 """What a WebSocket client may send, validated like every other boundary.
 
-    {"action": "subscribe", "scope": "task" | "agent" | "all", "id": ..., "last_event_id": N}
+    {"action": "subscribe", "scope": "task" | "agent" | "thread" | "all", "id": ...,
+     "last_event_id": N}
     {"action": "unsubscribe", "scope": ..., "id": ...}
-    {"action": "start", "task": {<TaskSubmission>}, "request_id": ...}
+    {"action": "start", "task": {<TaskSubmission>}, "request_id": ..., "idempotency_key": ...}
     {"action": "stop", "task_id": ..., "reason": ..., "request_id": ...}
     {"action": "ping"}
 
@@ -18,13 +19,15 @@ from uuid import UUID
 
 from pydantic import Field, TypeAdapter, ValidationError
 from whoosh_shared.agents import Strict
+from whoosh_shared.commands import IDEMPOTENCY_KEY_PATTERN
+from whoosh_shared.limits import MAX_DOCUMENT_DEPTH, raw_json_depth, too_deep
 from whoosh_shared.queries import MAX_EVENT_ID
 
 from whoosh_gateway.api_models import TaskSubmission
 from whoosh_gateway.errors import describe_validation
 
 RequestId = Annotated[str | None, Field(default=None, max_length=200)]
-Scope = Literal["task", "agent", "all", "execution"]
+Scope = Literal["task", "agent", "all", "execution", "thread"]
 ACTIONS = ("subscribe", "unsubscribe", "start", "stop", "ping")
 
 
@@ -54,6 +57,11 @@ class Start(Strict):
     action: Literal["start"]
     task: TaskSubmission
     request_id: RequestId = None
+    idempotency_key: str | None = Field(
+        default=None,
+        pattern=IDEMPOTENCY_KEY_PATTERN,
+        description="as the REST Idempotency-Key header: a resent start gets the same task",
+    )
 
 
 class Stop(Strict):
@@ -85,6 +93,9 @@ class BadMessage(Exception):
 
 
 def parse_client_message(text: str) -> Subscribe | Unsubscribe | Start | Stop | Ping:
+    depth = raw_json_depth(text.encode("utf-8", errors="surrogatepass"))
+    if depth > MAX_DOCUMENT_DEPTH:
+        raise BadMessage("invalid_json", too_deep(depth))
     try:
         raw: Any = json.loads(text)
     except ValueError as exc:

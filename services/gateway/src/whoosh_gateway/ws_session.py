@@ -46,6 +46,7 @@ from whoosh_gateway.ws_protocol import (
 )
 
 log = logging.getLogger(__name__)
+MAX_SUBSCRIPTIONS = 1000  # tasks and agents one socket follows by id
 SLOW_CLIENT_CLOSE = 4008
 REPLAY_PAGE = 500
 REPLAY_PUT_TIMEOUT_S = 10.0
@@ -65,6 +66,7 @@ class WsSession:
         self.limit = state.settings.ws_buffer_messages
         self.queue: asyncio.Queue[str] = asyncio.Queue(self.limit)
         self.tasks: set[UUID] = set()
+        self.threads: set[UUID] = set()  # scope "thread": a thread's own events
         self.agents: set[UUID] = set()
         self.agent_tasks: dict[UUID, UUID] = {}  # task -> followed agent it was given to
         self.executions: set[UUID] = set()
@@ -113,6 +115,8 @@ class WsSession:
             )
         if envelope.aggregate_type == "execution":
             return envelope.aggregate_id in self.executions
+        if envelope.aggregate_type == "thread":
+            return envelope.aggregate_id in self.threads
         return envelope.aggregate_type == "agent" and envelope.aggregate_id in self.agents
 
     def _follow(self, envelope: EventEnvelope) -> None:
@@ -234,7 +238,7 @@ class WsSession:
             return None
         if not ident:
             raise ApiError(422, "invalid", f"scope '{scope}' needs an 'id'")
-        if scope in ("task", "execution"):
+        if scope in ("task", "execution", "thread"):
             try:
                 return UUID(ident)
             except ValueError:
@@ -245,6 +249,13 @@ class WsSession:
 
     async def _subscribe(self, message: Subscribe) -> None:
         check_role(self.caller, Role.VIEWER)
+        if message.scope != "all" and len(self.tasks) + len(self.agents) >= MAX_SUBSCRIPTIONS:
+            raise ApiError(
+                429,
+                "too_many_subscriptions",
+                f"this socket already has {MAX_SUBSCRIPTIONS} subscriptions, the most one may "
+                "have: unsubscribe first, or subscribe to scope 'all'",
+            )
         target = await self._scope_id(message.scope, message.id)
         if message.last_event_id is None:
             self._add(message.scope, target)
@@ -281,6 +292,8 @@ class WsSession:
             self.tasks.add(target)
         elif scope == "execution" and target is not None:
             self.executions.add(target)
+        elif scope == "thread" and target is not None:
+            self.threads.add(target)
         elif target is not None:
             self.agents.add(target)
 
@@ -315,6 +328,8 @@ class WsSession:
         elif message.scope == "execution":
             self.executions.discard(target)  # type: ignore[arg-type]
             self.execution_tasks = {t: e for t, e in self.execution_tasks.items() if e != target}
+        elif message.scope == "thread":
+            self.threads.discard(target)  # type: ignore[arg-type]
         else:
             self.agents.discard(target)  # type: ignore[arg-type]
             self.agent_tasks = {t: a for t, a in self.agent_tasks.items() if a != target}
@@ -326,12 +341,13 @@ class WsSession:
     async def _start(self, message: Start) -> None:
         check_role(self.caller, Role.OPERATOR)
         reply = await self.state.coordinator.send(
-            submit_command(self.state, message.task, self.caller)
+            submit_command(self.state, message.task, self.caller, message.idempotency_key)
         )
         task_id = reply.ids["task_id"]
         await self.send_now(
-            {"type": "accepted", "task_id": task_id, "request_id": message.request_id}
-        )
+            {"type": "accepted", "task_id": task_id, "request_id": message.request_id,
+             "replayed": reply.ids.get("replayed") == "true"}
+        )  # fmt: skip
         await self._subscribe(
             Subscribe(action="subscribe", scope="task", id=task_id, last_event_id=0)
         )

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 
 import httpx
+from whoosh_shared.agent_env import EnvReferenceError, resolved_value
 from whoosh_shared.agents import AgentSpec
 from whoosh_shared.enums import AgentType
 
@@ -44,7 +46,10 @@ async def probe(spec: AgentSpec, http: httpx.AsyncClient, timeout_s: float) -> s
 async def _probe_http(spec: AgentSpec, http: httpx.AsyncClient) -> str | None:
     endpoint = spec.endpoint or ""
     if spec.type is AgentType.OPENAI:
-        key = spec.env.get(API_KEY_ENV)
+        try:
+            key = resolved_value(spec.env, API_KEY_ENV, os.environ)
+        except EnvReferenceError as exc:
+            return str(exc)[:200]
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         url = f"{openai_base(endpoint)}/models"
     else:

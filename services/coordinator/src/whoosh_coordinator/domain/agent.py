@@ -50,6 +50,24 @@ class Agent(Aggregate):
     def update(self, changes: dict[str, Any], actor: str) -> None:
         self.spec = {**self.spec, **changes}
 
+    @property
+    def weight(self) -> int:
+        return int(self.spec.get("weight", 100))
+
+    def set_weight(self, weight: int, actor: str) -> bool:
+        """Record a change of traffic weight; the same weight again records nothing.
+        Running work is untouched: weight 0 drains (no new work, nothing stopped)."""
+        if not 0 <= weight <= 100:
+            raise Rejected(RejectCode.INVALID, f"weight {weight} is outside 0..100")
+        if weight == self.weight:
+            return False
+        self._weight_changed(weight=weight, previous=self.weight, actor=actor)
+        return True
+
+    @event("WeightChanged")
+    def _weight_changed(self, weight: int, previous: int, actor: str) -> None:
+        self.spec = {**self.spec, "weight": weight}
+
     def enable(self, actor: str) -> None:
         if not self.enabled:
             self._enabled(actor=actor)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Any
-from uuid import UUID
+from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 from eventsourcing.domain import Aggregate, event
 from whoosh_shared.commands import RejectCode
@@ -19,9 +19,23 @@ from whoosh_shared.enums import TaskStatus
 from whoosh_coordinator.domain.rejection import Rejected
 
 ACTIVE = (TaskStatus.ASSIGNED.value, TaskStatus.RUNNING.value)
+TASK_NAMESPACE = uuid5(NAMESPACE_URL, "whoosh:task")
+
+
+def task_id_for(actor: str, idempotency_key: str) -> UUID:
+    """The id of the task an actor's idempotency key names: derived, not remembered, so
+    every coordinator (and one restarted after a crash) finds the same task, and the
+    store's unique (id, version) refuses a second creation by a concurrent writer."""
+    return uuid5(TASK_NAMESPACE, f"{actor}\x00{idempotency_key}")
 
 
 class Task(Aggregate):
+    @staticmethod
+    def create_id(idempotency: dict[str, str] | None = None) -> UUID:
+        if idempotency is None:
+            return uuid4()
+        return task_id_for(idempotency["actor"], idempotency["key"])
+
     @event("Submitted")
     def __init__(
         self,
@@ -36,12 +50,19 @@ class Task(Aggregate):
         actor: str,
         llm: dict[str, Any] | None = None,
         origin: dict[str, str] | None = None,
+        prompt_ref: dict[str, Any] | None = None,
+        idempotency: dict[str, str] | None = None,
         depends_on: list[str] | None = None,
     ) -> None:
         """`origin` names what created the task inside the coordinator (for example
-        {"kind": "execution", "id": ..., "step": ...}); None for a task submitted directly."""
+        {"kind": "execution", "id": ..., "step": ...}); None for a task submitted directly.
+        `idempotency` ({"actor", "key", "digest"}) when the submitter sent an idempotency
+        key: the id derives from actor and key, the digest tells a retry from a reuse."""
         self.prompt = prompt
+        self.prompt_ref = prompt_ref  # a BlobRef's fields: the prompt is in the blob store
+        self.idempotency = idempotency
         self.origin = origin
+        self.actor = actor  # whose budgets (key, thread) the task counts against
         self.llm = llm
         self.model = model
         self.timeout_s = timeout_s
@@ -56,6 +77,9 @@ class Task(Aggregate):
         self.tried_agents: list[str] = []
         self.rejections = 0  # attempts an agent refused outright: they do not count as tries
         self.output_kept = False
+        self.answer = ""  # the output, kept only for tasks with an origin (see _completed)
+        self.end_reason: str | None = None
+        self.usage: dict[str, Any] = {}
 
     @property
     def terminal(self) -> bool:
@@ -118,6 +142,9 @@ class Task(Aggregate):
         self, attempt: int, output: str, exit_code: int | None, usage: dict[str, Any]
     ) -> None:
         self.status = TaskStatus.COMPLETED.value
+        self.usage = usage
+        if self.origin:  # what created the task reads its answer when it ends
+            self.answer = output
 
     def fail(
         self,
@@ -183,6 +210,8 @@ class Task(Aggregate):
         usage: dict[str, Any],
     ) -> None:
         self.status = TaskStatus.FAILED.value
+        self.usage = usage
+        self.end_reason = reason
 
     # -- dependencies -------------------------------------------------------------------
 
@@ -207,6 +236,13 @@ class Task(Aggregate):
 
     # -- ends decided by the coordinator or a user ---------------------------------
 
+    def refuse(self, reason: str) -> None:
+        """End a queued task that may not run (a budget cannot hold it): failed, with the
+        reason, before any agent was given it."""
+        if self.status != TaskStatus.QUEUED.value:
+            raise Rejected(RejectCode.BAD_STATE, f"task {self.id} is {self.status}, not queued")
+        self._failed(attempt=self.attempt, reason=reason, exit_code=None, output="", usage={})
+
     def cancel(self, reason: str, actor: str) -> None:
         if self.terminal:
             raise Rejected(
@@ -217,6 +253,7 @@ class Task(Aggregate):
     @event("Cancelled")
     def _cancelled(self, reason: str, actor: str) -> None:
         self.status = TaskStatus.CANCELLED.value
+        self.end_reason = reason
 
     def time_out(self, attempt: int, reason: str) -> None:
         self.check_attempt(attempt)
@@ -225,6 +262,7 @@ class Task(Aggregate):
     @event("TimedOut")
     def _timed_out(self, attempt: int, reason: str) -> None:
         self.status = TaskStatus.TIMED_OUT.value
+        self.end_reason = reason
 
     # -- what a stopped attempt had done ----------------------------------------------
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
 from whoosh_shared import commands as c
-from whoosh_shared.agents import NAME_PATTERN, AgentName, AgentUpdate
+from whoosh_shared.agents import NAME_PATTERN, AgentName, AgentUpdate, Strict, Weight
 from whoosh_shared.connectivity import FAILED_TEST_CODE
 from whoosh_shared.queries import AgentList, AgentView, GetAgent, ListAgents
 
@@ -60,7 +60,10 @@ async def register_agent(
 ) -> AgentWritten:
     state = state_of(request)
     connectivity = None
-    if body.test_connectivity:
+    if body.test_connectivity:  # the coordinator's rules first: a refused agent is not tried
+        await state.coordinator.send(
+            c.RegisterAgent(spec=body.spec, actor=caller.actor, role=caller.role, check_only=True)
+        )
         connectivity = await probe_connectivity(state.bus, body.spec)
         if connectivity.ok is False:
             raise ApiError(
@@ -68,7 +71,9 @@ async def register_agent(
                 FAILED_TEST_CODE,
                 f"agent '{body.spec.name}' cannot be reached: {connectivity.detail}",
             )
-    await state.coordinator.send(c.RegisterAgent(spec=body.spec, actor=caller.actor))
+    await state.coordinator.send(
+        c.RegisterAgent(spec=body.spec, actor=caller.actor, role=caller.role)
+    )
     return AgentWritten(agent=await _read_back(request, body.spec.name), connectivity=connectivity)
 
 
@@ -77,7 +82,7 @@ async def update_agent(
     request: Request, name: NamePath, changes: AgentUpdate, caller: Caller = Operator
 ) -> AgentWritten:
     await state_of(request).coordinator.send(
-        c.UpdateAgent(name=name, changes=changes, actor=caller.actor)
+        c.UpdateAgent(name=name, changes=changes, actor=caller.actor, role=caller.role)
     )
     return AgentWritten(agent=await _read_back(request, name))
 
@@ -93,6 +98,25 @@ async def disable_agent(
     request: Request, name: NamePath, caller: Caller = Operator
 ) -> AgentWritten:
     await state_of(request).coordinator.send(c.DisableAgent(name=name, actor=caller.actor))
+    return AgentWritten(agent=await _read_back(request, name))
+
+
+class WeightChange(Strict):
+    weight: Weight
+
+
+@router.put(
+    "/{name}/weight",
+    response_model=AgentWritten,
+    summary="Set an agent's traffic weight (0..100; 0 drains it)",
+)
+async def set_agent_weight(
+    request: Request, name: NamePath, body: WeightChange, caller: Caller = Operator
+) -> AgentWritten:
+    """Its share of new work among free eligible agents; recorded as AgentWeightChanged."""
+    await state_of(request).coordinator.send(
+        c.SetAgentWeight(name=name, weight=body.weight, actor=caller.actor)
+    )
     return AgentWritten(agent=await _read_back(request, name))
 
 

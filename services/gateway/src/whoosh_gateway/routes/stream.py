@@ -15,6 +15,7 @@ from whoosh_shared.api_keys import Role
 from whoosh_gateway.access import authenticate, check_role
 from whoosh_gateway.errors import ApiError
 from whoosh_gateway.gateway_state import state_of
+from whoosh_gateway.submit_size import body_limit
 from whoosh_gateway.ws_session import SessionClosed, WsSession
 
 router = APIRouter()
@@ -35,9 +36,15 @@ async def stream(websocket: WebSocket) -> None:
             await websocket.send_json({"type": "error", "code": exc.code, "message": exc.message})
             await websocket.close(CLOSE_CODES.get(exc.status, 1008), exc.message[:120])
         return
+    max_chars = body_limit(MAX_MESSAGE_CHARS, state.limits)
     session = WsSession(websocket, state, caller)
     session.start_writer()
     state.hub.listeners.add(session)
+
+    async def key_ended(reason: str) -> None:  # the close reason tells the client why
+        await session.close(4401, reason[:120])
+
+    unwatch = state.verifier.streams.open(caller, key_ended)
     try:
         while not session.closing:
             message = await websocket.receive()
@@ -46,13 +53,18 @@ async def stream(websocket: WebSocket) -> None:
             text = message.get("text")
             if text is None:
                 await session.error("invalid_json", "send text frames with JSON messages")
-            elif len(text) > MAX_MESSAGE_CHARS:
-                await session.error("too_large", f"message over {MAX_MESSAGE_CHARS} characters")
+            elif len(text) > max_chars:
+                await session.error(
+                    "too_large",
+                    f"a message of {len(text)} characters is over the limit of {max_chars} "
+                    "(limits.max_prompt_bytes in whoosh.yaml raises it)",
+                )
             else:
                 await session.handle_text(text)
     except (SessionClosed, RuntimeError):
         pass  # closed under us (slow client, or the peer went away)
     finally:
+        unwatch()
         state.hub.listeners.discard(session)
         if not session.closing:
             await session.close(1000, "bye")

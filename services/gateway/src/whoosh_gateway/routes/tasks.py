@@ -5,11 +5,14 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Body, Query, Request, Response
+from fastapi import APIRouter, Body, Header, Query, Request, Response
+from fastapi.responses import PlainTextResponse
 from pydantic import AwareDatetime
 from whoosh_shared import commands as c
 from whoosh_shared.agents import AgentName, CapabilityName
+from whoosh_shared.blobs import BlobMissing, BlobStore
 from whoosh_shared.enums import TaskStatus
+from whoosh_shared.explain import ExplainTask, TaskExplanation
 from whoosh_shared.queries import (
     MAX_EVENT_ID,
     EventPage,
@@ -35,23 +38,49 @@ from whoosh_gateway.gateway_state import GatewayState, state_of
 router = APIRouter(prefix="/tasks", tags=["tasks"], responses=ERROR_RESPONSES)
 
 
-def submit_command(state: GatewayState, body: TaskSubmission, caller: Caller) -> c.SubmitTask:
+def submit_command(
+    state: GatewayState,
+    body: TaskSubmission,
+    caller: Caller,
+    idempotency_key: str | None = None,
+) -> c.SubmitTask:
     """SubmitTask with what only the gateway sets: who asked, and the key's task limit."""
     return c.SubmitTask(
         **body.model_dump(exclude_unset=True),
         actor=caller.actor,
         max_active_tasks=state.settings.rate_limits.concurrent_tasks,
+        idempotency_key=idempotency_key,
     )
+
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        pattern=c.IDEMPOTENCY_KEY_PATTERN,
+        description="send the same key again (e.g. after a timeout or a 503) to get the task "
+        "the first request created instead of a second one; kept per API key",
+    ),
+]
 
 
 @router.post("", status_code=201, response_model=TaskAccepted, summary="Submit a task")
 async def submit_task(
-    request: Request, response: Response, body: TaskSubmission, caller: Caller = Operator
+    request: Request,
+    response: Response,
+    body: TaskSubmission,
+    idempotency_key: IdempotencyKey = None,
+    caller: Caller = Operator,
 ) -> TaskAccepted:
+    """201 for a new task; 200 with `Idempotent-Replayed: true` when the Idempotency-Key
+    had already created it (nothing new is stored)."""
     state = state_of(request)
-    reply = await state.coordinator.send(submit_command(state, body, caller))
+    reply = await state.coordinator.send(submit_command(state, body, caller, idempotency_key))
     task_id = UUID(reply.ids["task_id"])
     response.headers["Location"] = f"{request.url.path}/{task_id}"
+    if reply.ids.get("replayed") == "true":
+        response.status_code = 200
+        response.headers["Idempotent-Replayed"] = "true"
     return TaskAccepted(task_id=task_id)
 
 
@@ -85,6 +114,31 @@ async def list_tasks(
 @router.get("/{task_id}", response_model=TaskView, summary="One task")
 async def get_task(request: Request, task_id: UUID, caller: Caller = Viewer) -> TaskView:
     return await state_of(request).coordinator.ask(GetTask(task_id=task_id), TaskView)
+
+
+@router.get(
+    "/{task_id}/prompt",
+    response_class=PlainTextResponse,
+    summary="The task's whole prompt (views and lists carry a preview of a large one)",
+)
+async def get_prompt(request: Request, task_id: UUID, caller: Caller = Viewer) -> PlainTextResponse:
+    state = state_of(request)
+    view = await state.coordinator.ask(GetTask(task_id=task_id), TaskView)
+    if view.prompt_ref is None:
+        return PlainTextResponse(view.prompt)
+    try:
+        return PlainTextResponse(await BlobStore(state.bus.js).get_text(view.prompt_ref))
+    except BlobMissing as exc:
+        raise ApiError(404, "not_found", str(exc)) from None
+
+
+@router.get(
+    "/{task_id}/explain",
+    response_model=TaskExplanation,
+    summary="Why the scheduler places this task where it does (each agent's verdict)",
+)
+async def explain_task(request: Request, task_id: UUID, caller: Caller = Viewer) -> TaskExplanation:
+    return await state_of(request).coordinator.ask(ExplainTask(task_id=task_id), TaskExplanation)
 
 
 @router.post("/{task_id}/cancel", response_model=TaskView, summary="Cancel (stops a running task)")

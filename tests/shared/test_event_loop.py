@@ -1,0 +1,31 @@
+"""Services run on uvloop unless WHOOSH_EVENT_LOOP=asyncio asks for the standard loop."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from whoosh_shared import event_loop
+
+
+async def _loop_module() -> str:
+    return type(asyncio.get_running_loop()).__module__
+
+
+def test_services_run_on_uvloop_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(event_loop.ENV, raising=False)
+    assert event_loop.kind() == "uvloop"
+    assert event_loop.run(_loop_module()).startswith("uvloop")
+
+
+def test_the_standard_loop_can_be_chosen(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(event_loop.ENV, "asyncio")
+    assert event_loop.kind() == "asyncio"
+    assert event_loop.run(_loop_module()).startswith("asyncio")
+
+
+def test_a_service_of_child_processes_keeps_the_standard_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(event_loop.ENV, raising=False)
+    assert event_loop.run(_loop_module(), allow_uvloop=False).startswith("asyncio")
