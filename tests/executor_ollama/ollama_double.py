@@ -61,6 +61,7 @@ class DoubleConfig:
         }
     )
     reply: str = "The quick brown fox jumps over the lazy dog."
+    json_reply: str | None = None  # the answer when a format (JSON) is asked; else {"reply"}
     tokens_per_s: float = 2000.0  # real pacing of chunks
     ttft_s: float = 0.0  # real delay before the first chunk
     parallel: int = 8  # concurrent generations; one more gets 503
@@ -257,7 +258,7 @@ class OllamaDouble:
     def _reply_tokens(self, body: dict[str, Any]) -> tuple[list[str], str]:
         text = self.config.answer(body) if self.config.answer else self.config.reply
         if body.get("format") is not None:
-            text = json.dumps({"reply": text})
+            text = self.config.json_reply or json.dumps({"reply": text})
         tokens = tokenize(text)
         options = body.get("options") or {}
         limit = options.get("num_predict", body.get("max_tokens"))

@@ -15,6 +15,7 @@ from whoosh_shared.logs import setup_logging
 from whoosh_shared.store import StoreUrlError, describe_store
 
 from whoosh_coordinator.backups import store_backup
+from whoosh_coordinator.projections import FleetProjection
 from whoosh_coordinator.replay import rebuild
 from whoosh_coordinator.service import Coordinator, run_relay_only, stop_on_signals
 from whoosh_coordinator.store import open_store
@@ -111,6 +112,8 @@ def replay(store_url: str, as_json: bool) -> int:
         "agents": stats.agents,
         "in_flight": stats.in_flight,
         "tasks_by_status": stats.tasks_by_status,
+        "workflows": len(projection.workflows.workflows),
+        "executions_by_status": executions_by_status(projection),
     }
     if as_json:
         print(json.dumps(result))
@@ -121,7 +124,18 @@ def replay(store_url: str, as_json: bool) -> int:
         )
         for status, count in stats.tasks_by_status.items():
             print(f"  {status:<10} {count}")
+        executions = result["executions_by_status"]
+        print(f"workflows: {result['workflows']}, executions: {sum(executions.values())}")
+        for status, count in executions.items():
+            print(f"  {status:<10} {count}")
     return 0
+
+
+def executions_by_status(projection: FleetProjection) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for view in projection.workflows.executions.values():
+        counts[view.status] = counts.get(view.status, 0) + 1
+    return dict(sorted(counts.items()))
 
 
 if __name__ == "__main__":

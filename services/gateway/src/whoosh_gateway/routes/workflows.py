@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Body, Path, Query, Request, Response
-from pydantic import Field
+from pydantic import Field, model_validator
 from whoosh_shared import workflows as w
 from whoosh_shared.agents import Strict
 from whoosh_shared.queries import MAX_EVENT_ID, EventPage, GetEvents
@@ -29,6 +29,12 @@ class WorkflowSubmission(Strict):
     name: str | None = Field(default=None, pattern=w.NAME_PATTERN, description="overrides")
     format: Literal["auto", "yaml", "n8n"] = "auto"
     filename: str = Field(default="workflow", max_length=300)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> WorkflowSubmission:
+        if (self.source is None) == (self.template is None):
+            raise ValueError("give exactly one of 'source' and 'template'")
+        return self
 
 
 class WorkflowStored(Strict):
@@ -108,7 +114,7 @@ async def get_workflow(
 async def run_workflow(
     request: Request,
     response: Response,
-    name: str,
+    name: Annotated[str, Path(pattern=w.NAME_PATTERN)],
     body: Annotated[RunRequest | None, Body()] = None,
     caller: Caller = Operator,
 ) -> ExecutionStarted:
