@@ -135,7 +135,6 @@ class QueryHandler:
                 task_id=view.id, status=view.status.value, agent=view.agent, **dict(found)
             )
         )
-
     def _stored_task(self, task_id: UUID) -> q.TaskView | None:
         """A task the projection no longer keeps (finished long ago): its view folded from
         its own events in the store, by the same fold, in a projection of its own (so the
