@@ -26,6 +26,7 @@ NAV: list[tuple[str, str, str]] = [
     ("Overview", "/ui/", "viewer"),
     ("Agents", "/ui/agents", "viewer"),
     ("Tasks", "/ui/tasks", "viewer"),
+    ("Executions", "/ui/executions", "viewer"),
     ("Alerts", "/ui/alerts", "viewer"),
     ("Keys", "/ui/keys", "admin"),
     ("Audit", "/ui/audit", "admin"),
