@@ -27,6 +27,7 @@ NAV: list[tuple[str, str, str]] = [
     ("Agents", "/ui/agents", "viewer"),
     ("Tasks", "/ui/tasks", "viewer"),
     ("Executions", "/ui/executions", "viewer"),
+    ("Threads", "/ui/threads", "viewer"),
     ("Alerts", "/ui/alerts", "viewer"),
     ("Keys", "/ui/keys", "admin"),
     ("Audit", "/ui/audit", "admin"),
