@@ -121,3 +121,20 @@ def test_top_once_prints_one_frame_for_scripts(llm_whoosh: WhooshEnv) -> None:
     lines = once.stdout.splitlines()
     assert any(line.startswith("llm") and "ollama" in line for line in lines), once.stdout
     assert any(line.startswith("echo") and "healthy" in line for line in lines), once.stdout
+
+
+def test_top_frame_shows_gpus_when_the_monitor_reports_them() -> None:
+    from datetime import UTC, datetime
+
+    from whoosh_cli.top_command import render_frame
+    from whoosh_shared.gpu_readings import Gpu
+    from whoosh_shared.queries import FleetStats
+
+    stats = FleetStats(tasks_by_status={"running": 1}, agents=0, agents_enabled=0, in_flight=1,
+                       position=9)  # fmt: skip
+    readings = {"utilization": 0.5, "memory_used": 2**31, "memory_total": 2**33}
+    gpu = Gpu("gpu-1", "0", "NVIDIA H200", {**readings, "temperature": 60.0})
+    frame = render_frame(stats, [], [], 200, datetime.now(UTC), [gpu])
+    row = next(line for line in frame if line.startswith("gpu-1"))
+    assert row.split() == ["gpu-1", "0", "NVIDIA", "H200", "50%", "2.0/8.0", "GiB", "60C"]
+    assert "(no GPU readings)" in render_frame(stats, [], [], 200, datetime.now(UTC))

@@ -142,7 +142,7 @@ whoosh_executor_running_attempts{{executor="x",Hostname="gpu-1"}} 3
 
 
 def test_gpus_are_read_from_the_monitors_gauges() -> None:
-    from whoosh_gateway.ui.gpus import parse_gpus
+    from whoosh_shared.gpu_readings import parse_gpus
 
     first, second = parse_gpus(METRICS)
     assert (first.host, first.index, first.model) == ("gpu-1", "0", "NVIDIA H200")
