@@ -6,9 +6,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from whoosh_cli import arguments
+from whoosh_cli import arguments, collab_arguments
 from whoosh_cli.__main__ import COMMANDS, load_command
 from whoosh_shared import commands
+from whoosh_shared import threads as t
 
 HEAVY = ("pydantic", "httpx", "faststream", "nats", "websockets", "whoosh_cli.task_commands")
 
@@ -37,3 +38,13 @@ def test_the_priority_range_repeated_for_help_matches_the_contract() -> None:
         commands.MIN_PRIORITY,
         commands.MAX_PRIORITY,
     )
+
+
+def test_the_thread_choices_repeated_for_help_match_the_contract() -> None:
+    for repeated, enum in (
+        (collab_arguments.THREAD_KINDS, t.ThreadKind),
+        (collab_arguments.ANSWER_TYPES, t.AnswerType),
+        (collab_arguments.RULES, t.Rule),
+        (collab_arguments.THREAD_STATES, t.ThreadState),
+    ):
+        assert repeated == tuple(member.value for member in enum), enum

@@ -177,6 +177,7 @@ def test_replay_rebuilds_projections_equal_to_live_ones(core: Core) -> None:
     assert rebuilt.agents == live.agents
     statuses = live.stats().tasks_by_status
     assert statuses == {
+        "waiting": 0,
         "queued": 1,
         "assigned": 4,
         "running": 0,
@@ -184,6 +185,7 @@ def test_replay_rebuilds_projections_equal_to_live_ones(core: Core) -> None:
         "failed": 50,
         "cancelled": 50,
         "timed_out": 0,
+        "skipped": 0,
     }
 
 

@@ -14,8 +14,15 @@ def _follow_up(ended: list[Task]):
         if task.origin:  # a follow-up's own end causes nothing more
             return []
         follow = Task(
-            prompt=f"after {task.id}", priority=5, capabilities=[], agent_type=None,
-            model=None, agent=None, timeout_s=60.0, retry={}, actor="system",
+            prompt=f"after {task.id}",
+            priority=5,
+            capabilities=[],
+            agent_type=None,
+            model=None,
+            agent=None,
+            timeout_s=60.0,
+            retry={},
+            actor="system",
             origin={"kind": "test", "id": str(task.id)},
         )
         return [follow]

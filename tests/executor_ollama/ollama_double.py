@@ -24,6 +24,7 @@ import re
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -72,6 +73,9 @@ class DoubleConfig:
     load_duration_ns: int = 12_345_678
     prefill_ns_per_token: int = 250_000
     decode_ns_per_token: int = 20_000_000
+    # The reply as a function of the request (its prompt, messages, options): per-instance
+    # answers, answers in sequence, seeded accuracy for benchmarks. None: `reply`.
+    answer: Callable[[dict[str, Any]], str] | None = None
 
 
 def tokenize(text: str) -> list[str]:
@@ -251,7 +255,7 @@ class OllamaDouble:
         return None
 
     def _reply_tokens(self, body: dict[str, Any]) -> tuple[list[str], str]:
-        text = self.config.reply
+        text = self.config.answer(body) if self.config.answer else self.config.reply
         if body.get("format") is not None:
             text = json.dumps({"reply": text})
         tokens = tokenize(text)

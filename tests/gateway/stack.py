@@ -63,9 +63,12 @@ class Stack:
         self.processes.append(proc.start())
         return proc
 
-    async def start_gateway(self, env: dict[str, str] | None = None) -> Gateway:
+    async def start_gateway(
+        self, env: dict[str, str] | None = None, nats_url: str | None = None
+    ) -> Gateway:
         port = free_port()
-        proc = self.spawn("whoosh_gateway", "--nats", self.nats.url, "--port", str(port), env=env)
+        nats = nats_url or self.nats.url
+        proc = self.spawn("whoosh_gateway", "--nats", nats, "--port", str(port), env=env)
         gateway = Gateway(f"http://127.0.0.1:{port}", proc)
 
         async def ready() -> bool:

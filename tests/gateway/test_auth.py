@@ -33,7 +33,9 @@ ROUTES: list[tuple[str, str, Role]] = [
     ("GET", f"/api/v1/tasks/{MISSING}", Role.VIEWER),
     ("POST", f"/api/v1/tasks/{MISSING}/cancel", Role.OPERATOR),
     ("GET", f"/api/v1/tasks/{MISSING}/output", Role.VIEWER),
+    ("GET", f"/api/v1/tasks/{MISSING}/prompt", Role.VIEWER),
     ("GET", f"/api/v1/tasks/{MISSING}/events", Role.VIEWER),
+    ("GET", f"/api/v1/tasks/{MISSING}/explain", Role.VIEWER),
     ("GET", "/api/v1/keys", Role.ADMIN),
     ("POST", "/api/v1/keys", Role.ADMIN),
     ("DELETE", "/api/v1/keys/000000000000", Role.ADMIN),
@@ -54,6 +56,17 @@ ROUTES: list[tuple[str, str, Role]] = [
     ("POST", f"/api/v1/executions/{MISSING}/approve", Role.OPERATOR),
     ("POST", f"/api/v1/executions/{MISSING}/reject", Role.OPERATOR),
     ("GET", f"/api/v1/executions/{MISSING}/events", Role.VIEWER),
+    ("GET", "/api/v1/agents/ghost/card", Role.VIEWER),
+    ("GET", "/api/v1/budgets", Role.VIEWER),
+    ("PUT", "/api/v1/budgets/global", Role.ADMIN),
+    ("GET", "/api/v1/resolve", Role.VIEWER),
+    ("GET", "/api/v1/threads", Role.VIEWER),
+    ("POST", "/api/v1/threads", Role.OPERATOR),
+    ("GET", f"/api/v1/threads/{MISSING}", Role.VIEWER),
+    ("GET", f"/api/v1/threads/{MISSING}/events", Role.VIEWER),
+    ("POST", f"/api/v1/threads/{MISSING}/messages", Role.OPERATOR),
+    ("POST", f"/api/v1/threads/{MISSING}/decision", Role.OPERATOR),
+    ("POST", f"/api/v1/threads/{MISSING}/close", Role.OPERATOR),
 ]
 # Bodies that fail validation, so that an allowed write changes nothing.
 BODIES = {
@@ -61,6 +74,8 @@ BODIES = {
     ("POST", "/api/v1/tasks"): {},
     ("POST", "/api/v1/keys"): {},
     ("POST", "/api/v1/workflows"): {},
+    ("POST", "/api/v1/threads"): {},
+    ("PUT", "/api/v1/budgets/global"): {"tokens": -1},
 }
 PUBLIC = {("GET", "/healthz"), ("GET", "/readyz")}
 
@@ -84,6 +99,8 @@ def _template(path: str) -> str:
         "/agents/ghost": "/agents/{name}",
         "/workflows/ghost": "/workflows/{name}",
         f"/executions/{MISSING}": "/executions/{execution_id}",
+        f"/threads/{MISSING}": "/threads/{thread_id}",
+        "/budgets/global": "/budgets/{scope}",
         "/keys/000000000000": "/keys/{prefix}",
     }
     for concrete, template in replacements.items():

@@ -60,12 +60,16 @@ async def mcp_client(
 
 
 async def submit(gateway: Gateway, key: str, prompt: str, **args: object) -> str:
+    return (await submitted(gateway, key, prompt, **args))["task_id"]
+
+
+async def submitted(gateway: Gateway, key: str, prompt: str, **args: object) -> dict:
     async with mcp_client(gateway, key) as client:
         result = await client.call_tool(
             "whoosh_submit_task", {"prompt": prompt, "capabilities": ["shell"], **args}
         )
     assert not result.is_error, result.content
-    return result.structured_content["task_id"]
+    return result.structured_content
 
 
 @pytest.mark.parametrize("mode", ERAS)
@@ -216,6 +220,15 @@ async def test_host_and_origin_checks_and_no_redirect(stack: Stack, keys) -> Non
 
 async def test_the_same_idempotency_key_gives_one_task(stack: Stack, keys) -> None:
     key = f"mcp-{uuid.uuid4()}"
-    first = await submit(stack.gateway, keys[Role.OPERATOR], "echo once", idempotency_key=key)
-    again = await submit(stack.gateways[1], keys[Role.OPERATOR], "echo once", idempotency_key=key)
-    assert first == again
+    operator = keys[Role.OPERATOR]
+    first = await submitted(stack.gateway, operator, "echo once", idempotency_key=key)
+    again = await submitted(stack.gateways[1], operator, "echo once", idempotency_key=key)
+    other = await submitted(stack.gateway, operator, "echo once", idempotency_key=key + "-2")
+    assert first["task_id"] == again["task_id"] != other["task_id"]
+    assert (first["replayed"], again["replayed"], other["replayed"]) == (False, True, False)
+    async with mcp_client(stack.gateway, operator) as client:
+        reused = await client.call_tool(
+            "whoosh_submit_task",
+            {"prompt": "echo another", "capabilities": ["shell"], "idempotency_key": key},
+        )
+    assert reused.is_error and "idempotency_key_reused" in reused.content[0].text

@@ -5,6 +5,7 @@ progress during a wait."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import AsyncIterator
 
@@ -24,6 +25,7 @@ VIEWER_TOOLS = {
     "whoosh_wait_task",
     "whoosh_get_task_events",
     "whoosh_cluster_status",
+    "whoosh_explain_task",
 }
 OPERATOR_TOOLS = {
     "whoosh_submit_task",
@@ -87,6 +89,22 @@ async def test_a_viewer_calling_an_operator_tool_gets_a_readable_refusal(app) ->
         assert (await client.call_tool("whoosh_cluster_status", {})).is_error is False
 
 
+async def test_every_tool_call_is_logged_with_tool_actor_outcome_and_duration(
+    app, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="whoosh_gateway.mcp.audit")
+    async with client_as(app, Role.VIEWER) as client:
+        await client.call_tool("whoosh_cluster_status", {})
+        await client.call_tool("whoosh_get_task", {"task_id": str(uuid.uuid4())})
+        await client.call_tool("whoosh_cancel_task", {"task_id": str(uuid.uuid4())})
+    lines = [r.getMessage() for r in caplog.records if r.name == "whoosh_gateway.mcp.audit"]
+    assert len(lines) == 3, lines
+    actor = "actor='key testviewer (mcp viewer)'"
+    assert lines[0].startswith(f"mcp tool=whoosh_cluster_status {actor} outcome=ok duration_ms=")
+    assert f"tool=whoosh_get_task {actor} outcome=tool_error" in lines[1]
+    assert f"tool=whoosh_cancel_task {actor} outcome=denied" in lines[2]
+
+
 async def test_agents_are_listed_without_secrets(app) -> None:
     async with client_as(app, Role.VIEWER) as client:
         listed = await client.call_tool("whoosh_list_agents", {"capability": "shell"})
@@ -131,6 +149,11 @@ async def test_submit_get_and_output_tail_with_truncation_flag(app) -> None:
     assert types[0] == "TaskSubmitted" and types[-1] == "TaskCompleted"
     assert events.structured_content["events"][0]["actor"].startswith("key testoperator")
     assert submitted["task_id"] in [t["task_id"] for t in listed.structured_content["tasks"]]
+    async with client_as(app, Role.VIEWER) as client:
+        explained = await client.call_tool("whoosh_explain_task", {"task_id": submitted["task_id"]})
+    assert not explained.is_error, explained.content
+    assert explained.structured_content["agent"] == "shell"
+    assert "shell" in [a["agent"] for a in explained.structured_content["agents"]]
 
 
 async def test_wait_sends_progress_with_the_latest_line_and_a_cut_wait_does_not_cancel(
@@ -178,7 +201,7 @@ async def test_bad_input_is_a_tool_error_naming_the_problem(app) -> None:
         )
         no_agent = await client.call_tool("whoosh_get_agent", {"name": "ghost"})
         oversized = await client.call_tool(
-            "whoosh_submit_task", {"prompt": "x" * 1_000_001, "capabilities": ["shell"]}
+            "whoosh_submit_task", {"prompt": "x" * (8 * 1024 * 1024 + 1), "capabilities": ["shell"]}
         )
         unknown_tool = await client.call_tool("whoosh_fly", {})
         still = await client.call_tool("whoosh_cluster_status", {})
@@ -188,7 +211,7 @@ async def test_bad_input_is_a_tool_error_naming_the_problem(app) -> None:
     assert "priority" in wrong_type.content[0].text
     assert "no_capable_agent" in nobody.content[0].text
     assert "unknown agent 'ghost'" in no_agent.content[0].text
-    assert "prompt" in oversized.content[0].text
+    assert "limits.max_prompt_bytes" in oversized.content[0].text
     for result in (missing, not_uuid, no_arg, wrong_type, nobody, no_agent, oversized):
         assert result.is_error
     assert unknown_tool.is_error and "whoosh_fly" in unknown_tool.content[0].text
@@ -207,6 +230,8 @@ async def test_resources_and_resource_not_found(app) -> None:
             await client.read_resource(f"whoosh://tasks/{uuid.uuid4()}")
         with pytest.raises(MCPError) as ghost:
             await client.read_resource("whoosh://agents/ghost")
+        with pytest.raises(MCPError) as no_metrics:  # gateway.monitor_metrics_url unset here
+            await client.read_resource("whoosh://metrics")
         prompts = {p.name for p in (await client.list_prompts()).prompts}
         debug = await client.get_prompt("whoosh_debug_task", {"task_id": "abc"})
     assert {"whoosh://fleet/status", "whoosh://agents", "whoosh://metrics"} <= fixed
@@ -219,6 +244,8 @@ async def test_resources_and_resource_not_found(app) -> None:
     assert '"agents"' in fleet.contents[0].text and '"shell"' in agent.contents[0].text
     assert unknown.value.error.code == -32602 and "unknown task" in unknown.value.error.message
     assert "unknown agent 'ghost'" in ghost.value.error.message
+    assert no_metrics.value.error.code == -32602
+    assert "monitor_metrics_url" in no_metrics.value.error.message
     assert prompts == {"whoosh_delegate", "whoosh_debug_task"}
     assert "whoosh_get_task_events" in debug.messages[0].content.text
 
@@ -247,3 +274,33 @@ async def test_without_a_caller_nothing_is_listed_or_served(app) -> None:
         with pytest.raises(MCPError):
             await client.call_tool("whoosh_cluster_status", {})
     await asyncio.sleep(0)
+
+
+async def test_agent_writes_follow_the_rest_rules(app) -> None:
+    spec = {"name": "mcp-extra", "type": "cli", "command": ["tee"], "capabilities": ["x"]}
+    async with client_as(app, Role.OPERATOR) as operator:
+        refused = await operator.call_tool("whoosh_register_agent", {"spec": spec})
+    assert refused.is_error, refused.content  # the stack lets operators run cat and sh only
+    assert "forbidden" in refused.content[0].text and "allowed_commands" in refused.content[0].text
+    async with client_as(app, Role.ADMIN) as admin:
+        registered = await admin.call_tool("whoosh_register_agent", {"spec": spec})
+        assert not registered.is_error, registered.content
+        disabled = await admin.call_tool(
+            "whoosh_set_agent_enabled", {"name": "mcp-extra", "enabled": False}
+        )
+        weighted = await admin.call_tool(
+            "whoosh_set_agent_weight", {"name": "mcp-extra", "weight": 30}
+        )
+        bad_weight = await admin.call_tool(
+            "whoosh_set_agent_weight", {"name": "mcp-extra", "weight": 101}
+        )
+        ghost = await admin.call_tool(
+            "whoosh_set_agent_enabled", {"name": "ghost", "enabled": True}
+        )
+    agent = registered.structured_content["agent"]
+    assert agent["name"] == "mcp-extra" and agent["status"] == "idle"
+    assert "env" not in agent and "command" not in agent
+    assert disabled.structured_content["agent"]["status"] == "disabled"
+    assert weighted.structured_content["agent"]["weight"] == 30
+    assert bad_weight.is_error and "weight" in bad_weight.content[0].text
+    assert ghost.is_error and "ghost" in ghost.content[0].text

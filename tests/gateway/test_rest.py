@@ -51,6 +51,7 @@ async def test_readiness_fails_without_a_coordinator(stack: Stack, nats_url: str
                 "nats": True,
                 "coordinator": False,
                 "detail": "no coordinator",
+                "down": {},
             }
             assert (await client.get("/healthz")).status_code == 200
             refused = await client.get("/api/v1/agents", headers={"X-API-Key": "whk_x"})
@@ -155,11 +156,13 @@ async def test_bad_bodies_are_refused_with_the_problem_named(operator: httpx.Asy
     error_of(array, 422, "invalid")
     no_agent = await operator.post("/api/v1/tasks", json={"prompt": "x", "model": "nonexistent"})
     error_of(no_agent, 422, "no_capable_agent")
-    huge = await operator.post("/api/v1/tasks", json={"prompt": "x" * 3_000_000})
-    assert "limit" in error_of(huge, 413, "too_large")
+    over = 8 * 1024 * 1024 + 1  # limits.max_prompt_bytes, default
+    huge = await operator.post("/api/v1/tasks", json={"prompt": "x" * over})
+    message = error_of(huge, 413, "too_large")
+    assert f"{over} bytes" in message and "limits.max_prompt_bytes" in message
 
-    async def chunks():
-        for _ in range(40):
+    async def chunks():  # past the body limit (3 x the prompt limit + 1 MiB), never declared
+        for _ in range(300):
             yield b"x" * 100_000
 
     streamed = await operator.post("/api/v1/tasks", content=chunks(), headers=headers)

@@ -133,3 +133,34 @@ async def test_refusals(operator: httpx.AsyncClient, viewer: httpx.AsyncClient) 
     made = await operator.post("/api/v1/workflows", json={"template": "bugfix", "name": "fix-1"})
     assert made.status_code == 201 and made.json()["name"] == "fix-1"
     await asyncio.sleep(0)
+
+
+STREAMED = """
+whoosh: workflow/v1
+name: ws-flow
+steps:
+  talk: {type: shell, command: "sleep 1.5; for i in 1 2 3; do echo line-$i; sleep 0.2; done"}
+  after: {type: set, needs: [talk], fields: {n: "{{ steps.talk.output | length }}"}}
+"""
+
+
+async def test_the_execution_scope_streams_step_events_and_output(
+    stack, keys, operator: httpx.AsyncClient
+) -> None:
+    from gateway.ws_client import of_type, open_ws, receive_until, send
+    from whoosh_shared.api_keys import Role
+
+    assert (await operator.post("/api/v1/workflows", json={"source": STREAMED})).status_code == 201
+    async with await open_ws(stack.gateway.ws_url, keys[Role.VIEWER]) as ws:
+        run = (await operator.post("/api/v1/workflows/ws-flow/run")).json()["execution_id"]
+        await send(ws, {"action": "subscribe", "scope": "execution", "id": run,
+                        "last_event_id": 0})  # fmt: skip
+        seen = await receive_until(ws, lambda m: m.get("change") == "ExecutionFinished")
+    changes = [m.get("change") for m in seen if m.get("aggregate") == "execution"]
+    assert changes[0] == "ExecutionStarted" and changes[-1] == "ExecutionFinished"
+    assert changes.count("ExecutionStepEnded") == 2
+    assert any(m.get("type") == "execution_completed" for m in seen)  # the step's task
+    lines = [m["text"] for m in seen if m.get("kind") == "message"]
+    assert lines == ["line-1", "line-2", "line-3"]  # the step's live output
+    assert seen[-1]["data"]["status"] == "succeeded"
+    assert any(of_type("subscribed")(m) for m in seen)

@@ -15,6 +15,8 @@ NVML_ERROR_FUNCTION_NOT_FOUND = 13
 NVML_ERROR_GPU_IS_LOST = 15
 NVML_ERROR_ARGUMENT_VERSION_MISMATCH = 25
 NVML_MEMORY_V2 = 0x02000028  # pynvml.nvmlMemory_v2: sizeof(struct) | 2 << 24
+# On a real H200 (driver 580.159.04) the v2 call with another struct version answered 13
+# (Function Not Found), not 25: the fake answers 25, the collector treats both alike.
 MESSAGES = {
     NVML_ERROR_NOT_SUPPORTED: "Not Supported",
     NVML_ERROR_DRIVER_NOT_LOADED: "Driver Not Loaded",

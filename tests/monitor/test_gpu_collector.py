@@ -7,9 +7,11 @@ import logging
 import pytest
 from monitor.fake_nvml import (
     NVML_ERROR_DRIVER_NOT_LOADED,
+    NVML_ERROR_FUNCTION_NOT_FOUND,
     NVML_ERROR_LIBRARY_NOT_FOUND,
     FakeGpu,
     FakeNvml,
+    NVMLError,
 )
 from whoosh_shared.gpu import GpuCollector
 from whoosh_shared.heartbeat import GpuReading
@@ -145,3 +147,17 @@ def test_a_host_whose_driver_lists_no_gpu() -> None:
 def test_the_real_bindings_on_this_machine_say_no_gpu_without_raising() -> None:
     readings, status = GpuCollector().read()
     assert readings or status  # a GPU machine reads them; this one says why not
+
+
+def test_a_driver_answering_function_not_found_to_a_struct_version_falls_back() -> None:
+    """What driver 580 on an H200 answered to a v2 call with a version-1 struct (13)."""
+    nvml = FakeNvml([FakeGpu(memory_used=2**30, memory_reserved=0)])
+
+    def refuse(handle: int, **version: int) -> object:
+        if version:
+            raise NVMLError(NVML_ERROR_FUNCTION_NOT_FOUND)
+        return FakeNvml.nvmlDeviceGetMemoryInfo(nvml, handle)
+
+    nvml.nvmlDeviceGetMemoryInfo = refuse  # type: ignore[method-assign]
+    (reading,), status = GpuCollector(nvml).read()
+    assert status is None and reading.memory_used_bytes == 2**30

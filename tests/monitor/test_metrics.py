@@ -183,6 +183,7 @@ def fleet_snapshot() -> FleetSnapshot:
         alerts_firing={("HostCpuHigh", "warning"): 2},
         heartbeats=10,
         rejected={"malformed": 1},
+        budgets={"global": 0.85, "agent:llm": 0.0},
     )
 
 
@@ -229,6 +230,7 @@ def test_fleet_gauges_name_agents_hosts_and_gpus_with_dcgm_labels() -> None:
     assert value(samples, m.GPU_MEMORY_RESERVED, **gpu1) is None  # NVML v1: reserve unknown
     assert value(samples, m.ALERTS_FIRING, alertname="HostCpuHigh", severity="warning") == 2
     assert value(samples, m.HEARTBEATS) == 10
+    assert value(samples, m.BUDGET_USED_RATIO, scope="global") == 0.85
     assert value(samples, m.HEARTBEATS_REJECTED, reason="malformed") == 1
 
 

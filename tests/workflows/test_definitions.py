@@ -23,12 +23,15 @@ def problems(text: str) -> list[str]:
 
 
 def test_a_cycle_is_named() -> None:
-    got = problems(HEAD + """steps:
+    got = problems(
+        HEAD
+        + """steps:
   a: {type: shell, command: x, needs: [c]}
   b: {type: shell, command: x, needs: [a]}
   c: {type: shell, command: x, needs: [b]}
   d: {type: shell, command: x, needs: [c]}
-""")
+"""
+    )
     assert got == ["f.yaml: the steps form a cycle: a -> b -> c -> a"]
 
 

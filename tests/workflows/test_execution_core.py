@@ -235,3 +235,23 @@ def test_versions_are_pinned_by_executions(core: Core) -> None:
     run2 = start(core, "diamond")
     finish(core, step_task(core, run2, "a"))
     assert core.task(step_task(core, run2, "c")).prompt == "echo C2"
+
+
+def test_replay_rebuilds_workflows_and_executions_equal_to_live(core: Core) -> None:
+    from whoosh_coordinator.replay import rebuild
+
+    shell_agent(core, slots=60)
+    assert create(core, DIAMOND).accepted
+    assert create(core, BRANCHES).accepted
+    runs = [start(core, "diamond") for _ in range(20)] + [start(core, "branches")]
+    for i, run in enumerate(runs[:20]):
+        finish(core, step_task(core, run, "a"))
+        finish(core, step_task(core, run, "b"), ok=i % 3 != 0)
+    core.send(w.CancelExecution(execution_id=runs[-1]))
+    live = core.projection
+    rebuilt = rebuild(core.store)
+    assert rebuilt.workflows.workflows == live.workflows.workflows
+    assert rebuilt.workflows.executions == live.workflows.executions
+    assert rebuilt.tasks == live.tasks
+    statuses = [execution(core, r).status for r in runs]
+    assert statuses.count("failed") == 7 and statuses.count("cancelled") == 1

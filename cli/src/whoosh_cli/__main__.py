@@ -59,6 +59,16 @@ COMMANDS: dict[tuple[str, ...], str] = {
     ("execution", "retry"): "whoosh_cli.workflow_commands:execution_retry",
     ("execution", "approve"): "whoosh_cli.workflow_commands:execution_approve",
     ("execution", "reject"): "whoosh_cli.workflow_commands:execution_reject",
+    ("thread", "start"): "whoosh_cli.collab_commands:thread_start",
+    ("thread", "list"): "whoosh_cli.collab_commands:thread_list",
+    ("thread", "get"): "whoosh_cli.collab_commands:thread_get",
+    ("thread", "post"): "whoosh_cli.collab_commands:thread_post",
+    ("thread", "decide"): "whoosh_cli.collab_commands:thread_decide",
+    ("thread", "close"): "whoosh_cli.collab_commands:thread_close",
+    ("thread", "events"): "whoosh_cli.collab_commands:thread_events",
+    ("budget", "set"): "whoosh_cli.collab_commands:budget_set",
+    ("budget", "list"): "whoosh_cli.collab_commands:budget_list",
+    ("resolve",): "whoosh_cli.collab_commands:resolve",
 }
 
 

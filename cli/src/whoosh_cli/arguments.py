@@ -14,8 +14,10 @@ from datetime import UTC, datetime, timedelta
 from whoosh_shared.api_keys import Role
 from whoosh_shared.enums import AgentType, CliKind, TaskStatus
 
+from whoosh_cli import collab_arguments
+
 # The contract's priority range (whoosh_shared.commands), repeated so that `whoosh --help`
-# need not import the pydantic contract; tests/cli/test_arguments_lazy.py keeps them equal.
+# need not import the pydantic contract; tests/cli/test_startup_imports.py keeps them equal.
 MIN_PRIORITY, MAX_PRIORITY = 1, 10
 
 
@@ -74,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_alerts(commands, common)
     _add_workflow(commands, common)
     _add_execution(commands, common)
+    collab_arguments.add_arguments(commands, common)
     return parser
 
 
@@ -240,6 +243,12 @@ def _add_task(commands: argparse._SubParsersAction, common: argparse.ArgumentPar
     )
     submit.add_argument("--format", metavar="json", help="LLM agents: answer format (json)")
     submit.add_argument("--raw", action="store_true", help="LLM agents: plain completion")
+    submit.add_argument(
+        "--after",
+        action="append",
+        metavar="ID",
+        help="wait until this task ends; skipped if it does not complete (repeatable)",
+    )
     submit.add_argument(
         "--wait", action="store_true", help="follow the task live; exit 0 only if it completes"
     )

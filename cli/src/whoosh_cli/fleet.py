@@ -86,4 +86,4 @@ async def open_fleet(ctx: CliContext) -> AsyncIterator[Fleet]:
 
         url = ctx.nats_url()
         async with bus_session(url) as bus:
-            yield BusFleet(bus, url)
+            yield BusFleet(bus, url, ctx.config.limits)

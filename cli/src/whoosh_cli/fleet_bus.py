@@ -9,11 +9,13 @@ from uuid import UUID
 
 from whoosh_shared import commands as c
 from whoosh_shared.agents import AgentSpec
+from whoosh_shared.blobs import BlobStore, needs_ref
 from whoosh_shared.bus import Bus
 from whoosh_shared.commands import CommandReply, SubmitTask
 from whoosh_shared.events import EventEnvelope
 from whoosh_shared.explain import ExplainTask, TaskExplanation
 from whoosh_shared.gpu_readings import Gpu
+from whoosh_shared.limits import LimitSettings, preview
 from whoosh_shared.queries import (
     AgentList,
     AgentView,
@@ -42,9 +44,20 @@ ACTOR = "cli"
 
 
 class BusFleet:
-    def __init__(self, bus: Bus, url: str) -> None:
+    def __init__(self, bus: Bus, url: str, limits: LimitSettings | None = None) -> None:
         self.bus = bus
         self.where = url
+        self.limits = limits or LimitSettings()
+
+    async def _by_reference(self, command: SubmitTask) -> SubmitTask:
+        """A prompt over limits.inline_bytes goes to the blob store; the command carries
+        its reference (the coordinator refuses large inline prompts)."""
+        if command.prompt_ref is not None or not needs_ref(
+            command.prompt, self.limits.inline_bytes
+        ):
+            return command
+        ref = await BlobStore(self.bus.js).put_text(command.prompt)
+        return command.model_copy(update={"prompt": preview(command.prompt), "prompt_ref": ref})
 
     async def agents(self) -> list[AgentView]:
         return (await ask(self.bus, ListAgents(), AgentList)).agents
@@ -70,6 +83,7 @@ class BusFleet:
 
     async def _send_submit(self, command: SubmitTask) -> CommandReply:
         """Sent again with the same idempotency key while no coordinator answers."""
+        command = await self._by_reference(command)
         if command.idempotency_key is None:
             return await send(self.bus, command)
         return await with_retries(

@@ -7,7 +7,7 @@ import argparse
 from whoosh_shared.enums import TaskStatus
 
 from whoosh_cli.context import CliContext
-from whoosh_cli.errors import EXIT_OK
+from whoosh_cli.errors import EXIT_FAILURE, EXIT_OK
 from whoosh_cli.fleet import open_fleet
 from whoosh_cli.output import print_json, print_line
 
@@ -28,4 +28,6 @@ async def status(ctx: CliContext, args: argparse.Namespace) -> int:
     print_line(f"  in flight {stats.in_flight}")
     print_line(f"  tasks     {counts}")
     print_line(f"  position  {stats.position} (events folded into the projections)")
-    return EXIT_OK
+    for name, why in stats.down.items():
+        print_line(f"  DOWN      {name}: {why}")
+    return EXIT_FAILURE if stats.down else EXIT_OK

@@ -15,6 +15,7 @@ from whoosh_shared.commands import (
     SubmitTask,
 )
 from whoosh_shared.enums import TaskStatus
+from whoosh_shared.limits import too_large, utf8_size
 from whoosh_shared.queries import ListTasks, TaskView
 
 from whoosh_cli.context import CliContext
@@ -48,6 +49,8 @@ def submit_command(args: argparse.Namespace) -> SubmitTask:
         "actor": "cli",
         "idempotency_key": new_key(),  # one per invocation: its retries give one task
     }
+    if getattr(args, "after", None):
+        fields["depends_on"] = [parse_task_id(task_id) for task_id in args.after]
     if args.priority is not None:
         fields["priority"] = args.priority
     if args.timeout is not None:
@@ -94,6 +97,10 @@ def task_id_of(reply: CommandReply) -> UUID:
 
 async def task_submit(ctx: CliContext, args: argparse.Namespace) -> int:
     command = submit_command(args)
+    limits = ctx.config.limits
+    size = utf8_size(command.prompt)
+    if size > limits.max_prompt_bytes:  # before connecting: nothing is sent
+        raise CliError(too_large("the prompt", size, limits.max_prompt_bytes, "max_prompt_bytes"))
     async with open_fleet(ctx) as fleet:
         if not args.wait:
             return _report_submit(ctx, await fleet.submit(command))

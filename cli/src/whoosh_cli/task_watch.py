@@ -209,6 +209,9 @@ class TaskWatch:
             case events.TaskTimedOut():
                 self._announce_end(TaskStatus.TIMED_OUT, payload.reason, 0.0, envelope.timestamp)
                 return Outcome(TaskStatus.TIMED_OUT, payload.reason, "", payload.attempt)
+            case events.TaskSkipped():
+                self._announce_end(TaskStatus.SKIPPED, payload.reason, 0.0, envelope.timestamp)
+                return Outcome(TaskStatus.SKIPPED, payload.reason)
         return None
 
     def _announce_end(

@@ -219,11 +219,12 @@ def _coordinator_spec(ctx: CliContext, nats_url: str) -> ChildSpec:
         "serve",
         "--nats",
         nats_url,
-        "--store",
-        ctx.config.store_url(),
         *_config_args(ctx),
     ]
-    return ChildSpec(COORDINATOR, argv, ctx.data_dir / "logs" / f"{COORDINATOR}.log")
+    # The store URL (it may carry a password) in the environment, not argv: every local
+    # user can read a process's argv.
+    return ChildSpec(COORDINATOR, argv, ctx.data_dir / "logs" / f"{COORDINATOR}.log",
+                     env={"WHOOSH_STORE_URL": ctx.config.store_url()})  # fmt: skip
 
 
 def _executor_spec(ctx: CliContext, nats_url: str, name: str) -> ChildSpec:

@@ -61,7 +61,7 @@ class Follower:
             self.progress.update("running")
             self.progress.say(f"whoosh: running (executor {message.get('executor_id')})")
         elif kind in ENDS:
-            status = ENDS[kind]
+            status = TaskStatus.SKIPPED if message.get("skipped") else ENDS[kind]
             return self._end(status, message)
         elif kind == "execution_error":
             status = TaskStatus.TIMED_OUT if message.get("timed_out") else TaskStatus.FAILED

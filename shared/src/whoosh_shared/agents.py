@@ -173,6 +173,17 @@ class AgentSpec(Strict):
             return shlex.split(value)
         return value
 
+    @field_validator("env")
+    @classmethod
+    def _env_bounded(cls, value: dict[str, str]) -> dict[str, str]:
+        from whoosh_shared.limits import check_map  # limits builds on this module
+
+        check_map(value, "env")
+        size = sum(len(k) + len(v) for k, v in value.items())
+        if size > 65_536:
+            raise ValueError(f"env holds {size} characters, over the limit of 65536")
+        return value
+
     @field_validator("endpoint")
     @classmethod
     def _endpoint_is_http_url(cls, value: str | None) -> str | None:

@@ -30,6 +30,7 @@ from pydantic import BaseModel
 from whoosh_shared import nats_auth, subjects
 from whoosh_shared.commands import AttemptCommand, Command, CommandReply
 from whoosh_shared.queries import GetStats, Query, QueryReply
+from whoosh_shared.stream_limits import StreamLimits
 
 log = logging.getLogger(__name__)
 ReplyT = TypeVar("ReplyT", bound=BaseModel)
@@ -37,7 +38,6 @@ ReplyT = TypeVar("ReplyT", bound=BaseModel)
 DUPLICATE_WINDOW_S = 120.0
 REPORT_RETRY_FIRST_S = 0.25
 REPORT_RETRY_MAX_S = 5.0
-EVENTS_MAX_AGE_S = 30 * 24 * 3600.0
 
 
 class BusError(RuntimeError):
@@ -76,18 +76,20 @@ def broker_security(options: dict[str, Any]) -> NatsSecurity | None:
     return NatsSecurity(**tls) if tls else None
 
 
-def stream_configs(replicas: int = 1) -> list[StreamConfig]:
+def stream_configs(replicas: int = 1, limits: StreamLimits | None = None) -> list[StreamConfig]:
     """The two JetStream streams: the event log and the per-agent work queues.
 
     On a NATS cluster, `replicas` (nats.stream_replicas) should be 3 so that losing one
-    node loses neither events nor queued work."""
+    node loses neither events nor queued work. `limits`: nats.streams (bytes, age)."""
+    limits = limits or StreamLimits()
     return [
         StreamConfig(
             name=subjects.EVENTS_STREAM,
             subjects=[subjects.EVENTS_WILDCARD],
             retention=RetentionPolicy.LIMITS,
             storage=StorageType.FILE,
-            max_age=EVENTS_MAX_AGE_S,
+            max_age=limits.events_max_age_s,
+            max_bytes=limits.events_max_bytes,
             duplicate_window=DUPLICATE_WINDOW_S,
             discard=DiscardPolicy.OLD,
             num_replicas=replicas,
@@ -97,16 +99,23 @@ def stream_configs(replicas: int = 1) -> list[StreamConfig]:
             subjects=[subjects.WORK_WILDCARD],
             retention=RetentionPolicy.WORK_QUEUE,
             storage=StorageType.FILE,
+            max_bytes=limits.work_max_bytes,
+            discard=DiscardPolicy.NEW,
             duplicate_window=DUPLICATE_WINDOW_S,
             num_replicas=replicas,
         ),
     ]
 
 
-async def ensure_streams(js: JetStreamContext, replicas: int = 1, update: bool = False) -> None:
+async def ensure_streams(
+    js: JetStreamContext,
+    replicas: int = 1,
+    update: bool = False,
+    limits: StreamLimits | None = None,
+) -> None:
     """Create missing streams. Only the coordinator, which owns the streams' settings,
     passes `update` to bring existing ones in line; other services never change them."""
-    for config in stream_configs(replicas):
+    for config in stream_configs(replicas, limits):
         try:
             await js.stream_info(config.name)
         except NotFoundError:

@@ -23,11 +23,16 @@ from whoosh_shared.agents import (
 )
 from whoosh_shared.alerts import Severity
 from whoosh_shared.api_keys import PREFIX_PATTERN, Role
+from whoosh_shared.blobs import BlobRef
 from whoosh_shared.enums import AgentType
 from whoosh_shared.inventory import Inventory
+from whoosh_shared.limits import check_json_value, check_map
 
 MIN_PRIORITY, MAX_PRIORITY, DEFAULT_PRIORITY = 1, 10, 5
-MAX_PROMPT_CHARS = 1_000_000
+# A hard ceiling only: the size policy is limits.max_prompt_bytes (UTF-8 bytes), checked
+# by every door, and a prompt over limits.inline_bytes travels as a `prompt_ref`.
+MAX_PROMPT_CHARS = 1024 * 1024 * 1024
+MAX_SYSTEM_CHARS = 65_536  # an LLM system prompt rides inline in every message
 MAX_OUTPUT_CHARS = 65_536  # kept in the TaskCompleted event; longer output keeps its tail
 IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,200}$"  # printable ASCII, no spaces (an HTTP header)
 
@@ -43,6 +48,7 @@ class RejectCode(StrEnum):
     CONFLICT = "conflict"  # lost an optimistic-concurrency race too many times
     INTERNAL = "internal"  # a bug: the coordinator logged it and stayed up
     LIMITED = "limited"  # the submitter has as many unfinished tasks as it may have
+    TOO_LARGE = "too_large"  # over a size limit (limits.* in whoosh.yaml)
     FORBIDDEN = "forbidden"  # the caller's role (or an allowlist in whoosh.yaml) does not allow it
     KEY_REUSED = "idempotency_key_reused"  # an idempotency key sent again with another request
 
@@ -144,17 +150,34 @@ class LlmOptions(Strict):
     `options` are Ollama's names (num_ctx, temperature, seed, num_predict, stop, ...);
     `format` is "json" or a JSON schema; `raw` asks for plain completion (/api/generate)."""
 
-    system: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
+    system: str | None = Field(default=None, max_length=MAX_SYSTEM_CHARS)
     options: dict[str, Any] = Field(default_factory=dict)
     format: str | dict[str, Any] | None = None
     keep_alive: str | float | None = None
-    tools: list[dict[str, Any]] = Field(default_factory=list)
+    tools: list[dict[str, Any]] = Field(default_factory=list, max_length=256)
     raw: bool = False
+
+    @field_validator("options", "format", "tools")
+    @classmethod
+    def _bounded_json(cls, value: Any, info: Any) -> Any:
+        """Free-form JSON, bounded in depth and size: it is copied into events and work."""
+        if isinstance(value, dict):
+            check_map(value, f"llm.{info.field_name}")
+        return check_json_value(value, f"llm.{info.field_name}")
 
 
 class SubmitTask(Command):
     SUBJECT: ClassVar[str] = subjects.command("task.submit")
-    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
+    prompt: str = Field(
+        min_length=1,
+        max_length=MAX_PROMPT_CHARS,
+        description="the prompt, or its preview when `prompt_ref` carries it",
+    )
+    prompt_ref: BlobRef | None = Field(
+        default=None,
+        description="a prompt over limits.inline_bytes, stored in the blob store "
+        "(whoosh_shared.blobs); `prompt` is then its preview",
+    )
     priority: int = Field(default=DEFAULT_PRIORITY, ge=MIN_PRIORITY, le=MAX_PRIORITY)
     capabilities: list[CapabilityName] = Field(default_factory=list)
     agent_type: AgentType | None = None
@@ -163,6 +186,12 @@ class SubmitTask(Command):
     timeout_s: float = Field(default=600.0, gt=0, le=7 * 24 * 3600)
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     llm: LlmOptions | None = Field(default=None, description="for ollama / openai agents")
+    depends_on: list[UUID] = Field(
+        default_factory=list,
+        max_length=100,
+        description="tasks that must complete first: until they end this task waits, "
+        "invisible to the scheduler; it is skipped (with the reason) if one does not complete",
+    )
     max_active_tasks: int | None = Field(
         default=None,
         ge=1,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import Field, ValidationError, field_validator
@@ -25,8 +25,11 @@ from whoosh_shared.alerts import (
     check_threshold,
 )
 from whoosh_shared.gateway_settings import GatewaySettings
+from whoosh_shared.limits import LimitSettings
 from whoosh_shared.nats_auth import NatsCredentials, client_options
 from whoosh_shared.security_settings import SecuritySettings
+from whoosh_shared.stream_limits import StreamLimits
+from whoosh_shared.threads import EscalationRule
 
 DEFAULT_CONFIG_NAME = "whoosh.yaml"
 DEFAULT_NATS_PORT = 4311  # not 4222: machines often run their own NATS there
@@ -51,6 +54,7 @@ class NatsSettings(NatsCredentials):
     host: str = "127.0.0.1"
     port: int = Field(default=DEFAULT_NATS_PORT, ge=0, le=65535, description="0: a free port")
     stream_replicas: int = Field(default=1, ge=1, le=5, description="3 on a NATS cluster")
+    streams: StreamLimits = Field(default_factory=StreamLimits)
 
     def client_url(self) -> str:
         return self.url or f"nats://{self.host}:{self.port}"
@@ -94,6 +98,17 @@ class CoordinatorSettings(Strict):
     sweep_interval_s: float = Field(default=0.5, gt=0, le=60)
     timeout_grace_s: float = Field(default=5.0, ge=0, le=3600)
     fair_share: FairShareSettings = Field(default_factory=FairShareSettings)
+    prices: dict[str, dict[Literal["in", "out"], Annotated[float, Field(ge=0)]]] = Field(
+        default_factory=dict,
+        description="USD per million tokens in and out, per agent name or model, for budgets "
+        "(a CLI's own reported cost wins; unlisted local models cost 0)",
+    )
+    thread_escalation: list[EscalationRule] = Field(
+        default_factory=list,
+        max_length=20,
+        description="escalation rules every thread gets (a thread's own rule of the same "
+        "name replaces one of these)",
+    )
 
 
 class ExecutorSettings(Strict):
@@ -204,6 +219,7 @@ class WhooshConfig(Strict):
     executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
     agents: dict[str, AgentSpec] = Field(default_factory=dict)
     workflows: dict[str, Any] = Field(default_factory=dict, description="reserved (workflows)")
     mcp_servers: dict[str, Any] = Field(default_factory=dict, description="reserved (MCP)")

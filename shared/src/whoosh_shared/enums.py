@@ -23,8 +23,11 @@ class CliKind(StrEnum):
 
 
 class TaskStatus(StrEnum):
-    """Task lifecycle: queued -> assigned -> running -> one terminal state."""
+    """Task lifecycle: queued -> assigned -> running -> one terminal state; a task with
+    dependencies is `waiting` (invisible to the scheduler) until they settle, then queued,
+    or `skipped` when one of them did not complete."""
 
+    WAITING = "waiting"
     QUEUED = "queued"
     ASSIGNED = "assigned"
     RUNNING = "running"
@@ -32,6 +35,7 @@ class TaskStatus(StrEnum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     TIMED_OUT = "timed_out"
+    SKIPPED = "skipped"
 
     @property
     def terminal(self) -> bool:
@@ -44,7 +48,13 @@ class TaskStatus(StrEnum):
 
 
 TERMINAL_STATUSES = frozenset(
-    {TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.TIMED_OUT}
+    {
+        TaskStatus.COMPLETED,
+        TaskStatus.FAILED,
+        TaskStatus.CANCELLED,
+        TaskStatus.TIMED_OUT,
+        TaskStatus.SKIPPED,
+    }
 )
 
 # Agent work queue subjects use the type's short token (no dashes or dots in subjects).

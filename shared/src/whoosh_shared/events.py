@@ -12,10 +12,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from whoosh_shared.agents import AgentSpec, Strict
 from whoosh_shared.api_keys import Role
+from whoosh_shared.blobs import BlobRef
 from whoosh_shared.collab_events import COLLAB_EVENTS
 from whoosh_shared.commands import LlmOptions, RetryPolicy, Usage
 from whoosh_shared.enums import AgentType
@@ -117,7 +118,8 @@ class AgentSlotReleased(EventData):
 
 
 class TaskSubmitted(EventData):
-    prompt: str
+    prompt: str = Field(description="the prompt, or its preview when prompt_ref is set")
+    prompt_ref: BlobRef | None = None
     priority: int
     capabilities: list[str] = Field(default_factory=list)
     agent_type: AgentType | None = None
@@ -131,6 +133,22 @@ class TaskSubmitted(EventData):
     idempotency: dict[str, str] | None = Field(
         default=None, description="actor, key and request digest of an idempotent submit"
     )
+    depends_on: list[UUID] = Field(default_factory=list)
+
+    @field_validator("depends_on", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: Any) -> Any:
+        return [] if value is None else value
+
+
+class TaskReleased(EventData):
+    """The dependencies of a waiting task all completed: it is queued now."""
+
+
+class TaskSkipped(EventData):
+    """A dependency of a waiting task did not complete: the task will not run."""
+
+    reason: str
 
 
 class TaskAssigned(EventData):
@@ -245,6 +263,8 @@ EVENT_TYPES: dict[str, type[EventData]] = {
         TaskCancelled,
         TaskTimedOut,
         TaskOutputKept,
+        TaskReleased,
+        TaskSkipped,
         ApiKeyCreated,
         ApiKeyRevoked,
         AlertCreated,

@@ -35,13 +35,16 @@ from whoosh_shared.config import ExecutorSettings, WhooshConfig
 from whoosh_shared.enums import AgentType
 from whoosh_shared.heartbeat import HeartbeatPublisher, SshPoolReading, running_work
 from whoosh_shared.progress import ProgressPublisher
+from whoosh_shared.reconnects import after_each_reconnect
 from whoosh_shared.running_attempts import (
     STOP_EVENT_SUBJECTS,
     RunningAttempts,
     RunT,
     StopCause,
+    recheck_runs,
     stop_for_event,
 )
+from whoosh_shared.supervision import LoopHealth, supervise
 from whoosh_shared.work import WorkItem
 from whoosh_shared.work_message import ids, settle
 from whoosh_shared.work_queue import MessageHandler, WorkConsumer
@@ -195,6 +198,15 @@ class ExecutorRuntime(ABC, Generic[CtxT]):
             async with self._alongside(ctx):
                 heartbeats = self._heartbeats(ctx)
                 heartbeats.start()
+                rechecks = asyncio.create_task(
+                    supervise(
+                        "cancellation catch-up",
+                        lambda: after_each_reconnect(
+                            self.bus.nc, lambda: self._recheck(ctx.running)
+                        ),
+                        LoopHealth(),
+                    )
+                )
                 self._log.info(
                     "executor ready",
                     extra={
@@ -204,6 +216,8 @@ class ExecutorRuntime(ABC, Generic[CtxT]):
                     },
                 )
                 failure = await self._until_stopped(fetching)
+                rechecks.cancel()
+                await asyncio.gather(rechecks, return_exceptions=True)
             await self._shutdown(ctx, consumers, fetching)
             await heartbeats.stop()
             if failure is not None:
@@ -275,6 +289,11 @@ class ExecutorRuntime(ABC, Generic[CtxT]):
             max_parallel=self.settings.max_parallel,
             ssh_pools=self._ssh_pools(ctx),
         )
+
+    async def _recheck(self, running: RunningAttempts[Any]) -> None:
+        stopped = await recheck_runs(running, self.bus.ask)
+        if stopped:
+            self._log.warning("stopped %d run(s) whose task ended while NATS was away", stopped)
 
     def _declare_cancellation_subscribers(self) -> None:
         """Core-NATS subscribers for TaskCancelled / TaskTimedOut (declared before start)."""

@@ -61,6 +61,7 @@ GPU_POWER_LIMIT = "whoosh_gpu_power_limit_watts"  # DCGM_FI_DEV_POWER_MGMT_LIMIT
 
 # -- alerts and the monitor itself ------------------------------------------------------
 ALERTS_FIRING = "whoosh_alerts_firing"  # gauge {alertname, severity}
+BUDGET_USED_RATIO = "whoosh_budget_used_ratio"  # gauge {scope}: the larger of tokens, USD
 HEARTBEATS = "whoosh_monitor_heartbeats_total"  # counter
 HEARTBEATS_REJECTED = "whoosh_monitor_heartbeats_rejected_total"  # counter {reason}
 WEBHOOK_DELIVERIES = "whoosh_monitor_webhook_deliveries_total"  # counter {outcome}

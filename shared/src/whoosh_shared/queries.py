@@ -12,6 +12,7 @@ from whoosh_shared import subjects
 from whoosh_shared.agents import AgentName, AgentSpec, CapabilityName, Strict
 from whoosh_shared.alerts import AlertStatus, AlertView
 from whoosh_shared.api_keys import PREFIX_PATTERN, Role
+from whoosh_shared.blobs import BlobRef
 from whoosh_shared.commands import LlmOptions, Usage
 from whoosh_shared.enums import TaskStatus
 from whoosh_shared.events import EventEnvelope
@@ -91,7 +92,10 @@ class GetStats(Query):
 class TaskView(Strict):
     id: UUID
     status: TaskStatus
-    prompt: str
+    prompt: str = Field(description="the prompt, or a preview (lists; prompt_ref set)")
+    prompt_ref: BlobRef | None = Field(
+        default=None, description="where the whole prompt is (GET /tasks/{id}/prompt)"
+    )
     priority: int
     capabilities: list[str]
     agent_type: str | None = None
@@ -121,6 +125,7 @@ class TaskView(Strict):
         default=None, description="what created the task inside the coordinator, if anything"
     )
     submitted_by: str = Field(default="system", description="the submitting actor (audit)")
+    depends_on: list[UUID] = Field(default_factory=list, description="tasks it waits for")
 
 
 class AgentView(Strict):
@@ -171,6 +176,10 @@ class FleetStats(Strict):
     agents_enabled: int
     in_flight: int
     position: int = Field(description="last notification id folded into the projections")
+    down: dict[str, str] = Field(
+        default_factory=dict,
+        description="the answering coordinator's loops that are not healthy now, with why",
+    )
 
 
 class EventPage(Strict):

@@ -5,24 +5,27 @@ what "a run" is differs (a process group, an HTTP stream), so a run is anything 
 an `item` and a `stop(cause, reason)`.
 
 The coordinator's relay publishes every stored event; executors listen (core NATS,
-no durable state: a run that misses the event is stopped by its own timeout, and its
-report is rejected anyway) to the events that end an attempt while it may still run
-here: the task cancelled or timed out, or the attempt failed elsewhere (the monitor
-re-queued it because its agent went unhealthy; the run here would only be rejected).
+no durable state; after a NATS reconnect `recheck_runs` asks the coordinator about every
+run, since events published meanwhile were missed) to the events that end an attempt
+while it may still run here: the task cancelled or timed out, or the attempt failed
+elsewhere (the monitor re-queued it because its agent went unhealthy; the run here would
+only be rejected).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from enum import StrEnum
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 from uuid import UUID
 
 from pydantic import ValidationError
 
 from whoosh_shared import subjects
+from whoosh_shared.enums import TaskStatus
 from whoosh_shared.events import EventEnvelope, TaskAttemptFailed, TaskCancelled, TaskTimedOut
+from whoosh_shared.queries import GetTask
 from whoosh_shared.work import WorkItem
 
 log = logging.getLogger(__name__)
@@ -117,3 +120,28 @@ def stop_for_event(running: RunningAttempts[RunT], data: bytes) -> int:
         )
         run.stop(cause, reason)
     return len(runs)
+
+
+async def recheck_runs(running: RunningAttempts[RunT], ask: Callable[[Any], Awaitable[Any]]) -> int:
+    """After a reconnect: cancellations and time-outs published while this executor was
+    away from NATS were never seen, so ask the coordinator about every run here and stop
+    those whose attempt is over. `ask` is `Bus.ask`. Returns how many runs it stopped."""
+    stopped = 0
+    for run in list(running):
+        reply = await ask(GetTask(task_id=run.item.task_id))
+        if reply.status != "ok" or reply.result is None:
+            continue
+        status, attempt = TaskStatus(reply.result["status"]), int(reply.result["attempt"])
+        if status is TaskStatus.CANCELLED:
+            cause, reason = StopCause.CANCELLED, "task cancelled (seen after a reconnect)"
+        elif status is TaskStatus.TIMED_OUT:
+            cause, reason = StopCause.TIMED_OUT, "task timed out (seen after a reconnect)"
+        elif attempt != run.item.attempt or status.terminal:
+            cause, reason = StopCause.SUPERSEDED, "attempt over elsewhere (seen after a reconnect)"
+        else:
+            continue
+        log.info("stopping run: %s", reason, extra={"task_id": str(run.item.task_id),
+                                                     "attempt": run.item.attempt})  # fmt: skip
+        run.stop(cause, reason)
+        stopped += 1
+    return stopped

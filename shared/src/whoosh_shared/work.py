@@ -7,6 +7,7 @@ from uuid import UUID
 from pydantic import Field
 
 from whoosh_shared.agents import AgentSpec, Strict
+from whoosh_shared.blobs import BlobRef
 from whoosh_shared.commands import LlmOptions
 
 
@@ -21,6 +22,9 @@ class WorkItem(Strict):
     attempt: int = Field(ge=1)
     agent: AgentSpec
     prompt: str
+    prompt_ref: BlobRef | None = Field(
+        default=None, description="the executor fetches the prompt from here before running"
+    )
     timeout_s: float
     llm: LlmOptions | None = None
     model: str | None = Field(default=None, description="the task's model, else the agent's")

@@ -11,6 +11,7 @@ the coordinator sorts stale attempts out by their attempt number. What an attemp
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -19,8 +20,9 @@ import nats.errors
 from nats.aio.msg import Msg
 from pydantic import ValidationError
 
+from whoosh_shared.blobs import BlobMissing, BlobStore
 from whoosh_shared.bus import Bus, BusError
-from whoosh_shared.commands import StartTask
+from whoosh_shared.commands import FailTask, StartTask
 from whoosh_shared.running_attempts import RunningAttempts, RunT
 from whoosh_shared.work import WorkItem
 
@@ -48,11 +50,15 @@ def ids(item: WorkItem) -> dict[str, Any]:
 
 
 async def receive(
-    msg: Msg, serves: Callable[[WorkItem], bool], stopping: asyncio.Event
+    msg: Msg,
+    serves: Callable[[WorkItem], bool],
+    stopping: asyncio.Event,
+    bus: Bus | None = None,
 ) -> WorkItem | None:
     """The work item a message carries, or None once the message is settled: a message
     that is not a work item, or is for an agent this executor cannot run, is dropped
-    (term: no executor could do better); one arriving while stopping goes back (nak)."""
+    (term: no executor could do better); one arriving while stopping goes back (nak).
+    A prompt held by reference is fetched from the blob store (through `bus`) first."""
     try:
         item = WorkItem.model_validate_json(msg.data)
     except ValidationError as exc:
@@ -66,7 +72,30 @@ async def receive(
     if stopping.is_set():
         await settle(msg.nak(delay=SHUTDOWN_REDELIVERY_DELAY_S))
         return None
+    if item.prompt_ref is not None and bus is not None:
+        return await _with_prompt(msg, item, bus)
     return item
+
+
+async def _with_prompt(msg: Msg, item: WorkItem, bus: Bus) -> WorkItem | None:
+    """The item with its whole prompt. A body that is gone fails the task for good (no
+    executor could run it); a bus that does not answer sends the message back."""
+    assert item.prompt_ref is not None
+    try:
+        prompt = await BlobStore(bus.js).get_text(item.prompt_ref)
+    except BlobMissing as exc:
+        log.error("cannot run: %s", exc, extra=ids(item))
+        reason = f"the prompt could not be read from the blob store: {exc}"
+        fail = FailTask(task_id=item.task_id, attempt=item.attempt, reason=reason, retryable=False)
+        with contextlib.suppress(BusError, nats.errors.Error):
+            await bus.send(fail)
+        await settle(msg.term())
+        return None
+    except Exception as exc:  # NATS unavailable, timeouts: try again later
+        log.warning("prompt not fetched, will retry: %s", exc, extra=ids(item))
+        await settle(msg.nak(delay=COORDINATOR_DOWN_DELAY_S))
+        return None
+    return item.model_copy(update={"prompt": prompt})
 
 
 async def hold(

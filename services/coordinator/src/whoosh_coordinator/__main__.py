@@ -62,7 +62,7 @@ async def serve(mode: str, store_url: str, nats_url: str, config, with_relay: bo
     stop = stop_on_signals()
     settings = config.coordinator
     if mode == "relay":
-        await run_relay_only(store_url, nats_url, settings.poll_interval_s, stop)
+        await run_relay_only(store_url, nats_url, settings.poll_interval_s, stop, config.limits)
     else:
         coordinator = Coordinator(
             store_url,
@@ -70,7 +70,9 @@ async def serve(mode: str, store_url: str, nats_url: str, config, with_relay: bo
             settings,
             run_relay=with_relay,
             stream_replicas=config.nats.stream_replicas,
+            limits=config.limits,
             security=config.security,
+            stream_limits=config.nats.streams,
             store_sync=config.store.sync,
         )
         await coordinator.run(stop)

@@ -14,7 +14,7 @@ from whoosh_shared.commands import RejectCode
 from whoosh_shared.queries import AgentView
 
 from whoosh_coordinator.domain import Rejected
-from whoosh_coordinator.estimates import CHARS_PER_TOKEN, prompt_tokens
+from whoosh_coordinator.estimates import CHARS_PER_TOKEN, task_prompt_tokens
 from whoosh_coordinator.projections import FleetProjection
 from whoosh_coordinator.scheduler import (
     Needs,
@@ -46,7 +46,7 @@ def admit(cmd: c.SubmitTask, projection: FleetProjection) -> Needs:
         agent_type=cmd.agent_type.value if cmd.agent_type else None,
         model=cmd.model,
         capabilities=tuple(cmd.capabilities),
-        prompt_tokens=prompt_tokens(cmd.prompt, llm.system),
+        prompt_tokens=task_prompt_tokens(cmd.prompt, cmd.prompt_ref, llm.system),
         output_tokens=expected_output_tokens(llm.options),
     )
     _check_num_ctx(needs, llm)

@@ -18,6 +18,7 @@ from eventsourcing.persistence import IntegrityError
 from whoosh_coordinator.commands import CommandHandler
 from whoosh_coordinator.domain import Agent, Rejected
 from whoosh_coordinator.fair_queue import FairShare
+from whoosh_coordinator.lookahead import SlotForecast
 from whoosh_coordinator.scheduler import Placement, plan
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,9 @@ class Assigner:
     def assign_pending(self) -> int:
         """Place as many queued tasks as free slots allow; returns how many were placed."""
         queued = self.fair_share.order(self.projection.queued(), self.projection.unfinished_by)
-        placements = plan(queued, self.projection.agents.values(), self.handler.clock())
+        agents, now = self.projection.agents.values(), self.handler.clock()
+        forecast = SlotForecast.of(agents, self.projection.tasks, now)
+        placements = plan(queued, agents, now, forecast=forecast)
         if not placements:
             return 0
         self.aggregates.begin()

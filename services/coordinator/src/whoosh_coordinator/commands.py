@@ -28,6 +28,7 @@ from whoosh_shared import threads as t
 from whoosh_shared.budgets import SetBudget
 from whoosh_shared.commands import CommandReply, RejectCode
 from whoosh_shared.enums import TaskStatus
+from whoosh_shared.limits import LimitSettings, preview
 from whoosh_shared.security_settings import SecuritySettings
 from whoosh_shared.workflows import WORKFLOW_COMMANDS
 
@@ -37,8 +38,10 @@ from whoosh_coordinator.budgets import commands as budget_commands
 from whoosh_coordinator.domain import Agent, Rejected, Task
 from whoosh_coordinator.domain.agent import agent_id
 from whoosh_coordinator.domain.task import task_id_for
+from whoosh_coordinator.lookahead import SlotForecast
 from whoosh_coordinator.projections import FleetProjection
 from whoosh_coordinator.scheduler import Needs, choose, eligible
+from whoosh_coordinator.size_policy import check_prompt_size
 from whoosh_coordinator.store import WhooshStore
 from whoosh_coordinator.threads import commands as thread_commands
 from whoosh_coordinator.working_set import StaleCopy, WorkingSet
@@ -83,8 +86,10 @@ class CommandHandler:
         projection: FleetProjection,
         on_saved: Callable[[list[Recording[Any]]], None],
         clock: Callable[[], datetime] = utcnow,
+        limits: LimitSettings | None = None,
         security: SecuritySettings | None = None,
     ) -> None:
+        self.limits = limits or LimitSettings()
         self.store = store
         self.security = security or SecuritySettings()  # who may define command agents
         self.projection = projection
@@ -133,6 +138,8 @@ class CommandHandler:
         self.workflows = WorkflowCommands(self)
         self._dispatch.update(self.workflows.dispatch())
         self.task_end_listeners.append(self.workflows.on_task_end)
+        self.task_end_listeners.append(self.workflows.dependencies.on_task_end)
+        self.default_escalation: list[dict[str, Any]] = []  # whoosh.yaml thread_escalation
 
     # -- entry points -----------------------------------------------------------------
 
@@ -281,6 +288,7 @@ class CommandHandler:
             earlier = self._submitted_before(cmd)
             if earlier is not None:
                 return earlier
+        check_prompt_size(cmd, self.limits)
         needs = admit(cmd, self.projection)
         if self.projection.budgets.scopes:
             budget_commands.refuse_if_exhausted(self, cmd.actor, cmd.agent)
@@ -296,7 +304,8 @@ class CommandHandler:
         if self._unit is not None:
             self._submitted_in_unit[cmd.actor] = self._submitted_in_unit.get(cmd.actor, 0) + 1
         task = Task(
-            prompt=cmd.prompt,
+            prompt=preview(cmd.prompt) if cmd.prompt_ref else cmd.prompt,
+            prompt_ref=cmd.prompt_ref.model_dump() if cmd.prompt_ref else None,
             priority=cmd.priority,
             capabilities=list(cmd.capabilities),
             agent_type=cmd.agent_type.value if cmd.agent_type else None,
@@ -307,7 +316,11 @@ class CommandHandler:
             actor=cmd.actor,
             llm=cmd.llm.model_dump(mode="json") if cmd.llm else None,
             idempotency=idempotency.marker(cmd),
+            depends_on=[str(d) for d in cmd.depends_on],
         )
+        if task.depends_on:  # waits, or is released or skipped at once (dependencies.py)
+            self.save(task, *self.workflows.dependencies.at_submit(task))
+            return CommandReply.accept(task_id=str(task.id), status=task.status)
         self.save(task, *self._place_at_once(task, needs))
         return CommandReply.accept(task_id=str(task.id))
 
@@ -343,7 +356,8 @@ class CommandHandler:
         if self.projection.count(TaskStatus.QUEUED) or self._queued_in_unit():
             return []
         agents = self.projection.agents.values()
-        chosen = choose(needs, agents, {a.id: a.load for a in agents})
+        forecast = SlotForecast.of(agents, self.projection.tasks, self.clock())
+        chosen = choose(needs, agents, {a.id: a.load for a in agents}, forecast=forecast)
         if chosen is None:
             return []
         agent = self.load_agent_by_id(chosen.id)

@@ -27,6 +27,7 @@ from whoosh_shared.work import WorkItem
 
 log = logging.getLogger(__name__)
 REMEMBERED = 4_096
+ACK_TIMEOUT_S = 10.0
 
 
 class Dispatcher:
@@ -62,8 +63,8 @@ class Dispatcher:
             ack = await self.js.publish_async(
                 subject, work.model_dump_json().encode(), headers={"Nats-Msg-Id": work.msg_id}
             )
-            await ack
-        except Exception as exc:  # the relay will publish it
+            await asyncio.wait_for(ack, ACK_TIMEOUT_S)
+        except Exception as exc:  # the relay will publish it (an ack that never came too)
             log.debug("direct dispatch of %s failed, left to the relay: %s", work.msg_id, exc)
             return
         self._acked[work.msg_id] = None

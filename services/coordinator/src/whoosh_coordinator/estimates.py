@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from math import ceil
 
+from whoosh_shared.blobs import BlobRef
 from whoosh_shared.commands import Usage
 from whoosh_shared.inventory import SpeedStats
 
@@ -19,9 +20,16 @@ SMOOTHING = 0.3  # weight of the newest sample in the moving averages
 COLD_LOAD_S = 0.5  # a reported load time above this was a real (cold) model load
 
 
-def prompt_tokens(*texts: str | None) -> int:
-    """Estimated tokens of a prompt (and system prompt): one per 4 characters."""
-    return ceil(sum(len(text) for text in texts if text) / CHARS_PER_TOKEN)
+def prompt_tokens(*texts: str | None, extra_chars: int = 0) -> int:
+    """Estimated tokens of a prompt (and system prompt): one per 4 characters.
+    `extra_chars`: a prompt held by reference counts its characters, not its preview's."""
+    return ceil((sum(len(text) for text in texts if text) + extra_chars) / CHARS_PER_TOKEN)
+
+
+def task_prompt_tokens(prompt: str, ref: BlobRef | None, system: str | None) -> int:
+    if ref is not None:
+        return prompt_tokens(system, extra_chars=ref.chars)
+    return prompt_tokens(prompt, system)
 
 
 def observe(stats: SpeedStats | None, usage: Usage) -> SpeedStats | None:

@@ -15,6 +15,7 @@ from whoosh_shared.enums import AgentType
 from whoosh_shared.explain import AgentConsidered, Explanation
 from whoosh_shared.queries import AgentView
 
+from whoosh_coordinator.lookahead import SlotForecast
 from whoosh_coordinator.scheduler import ROTATION, Needs, Preference, is_cold, rank, why_not
 from whoosh_coordinator.weights import WeightedRotation, weights_differ
 
@@ -26,6 +27,7 @@ def explain(
     agents: Iterable[AgentView],
     load: dict[UUID, int] | None = None,
     rotation: WeightedRotation = ROTATION,
+    forecast: SlotForecast | None = None,
 ) -> Explanation:
     """Every agent's verdict for `needs`, and what would decide among the free ones."""
     agents = sorted(agents, key=lambda a: a.spec.name)
@@ -43,6 +45,9 @@ def explain(
         elif agent not in free:
             reasons[agent.id] = f"full: {load[agent.id]}/{agent.spec.max_concurrent} slots busy"
     chosen, decision = _decide(needs, ranked, rotation, agents, eligible)
+    held = _held_for(needs, forecast, ranked, [a for a in pool if a not in free])
+    if held is not None:
+        chosen, decision = None, held
     return Explanation(
         decision=decision,
         chosen=chosen.spec.name if chosen else None,
@@ -86,6 +91,29 @@ def _decide(
     if criterion == 0:
         detail = f" ({best[0]:g} s against {second[0]:g} s on {runner_up.spec.name})"
     return agent, f"{agent.spec.name}: {CRITERIA[criterion]}{detail}"
+
+
+def _held_for(
+    needs: Needs,
+    forecast: SlotForecast | None,
+    ranked: list[tuple[Preference, AgentView]],
+    full: list[AgentView],
+) -> str | None:
+    """Why the work waits for a busy agent (lookahead.py), on a copy of the forecast."""
+    if forecast is None or not ranked or not full:
+        return None
+    if weights_differ([a.spec.weight for _, a in ranked]):
+        return None
+    best_key, best = min(ranked, key=lambda pair: pair[0])
+    copy = SlotForecast({k: list(v) for k, v in forecast.free_in.items()})
+    frees_in = {a.id: copy.free_in.get(a.id, [0.0])[0] for a in full}
+    agent = copy.hold(needs, full, best_key[0])
+    if agent is None:
+        return None
+    return (
+        f"waits for {agent.spec.name}: busy, a slot expected free in ~{frees_in[agent.id]:.1f} s, "
+        f"and it finishes sooner than {best.spec.name} ({best_key[0]:g} s) would"
+    )
 
 
 def _considered(

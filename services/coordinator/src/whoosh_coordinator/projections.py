@@ -116,7 +116,7 @@ class FleetProjection:
     def _apply_task(self, envelope: EventEnvelope, payload: ev.EventData) -> None:
         if isinstance(payload, ev.TaskSubmitted):
             self.tasks[envelope.aggregate_id] = _new_task_view(envelope, payload)
-            self._by_status[TaskStatus.QUEUED].add(envelope.aggregate_id)
+            self._by_status[self.tasks[envelope.aggregate_id].status].add(envelope.aggregate_id)
             self._unfinished[payload.actor] = self._unfinished.get(payload.actor, 0) + 1
         view = self.tasks.get(envelope.aggregate_id)
         if view is None:
@@ -172,6 +172,10 @@ class FleetProjection:
                 view.status, view.reason, view.finished_at = TaskStatus.TIMED_OUT, reason, at
             case ev.TaskOutputKept(output=output, usage=usage):
                 view.output, view.usage = output, usage
+            case ev.TaskReleased():
+                view.status = TaskStatus.QUEUED
+            case ev.TaskSkipped(reason=reason):
+                view.status, view.reason, view.finished_at = TaskStatus.SKIPPED, reason, at
 
     @staticmethod
     def _finish(
@@ -242,8 +246,9 @@ class FleetProjection:
 def _new_task_view(envelope: EventEnvelope, payload: ev.TaskSubmitted) -> TaskView:
     return TaskView(
         id=envelope.aggregate_id,
-        status=TaskStatus.QUEUED,
+        status=TaskStatus.WAITING if payload.depends_on else TaskStatus.QUEUED,
         prompt=payload.prompt,
+        prompt_ref=payload.prompt_ref,
         priority=payload.priority,
         capabilities=payload.capabilities,
         agent_type=payload.agent_type.value if payload.agent_type else None,
@@ -257,4 +262,5 @@ def _new_task_view(envelope: EventEnvelope, payload: ev.TaskSubmitted) -> TaskVi
         sequence=envelope.notification_id,
         submitted_by=payload.actor,
         origin=payload.origin,
+        depends_on=payload.depends_on,
     )

@@ -19,13 +19,16 @@ from whoosh_shared.agent_fit import FindAgents
 from whoosh_shared.budgets import BudgetList, ListBudgets
 from whoosh_shared.enums import TaskStatus
 from whoosh_shared.explain import ExplainTask, TaskExplanation
+from whoosh_shared.limits import PREVIEW_CHARS, LimitSettings, preview
 from whoosh_shared.queries import QueryReply
+from whoosh_shared.supervision import LoopHealth
 
 from whoosh_coordinator.agent_finder import find_agents
 from whoosh_coordinator.api_key_registry import KeyRefused
 from whoosh_coordinator.commands import describe_validation_error
 from whoosh_coordinator.explain import explain
 from whoosh_coordinator.history import aggregate_events
+from whoosh_coordinator.lookahead import SlotForecast
 from whoosh_coordinator.projections import FleetProjection
 from whoosh_coordinator.scheduler import Needs
 from whoosh_coordinator.store import WhooshStore, read_envelopes
@@ -65,7 +68,11 @@ class QueryHandler:
         projection: FleetProjection,
         store: WhooshStore | None = None,
         clock: Callable[[], datetime] = utcnow,
+        health: LoopHealth | None = None,
+        limits: LimitSettings | None = None,
     ) -> None:
+        self.health = health or LoopHealth()
+        self.limits = limits or LimitSettings()
         self.projection = projection
         self.store = store
         self.clock = clock
@@ -74,7 +81,7 @@ class QueryHandler:
             q.ListTasks: self._list_tasks,
             q.ListAgents: self._list_agents,
             q.GetAgent: self._get_agent,
-            q.GetStats: lambda _: QueryReply.ok(self.projection.stats()),
+            q.GetStats: self._get_stats,
             q.GetEvents: self._get_events,
             q.VerifyApiKey: self._verify_api_key,
             q.ListApiKeys: lambda _: QueryReply.ok(
@@ -120,12 +127,19 @@ class QueryHandler:
             return QueryReply.error("not_found", f"unknown task {query.task_id}")
         return QueryReply.ok(view)
 
+    def _get_stats(self, _: q.GetStats) -> QueryReply:
+        stats = self.projection.stats()
+        stats.down = self.health.down_now()
+        return QueryReply.ok(stats)
+
     def _explain_task(self, query: ExplainTask) -> QueryReply:
         """Where the scheduler would place the task now, and why each agent would or not."""
-        view = self.projection.tasks.get(query.task_id)
+        view = self.projection.tasks.get(query.task_id) or self._stored_task(query.task_id)
         if view is None:
             return QueryReply.error("not_found", f"unknown task {query.task_id}")
-        found = explain(Needs.of(view), self.projection.agents.values())
+        agents = self.projection.agents.values()
+        forecast = SlotForecast.of(agents, self.projection.tasks, self.clock())
+        found = explain(Needs.of(view), agents, forecast=forecast)
         if view.status is not TaskStatus.QUEUED:  # placed already: the fleet has moved on
             verb = "ran on" if view.status.terminal else "is on"
             where = f"{verb} {view.agent}" if view.agent else view.status.value
@@ -135,6 +149,7 @@ class QueryHandler:
                 task_id=view.id, status=view.status.value, agent=view.agent, **dict(found)
             )
         )
+
     def _stored_task(self, task_id: UUID) -> q.TaskView | None:
         """A task the projection no longer keeps (finished long ago): its view folded from
         its own events in the store, by the same fold, in a projection of its own (so the
@@ -150,23 +165,34 @@ class QueryHandler:
         return alone.tasks.get(task_id)
 
     def _list_tasks(self, query: q.ListTasks) -> QueryReply:
-        """Newest first; the cursor is the submission sequence of the last task returned."""
+        """Newest first; the cursor is the submission sequence of the last task returned.
+
+        A page holds summaries (prompt and output cut to a preview; GET a task for more)
+        and ends at `limit` tasks or at limits.reply_bytes, whichever comes first, so a
+        list of huge tasks still fits in one bus reply."""
         before = None
         if query.after is not None:
             if not query.after.isdigit():
                 return QueryReply.error("invalid", f"invalid cursor {query.after!r}")
             before = int(query.after)
         tasks = sorted(self.projection.tasks.values(), key=lambda t: -t.sequence)
-        selected = []
+        page: list[q.TaskView] = []
+        size, more = 0, False
         for task in tasks:
             if before is not None and task.sequence >= before:
                 continue
             if not _matches(task, query):
                 continue
-            selected.append(task)
-            if len(selected) > query.limit:
+            if len(page) == query.limit:
+                more = True
                 break
-        page, more = selected[: query.limit], len(selected) > query.limit
+            summary = _summary(task)
+            cost = len(summary.model_dump_json())
+            if page and size + cost > self.limits.reply_bytes:
+                more = True
+                break
+            page.append(summary)
+            size += cost
         cursor = str(page[-1].sequence) if more and page else None
         return QueryReply.ok(q.TaskPage(tasks=page, next_cursor=cursor))
 
@@ -190,8 +216,13 @@ class QueryHandler:
             events = aggregate_events(self.store, query.aggregate_id, query.after, query.limit + 1)
         else:
             events = read_envelopes(self.store, query.after, query.limit + 1)
-        page = [mask_envelope(e) for e in events[: query.limit]]
-        more = len(events) > query.limit
+        page, size = [], 0
+        for event in events[: query.limit]:
+            size += len(event.model_dump_json())
+            if page and size > self.limits.reply_bytes:
+                break
+            page.append(mask_envelope(event))
+        more = len(events) > len(page)
         cursor = page[-1].notification_id if more and page else None
         return QueryReply.ok(q.EventPage(events=page, next_cursor=cursor))
 
@@ -218,6 +249,13 @@ class QueryHandler:
         except KeyRefused as refused:
             return QueryReply.error("unauthorized", str(refused))
         return QueryReply.ok(view)
+
+
+def _summary(task: q.TaskView) -> q.TaskView:
+    """A task as lists show it: prompt and output as previews."""
+    if len(task.prompt) <= PREVIEW_CHARS and len(task.output) <= PREVIEW_CHARS:
+        return task
+    return task.model_copy(update={"prompt": preview(task.prompt), "output": preview(task.output)})
 
 
 def _env_masked(agent: q.AgentView) -> q.AgentView:

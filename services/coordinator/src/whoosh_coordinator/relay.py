@@ -29,8 +29,11 @@ from nats.js.errors import NotFoundError
 from whoosh_shared import subjects
 from whoosh_shared.agent_env import mask_envelope
 from whoosh_shared.agents import AgentSpec
+from whoosh_shared.blobs import BlobRef, BlobStore
 from whoosh_shared.enums import WORK_TOKEN
 from whoosh_shared.events import EventEnvelope
+from whoosh_shared.limits import LimitSettings, head_and_tail, preview, utf8_size
+from whoosh_shared.supervision import LoopHealth
 from whoosh_shared.work import WorkItem
 
 from whoosh_coordinator.domain import Agent, Task
@@ -39,6 +42,11 @@ from whoosh_coordinator.store import WhooshStore, read_envelopes
 
 log = logging.getLogger(__name__)
 BATCH = 500
+ACK_TIMEOUT_S = 10.0
+RETRY_FIRST_S = 0.25
+RETRY_MAX_S = 10.0
+DEFAULT_MAX_PAYLOAD = 1024 * 1024  # nats-server's default; the connection's own is used
+HEADROOM = 4096  # headers and framing
 
 
 class RelaySource(Protocol):
@@ -68,6 +76,7 @@ class StoreSource:
             attempt=attempt,
             agent=AgentSpec.model_validate(agent.spec),
             prompt=task.prompt,
+            prompt_ref=BlobRef.model_validate(task.prompt_ref) if task.prompt_ref else None,
             timeout_s=task.timeout_s,
             llm=task.llm,
             model=task.model or agent.spec.get("model"),
@@ -107,6 +116,7 @@ class FollowerSource:
             attempt=attempt,
             agent=agent.spec,
             prompt=task.prompt,
+            prompt_ref=task.prompt_ref,
             timeout_s=task.timeout_s,
             llm=task.llm,
             model=task.model or agent.spec.model,
@@ -114,13 +124,27 @@ class FollowerSource:
         )
 
 
+def _acked() -> Awaitable[PubAck]:
+    done: asyncio.Future[PubAck] = asyncio.get_running_loop().create_future()
+    done.set_result(PubAck(stream=subjects.WORK_STREAM, seq=0))
+    return done
+
+
 class Relay:
+    """Publishes the log in order. Supervised (see whoosh_shared.supervision): a publish
+    that fails or whose ack does not come within `ack_timeout_s` is logged at ERROR with
+    its cause and retried from the same position with a doubling backoff, and `health`
+    says "relay" is down until a batch goes through again."""
+
     def __init__(
         self,
         source: RelaySource,
         js: JetStreamContext,
         poll_interval_s: float,
         already_queued: Callable[[WorkItem], bool] = lambda work: False,
+        health: LoopHealth | None = None,
+        limits: LimitSettings | None = None,
+        max_payload: int = DEFAULT_MAX_PAYLOAD,
     ) -> None:
         """`already_queued`: whether a WorkItem is known to be on the work queue (the
         coordinator's direct dispatch saw its ack), so publishing it again can be skipped."""
@@ -130,6 +154,12 @@ class Relay:
         self.already_queued = already_queued
         self.position = 0
         self.wake = asyncio.Event()
+        self.health = health or LoopHealth()
+        self.limits = limits or LimitSettings()
+        self.max_payload = max_payload
+        self.blobs = BlobStore(js)
+        self.ack_timeout_s = ACK_TIMEOUT_S
+        self._backoff_s = RETRY_FIRST_S
 
     async def tracked_position(self) -> int:
         """The notification id of the stream's last event, if that event is in this store.
@@ -156,6 +186,7 @@ class Relay:
     async def run(self) -> None:
         self.position = await self.tracked_position()
         log.info("relay resuming after notification %d", self.position)
+        self.health.up("relay")
         while True:
             if not await self.relay_batch():
                 with contextlib.suppress(TimeoutError):
@@ -163,23 +194,41 @@ class Relay:
                 self.wake.clear()
 
     async def relay_batch(self) -> int:
-        """Publish the next batch; the position moves only once every publish is acknowledged."""
+        """Publish the next batch; the position moves only once every publish is acknowledged.
+
+        A failure costs a retry of the batch after a backoff (the stream's duplicate window
+        drops what had gone through), never the loop: a relay that stops stops the fleet."""
         envelopes = self.source.read_after(self.position, BATCH)
         if not envelopes:
+            self.health.up("relay")
             return 0
-        acks: list[Awaitable[PubAck]] = []
-        for envelope in envelopes:
-            if envelope.type == "TaskAssigned":
-                work = self.source.work_item(envelope)
-                if work is not None and not self.already_queued(work):
-                    acks.append(await self._publish_work(work))
-            acks.append(await self._publish_event(envelope))
         try:
-            await asyncio.gather(*acks)
+            acks: list[Awaitable[PubAck]] = []
+            for envelope in envelopes:
+                if envelope.type == "TaskAssigned":
+                    work = self.source.work_item(envelope)
+                    if work is not None and not self.already_queued(work):
+                        acks.append(await self._publish_work(work))
+                acks.append(await self._publish_event(envelope))
+            await asyncio.wait_for(asyncio.gather(*acks), self.ack_timeout_s)
         except Exception as exc:
-            log.warning("relay publish failed, retrying from %d: %s", self.position, exc)
-            await asyncio.sleep(0.5)
+            cause = (
+                f"no ack within {self.ack_timeout_s:g}s"
+                if isinstance(exc, TimeoutError)
+                else f"{type(exc).__name__}: {exc}"
+            )
+            log.error(
+                "relay publish failed at notification %d, retrying in %.2fs: %s",
+                self.position + 1,
+                self._backoff_s,
+                cause,
+            )
+            self.health.down("relay", f"publish failing: {cause}")
+            await asyncio.sleep(self._backoff_s)
+            self._backoff_s = min(self._backoff_s * 2, RETRY_MAX_S)
             return 0
+        self._backoff_s = RETRY_FIRST_S
+        self.health.up("relay")
         self.position = envelopes[-1].notification_id
         return len(envelopes)
 
@@ -189,12 +238,45 @@ class Relay:
             "Nats-Msg-Id": envelope.id,
             subjects.NOTIFICATION_ID_HEADER: str(envelope.notification_id),
         }
-        return await self.js.publish_async(
-            subject, mask_envelope(envelope).model_dump_json().encode(), headers=headers
+        body = mask_envelope(envelope).model_dump_json().encode()
+        if len(body) > self.max_payload - HEADROOM:
+            body = self._shrunk(mask_envelope(envelope), len(body))
+        return await self.js.publish_async(subject, body, headers=headers)
+
+    def _shrunk(self, envelope: EventEnvelope, size: int) -> bytes:
+        """An event too large for one message (stored before the size policy existed):
+        its long text fields keep their head and tail, so it still validates and the
+        stream goes on; the store keeps it whole."""
+        budget = max(1024, (self.max_payload - HEADROOM) // 4)
+        data = {
+            k: head_and_tail(v, budget) if isinstance(v, str) else v
+            for k, v in envelope.data.items()
+        }
+        log.error(
+            "event %s (%s) is %d bytes, over NATS's max_payload %d: relayed with its text "
+            "fields cut to head and tail; the store keeps it whole",
+            envelope.id,
+            envelope.type,
+            size,
+            self.max_payload,
         )
+        return envelope.model_copy(update={"data": data}).model_dump_json().encode()
 
     async def _publish_work(self, work: WorkItem) -> Awaitable[PubAck]:
+        if work.prompt_ref is None and utf8_size(work.prompt) > self.limits.inline_bytes:
+            # a task stored before prompts went by reference: its prompt goes by reference now
+            ref = await self.blobs.put_text(work.prompt)
+            work = work.model_copy(update={"prompt": preview(work.prompt), "prompt_ref": ref})
         subject = subjects.work(WORK_TOKEN[work.agent.type], work.agent.name)
-        return await self.js.publish_async(
-            subject, work.model_dump_json().encode(), headers={"Nats-Msg-Id": work.msg_id}
-        )
+        body = work.model_dump_json().encode()
+        if len(body) > self.max_payload - HEADROOM:
+            # Cannot happen within the contract's bounds; if it does, this work item must
+            # not hold up every other one: the coordinator's sweep ends the task.
+            log.error(
+                "work item for task %s is %d bytes, over NATS's max_payload %d: not sent",
+                work.task_id,
+                len(body),
+                self.max_payload,
+            )
+            return _acked()
+        return await self.js.publish_async(subject, body, headers={"Nats-Msg-Id": work.msg_id})

@@ -20,14 +20,22 @@ import random
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from whoosh_shared.enums import AgentType
 from whoosh_shared.inventory import ModelFacts, model_key
 from whoosh_shared.queries import AgentView, TaskView
 
-from whoosh_coordinator.estimates import DEFAULT_OUTPUT_TOKENS, expected_seconds, prompt_tokens
+from whoosh_coordinator.estimates import (
+    DEFAULT_OUTPUT_TOKENS,
+    expected_seconds,
+    task_prompt_tokens,
+)
 from whoosh_coordinator.weights import WeightedRotation, weights_differ
+
+if TYPE_CHECKING:
+    from whoosh_coordinator.lookahead import SlotForecast
 
 _RANDOM = random.Random()
 _ROTATION = WeightedRotation()  # this coordinator's weighted round-robin credits
@@ -63,7 +71,7 @@ class Needs:
             task.model,
             tuple(task.capabilities),
             tuple(task.tried_agents),
-            prompt_tokens(task.prompt, llm.system if llm else None),
+            task_prompt_tokens(task.prompt, task.prompt_ref, llm.system if llm else None),
             expected_output_tokens(llm.options if llm else {}),
         )
 
@@ -167,6 +175,7 @@ def choose(
     load: dict[UUID, int],
     rng: random.Random = _RANDOM,
     rotation: WeightedRotation = _ROTATION,
+    forecast: SlotForecast | None = None,
 ) -> AgentView | None:
     """The agent for one piece of work, or None if it should wait for a slot.
 
@@ -185,6 +194,10 @@ def choose(
         picked = rotation.pick([(agent.id, agent.spec.weight) for _, agent in ranked])
         return next(agent for _, agent in ranked if agent.id == picked)
     best = min(key for key, _ in ranked)
+    if forecast is not None:  # a busy agent may finish it much sooner (lookahead.py)
+        full = [a for a in untried or candidates if load[a.id] >= a.spec.max_concurrent]
+        if full and forecast.hold(needs, full, best[0]) is not None:
+            return None
     tied = [agent for key, agent in ranked if key == best]
     return tied[0] if len(tied) == 1 else rng.choice(tied)
 
@@ -204,6 +217,7 @@ def plan(
     now: datetime,
     rng: random.Random = _RANDOM,
     rotation: WeightedRotation = _ROTATION,
+    forecast: SlotForecast | None = None,
 ) -> list[Placement]:
     """Placements for as many queued tasks as free slots allow; `queued` is in priority order."""
     agents = [agent for agent in agents if agent.in_rotation]
@@ -219,9 +233,10 @@ def plan(
         needs = Needs.of(task)
         if stuck.known(needs):
             continue
-        chosen = choose(needs, agents, load, rng, rotation)
+        chosen = choose(needs, agents, load, rng, rotation, forecast)
         if chosen is None:
-            stuck.add(needs)
+            if not (forecast and forecast.held):  # held for a busy agent is not stuck
+                stuck.add(needs)
             continue
         load[chosen.id] += 1
         placements.append(Placement(task.id, chosen.id, chosen.spec.name))
@@ -263,6 +278,11 @@ def is_cold(needs: Needs, agent: AgentView) -> bool:
     if agent.spec.type is AgentType.CLI or not model or agent.inventory is None:
         return False
     return not agent.inventory.is_loaded(model)
+
+
+def expected_on(needs: Needs, agent: AgentView, load: int) -> float | None:
+    """Estimated seconds of this work on this agent at this load (see `_eta`)."""
+    return _eta(needs, agent, load)
 
 
 def _eta(needs: Needs, agent: AgentView, load: int) -> float | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import uuid
 from typing import Any
@@ -21,10 +22,14 @@ from eventsourcing.persistence import Recording
 from nats.aio.msg import Msg
 from whoosh_shared import subjects
 from whoosh_shared.bus import Bus, ensure_streams
-from whoosh_shared.commands import Command, CommandReply
+from whoosh_shared.commands import Command, CommandReply, RejectCode
 from whoosh_shared.config import ConfigError, CoordinatorSettings
+from whoosh_shared.limits import LimitSettings
+from whoosh_shared.queries import QueryReply
 from whoosh_shared.security_settings import SecuritySettings
 from whoosh_shared.store import describe_store
+from whoosh_shared.stream_limits import StreamLimits
+from whoosh_shared.supervision import LoopHealth, supervise
 from whoosh_shared.work import StoreAppended
 
 from whoosh_coordinator.assignment import Assigner
@@ -37,8 +42,16 @@ from whoosh_coordinator.projections import FleetProjection
 from whoosh_coordinator.queries import QueryHandler
 from whoosh_coordinator.relay import FollowerSource, Relay, StoreSource
 from whoosh_coordinator.store import open_store
+from whoosh_coordinator.threads import commands as thread_commands
 
 log = logging.getLogger(__name__)
+
+
+def reply_too_large(size: int, max_payload: int) -> str:
+    return (
+        f"the reply is {size} bytes, over NATS's max_payload of {max_payload} bytes; "
+        "ask for less (a smaller page)"
+    )
 
 
 class Coordinator:
@@ -49,9 +62,14 @@ class Coordinator:
         settings: CoordinatorSettings,
         run_relay: bool = True,
         stream_replicas: int = 1,
+        limits: LimitSettings | None = None,
         security: SecuritySettings | None = None,
+        stream_limits: StreamLimits | None = None,
         store_sync: StoreSync = "normal",
     ) -> None:
+        self.limits = limits or LimitSettings()
+        self.health = LoopHealth()
+        self.stream_limits = stream_limits
         self.store_url = store_url
         self.settings = settings
         self.stream_replicas = stream_replicas
@@ -60,12 +78,22 @@ class Coordinator:
         self.follower = Follower(self.store, self.projection)
         self.bus = Bus(nats_url, "whoosh-coordinator")
         self.handler = CommandHandler(
-            self.store, self.projection, on_saved=self._on_saved, security=security
+            self.store,
+            self.projection,
+            on_saved=self._on_saved,
+            security=security,
+            limits=self.limits,
         )
-        self.queries = QueryHandler(self.projection, self.store)
+        self.queries = QueryHandler(
+            self.projection, self.store, health=self.health, limits=self.limits
+        )
         self.assigner = Assigner(
             self.handler, settings.timeout_grace_s, FairShare(settings.fair_share.shares)
         )
+        self.handler.prices = dict(settings.prices)
+        self.handler.default_escalation = [
+            rule.model_dump(mode="json") for rule in settings.thread_escalation
+        ]
         self.run_relay = run_relay
         self.relay: Relay | None = None
         self.dispatcher: Dispatcher | None = None
@@ -74,6 +102,10 @@ class Coordinator:
         self.origin = f"coordinator-{uuid.uuid4().hex[:12]}"
         self._pending: list[tuple[Msg, Command]] = []
         self._flushing: set[asyncio.Task[None]] = set()
+        # Fault injection for the crash tests only: kill -9 ourselves right after the N-th
+        # committed save, i.e. between two stored transactions (0: never).
+        self._kill_after_saves = int(os.environ.get("WHOOSH_FAULT_KILL_AFTER_SAVES", "0") or 0)
+        self._saves = 0
 
     # -- wiring -----------------------------------------------------------------------
 
@@ -109,15 +141,35 @@ class Coordinator:
         await self._after_change()
         self._flushing.discard(asyncio.current_task())  # type: ignore[arg-type]
 
-    @staticmethod
-    async def _respond(msg: Msg, reply: CommandReply) -> None:
+    async def _respond(self, msg: Msg, reply: CommandReply) -> None:
         if msg.reply:
-            await msg.respond(reply.model_dump_json().encode())
+            body = reply.model_dump_json().encode()
+            if len(body) > self.bus.nc.max_payload:
+                body = (
+                    CommandReply.reject(
+                        RejectCode.TOO_LARGE, reply_too_large(len(body), self.bus.nc.max_payload)
+                    )
+                    .model_dump_json()
+                    .encode()
+                )
+            await self._send_reply(msg, body)
 
     async def _on_query(self, msg: Msg) -> None:
         reply = self.queries.handle_raw(msg.subject, msg.data)
         if msg.reply:
-            await msg.respond(reply.model_dump_json().encode())
+            body = reply.model_dump_json().encode()
+            if len(body) > self.bus.nc.max_payload:
+                reason = reply_too_large(len(body), self.bus.nc.max_payload)
+                body = QueryReply.error("too_large", reason).model_dump_json().encode()
+            await self._send_reply(msg, body)
+
+    @staticmethod
+    async def _send_reply(msg: Msg, body: bytes) -> None:
+        """A reply that cannot be sent is logged, never raised into the subscription."""
+        try:
+            await msg.respond(body)
+        except Exception as exc:
+            log.error("reply on %s not sent: %s: %s", msg.subject, type(exc).__name__, exc)
 
     async def _on_appended(self, msg: Msg) -> None:
         """Another writer grew the log: fold it and see whether work can be placed."""
@@ -127,6 +179,10 @@ class Coordinator:
 
     def _on_saved(self, recordings: list[Recording[Any]]) -> None:
         self._saved = True
+        if self._kill_after_saves:
+            self._saves += 1
+            if self._saves >= self._kill_after_saves:
+                os.kill(os.getpid(), signal.SIGKILL)
         envelopes = self.follower.fold_saved(recordings)
         if self.dispatcher is not None:
             self.dispatcher.saved(envelopes)
@@ -145,6 +201,7 @@ class Coordinator:
     # -- loops ------------------------------------------------------------------------
 
     async def _schedule_loop(self) -> None:
+        self.health.up("scheduler")
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.kick.wait(), self.settings.poll_interval_s)
@@ -154,22 +211,26 @@ class Coordinator:
                     self.relay.wake.set()  # another writer's events: relay them now
                 self.assigner.assign_pending()
                 await self._after_change()
-            except Exception:
+                self.health.up("scheduler")
+            except Exception as exc:
                 log.exception("scheduling pass failed")
+                self.health.down("scheduler", f"{type(exc).__name__}: {exc}")
                 await asyncio.sleep(self.settings.poll_interval_s)
 
     async def _sweep_loop(self) -> None:
         while True:
             await asyncio.sleep(self.settings.sweep_interval_s)
             try:
-                if self.assigner.time_out_overdue():
+                if self.assigner.time_out_overdue() + thread_commands.sweep(self.handler):
                     await self._after_change()
                 due = self.projection.workflows.due(self.handler.clock())
                 if due and self.handler.workflows.wake_due(due):
                     await self._after_change()
                 self.kick.set()  # retries whose backoff has passed become placeable
-            except Exception:
+                self.health.up("sweep")
+            except Exception as exc:
                 log.exception("timeout sweep failed")
+                self.health.down("sweep", f"{type(exc).__name__}: {exc}")
 
     def _check_fair_share(self) -> None:
         """A share for a key name no key has is a configuration error (exit 2), not a no-op."""
@@ -190,19 +251,27 @@ class Coordinator:
             len(self.projection.agents),
         )
         await self.bus.connect()
-        await ensure_streams(self.bus.js, self.stream_replicas, update=True)
+        await ensure_streams(
+            self.bus.js, self.stream_replicas, update=True, limits=self.stream_limits
+        )
         self.dispatcher = Dispatcher(self.bus.js, FollowerSource(self.follower).work_item)
         await self._subscribe()
         loops = [
-            asyncio.create_task(self._schedule_loop()),
-            asyncio.create_task(self._sweep_loop()),
+            asyncio.create_task(supervise("scheduler", self._schedule_loop, self.health)),
+            asyncio.create_task(supervise("sweep", self._sweep_loop, self.health)),
         ]
         if self.run_relay:
             source = FollowerSource(self.follower)
             self.relay = Relay(
-                source, self.bus.js, self.settings.poll_interval_s, self.dispatcher.acked
+                source,
+                self.bus.js,
+                self.settings.poll_interval_s,
+                self.dispatcher.acked,
+                health=self.health,
+                limits=self.limits,
+                max_payload=self.bus.nc.max_payload,
             )
-            loops.append(asyncio.create_task(self.relay.run()))
+            loops.append(asyncio.create_task(supervise("relay", self.relay.run, self.health)))
         self.kick.set()
         try:
             await stop.wait()
@@ -217,20 +286,32 @@ class Coordinator:
 
 
 async def run_relay_only(
-    store_url: str, nats_url: str, poll_interval_s: float, stop: asyncio.Event
+    store_url: str,
+    nats_url: str,
+    poll_interval_s: float,
+    stop: asyncio.Event,
+    limits: LimitSettings | None = None,
 ) -> None:
     """A relay as its own process: follows the store, woken by nudges or its poll."""
     store = open_store(store_url)
     bus = Bus(nats_url, "whoosh-relay")
     await bus.connect()
     await ensure_streams(bus.js)
-    relay = Relay(StoreSource(store), bus.js, poll_interval_s)
+    health = LoopHealth()
+    relay = Relay(
+        StoreSource(store),
+        bus.js,
+        poll_interval_s,
+        health=health,
+        limits=limits,
+        max_payload=bus.nc.max_payload,
+    )
 
     async def on_appended(msg: Msg) -> None:
         relay.wake.set()
 
     await bus.nc.subscribe(subjects.STORE_APPENDED, cb=on_appended)
-    task = asyncio.create_task(relay.run())
+    task = asyncio.create_task(supervise("relay", relay.run, health))
     try:
         await stop.wait()
     finally:

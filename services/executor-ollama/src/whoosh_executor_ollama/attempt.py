@@ -90,7 +90,7 @@ class AttemptHandler:
         self.ctx = ctx
 
     async def handle(self, msg: Msg) -> None:
-        item = await receive(msg, _serves, self.ctx.stopping)
+        item = await receive(msg, _serves, self.ctx.stopping, self.ctx.bus)
         if item is None:
             return
         run = LlmRun(item)

@@ -12,9 +12,11 @@ from whoosh_shared import event_loop, nats_auth
 from whoosh_shared.bus import BusError
 from whoosh_shared.config import ConfigError, load_config
 from whoosh_shared.gateway_settings import GatewaySettings
+from whoosh_shared.limits import LimitSettings
 from whoosh_shared.logs import setup_logging
 
 from whoosh_gateway.app import create_app
+from whoosh_gateway.submit_size import body_limit
 
 log = logging.getLogger("whoosh_gateway")
 
@@ -51,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     setup_logging("gateway")
     try:
-        return event_loop.run(serve(settings, args.nats or config.nats.client_url()))
+        nats_url = args.nats or config.nats.client_url()
+        return event_loop.run(serve(settings, nats_url, config.limits))
     except BusError as exc:
         print(f"whoosh-gateway: {exc}", file=sys.stderr)
         return 1
@@ -61,7 +64,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
-async def serve(settings: GatewaySettings, nats_url: str) -> int:
+async def serve(
+    settings: GatewaySettings, nats_url: str, limits: LimitSettings | None = None
+) -> int:
+    limits = limits or LimitSettings()
     family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
     # IPPROTO_TCP explicitly: asyncio turns Nagle off only on sockets whose proto says TCP,
     # and without that every keep-alive response waits ~40 ms for a delayed ACK.
@@ -72,10 +78,10 @@ async def serve(settings: GatewaySettings, nats_url: str) -> int:
     sock.bind((settings.host, settings.port))
     port = sock.getsockname()[1]
     settings = settings.model_copy(update={"port": port})
-    app = create_app(settings, nats_url)
+    app = create_app(settings, nats_url, limits=limits)
     server = uvicorn.Server(
         uvicorn.Config(app, log_level="warning", access_log=False, ws="websockets-sansio",
-                       lifespan="on", ws_max_size=4 * 1024 * 1024)
+                       lifespan="on", ws_max_size=body_limit(4 * 1024 * 1024, limits))
     )  # fmt: skip
     auth = "DISABLED (insecure_no_auth: local development)" if settings.insecure_no_auth else "on"
     log.info(

@@ -41,6 +41,12 @@ class TaskSubmission(Strict):
     timeout_s: float = Field(default=600.0, gt=0, le=7 * 24 * 3600)
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     llm: LlmOptions | None = None
+    depends_on: list[UUID] = Field(
+        default_factory=list,
+        max_length=100,
+        description="wait (invisible to the scheduler) until these tasks end; skipped if one "
+        "does not complete",
+    )
 
 
 class TaskAccepted(Strict):
@@ -137,6 +143,9 @@ class Readiness(Strict):
     nats: bool
     coordinator: bool
     detail: str = ""
+    down: dict[str, str] = Field(
+        default_factory=dict, description="the coordinator's loops that are down, with why"
+    )
 
 
 def agent_status(agent: AgentView) -> AgentStatus:

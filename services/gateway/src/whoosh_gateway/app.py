@@ -11,6 +11,7 @@ from fastapi import APIRouter, FastAPI
 from starlette.routing import Route
 from whoosh_shared.bus import Bus
 from whoosh_shared.gateway_settings import GatewaySettings
+from whoosh_shared.limits import LimitSettings
 from whoosh_shared.queries import AgentList, ListAgents
 
 from whoosh_gateway import ui
@@ -25,7 +26,18 @@ from whoosh_gateway.mcp.http import MCP_PATH, McpEndpoint
 from whoosh_gateway.metrics_proxy import MetricsProxy
 from whoosh_gateway.rate_limits import RateLimiter
 from whoosh_gateway.refused_keys import RefusedKeys
-from whoosh_gateway.routes import agents, fleet, health, keys, metrics, stream, tasks, workflows
+from whoosh_gateway.routes import (
+    agents,
+    collab,
+    fleet,
+    health,
+    keys,
+    metrics,
+    stream,
+    tasks,
+    workflows,
+)
+from whoosh_gateway.submit_size import body_limit
 
 API_PREFIX = "/api/v1"
 DESCRIPTION = """\
@@ -41,9 +53,15 @@ The WebSocket `/api/v1/ws` streams execution events; see its module for the prot
 """
 
 
-def create_app(settings: GatewaySettings, nats_url: str, name: str = "whoosh-gateway") -> FastAPI:
+def create_app(
+    settings: GatewaySettings,
+    nats_url: str,
+    name: str = "whoosh-gateway",
+    limits: LimitSettings | None = None,
+) -> FastAPI:
+    limits = limits or LimitSettings()
     bus = Bus(nats_url, name)
-    coordinator = CoordinatorClient(bus, settings.request_timeout_s)
+    coordinator = CoordinatorClient(bus, settings.request_timeout_s, limits)
     state = GatewayState(
         settings=settings,
         bus=bus,
@@ -56,6 +74,7 @@ def create_app(settings: GatewaySettings, nats_url: str, name: str = "whoosh-gat
         limiter=RateLimiter(settings.rate_limits.requests_per_minute),
         hub=EventHub(),
         metrics=MetricsProxy(settings.monitor_metrics_url, settings.monitor_timeout_s),
+        limits=limits,
     )
     mcp_endpoint = McpEndpoint(state) if settings.mcp.enabled else None
 
@@ -90,11 +109,11 @@ def create_app(settings: GatewaySettings, nats_url: str, name: str = "whoosh-gat
     )
     app.state.gateway = state
     install_error_handlers(app)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=body_limit(settings.max_body_bytes, limits))
     if settings.insecure_no_auth:  # no keys: no web pages either (DNS rebinding, CSWSH)
         app.add_middleware(LocalOnly, port=settings.port, public_url=settings.public_url)
     api = APIRouter(prefix=API_PREFIX)
-    for module in (agents, tasks, keys, fleet, stream, workflows):
+    for module in (agents, tasks, keys, fleet, stream, workflows, collab):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(health.router)

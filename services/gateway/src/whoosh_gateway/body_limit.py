@@ -2,14 +2,17 @@
 
 A declared Content-Length over the limit is refused before anything is read; a chunked
 body is counted as it arrives and refused as soon as it passes the limit, so an endless
-body cannot fill the gateway's memory. (The refusal while reading is an HTTPException,
-which FastAPI passes through its body parsing to the error handlers unchanged.)
+body cannot fill the gateway's memory. A JSON body's nesting is measured as it arrives too
+(400 past MAX_DOCUMENT_DEPTH), before Python's recursive decoder could fail on it.
+(The refusal while reading is an HTTPException, which FastAPI passes through its body
+parsing to the error handlers unchanged.)
 """
 
 from __future__ import annotations
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from whoosh_shared.limits import MAX_DOCUMENT_DEPTH, JsonDepthMeter, too_deep
 
 from whoosh_gateway.errors import error_response
 
@@ -38,14 +41,19 @@ class BodyLimit:
             await response(scope, receive, send)
             return
         seen = 0
+        content_type = dict(scope.get("headers") or []).get(b"content-type", b"")
+        meter = JsonDepthMeter() if not content_type or b"json" in content_type else None
 
         async def counted() -> Message:
             nonlocal seen
             message = await receive()
             if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
+                body = message.get("body", b"")
+                seen += len(body)
                 if seen > self.max_bytes:
                     raise BodyTooLarge(self.max_bytes)
+                if meter is not None and meter.feed(body) > MAX_DOCUMENT_DEPTH:
+                    raise HTTPException(status_code=400, detail=too_deep(meter.deepest))
             return message
 
         await self.app(scope, counted, send)

@@ -12,21 +12,27 @@ from typing import TypeVar
 import nats.errors
 from pydantic import BaseModel, ValidationError
 from whoosh_shared.bus import Bus, BusError
-from whoosh_shared.commands import Command, CommandReply
+from whoosh_shared.commands import Command, CommandReply, SubmitTask
+from whoosh_shared.limits import LimitSettings
 from whoosh_shared.queries import Query
 
 from whoosh_gateway.errors import ApiError
+from whoosh_gateway.submit_size import by_reference
 
 ResultT = TypeVar("ResultT", bound=BaseModel)
 
 
 class CoordinatorClient:
-    def __init__(self, bus: Bus, timeout_s: float) -> None:
+    def __init__(self, bus: Bus, timeout_s: float, limits: LimitSettings | None = None) -> None:
         self.bus = bus
         self.timeout_s = timeout_s
+        self.limits = limits or LimitSettings()
 
     async def send(self, command: Command) -> CommandReply:
-        """The accepted reply; a rejection raises ApiError."""
+        """The accepted reply; a rejection raises ApiError. A task's prompt is held to the
+        size policy here, the one door every submit of this gateway passes."""
+        if isinstance(command, SubmitTask):
+            command = await by_reference(command, self.bus, self.limits)
         try:
             reply = await self.bus.send(command, timeout=self.timeout_s)
         except (BusError, nats.errors.Error) as exc:

@@ -114,6 +114,8 @@ def from_event(envelope: EventEnvelope, agent_name: str | None = None) -> Messag
             }
         case ev.TaskCancelled(reason=reason, actor=actor):
             return {"type": "execution_stopped", **task, "reason": reason, "actor": actor}
+        case ev.TaskSkipped(reason=reason):  # a dependency did not complete
+            return {"type": "execution_stopped", **task, "reason": reason, "skipped": True}
     step = STEPS.get(envelope.type)
     if step is None:
         return None

@@ -27,6 +27,7 @@ STATUS_OF_CODE = {
     "conflict": 409,
     "no_capable_agent": 422,
     "limited": 429,
+    "too_large": 413,
     "forbidden": 403,
     "idempotency_key_reused": 422,
     "unauthorized": 401,

@@ -8,6 +8,7 @@ client therefore costs its own session, never the hub or the other clients.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -19,13 +20,20 @@ from nats.aio.subscription import Subscription
 from pydantic import ValidationError
 from whoosh_shared import events as ev
 from whoosh_shared import subjects
-from whoosh_shared.bus import Bus
+from whoosh_shared.bus import Bus, BusError
 from whoosh_shared.events import EventEnvelope
+from whoosh_shared.queries import EventPage, GetEvents
+from whoosh_shared.reconnects import after_each_reconnect, last_relayed_id
+from whoosh_shared.supervision import LoopHealth, supervise
 from whoosh_shared.work import ProgressLine
 
 from whoosh_gateway.dashboard_events import from_event, from_line
 
 log = logging.getLogger(__name__)
+CATCH_UP_PAGE = 500
+CATCH_UP_TIMEOUT_S = 10.0
+CATCH_UP_RETRY_FIRST_S = 0.25
+CATCH_UP_RETRY_MAX_S = 5.0
 
 
 class Listener(Protocol):
@@ -38,21 +46,73 @@ class Listener(Protocol):
 
 
 class EventHub:
+    """Also survives NATS restarts: events are numbered (notification ids) and relayed in
+    order, so the hub keeps the last id it passed on, drops anything at or below it (a
+    relay's overlap after a crash), and after a reconnect reads what it missed from the
+    store through the coordinator while holding live events back, then releases those
+    it did not read. Every session thus gets every event once, in order."""
+
     def __init__(self) -> None:
         self.listeners: set[Listener] = set()
         self.agent_names: dict[UUID, str] = {}
         self._subs: list[Subscription] = []
+        self.last_id = 0
+        self._held: list[EventEnvelope] | None = None
+        self._watch: asyncio.Task[None] | None = None
+        self.health = LoopHealth()
 
     async def start(self, bus: Bus) -> None:
         nc = bus.nc
+        self.bus = bus
+        self.last_id = await last_relayed_id(bus.js)
         self._subs.append(await nc.subscribe(subjects.EVENTS_WILDCARD, cb=self._on_event))
         self._subs.append(await nc.subscribe(f"{subjects.PROGRESS_PREFIX}.*", cb=self._on_line))
+        self._watch = asyncio.create_task(
+            supervise(
+                "gateway event fan-out",
+                lambda: after_each_reconnect(nc, self.catch_up),
+                self.health,
+            )
+        )
 
     async def stop(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            await asyncio.gather(self._watch, return_exceptions=True)
         for sub in self._subs:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
         self._subs.clear()
+
+    async def catch_up(self) -> None:
+        """The events stored after the last one passed on, read from the store (the
+        coordinator answers from it); live ones are held meanwhile, then released."""
+        self._held = self._held if self._held is not None else []
+        try:
+            delay = CATCH_UP_RETRY_FIRST_S
+            while True:
+                try:
+                    page = await self.bus.ask(
+                        GetEvents(after=self.last_id, limit=CATCH_UP_PAGE), CATCH_UP_TIMEOUT_S
+                    )
+                except BusError as exc:
+                    log.warning("catching up on events: %s; retrying in %.1fs", exc, delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, CATCH_UP_RETRY_MAX_S)
+                    continue
+                if page.status != "ok" or page.result is None:
+                    log.error("catching up on events: %s", page.reason)
+                    await asyncio.sleep(delay)
+                    continue
+                events = EventPage.model_validate(page.result)
+                for envelope in events.events:
+                    self._pass_on(envelope)
+                if events.next_cursor is None:
+                    break
+        finally:
+            held, self._held = self._held or [], None
+            for envelope in sorted(held, key=lambda e: e.notification_id):
+                self._pass_on(envelope)
 
     def remember_agent(self, agent_id: UUID, name: str) -> None:
         self.agent_names[agent_id] = name
@@ -62,6 +122,15 @@ class EventHub:
             envelope = EventEnvelope.model_validate_json(msg.data)
         except ValidationError:
             return
+        if self._held is not None:
+            self._held.append(envelope)
+            return
+        self._pass_on(envelope)
+
+    def _pass_on(self, envelope: EventEnvelope) -> None:
+        if envelope.notification_id <= self.last_id:
+            return  # already passed on (a relay's overlap, or read while catching up)
+        self.last_id = envelope.notification_id
         if envelope.type in ("AgentRegistered", "AgentReregistered"):
             with contextlib.suppress(KeyError, ValueError):
                 payload = envelope.payload()

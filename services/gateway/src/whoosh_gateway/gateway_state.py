@@ -6,11 +6,12 @@ key caches refill, rate-limit counters live in NATS, metrics are the monitor's.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from starlette.requests import HTTPConnection
 from whoosh_shared.bus import Bus
 from whoosh_shared.gateway_settings import GatewaySettings
+from whoosh_shared.limits import LimitSettings
 
 from whoosh_gateway.coordinator_client import CoordinatorClient
 from whoosh_gateway.event_hub import EventHub
@@ -28,6 +29,7 @@ class GatewayState:
     limiter: RateLimiter
     hub: EventHub
     metrics: MetricsProxy
+    limits: LimitSettings = field(default_factory=LimitSettings)
 
 
 def state_of(conn: HTTPConnection) -> GatewayState:

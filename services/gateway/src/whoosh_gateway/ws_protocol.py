@@ -1,6 +1,7 @@
 """What a WebSocket client may send, validated like every other boundary.
 
-    {"action": "subscribe", "scope": "task" | "agent" | "all", "id": ..., "last_event_id": N}
+    {"action": "subscribe", "scope": "task" | "agent" | "thread" | "all", "id": ...,
+     "last_event_id": N}
     {"action": "unsubscribe", "scope": ..., "id": ...}
     {"action": "start", "task": {<TaskSubmission>}, "request_id": ..., "idempotency_key": ...}
     {"action": "stop", "task_id": ..., "reason": ..., "request_id": ...}
@@ -19,20 +20,23 @@ from uuid import UUID
 from pydantic import Field, TypeAdapter, ValidationError
 from whoosh_shared.agents import Strict
 from whoosh_shared.commands import IDEMPOTENCY_KEY_PATTERN
+from whoosh_shared.limits import MAX_DOCUMENT_DEPTH, raw_json_depth, too_deep
 from whoosh_shared.queries import MAX_EVENT_ID
 
 from whoosh_gateway.api_models import TaskSubmission
 from whoosh_gateway.errors import describe_validation
 
 RequestId = Annotated[str | None, Field(default=None, max_length=200)]
-Scope = Literal["task", "agent", "all"]
+Scope = Literal["task", "agent", "all", "execution", "thread"]
 ACTIONS = ("subscribe", "unsubscribe", "start", "stop", "ping")
 
 
 class Subscribe(Strict):
     action: Literal["subscribe"]
     scope: Scope
-    id: str | None = Field(default=None, max_length=100, description="task id or agent name")
+    id: str | None = Field(
+        default=None, max_length=100, description="task id, agent name or execution id"
+    )
     last_event_id: int | None = Field(
         default=None,
         ge=0,
@@ -89,6 +93,9 @@ class BadMessage(Exception):
 
 
 def parse_client_message(text: str) -> Subscribe | Unsubscribe | Start | Stop | Ping:
+    depth = raw_json_depth(text.encode("utf-8", errors="surrogatepass"))
+    if depth > MAX_DOCUMENT_DEPTH:
+        raise BadMessage("invalid_json", too_deep(depth))
     try:
         raw: Any = json.loads(text)
     except ValueError as exc:

@@ -46,6 +46,7 @@ from whoosh_gateway.ws_protocol import (
 )
 
 log = logging.getLogger(__name__)
+MAX_SUBSCRIPTIONS = 1000  # tasks and agents one socket follows by id
 SLOW_CLIENT_CLOSE = 4008
 REPLAY_PAGE = 500
 REPLAY_PUT_TIMEOUT_S = 10.0
@@ -65,8 +66,11 @@ class WsSession:
         self.limit = state.settings.ws_buffer_messages
         self.queue: asyncio.Queue[str] = asyncio.Queue(self.limit)
         self.tasks: set[UUID] = set()
+        self.threads: set[UUID] = set()  # scope "thread": a thread's own events
         self.agents: set[UUID] = set()
         self.agent_tasks: dict[UUID, UUID] = {}  # task -> followed agent it was given to
+        self.executions: set[UUID] = set()
+        self.execution_tasks: dict[UUID, UUID] = {}  # a followed execution's step tasks
         self.everything = False
         self._held: list[tuple[EventEnvelope, str | None]] | None = None
         self._seen: set[int] = set()
@@ -90,7 +94,10 @@ class WsSession:
 
     def offer_line(self, line: ProgressLine, text: str) -> None:
         if self.closing or not (
-            self.everything or line.task_id in self.tasks or line.task_id in self.agent_tasks
+            self.everything
+            or line.task_id in self.tasks
+            or line.task_id in self.agent_tasks
+            or line.task_id in self.execution_tasks
         ):
             return
         self._enqueue(text)
@@ -101,12 +108,29 @@ class WsSession:
         if self.everything:
             return True
         if envelope.aggregate_type == "task":
-            return envelope.aggregate_id in self.tasks or envelope.aggregate_id in self.agent_tasks
+            return (
+                envelope.aggregate_id in self.tasks
+                or envelope.aggregate_id in self.agent_tasks
+                or envelope.aggregate_id in self.execution_tasks
+            )
+        if envelope.aggregate_type == "execution":
+            return envelope.aggregate_id in self.executions
+        if envelope.aggregate_type == "thread":
+            return envelope.aggregate_id in self.threads
         return envelope.aggregate_type == "agent" and envelope.aggregate_id in self.agents
 
     def _follow(self, envelope: EventEnvelope) -> None:
         """A followed agent's executions are followed too: its AgentSlotTaken names the task
-        (stored just before the task's TaskAssigned, in the same transaction)."""
+        (stored just before the task's TaskAssigned, in the same transaction); a followed
+        execution's step tasks likewise, from its ExecutionStepScheduled (stored with the
+        task's TaskSubmitted)."""
+        if envelope.type == "ExecutionStepScheduled" and envelope.aggregate_id in self.executions:
+            with contextlib.suppress(KeyError, ValueError):
+                task_id = UUID(str(envelope.data["task_id"]))
+                self.execution_tasks[task_id] = envelope.aggregate_id
+                if len(self.execution_tasks) > SEEN_KEPT:
+                    del self.execution_tasks[next(iter(self.execution_tasks))]
+            return
         if envelope.type != "AgentSlotTaken" or envelope.aggregate_id not in self.agents:
             return
         with contextlib.suppress(KeyError, ValueError):
@@ -214,17 +238,24 @@ class WsSession:
             return None
         if not ident:
             raise ApiError(422, "invalid", f"scope '{scope}' needs an 'id'")
-        if scope == "task":
+        if scope in ("task", "execution", "thread"):
             try:
                 return UUID(ident)
             except ValueError:
-                raise ApiError(422, "invalid", f"{ident!r} is not a task id") from None
+                raise ApiError(422, "invalid", f"{ident!r} is not a {scope} id") from None
         agent = await self.state.coordinator.ask(GetAgent(name=ident), AgentView)
         self.state.hub.remember_agent(agent.id, agent.spec.name)
         return agent.id
 
     async def _subscribe(self, message: Subscribe) -> None:
         check_role(self.caller, Role.VIEWER)
+        if message.scope != "all" and len(self.tasks) + len(self.agents) >= MAX_SUBSCRIPTIONS:
+            raise ApiError(
+                429,
+                "too_many_subscriptions",
+                f"this socket already has {MAX_SUBSCRIPTIONS} subscriptions, the most one may "
+                "have: unsubscribe first, or subscribe to scope 'all'",
+            )
         target = await self._scope_id(message.scope, message.id)
         if message.last_event_id is None:
             self._add(message.scope, target)
@@ -235,7 +266,7 @@ class WsSession:
         try:
             # An agent's scope spans its tasks' events too: replay reads the whole log after
             # the id (in order, so each AgentSlotTaken comes before its task's events).
-            scan = None if message.scope == "agent" else target
+            scan = None if message.scope in ("agent", "execution") else target
             replayed = await self._replay(scan, message.last_event_id)
         finally:  # a failed replay must not leave live events held back for ever
             held, self._held = self._held or [], None
@@ -259,6 +290,10 @@ class WsSession:
             self.everything = True
         elif scope == "task" and target is not None:
             self.tasks.add(target)
+        elif scope == "execution" and target is not None:
+            self.executions.add(target)
+        elif scope == "thread" and target is not None:
+            self.threads.add(target)
         elif target is not None:
             self.agents.add(target)
 
@@ -290,6 +325,11 @@ class WsSession:
             self.everything = False
         elif message.scope == "task":
             self.tasks.discard(target)  # type: ignore[arg-type]
+        elif message.scope == "execution":
+            self.executions.discard(target)  # type: ignore[arg-type]
+            self.execution_tasks = {t: e for t, e in self.execution_tasks.items() if e != target}
+        elif message.scope == "thread":
+            self.threads.discard(target)  # type: ignore[arg-type]
         else:
             self.agents.discard(target)  # type: ignore[arg-type]
             self.agent_tasks = {t: a for t, a in self.agent_tasks.items() if a != target}

@@ -31,6 +31,7 @@ class FleetSnapshot:
     alerts_firing: dict[tuple[str, str], int] = field(default_factory=dict)
     heartbeats: int = 0
     rejected: dict[str, int] = field(default_factory=dict)
+    budgets: dict[str, float] = field(default_factory=dict)  # scope -> share used
 
 
 class FleetCollector(Collector):
@@ -49,6 +50,12 @@ class FleetCollector(Collector):
         for (name, severity), count in sorted(snap.alerts_firing.items()):
             firing.add_metric([name, severity], count)
         yield firing
+        budgets = GaugeMetricFamily(
+            m.BUDGET_USED_RATIO, "Share of a budget used (tokens or USD)", labels=["scope"]
+        )
+        for scope, share in sorted(snap.budgets.items()):
+            budgets.add_metric([scope], share)
+        yield budgets
         beats = CounterMetricFamily(
             m.HEARTBEATS.removesuffix("_total"), "Heartbeats accepted since the monitor started"
         )

@@ -23,6 +23,7 @@ from nats.aio.msg import Msg
 from prometheus_client import CollectorRegistry, Counter
 from whoosh_shared import metric_names as m
 from whoosh_shared import subjects
+from whoosh_shared.budgets import BudgetList, ListBudgets
 from whoosh_shared.bus import Bus, BusError
 from whoosh_shared.commands import (
     Command,
@@ -38,7 +39,9 @@ from whoosh_shared.queries import (
     AgentList,
     AgentView,
     AlertList,
+    EventPage,
     FleetStats,
+    GetEvents,
     GetStats,
     GetTask,
     ListAgents,
@@ -47,6 +50,8 @@ from whoosh_shared.queries import (
     TaskPage,
     TaskView,
 )
+from whoosh_shared.reconnects import after_each_reconnect, last_relayed_id
+from whoosh_shared.supervision import LoopHealth, supervise
 
 from whoosh_monitor.agent_window import AgentWindow
 from whoosh_monitor.alert_rules import RuleEngine, Transition
@@ -85,6 +90,7 @@ class MonitorService:
         self.intake = HeartbeatIntake(self.health.heartbeat)
         self.requeuer = Requeuer(self.settings.requeue_grace_s, clock)
         self.agents: list[AgentView] = []
+        self.budgets: dict[str, float] = {}  # scope -> share used, for the gauge
         self.stats: FleetStats | None = None
         self.registry = CollectorRegistry()
         self.fleet_metrics = FleetCollector()
@@ -108,6 +114,8 @@ class MonitorService:
         self.tick_s = min(TICK_MAX_S, self.settings.probe_every_s / 2)
         self._requeue_every_s = max(REQUEUE_CHECK_MIN_S, self.settings.requeue_grace_s / 5)
         self._requeue_checked = float("-inf")
+        self._last_event_id = 0
+        self.health = LoopHealth()
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -118,11 +126,20 @@ class MonitorService:
         http = httpx.AsyncClient(timeout=self.settings.probe_within_s)
         try:
             await self.bus.nc.subscribe(subjects.HEARTBEAT_WILDCARD, cb=self._on_heartbeat)
+            self._last_event_id = await last_relayed_id(self.bus.js)
             await self.bus.nc.subscribe(subjects.EVENTS_WILDCARD, cb=self._on_event)
+            health = self.health
             loops = [
-                asyncio.create_task(self._judge_loop(), name="judge"),
-                asyncio.create_task(self._probe_loop(http), name="probe"),
-                asyncio.create_task(self._alert_loop(), name="alerts"),
+                asyncio.create_task(supervise("judge", self._judge_loop, health)),
+                asyncio.create_task(supervise("probe", lambda: self._probe_loop(http), health)),
+                asyncio.create_task(supervise("alerts", self._alert_loop, health)),
+                asyncio.create_task(
+                    supervise(
+                        "event catch-up",
+                        lambda: after_each_reconnect(self.bus.nc, self._catch_up_events),
+                        health,
+                    )
+                ),
             ]
             hook = self.settings.alert_webhook
             if hook is not None:
@@ -163,10 +180,32 @@ class MonitorService:
     # -- events -> metrics ----------------------------------------------------------------
 
     async def _on_event(self, msg: Msg) -> None:
+        """Counted once: an event at or below the last one counted is a relay's overlap
+        (or was read back while catching up after a reconnect)."""
+        notification_id = int((msg.headers or {}).get(subjects.NOTIFICATION_ID_HEADER) or 0)
+        if notification_id:
+            if notification_id <= self._last_event_id:
+                return
+            self._last_event_id = notification_id
         try:
             await self.events.handle(msg.data)
         except Exception:
             log.exception("event not counted")
+
+    async def _catch_up_events(self) -> None:
+        """After a NATS reconnect: the events relayed while this monitor was away, read
+        from the store through the coordinator (a failure raises, and it is tried again)."""
+        while True:
+            reply = await self.bus.ask(GetEvents(after=self._last_event_id, limit=500))
+            if reply.status != "ok" or reply.result is None:
+                raise BusError(f"events not read: {reply.reason}")
+            page = EventPage.model_validate(reply.result)
+            for envelope in page.events:
+                if envelope.notification_id > self._last_event_id:
+                    self._last_event_id = envelope.notification_id
+                    await self.events.handle(envelope.model_dump_json().encode())
+            if page.next_cursor is None:
+                return
 
     def _agent_model(self, agent: str) -> str | None:
         for view in self.agents:
@@ -320,6 +359,7 @@ class MonitorService:
             alerts_firing=self._firing_counts(),
             heartbeats=self.intake.received,
             rejected=dict(self.intake.rejected),
+            budgets=self.budgets,
         )
 
     async def _refresh_agents(self) -> None:
@@ -330,6 +370,10 @@ class MonitorService:
         stats = await self.bus.ask(GetStats(), timeout=self.tick_s * 4)
         if stats.status == "ok" and stats.result is not None:
             self.stats = FleetStats.model_validate(stats.result)
+        budgets = await self.bus.ask(ListBudgets(), timeout=self.tick_s * 4)
+        if budgets.status == "ok" and budgets.result is not None:
+            found = BudgetList.model_validate(budgets.result).budgets
+            self.budgets = {b.scope: b.share_used for b in found}
         self.health.set_agents(
             AgentInfo(a.spec.name, a.spec.type, a.healthy, probed(a.spec)) for a in self.agents
         )

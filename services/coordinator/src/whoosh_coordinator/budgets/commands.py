@@ -61,7 +61,9 @@ def refuse_if_exhausted(
 def reserve(handler: CommandHandler, task: Task, agent: Agent) -> list[Aggregate] | None:
     """Reserve the task's estimate on every budget of its scopes, to be saved with its
     assignment; None when one cannot hold it (the caller ends the task with the reason)."""
-    budgets = _budgets(handler, scopes_of(task.actor, agent.name, task.origin))
+    budgets = _budgets(
+        handler, scopes_of(getattr(task, "actor", "system"), agent.name, task.origin)
+    )
     if not budgets:
         return []
     tokens = estimate_tokens(task.prompt, task.llm)
@@ -98,7 +100,9 @@ def charge_listener(handler: CommandHandler):
         tokens_in, tokens_out = int(usage.get("tokens_in", 0)), int(usage.get("tokens_out", 0))
         changed: list[Aggregate] = []
         agent_name = task.agent_name or (task.tried_agents[-1] if task.tried_agents else None)
-        for budget in _budgets(handler, scopes_of(task.actor, agent_name, task.origin)):
+        for budget in _budgets(
+            handler, scopes_of(getattr(task, "actor", "system"), agent_name, task.origin)
+        ):
             if str(task.id) not in budget.reservations and not (tokens_in or tokens_out):
                 continue
             prices = handler.prices

@@ -50,22 +50,27 @@ class Task(Aggregate):
         actor: str,
         llm: dict[str, Any] | None = None,
         origin: dict[str, str] | None = None,
+        prompt_ref: dict[str, Any] | None = None,
         idempotency: dict[str, str] | None = None,
+        depends_on: list[str] | None = None,
     ) -> None:
         """`origin` names what created the task inside the coordinator (for example
         {"kind": "execution", "id": ..., "step": ...}); None for a task submitted directly.
         `idempotency` ({"actor", "key", "digest"}) when the submitter sent an idempotency
         key: the id derives from actor and key, the digest tells a retry from a reuse."""
         self.prompt = prompt
+        self.prompt_ref = prompt_ref  # a BlobRef's fields: the prompt is in the blob store
         self.idempotency = idempotency
         self.origin = origin
+        self.actor = actor  # whose budgets (key, thread) the task counts against
         self.llm = llm
         self.model = model
         self.timeout_s = timeout_s
         self.max_attempts = int(retry.get("max_attempts", 1))
         self.backoff_s = float(retry.get("backoff_s", 0.0))
         self.workspace_disposable = bool(retry.get("workspace_disposable", False))
-        self.status = TaskStatus.QUEUED.value
+        self.depends_on = list(depends_on or [])
+        self.status = (TaskStatus.WAITING if self.depends_on else TaskStatus.QUEUED).value
         self.attempt = 0
         self.agent_id: UUID | None = None
         self.agent_name: str | None = None
@@ -207,6 +212,27 @@ class Task(Aggregate):
         self.status = TaskStatus.FAILED.value
         self.usage = usage
         self.end_reason = reason
+
+    # -- dependencies -------------------------------------------------------------------
+
+    def release(self) -> None:
+        """Every dependency completed: the task joins the queue."""
+        if self.status != TaskStatus.WAITING.value:
+            raise Rejected(RejectCode.BAD_STATE, f"task {self.id} is {self.status}, not waiting")
+        self._released()
+
+    @event("Released")
+    def _released(self) -> None:
+        self.status = TaskStatus.QUEUED.value
+
+    def skip(self, reason: str) -> None:
+        if self.status != TaskStatus.WAITING.value:
+            raise Rejected(RejectCode.BAD_STATE, f"task {self.id} is {self.status}, not waiting")
+        self._skipped(reason=reason)
+
+    @event("Skipped")
+    def _skipped(self, reason: str) -> None:
+        self.status = TaskStatus.SKIPPED.value
 
     # -- ends decided by the coordinator or a user ---------------------------------
 

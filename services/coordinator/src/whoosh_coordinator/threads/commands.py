@@ -14,6 +14,7 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import IntegrityError
 from whoosh_shared import commands as c
 from whoosh_shared import threads as t
 from whoosh_shared.addresses import AddressError, parse_address, resolve
@@ -52,7 +53,7 @@ def start_thread(handler: CommandHandler, cmd: t.StartThread) -> CommandReply:
         protocol=cmd.protocol.model_dump(mode="json"),
         participants=participants,
         subject=_subject(handler, cmd),
-        escalation=[r.model_dump(mode="json") for r in cmd.escalation],
+        escalation=_rules(handler, cmd),
         llm=cmd.llm.model_dump(mode="json") if cmd.llm else None,
         timeout_s=cmd.timeout_s,
         actor=cmd.actor,
@@ -61,6 +62,13 @@ def start_thread(handler: CommandHandler, cmd: t.StartThread) -> CommandReply:
     tasks = _open_round(handler, thread, [p["agent"] for p in participants], check=True)
     handler.save(thread, *tasks)
     return CommandReply.accept(thread_id=str(thread.id))
+
+
+def _rules(handler: CommandHandler, cmd: t.StartThread) -> list[dict[str, Any]]:
+    """The thread's own rules, then whoosh.yaml's defaults it does not override by name."""
+    own = [r.model_dump(mode="json") for r in cmd.escalation]
+    names = {r["name"] for r in own}
+    return own + [r for r in handler.default_escalation if r["name"] not in names]
 
 
 def _by_address(handler: CommandHandler, cmd: t.StartThread) -> list[dict[str, Any]]:
@@ -233,15 +241,28 @@ def fire_due_rules(handler: CommandHandler, thread: Thread) -> list[Aggregate]:
     """Fire every rule whose condition now holds and that has not fired on this thread."""
     if not thread.open:
         return []
-    facts = thread.facts(handler.clock())
     created: list[Aggregate] = []
-    for rule in thread.due_rules(lambda r: evaluate(r["when"], facts)):
+    for rule in _due(handler, thread):
         thread.escalate(rule, handler.clock())
         for action in rule["do"]:
             created += _act(handler, thread, rule["name"], action)
             if not thread.open:
                 break
     return created
+
+
+def _due(handler: CommandHandler, thread: Thread) -> list[dict[str, Any]]:
+    facts = thread.facts(handler.clock(), _budget_share(handler, thread))
+    return thread.due_rules(lambda rule: evaluate(rule["when"], facts))
+
+
+def _budget_share(handler: CommandHandler, thread: Thread) -> float:
+    """The share used of the thread's own budget (scope thread:<id>), 0 without one."""
+    scope = f"thread:{thread.id}"
+    if scope not in handler.projection.budgets.scopes:
+        return 0.0
+    views = handler.projection.budgets.listed()
+    return next((v.share_used for v in views if v.scope == scope), 0.0)
 
 
 def _act(
@@ -298,3 +319,25 @@ def _alert(
     fields = {"severity": severity, "summary": summary, "value": None, "threshold": None}
     alert.raise_(fields, actor="coordinator")  # type: ignore[union-attr]
     return alert  # type: ignore[return-value]
+
+
+def sweep(handler: CommandHandler) -> int:
+    """Time conditions (age, idle) hold without any event: the coordinator's periodic
+    sweep checks open threads that have rules left to fire. Each thread is decided on
+    its own; a conflict (another coordinator fired first) skips it until the next sweep,
+    when the version check has made the other's firing visible."""
+    fired = 0
+    for view in list(handler.projection.threads.threads.values()):
+        if view.state in (t.ThreadState.CLOSED, t.ThreadState.DECIDED):
+            continue
+        handler.aggregates.begin()
+        try:
+            thread = load_thread(handler, view.id)
+            if not thread.open or not _due(handler, thread):
+                continue
+            created = fire_due_rules(handler, thread)
+            handler.save(thread, *created)
+            fired += 1
+        except (Rejected, IntegrityError):
+            handler.aggregates.forget_touched()
+    return fired

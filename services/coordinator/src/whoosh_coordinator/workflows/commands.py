@@ -29,6 +29,7 @@ from whoosh_coordinator.admission import admit
 from whoosh_coordinator.domain import Agent, Rejected, Task
 from whoosh_coordinator.workflows import definition as d
 from whoosh_coordinator.workflows import n8n
+from whoosh_coordinator.workflows.dependencies import Dependencies
 from whoosh_coordinator.workflows.domain import Execution, Launch, Workflow, workflow_id
 
 if TYPE_CHECKING:
@@ -53,6 +54,7 @@ class WorkflowCommands:
     def __init__(self, handler: CommandHandler) -> None:
         self.handler = handler
         self.aggregates = handler.aggregates
+        self.dependencies = Dependencies(handler)
 
     def dispatch(self) -> dict[type[c.Command], Callable[[Any], CommandReply]]:
         return {

@@ -13,6 +13,7 @@ from pydantic import AwareDatetime, Field
 from whoosh_shared.agents import AgentName, CapabilityName
 from whoosh_shared.api_keys import Role
 from whoosh_shared.enums import AgentType, TaskStatus
+from whoosh_shared.explain import ExplainTask, TaskExplanation
 from whoosh_shared.queries import (
     AgentList,
     AgentView,
@@ -64,6 +65,7 @@ VIEWER_TOOLS = (
     "whoosh_wait_task",
     "whoosh_get_task_events",
     "whoosh_cluster_status",
+    "whoosh_explain_task",
 )
 
 
@@ -204,6 +206,13 @@ def register_read_tools(server: MCPServer[Any], state: GatewayState) -> None:
         """Fleet counts: agents by status, tasks by status, work in flight."""
         async with tool_call(ctx, "whoosh_cluster_status", Role.VIEWER):
             return await cluster_status(state)
+
+    @server.tool(annotations=READ_ONLY)
+    async def whoosh_explain_task(ctx: Context, task_id: TaskId) -> TaskExplanation:
+        """Why the scheduler places (or would place) this task where it does: every agent
+        with its verdict, load, weight and estimate, and one line saying what decides."""
+        async with tool_call(ctx, "whoosh_explain_task", Role.VIEWER):
+            return await coordinator.ask(ExplainTask(task_id=task_id), TaskExplanation)
 
 
 async def wait_result(

@@ -44,7 +44,7 @@ async def _answer(coro: Any, what: str) -> Any:
     try:
         return await coro
     except ApiError as exc:
-        if exc.code == "not_found":
+        if exc.status == 404:  # an unknown id, or metrics not configured
             raise ResourceNotFoundError(f"{what}: {exc.message}") from None
         raise ResourceError(f"{exc.code}: {exc.message}") from None
 

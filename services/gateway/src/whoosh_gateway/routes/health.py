@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from whoosh_shared.bus import Bus, BusError
+from whoosh_shared.queries import GetStats
 
 from whoosh_gateway.api_models import Health, Readiness
 from whoosh_gateway.gateway_state import state_of
@@ -26,12 +28,34 @@ async def healthz() -> Health:
 async def readyz(request: Request) -> JSONResponse:
     bus = state_of(request).bus
     nats_ok = bus.nc is not None and bus.nc.is_connected
-    coordinator_ok = nats_ok and await bus.coordinator_answers(READY_TIMEOUT_S)
-    detail = "" if coordinator_ok else ("NATS not connected" if not nats_ok else "no coordinator")
+    down = await _coordinator_down(bus) if nats_ok else None
+    coordinator_ok = down is not None
+    ready = coordinator_ok and not down
+    if ready:
+        detail = ""
+    elif not nats_ok:
+        detail = "NATS not connected"
+    elif not coordinator_ok:
+        detail = "no coordinator"
+    else:
+        detail = "down: " + "; ".join(f"{name} ({why})" for name, why in (down or {}).items())
     body = Readiness(
-        status="ready" if coordinator_ok else "not_ready",
+        status="ready" if ready else "not_ready",
         nats=nats_ok,
         coordinator=coordinator_ok,
         detail=detail,
+        down=down or {},
     )
-    return JSONResponse(body.model_dump(), status_code=200 if coordinator_ok else 503)
+    return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
+
+
+async def _coordinator_down(bus: Bus) -> dict[str, str] | None:
+    """The answering coordinator's loops that are down (empty: all well); None when no
+    coordinator answers."""
+    try:
+        reply = await bus.ask(GetStats(), READY_TIMEOUT_S)
+    except BusError:
+        return None
+    if reply.status != "ok" or reply.result is None:
+        return None
+    return dict(reply.result.get("down") or {})

@@ -15,6 +15,7 @@ from whoosh_shared.api_keys import Role
 from whoosh_gateway.access import authenticate, check_role
 from whoosh_gateway.errors import ApiError
 from whoosh_gateway.gateway_state import state_of
+from whoosh_gateway.submit_size import body_limit
 from whoosh_gateway.ws_session import SessionClosed, WsSession
 
 router = APIRouter()
@@ -35,6 +36,7 @@ async def stream(websocket: WebSocket) -> None:
             await websocket.send_json({"type": "error", "code": exc.code, "message": exc.message})
             await websocket.close(CLOSE_CODES.get(exc.status, 1008), exc.message[:120])
         return
+    max_chars = body_limit(MAX_MESSAGE_CHARS, state.limits)
     session = WsSession(websocket, state, caller)
     session.start_writer()
     state.hub.listeners.add(session)
@@ -51,8 +53,12 @@ async def stream(websocket: WebSocket) -> None:
             text = message.get("text")
             if text is None:
                 await session.error("invalid_json", "send text frames with JSON messages")
-            elif len(text) > MAX_MESSAGE_CHARS:
-                await session.error("too_large", f"message over {MAX_MESSAGE_CHARS} characters")
+            elif len(text) > max_chars:
+                await session.error(
+                    "too_large",
+                    f"a message of {len(text)} characters is over the limit of {max_chars} "
+                    "(limits.max_prompt_bytes in whoosh.yaml raises it)",
+                )
             else:
                 await session.handle_text(text)
     except (SessionClosed, RuntimeError):

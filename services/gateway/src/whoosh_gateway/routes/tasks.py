@@ -6,9 +6,11 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Body, Header, Query, Request, Response
+from fastapi.responses import PlainTextResponse
 from pydantic import AwareDatetime
 from whoosh_shared import commands as c
 from whoosh_shared.agents import AgentName, CapabilityName
+from whoosh_shared.blobs import BlobMissing, BlobStore
 from whoosh_shared.enums import TaskStatus
 from whoosh_shared.explain import ExplainTask, TaskExplanation
 from whoosh_shared.queries import (
@@ -112,6 +114,22 @@ async def list_tasks(
 @router.get("/{task_id}", response_model=TaskView, summary="One task")
 async def get_task(request: Request, task_id: UUID, caller: Caller = Viewer) -> TaskView:
     return await state_of(request).coordinator.ask(GetTask(task_id=task_id), TaskView)
+
+
+@router.get(
+    "/{task_id}/prompt",
+    response_class=PlainTextResponse,
+    summary="The task's whole prompt (views and lists carry a preview of a large one)",
+)
+async def get_prompt(request: Request, task_id: UUID, caller: Caller = Viewer) -> PlainTextResponse:
+    state = state_of(request)
+    view = await state.coordinator.ask(GetTask(task_id=task_id), TaskView)
+    if view.prompt_ref is None:
+        return PlainTextResponse(view.prompt)
+    try:
+        return PlainTextResponse(await BlobStore(state.bus.js).get_text(view.prompt_ref))
+    except BlobMissing as exc:
+        raise ApiError(404, "not_found", str(exc)) from None
 
 
 @router.get(
