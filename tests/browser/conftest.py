@@ -46,6 +46,10 @@ agents:
     command: ["sh", "-c", "cat >/dev/null; echo started; sleep 60; echo never"]
     capabilities: [sleep]
     max_concurrent: 4
+  flood:
+    type: cli
+    command: ["sh", "-c", "cat >/dev/null; seq 1 50000"]
+    capabilities: [flood]
   quick:
     type: cli
     command: ["sh", "-c", "echo \\"quick got: $(cat)\\""]

@@ -102,6 +102,26 @@ def test_submit_from_the_page_and_watch_output_arrive_live(stack: Stack, new_con
     screenshot(page, "task-completed")
 
 
+def test_fifty_thousand_lines_keep_the_page_responsive(stack: Stack, new_context) -> None:  # type: ignore[no-untyped-def]
+    page = sign_in(new_context(), stack, stack.admin_key)
+    task_id = submit_from_page(page, stack, "flood me", "flood")
+    started = time.monotonic()
+    while stack.api(f"/tasks/{task_id}")["status"] != "completed":
+        t0 = time.monotonic()
+        page.evaluate("() => document.getElementById('output').childNodes.length")
+        assert time.monotonic() - t0 < 2.0, "the page answers while output floods in"
+        assert time.monotonic() - started < 60, "the task's end"
+        time.sleep(0.2)
+    page.locator("#task-status[data-status=completed]").wait_for(timeout=EXPECT_S)
+    shown = page.locator("#output").evaluate("el => el.textContent.split('\\n').length")
+    assert shown <= 2001, f"the DOM keeps at most the cap ({shown} lines)"
+    assert "earlier lines not shown" in page.locator("#output-note").inner_text()
+    assert page.locator("#output").inner_text().rstrip().endswith("50000")
+    full = page.request.get(f"{stack.url}/ui/tasks/{task_id}/output.txt")
+    assert full.status == 200 and full.text() == stack.api(f"/tasks/{task_id}/output")["output"]
+    screenshot(page, "task-50k-lines")
+
+
 def test_cancel_from_the_page(stack: Stack, new_context) -> None:  # type: ignore[no-untyped-def]
     page = sign_in(new_context(), stack, stack.admin_key)
     task_id = submit_from_page(page, stack, "sleep please", "sleep")

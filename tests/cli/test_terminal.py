@@ -121,3 +121,44 @@ def test_top_once_prints_one_frame_for_scripts(llm_whoosh: WhooshEnv) -> None:
     lines = once.stdout.splitlines()
     assert any(line.startswith("llm") and "ollama" in line for line in lines), once.stdout
     assert any(line.startswith("echo") and "healthy" in line for line in lines), once.stdout
+
+
+def test_top_frame_shows_gpus_when_the_monitor_reports_them() -> None:
+    from datetime import UTC, datetime
+
+    from whoosh_cli.top_command import render_frame
+    from whoosh_shared.gpu_readings import Gpu
+    from whoosh_shared.queries import FleetStats
+
+    stats = FleetStats(tasks_by_status={"running": 1}, agents=0, agents_enabled=0, in_flight=1,
+                       position=9)  # fmt: skip
+    readings = {"utilization": 0.5, "memory_used": 2**31, "memory_total": 2**33}
+    gpu = Gpu("gpu-1", "0", "NVIDIA H200", {**readings, "temperature": 60.0})
+    frame = render_frame(stats, [], [], 200, datetime.now(UTC), [gpu])
+    row = next(line for line in frame if line.startswith("gpu-1"))
+    assert row.split() == ["gpu-1", "0", "NVIDIA", "H200", "50%", "2.0/8.0", "GiB", "60C"]
+    assert "(no GPU readings)" in render_frame(stats, [], [], 200, datetime.now(UTC))
+
+
+def test_a_notice_arriving_mid_answer_waits_for_the_line_to_end() -> None:
+    """Tokens and status events travel separately: "running" may come after the first
+    token, and must not split the answer's line on the terminal."""
+    import io
+
+    from whoosh_cli.stream_render import OutputWriter, Progress
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    screen = Tty()
+    writer = OutputWriter(Progress(screen), out=screen, err=screen)
+    writer.write("token", "First ")
+    writer.progress.say("whoosh: running")
+    writer.write("token", "line.\n")
+    writer.write("token", "Second")
+    writer.finish()
+    plain = screen.getvalue().replace("\r\x1b[2K", "")
+    plain = "".join(part.split("]", 1)[-1] for part in plain.split("["))
+    assert "First line.\nwhoosh: running\n" in plain
+    assert plain.endswith("Second\n")

@@ -203,3 +203,64 @@ async def test_docs_use_vendored_assets_only(stack: Stack) -> None:
         for ref in refs:
             assert (await client.get(ref)).status_code == 200, ref
         assert '"validatorUrl": null' in docs.text
+
+
+async def test_a_workflow_execution_shows_its_steps(stack: Stack) -> None:
+    source = (
+        "whoosh: workflow/v1\nname: ui-flow\nsteps:\n"
+        "  first: {type: shell, command: 'echo step one'}\n"
+        "  second: {type: shell, command: 'echo step two', needs: [first]}\n"
+    )
+    async with stack.gateway.client(stack.admin_key) as api:
+        stored = await api.post("/api/v1/workflows", json={"source": source})
+        assert stored.status_code == 201, stored.text
+        run = await api.post("/api/v1/workflows/ui-flow/run")
+        assert run.status_code == 201, run.text
+        execution_id = run.json()["execution_id"]
+    async with signed_in(stack.gateway.url, stack.admin_key) as client:
+
+        async def finished() -> str | None:
+            page = await client.get(f"/ui/executions/{execution_id}")
+            assert page.status_code == 200
+            return page.text if 'id="execution-status">succeeded' in page.text else None
+
+        html = await eventually(finished, timeout=60, what="the execution's end")
+        assert 'data-step="first" data-status="succeeded"' in html
+        assert 'data-step="second" data-status="succeeded"' in html
+        assert "step two" in html and "/ui/tasks/" in html
+        listing = await client.get("/ui/executions?status=succeeded&workflow=ui-flow")
+        assert execution_id[:8] in listing.text
+        bad = await client.get("/ui/executions?status=exploded")
+        assert bad.status_code == 200 and "ignored status=" in bad.text.replace("&#39;", "'")
+        missing = await client.get("/ui/executions/00000000-0000-4000-8000-000000000000")
+        assert missing.status_code == 404
+
+
+async def test_threads_pages_render_and_refuse_bad_input(stack: Stack) -> None:
+    from whoosh_shared.bus import Bus
+    from whoosh_shared.threads import Participant, StartThread
+
+    bus = Bus(stack.nats.url, "test-threads")
+    await bus.connect()
+    try:
+        reply = await bus.send(
+            StartThread(topic="echo which colour?", participants=[Participant(agent="shell")])
+        )
+    finally:
+        await bus.close()
+    assert reply.accepted, reply.reason
+    thread_id = next(iter(v for k, v in reply.ids.items() if "thread" in k))
+    async with signed_in(stack.gateway.url, stack.admin_key) as client:
+        one = await client.get(f"/ui/threads/{thread_id}")
+        assert one.status_code == 200 and "echo which colour?" in one.text
+        assert "shell (participant" in one.text
+        everything = await client.get("/ui/threads")
+        assert thread_id in everything.text
+        listing = await client.get("/ui/threads?state=deliberating")
+        assert listing.status_code == 200 and 'id="threads-table"' in listing.text
+        bad = await client.get("/ui/threads?state=arguing")
+        assert bad.status_code == 200 and "ignored state=" in bad.text.replace("&#39;", "'")
+        missing = await client.get("/ui/threads/00000000-0000-4000-8000-000000000000")
+        assert missing.status_code == 404
+        malformed = await client.get("/ui/threads/nope")
+        assert malformed.status_code == 404 and "not a thread id" in malformed.text

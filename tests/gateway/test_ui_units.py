@@ -126,3 +126,27 @@ def test_templates_reference_no_other_host() -> None:
     for template in templates.glob("*.html"):
         text = template.read_text()
         assert not re.search(r"""(src|href|action)=["'](https?:)?//""", text), template.name
+
+
+H200 = 'modelName="NVIDIA H200",Hostname="gpu-1"'
+METRICS = f"""\
+# HELP whoosh_gpu_utilization_ratio GPU utilisation
+# TYPE whoosh_gpu_utilization_ratio gauge
+whoosh_gpu_utilization_ratio{{gpu="0",UUID="GPU-a",{H200}}} 0.75
+whoosh_gpu_utilization_ratio{{gpu="1",UUID="GPU-b",{H200}}} 0.0
+whoosh_gpu_memory_used_bytes{{gpu="0",UUID="GPU-a",{H200}}} 2147483648
+whoosh_gpu_memory_total_bytes{{gpu="0",UUID="GPU-a",{H200}}} 8589934592
+whoosh_gpu_temperature_celsius{{gpu="0",UUID="GPU-a",{H200}}} 61
+whoosh_executor_running_attempts{{executor="x",Hostname="gpu-1"}} 3
+"""
+
+
+def test_gpus_are_read_from_the_monitors_gauges() -> None:
+    from whoosh_shared.gpu_readings import parse_gpus
+
+    first, second = parse_gpus(METRICS)
+    assert (first.host, first.index, first.model) == ("gpu-1", "0", "NVIDIA H200")
+    assert first.utilization_pct == 75.0 and first.memory_gib == (2.0, 8.0)
+    assert first.values["temperature"] == 61.0
+    assert second.utilization_pct == 0.0 and second.memory_gib is None
+    assert parse_gpus("garbage\n{}\n") == []

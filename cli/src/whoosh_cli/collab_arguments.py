@@ -64,4 +64,3 @@ def add_arguments(commands: argparse._SubParsersAction, common: argparse.Argumen
     bsub.add_parser("list", parents=[common], help="budgets with use and reservations")
     res = commands.add_parser("resolve", parents=[common], help="agents a semantic address names")
     res.add_argument("address", metavar="ADDRESS")
-

@@ -17,6 +17,7 @@ from whoosh_shared.agents import AgentSpec
 from whoosh_shared.commands import SubmitTask
 from whoosh_shared.events import EventEnvelope
 from whoosh_shared.explain import TaskExplanation
+from whoosh_shared.gpu_readings import Gpu
 from whoosh_shared.queries import (
     AgentView,
     AlertList,
@@ -68,6 +69,7 @@ class Fleet(Protocol):
     async def events(self, task_id: UUID) -> list[EventEnvelope]: ...
     async def stats(self) -> FleetStats: ...
     async def alerts(self, query: ListAlerts) -> AlertList: ...
+    async def gpus(self) -> list[Gpu]: ...
 
 
 @asynccontextmanager

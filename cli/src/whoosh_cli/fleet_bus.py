@@ -14,6 +14,7 @@ from whoosh_shared.bus import Bus
 from whoosh_shared.commands import CommandReply, SubmitTask
 from whoosh_shared.events import EventEnvelope
 from whoosh_shared.explain import ExplainTask, TaskExplanation
+from whoosh_shared.gpu_readings import Gpu
 from whoosh_shared.limits import LimitSettings, preview
 from whoosh_shared.queries import (
     AgentList,
@@ -141,6 +142,10 @@ class BusFleet:
 
     async def alerts(self, query: ListAlerts) -> AlertList:
         return await ask(self.bus, query, AlertList)
+
+    async def gpus(self) -> list[Gpu]:
+        """Over NATS there is no monitor endpoint to read: `whoosh top` shows none."""
+        return []
 
 
 def _result(reply: CommandReply) -> WriteResult:

@@ -6,10 +6,12 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+import httpx
 from whoosh_shared.agents import AgentSpec
 from whoosh_shared.commands import SubmitTask
 from whoosh_shared.events import EventEnvelope
 from whoosh_shared.explain import TaskExplanation
+from whoosh_shared.gpu_readings import Gpu, parse_gpus
 from whoosh_shared.queries import (
     AgentView,
     AlertList,
@@ -114,6 +116,15 @@ class GatewayFleet:
         return await watch_over_websocket(
             self.session.url, self._api_key(), task_id, live_output, verbose=verbose
         )
+
+    async def gpus(self) -> list[Gpu]:
+        """The monitor's GPU gauges through the gateway's /metrics; none when the gateway
+        serves no metrics or they fail (a view, never a reason to stop)."""
+        try:
+            response = await self.session.client.get("/metrics")
+        except httpx.HTTPError:
+            return []
+        return parse_gpus(response.text) if response.is_success else []
 
     def _api_key(self) -> str | None:
         api_key = self.session.client.headers.get("authorization", "").removeprefix("Bearer ")

@@ -4,9 +4,11 @@
 Command output arrives as whole lines and prints as lines. An LLM's answer arrives as
 tokens (`stream == "token"`): they are written as they come, without a newline of their
 own, so the answer reads as continuous text with line breaks only where the model wrote
-them, as `ollama run` shows it. The one-line progress display on stderr is held while a
-line of tokens is unfinished (redrawing it would overwrite the answer on a terminal),
-and notices start on a fresh line. `--verbose` adds a summary of tokens and tokens/s.
+them, as `ollama run` shows it. While a line of tokens is unfinished, the one-line
+progress display on stderr is held (redrawing it would overwrite the answer on a
+terminal) and notices wait for the line's end (output lines and status events travel
+separately, so "running" can arrive after the first tokens and must not split them).
+`--verbose` adds a summary of tokens and tokens/s.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class Progress:
         self.started = time.monotonic()
         self.held = False  # an unfinished line of tokens is on the terminal
         self._shown = False
+        self._waiting: list[str] = []
 
     def update(self, state: str | None = None, lines: int = 0, tokens: int = 0) -> None:
         self.state = state or self.state
@@ -51,12 +54,21 @@ class Progress:
             self._shown = False
 
     def say(self, text: str) -> None:
-        """A notice on its own line (after an unfinished line of tokens, below it)."""
+        """A notice on its own line; while a line of tokens is unfinished, after it."""
+        if self.held:
+            self._waiting.append(text)
+            return
         self.clear()
-        if self.held and self.tty:
-            self.stream.write("\n")
         print(text, file=self.stream, flush=True)
         self.update()
+
+    def hold(self, held: bool) -> None:
+        """Mark a line of tokens unfinished (or finished: the notices it held follow)."""
+        self.held = held
+        if not held:
+            waiting, self._waiting = self._waiting, []
+            for text in waiting:
+                self.say(text)
 
 
 @dataclass
@@ -100,7 +112,7 @@ class OutputWriter:
                 self.out.write(text)
                 self.out.flush()
                 self.mid_line = not text.endswith("\n")
-                self.progress.held = self.mid_line
+                self.progress.hold(self.mid_line)
             self.progress.update(tokens=1)
             return
         if stream == "stderr":
@@ -127,7 +139,7 @@ class OutputWriter:
             self.out.write("\n")
             self.out.flush()
             self.mid_line = False
-            self.progress.held = False
+            self.progress.hold(False)
 
 
 def verbose_summary(usage: dict[str, Any], clock: TokenClock) -> list[str]:

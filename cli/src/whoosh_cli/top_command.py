@@ -21,6 +21,7 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 
 from whoosh_shared.enums import TaskStatus
+from whoosh_shared.gpu_readings import Gpu
 from whoosh_shared.queries import AgentView, FleetStats, ListTasks, TaskView
 
 from whoosh_cli.context import CliContext
@@ -69,12 +70,31 @@ def task_rows(tasks: Sequence[TaskView], now: datetime) -> list[list[str]]:
     return rows
 
 
+def gpu_rows(gpus: Sequence[Gpu]) -> list[list[str]]:
+    """One row per GPU the monitor reports: host, index, model, load, memory, heat."""
+    rows = []
+    for gpu in gpus:
+        util = gpu.utilization_pct
+        memory = gpu.memory_gib
+        temperature = gpu.values.get("temperature")
+        rows.append([
+            gpu.host,
+            gpu.index,
+            gpu.model or "-",
+            f"{util:.0f}%" if util is not None else "-",
+            f"{memory[0]:.1f}/{memory[1]:.1f} GiB" if memory else "-",
+            f"{temperature:.0f}C" if temperature is not None else "-",
+        ])  # fmt: skip
+    return rows
+
+
 def render_frame(
     stats: FleetStats,
     agents: Sequence[AgentView],
     running: Sequence[TaskView],
     width: int,
     now: datetime,
+    gpus: Sequence[Gpu] = (),
 ) -> list[str]:
     """The whole screen as lines, cut to `width` (pure, so tests need no terminal)."""
     counts = "  ".join(
@@ -89,6 +109,12 @@ def render_frame(
         "",
         *_table(["AGENT", "TYPE", "HEALTH", "LOAD", "TOK/S", "LOADED"], agent_rows(agents)),
         "",
+        *(
+            _table(["HOST", "GPU", "MODEL", "UTIL", "MEMORY", "TEMP"], gpu_rows(gpus))
+            if gpus
+            else ["(no GPU readings)"]
+        ),
+        "",
         *_table(["TASK", "AGENT", "RUNNING", "NOW"], task_rows(running, now)),
     ]
     if not running:
@@ -100,7 +126,8 @@ async def gather_frame(fleet: Fleet, width: int) -> list[str]:
     stats = await fleet.stats()
     agents = await fleet.agents()
     page = await fleet.tasks(ListTasks(status=TaskStatus.RUNNING, limit=RUNNING_SHOWN))
-    return render_frame(stats, agents, page.tasks, width, datetime.now(UTC))
+    gpus = await fleet.gpus()
+    return render_frame(stats, agents, page.tasks, width, datetime.now(UTC), gpus)
 
 
 async def top(ctx: CliContext, args: argparse.Namespace) -> int:

@@ -15,7 +15,14 @@ from fastapi.staticfiles import StaticFiles
 from whoosh_shared.bus import Bus
 
 from whoosh_gateway.errors import ApiError
-from whoosh_gateway.ui import actions, docs, pages, stream_route
+from whoosh_gateway.ui import (
+    actions,
+    docs,
+    pages,
+    stream_route,
+    thread_pages,
+    workflow_pages,
+)
 from whoosh_gateway.ui.auth import LoginRequired, UiRefused, current_viewer
 from whoosh_gateway.ui.rendering import HERE, page
 from whoosh_gateway.ui.session import SessionSeal, shared_secret
@@ -24,7 +31,7 @@ from whoosh_gateway.ui.session import SessionSeal, shared_secret
 def install(app: FastAPI) -> None:
     """Routes, static files and the HTML error pages of the dashboard (and /docs)."""
     app.mount("/ui/static", StaticFiles(directory=HERE / "static"), name="ui-static")
-    for module in (actions, pages, stream_route, docs):
+    for module in (actions, pages, workflow_pages, thread_pages, stream_route, docs):
         app.include_router(module.router)
     api_error_handler = app.exception_handlers[ApiError]
 

@@ -6,6 +6,7 @@ key, so the dashboard can show nothing the key could not read over REST.
 
 from __future__ import annotations
 
+import socket
 from datetime import UTC, datetime
 from typing import Annotated
 from uuid import UUID
@@ -37,6 +38,7 @@ from whoosh_gateway.errors import ApiError
 from whoosh_gateway.gateway_state import state_of
 from whoosh_gateway.ui.auth import UiRefused, Viewer, current_viewer
 from whoosh_gateway.ui.filters import parse_filters
+from whoosh_gateway.ui.gpus import Gpu, fleet_gpus, gpus_of
 from whoosh_gateway.ui.rendering import page
 from whoosh_gateway.ui.views import actor_of, agent_state, best_decode_tps, summary_of, timeline
 
@@ -54,13 +56,15 @@ async def overview(request: Request, viewer: SignedIn) -> HTMLResponse:
     firing = (await coordinator.ask(ListAlerts(status="firing"), AlertList)).alerts
     feed_after = max(0, stats.position - FEED_EVENTS)
     feed = await coordinator.ask(GetEvents(after=feed_after, limit=FEED_EVENTS), EventPage)
+    gpus = await fleet_gpus(state_of(request).metrics)
     return page(
         request,
         "overview",
         viewer,
         stats=stats,
         statuses=list(TaskStatus),
-        agents=_agent_rows(agents),
+        agents=_agent_rows(agents, gpus),
+        gpus=gpus,
         firing=firing,
         feed=[_event_row(e) for e in reversed(feed.events)],
         last_event_id=max([stats.position, *[e.notification_id for e in feed.events]]),
@@ -70,7 +74,8 @@ async def overview(request: Request, viewer: SignedIn) -> HTMLResponse:
 @router.get("/agents", response_class=HTMLResponse)
 async def agents_page(request: Request, viewer: SignedIn) -> HTMLResponse:
     agents = (await state_of(request).coordinator.ask(ListAgents(), AgentList)).agents
-    return page(request, "agents", viewer, agents=_agent_rows(agents))
+    gpus = await fleet_gpus(state_of(request).metrics)
+    return page(request, "agents", viewer, agents=_agent_rows(agents, gpus), gpus=gpus)
 
 
 @router.get("/agents/{name}", response_class=HTMLResponse)
@@ -96,6 +101,7 @@ async def agent_page(request: Request, name: str, viewer: SignedIn) -> HTMLRespo
         tps=best_decode_tps(agent),
         recent=recent.tasks,
         chart=chart,
+        gpus=gpus_of(agent, await fleet_gpus(state_of(request).metrics), socket.gethostname()),
     )
 
 
@@ -204,13 +210,15 @@ async def _agent_or_404(request: Request, name: str) -> AgentView:
         raise
 
 
-def _agent_rows(agents: list[AgentView]) -> list[dict[str, object]]:
+def _agent_rows(agents: list[AgentView], gpus: list[Gpu]) -> list[dict[str, object]]:
+    here = socket.gethostname()
     return [
         {
             "view": a,
             "state": agent_state(a),
             "tps": best_decode_tps(a),
             "loaded": a.inventory.loaded if a.inventory else [],
+            "gpus": gpus_of(a, gpus, here),
         }
         for a in sorted(agents, key=lambda a: a.spec.name)
     ]

@@ -26,6 +26,8 @@ NAV: list[tuple[str, str, str]] = [
     ("Overview", "/ui/", "viewer"),
     ("Agents", "/ui/agents", "viewer"),
     ("Tasks", "/ui/tasks", "viewer"),
+    ("Executions", "/ui/executions", "viewer"),
+    ("Threads", "/ui/threads", "viewer"),
     ("Alerts", "/ui/alerts", "viewer"),
     ("Keys", "/ui/keys", "admin"),
     ("Audit", "/ui/audit", "admin"),
@@ -58,7 +60,19 @@ def first_line(text: str, width: int = 80) -> str:
     return line if len(line) <= width else line[: width - 1] + "…"
 
 
+def tail_lines(text: str, count: int) -> str:
+    """The last `count` lines: what the output pane keeps (the rest is downloadable)."""
+    lines = (text or "").split("\n")
+    return "\n".join(lines[-count:])
+
+
+def line_count(text: str) -> int:
+    return len((text or "").split("\n"))
+
+
 templates.env.filters["ago"] = ago
+templates.env.filters["tail_lines"] = tail_lines
+templates.env.filters["line_count"] = line_count
 templates.env.filters["first_line"] = first_line
 templates.env.globals["duration"] = duration
 

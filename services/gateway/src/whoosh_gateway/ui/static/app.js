@@ -133,16 +133,27 @@
 
   function flushOutput() {
     if (!outputBuffer) return;
-    var chunk = document.createElement("span");
-    chunk.textContent = outputBuffer;
-    chunk.dataset.lines = (outputBuffer.match(/\n/g) || []).length;
-    outputLines += parseInt(chunk.dataset.lines, 10);
+    var text = outputBuffer;
     outputBuffer = "";
+    var lines = (text.match(/\n/g) || []).length;
+    if (lines > outputCap) {  // one burst longer than the cap: keep only its tail
+      var cut = text.length;
+      for (var i = 0; i < outputCap; i++) cut = text.lastIndexOf("\n", cut - 1);
+      hiddenLines += outputLines + lines - outputCap;
+      output.textContent = "";
+      outputLines = 0;
+      text = text.slice(cut + 1);
+      lines = outputCap;
+    }
+    var chunk = document.createElement("span");
+    chunk.textContent = text;
+    chunk.dataset.lines = lines;
+    outputLines += lines;
     output.appendChild(chunk);
-    while (outputLines > outputCap && output.firstChild) {
+    while (outputLines > outputCap && output.firstChild && output.firstChild !== chunk) {
       var first = output.firstChild;
-      var n = first.dataset ? parseInt(first.dataset.lines || "0", 10) : (first.textContent.match(/\n/g) || []).length;
-      if (first === chunk && outputLines - n < 1) break;
+      var n = first.dataset ? parseInt(first.dataset.lines || "0", 10)
+                            : (first.textContent.match(/\n/g) || []).length;
       outputLines -= n; hiddenLines += n;
       output.removeChild(first);
     }
