@@ -16,6 +16,7 @@ from whoosh_shared.queries import EventPage, GetEvents
 
 from whoosh_cli.context import CliContext
 from whoosh_cli.errors import CliError
+from whoosh_cli.fleet_gateway import stored_events
 
 ACTOR = "cli"
 
@@ -48,16 +49,7 @@ class GatewayCollab:
         await self._call("POST", f"/threads/{thread_id}/close", json={"reason": reason})
 
     async def events(self, thread_id: UUID) -> list[EventEnvelope]:
-        found: list[EventEnvelope] = []
-        after = 0
-        while True:
-            page = await self.session.get(
-                f"/threads/{thread_id}/events", EventPage, after=after, limit=1000
-            )
-            found += page.events
-            if page.next_cursor is None:
-                return found
-            after = page.next_cursor
+        return await stored_events(self.session, f"/threads/{thread_id}/events")
 
     async def set_budget(self, command: SetBudget) -> None:
         body = command.model_dump(mode="json", exclude={"actor", "scope"})

@@ -148,16 +148,7 @@ class GatewayFleet:
         return await self._write("POST", f"/tasks/{task_id}/cancel", json={"reason": reason})
 
     async def events(self, task_id: UUID) -> list[EventEnvelope]:
-        found: list[EventEnvelope] = []
-        after = 0
-        while True:
-            page = await self.session.get(
-                f"/tasks/{task_id}/events", EventPage, after=after, limit=1000
-            )
-            found += page.events
-            if page.next_cursor is None:
-                return found
-            after = page.next_cursor
+        return await stored_events(self.session, f"/tasks/{task_id}/events")
 
     async def stats(self) -> FleetStats:
         return await self.session.get("/stats", FleetStats)
@@ -191,3 +182,15 @@ def _ids_of(answer: Any) -> dict[str, str]:
     if "id" in answer:
         return {"task_id": str(answer["id"])}
     return {k: str(v) for k, v in answer.items() if isinstance(v, str)}
+
+
+async def stored_events(session: GatewaySession, path: str) -> list[EventEnvelope]:
+    """An aggregate's whole stored history, read page by page from `path`."""
+    found: list[EventEnvelope] = []
+    after = 0
+    while True:
+        page = await session.get(path, EventPage, after=after, limit=1000)
+        found += page.events
+        if page.next_cursor is None:
+            return found
+        after = page.next_cursor
