@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 
 import pytest
 from whoosh_shared import event_loop
@@ -29,3 +31,33 @@ def test_a_service_of_child_processes_keeps_the_standard_loop(
 ) -> None:
     monkeypatch.delenv(event_loop.ENV, raising=False)
     assert event_loop.run(_loop_module(), allow_uvloop=False).startswith("asyncio")
+
+
+STUBBORN = """
+import asyncio, logging, sys
+from whoosh_shared import event_loop
+
+async def stubborn():  # what nats-py's reconnect task does while its server is gone
+    while True:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            pass
+
+async def main():
+    asyncio.get_running_loop().create_task(stubborn())
+    await asyncio.sleep(0)
+    return 7
+
+logging.basicConfig()
+print("result", event_loop.run(main()))
+"""
+
+
+def test_a_task_that_ignores_cancellation_cannot_keep_the_process_alive() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", STUBBORN], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert "ignored cancellation: stubborn" in done.stderr
+    assert "result" not in done.stdout  # it left from inside run, not after it

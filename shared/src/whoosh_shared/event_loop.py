@@ -9,12 +9,18 @@ selects the standard loop (for debugging, or to compare in a benchmark).
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import sys
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 T = TypeVar("T")
 ENV = "WHOOSH_EVENT_LOOP"
+# How long the tasks still running when `main` ends get to finish once cancelled.
+LEFTOVER_GRACE_S = 3.0
+
+log = logging.getLogger(__name__)
 
 
 def loop_factory(allow_uvloop: bool = True) -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -29,12 +35,60 @@ def loop_factory(allow_uvloop: bool = True) -> Callable[[], asyncio.AbstractEven
 
 
 def run(main: Coroutine[Any, Any, T], allow_uvloop: bool = True) -> T:
-    """`asyncio.run(main)` on the chosen loop. `allow_uvloop=False` for a service whose
-    work is child processes (executor-cli): uvloop spawned `true` in ~20 ms against ~2 ms
-    on asyncio's loop with a pidfd watcher (measured here), and its subprocess pipes
-    raise other errors than asyncio's on a child that exits before reading stdin."""
-    with asyncio.Runner(loop_factory=loop_factory(allow_uvloop)) as runner:
-        return runner.run(main)
+    """`asyncio.run(main)` on the chosen loop, with a bounded end. `allow_uvloop=False` for
+    a service whose work is child processes (executor-cli): uvloop spawned `true` in ~20 ms
+    against ~2 ms on asyncio's loop with a pidfd watcher (measured here), and its
+    subprocess pipes raise other errors than asyncio's on a child that exits before
+    reading stdin.
+
+    asyncio.run cancels the tasks `main` left behind and waits for them without a limit.
+    nats-py's reconnect task can swallow that cancellation while its server is gone (seen
+    after a kill -9 of `whoosh up`, which takes NATS down with the services) and then
+    retries forever, so the process never exits. Leftovers get LEFTOVER_GRACE_S; a task
+    still running after that is named in the log and the process exits without it."""
+    runner = asyncio.Runner(loop_factory=loop_factory(allow_uvloop))
+    failed = True
+    try:
+        result = runner.run(main)
+        failed = False
+        return result
+    finally:
+        stuck = runner.run(_cancel_leftovers(LEFTOVER_GRACE_S))
+        if stuck:
+            _exit_now(stuck, 1 if failed else 0)
+        runner.close()
+
+
+async def _cancel_leftovers(grace_s: float) -> list[str]:
+    """Cancel every other task and wait up to `grace_s`; the names of those still running."""
+    current = asyncio.current_task()
+    rest = [task for task in asyncio.all_tasks() if task is not current]
+    for task in rest:
+        task.cancel()
+    if not rest:
+        return []
+    _, pending = await asyncio.wait(rest, timeout=grace_s)
+    return sorted(_describe(task) for task in pending)
+
+
+def _describe(task: asyncio.Task[Any]) -> str:
+    coro = task.get_coro()
+    return getattr(coro, "__qualname__", None) or task.get_name()
+
+
+def _exit_now(stuck: list[str], code: int) -> None:
+    """Leave without the stuck tasks; an exception `main` raised is logged, not lost."""
+    if (error := sys.exc_info()[1]) is not None:
+        log.error("%s: %s", type(error).__name__, error)
+    log.warning(
+        "stopping without waiting for %d task(s) that ignored cancellation: %s",
+        len(stuck),
+        ", ".join(stuck),
+    )
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def kind(allow_uvloop: bool = True) -> str:
