@@ -57,12 +57,12 @@ from bench_support import (  # noqa: E402
     watched,
     whoosh_env,
 )
-from whoosh_shared import threads as t  # noqa: E402
-from whoosh_shared.agents import AgentSpec  # noqa: E402
-from whoosh_shared.bus import Bus  # noqa: E402
-from whoosh_shared.commands import RegisterAgent  # noqa: E402
-from whoosh_shared.enums import AgentType  # noqa: E402
-from whoosh_shared.queries import GetTask, TaskView  # noqa: E402
+from whoosh_shared.contract import threads as t  # noqa: E402
+from whoosh_shared.contract.agents import AgentSpec  # noqa: E402
+from whoosh_shared.contract.commands import RegisterAgent  # noqa: E402
+from whoosh_shared.contract.enums import AgentType  # noqa: E402
+from whoosh_shared.contract.queries import GetTask, TaskView  # noqa: E402
+from whoosh_shared.runtime.bus import Bus  # noqa: E402
 
 QUESTION = re.compile(r"What is the result of (\d+)\+(\d+)\*(\d+)\+(\d+)-(\d+)\*(\d+)\?")
 ROUND_LINE = re.compile(r"Round \d+ ended \w+ \(([^)]*)\)")

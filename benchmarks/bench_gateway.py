@@ -52,10 +52,10 @@ from bench_support import (  # noqa: E402
 )
 from harness import free_port  # noqa: E402
 from websockets.asyncio.client import connect  # noqa: E402
-from whoosh_shared.agents import AgentSpec  # noqa: E402
-from whoosh_shared.api_keys import Role, generate_key  # noqa: E402
-from whoosh_shared.bus import Bus  # noqa: E402
-from whoosh_shared.commands import CreateApiKey, RegisterAgent, SubmitTask  # noqa: E402
+from whoosh_shared.contract.agents import AgentSpec  # noqa: E402
+from whoosh_shared.contract.api_keys import Role, generate_key  # noqa: E402
+from whoosh_shared.contract.commands import CreateApiKey, RegisterAgent, SubmitTask  # noqa: E402
+from whoosh_shared.runtime.bus import Bus  # noqa: E402
 
 UNLIMITED = {
     "WHOOSH__GATEWAY__RATE_LIMITS__REQUESTS_PER_MINUTE": "10000000",

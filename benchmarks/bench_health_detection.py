@@ -35,13 +35,13 @@ from bench_support import (
     summarize,
     wait_for_coordinator,
 )
-from whoosh_shared import subjects
-from whoosh_shared.agents import AgentSpec
-from whoosh_shared.bus import Bus
-from whoosh_shared.commands import RegisterAgent
-from whoosh_shared.config import MonitoringSettings
-from whoosh_shared.enums import AgentType
-from whoosh_shared.events import EventEnvelope
+from whoosh_shared.contract import subjects
+from whoosh_shared.contract.agents import AgentSpec
+from whoosh_shared.contract.commands import RegisterAgent
+from whoosh_shared.contract.config import MonitoringSettings
+from whoosh_shared.contract.enums import AgentType
+from whoosh_shared.contract.events import EventEnvelope
+from whoosh_shared.runtime.bus import Bus
 
 TARGET_S = MonitoringSettings().health_check_interval
 ENV = {"WHOOSH_CONFIG": os.devnull, "WHOOSH_LOG_LEVEL": "WARNING"}

@@ -73,11 +73,11 @@ from bench_support import (  # noqa: E402
 )
 from harness import free_port  # noqa: E402
 from whoosh_executor_ollama.ollama_api import DEFAULT_LIMITS, DEFAULT_TIMEOUT  # noqa: E402
-from whoosh_shared import subjects  # noqa: E402
-from whoosh_shared.agents import AgentSpec  # noqa: E402
-from whoosh_shared.bus import Bus  # noqa: E402
-from whoosh_shared.commands import RegisterAgent, RejectCode, RetryPolicy, SubmitTask  # noqa: E402
-from whoosh_shared.enums import AgentType  # noqa: E402
+from whoosh_shared.contract import subjects  # noqa: E402
+from whoosh_shared.contract.agents import AgentSpec  # noqa: E402
+from whoosh_shared.contract.commands import RegisterAgent, RejectCode, RetryPolicy, SubmitTask  # noqa: E402
+from whoosh_shared.contract.enums import AgentType  # noqa: E402
+from whoosh_shared.runtime.bus import Bus  # noqa: E402
 
 MODEL = "llama3.2:1b"  # one of the models the double has "pulled"
 PROMPT = "Describe a quick brown fox in one sentence."

@@ -64,10 +64,10 @@ from bench_support import (  # noqa: E402
     whoosh_env,
     write_report,
 )
-from whoosh_shared import subjects  # noqa: E402
-from whoosh_shared.agents import AgentSpec  # noqa: E402
-from whoosh_shared.bus import Bus  # noqa: E402
-from whoosh_shared.commands import RegisterAgent, RejectCode, RetryPolicy, SubmitTask  # noqa: E402
+from whoosh_shared.contract import subjects  # noqa: E402
+from whoosh_shared.contract.agents import AgentSpec  # noqa: E402
+from whoosh_shared.contract.commands import RegisterAgent, RejectCode, RetryPolicy, SubmitTask  # noqa: E402
+from whoosh_shared.runtime.bus import Bus  # noqa: E402
 
 REDIS_URL = os.environ.get("WHOOSH_BENCH_REDIS", "redis://127.0.0.1:6379/9")
 AGENT = "bench-noop"

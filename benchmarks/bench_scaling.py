@@ -63,8 +63,8 @@ def scenario(kind: str, n: int, store_url: str, spare: bool = True) -> dict[str,
     from whoosh_coordinator.follower import Follower
     from whoosh_coordinator.projections import FleetProjection
     from whoosh_coordinator.store import open_store
-    from whoosh_shared import commands as c
-    from whoosh_shared.agents import AgentSpec
+    from whoosh_shared.contract import commands as c
+    from whoosh_shared.contract.agents import AgentSpec
 
     store = open_store(store_url)
     projection = FleetProjection()
@@ -117,7 +117,7 @@ def scenario(kind: str, n: int, store_url: str, spare: bool = True) -> dict[str,
 
 def pass_times(handler: Any, assigner: Any, projection: Any) -> dict[str, Any]:
     """The scheduling pass with nothing placeable, and with one slot freed."""
-    from whoosh_shared import commands as c
+    from whoosh_shared.contract import commands as c
 
     idle = []
     for _ in range(7):

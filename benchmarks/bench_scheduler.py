@@ -20,10 +20,10 @@ import time
 from datetime import UTC, datetime
 from uuid import uuid4
 
-from whoosh_coordinator.scheduler import Needs, choose, plan
-from whoosh_shared.agents import AgentSpec
-from whoosh_shared.enums import TaskStatus
-from whoosh_shared.queries import AgentView, TaskView
+from whoosh_coordinator.scheduling.scheduler import Needs, choose, plan
+from whoosh_shared.contract.agents import AgentSpec
+from whoosh_shared.contract.enums import TaskStatus
+from whoosh_shared.contract.queries import AgentView, TaskView
 
 NOW = datetime.now(UTC)
 

@@ -80,16 +80,16 @@ from bench_support import (  # noqa: E402
     write_report,
 )
 from harness import free_port  # noqa: E402
-from whoosh_shared.agents import AgentSpec  # noqa: E402
-from whoosh_shared.bus import Bus  # noqa: E402
-from whoosh_shared.commands import (  # noqa: E402
+from whoosh_shared.contract.agents import AgentSpec  # noqa: E402
+from whoosh_shared.contract.commands import (  # noqa: E402
     LlmOptions,
     RegisterAgent,
     RetryPolicy,
     SubmitTask,
 )
-from whoosh_shared.enums import AgentType  # noqa: E402
-from whoosh_shared.queries import AgentList, ListAgents  # noqa: E402
+from whoosh_shared.contract.enums import AgentType  # noqa: E402
+from whoosh_shared.contract.queries import AgentList, ListAgents  # noqa: E402
+from whoosh_shared.runtime.bus import Bus  # noqa: E402
 
 SMALL, BIG = "small:1b", "big:8b"
 WORD = "abc "  # one word = one token to the double, 4 characters = 1 token to WHOOSH

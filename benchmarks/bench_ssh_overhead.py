@@ -70,12 +70,12 @@ from bench_support import (  # noqa: E402
 from harness import free_port  # noqa: E402
 from whoosh_executor_cli.remote_process import REMOTE_DEADLINE_MARGIN_S  # noqa: E402
 from whoosh_executor_cli.remote_wrapper import run_command  # noqa: E402
-from whoosh_shared import subjects  # noqa: E402
-from whoosh_shared.agents import AgentSpec, SshSettings  # noqa: E402
-from whoosh_shared.bus import Bus  # noqa: E402
-from whoosh_shared.commands import RegisterAgent, RejectCode, RetryPolicy, SubmitTask  # noqa: E402
-from whoosh_shared.config import ExecutorSettings  # noqa: E402
-from whoosh_shared.enums import AgentType  # noqa: E402
+from whoosh_shared.contract import subjects  # noqa: E402
+from whoosh_shared.contract.agents import AgentSpec, SshSettings  # noqa: E402
+from whoosh_shared.contract.commands import RegisterAgent, RejectCode, RetryPolicy, SubmitTask  # noqa: E402
+from whoosh_shared.contract.config import ExecutorSettings  # noqa: E402
+from whoosh_shared.contract.enums import AgentType  # noqa: E402
+from whoosh_shared.runtime.bus import Bus  # noqa: E402
 
 AGENT = "bench-ssh"
 COMMAND = ["true"]

@@ -33,9 +33,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from whoosh_shared import subjects
-from whoosh_shared.bus import Bus
-from whoosh_shared.commands import SubmitTask
+from whoosh_shared.contract import subjects
+from whoosh_shared.contract.commands import SubmitTask
+from whoosh_shared.runtime.bus import Bus
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent

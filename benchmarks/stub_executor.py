@@ -16,11 +16,11 @@ import signal
 import time
 
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from whoosh_shared import subjects
-from whoosh_shared.bus import Bus, ensure_streams
-from whoosh_shared.commands import CompleteTask, FailTask, StartTask, Usage
-from whoosh_shared.enums import WORK_TOKEN, AgentType
-from whoosh_shared.work import WorkItem
+from whoosh_shared.contract import subjects
+from whoosh_shared.contract.commands import CompleteTask, FailTask, StartTask, Usage
+from whoosh_shared.contract.enums import WORK_TOKEN, AgentType
+from whoosh_shared.contract.work import WorkItem
+from whoosh_shared.runtime.bus import Bus, ensure_streams
 
 
 async def run_work(bus: Bus, executor_id: str, msg) -> None:

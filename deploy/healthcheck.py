@@ -22,9 +22,9 @@ import urllib.request
 
 import nats
 import nats.errors
-from whoosh_shared.config import load_config
-from whoosh_shared.nats_auth import client_options
-from whoosh_shared.queries import GetStats, QueryReply
+from whoosh_shared.contract.config import load_config
+from whoosh_shared.contract.queries import GetStats, QueryReply
+from whoosh_shared.runtime.nats_auth import client_options
 
 MODES = ("coordinator", "bus", "monitor", "gateway")
 TIMEOUT_S = 3.0

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from harness import NatsServer, PgSchema, ServiceProcess
-from whoosh_shared.bus import Bus, ensure_streams
+from whoosh_shared.runtime.bus import Bus, ensure_streams
 
 
 @pytest.fixture(scope="session")

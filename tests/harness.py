@@ -168,8 +168,8 @@ async def eventually(predicate, timeout: float = 10.0, interval: float = 0.05, w
 
 async def stream_envelopes(js) -> list:
     """Every event in the WHOOSH_EVENTS stream, in stream order, as EventEnvelopes."""
-    from whoosh_shared.events import EventEnvelope
-    from whoosh_shared.subjects import EVENTS_STREAM
+    from whoosh_shared.contract.events import EventEnvelope
+    from whoosh_shared.contract.subjects import EVENTS_STREAM
 
     info = await js.stream_info(EVENTS_STREAM)
     envelopes = []
@@ -201,7 +201,7 @@ async def wait_for_coordinator(bus, timeout: float = 30) -> None:
 
 async def get_task(bus, task_id):
     """The coordinator's view of one task (a TaskView)."""
-    from whoosh_shared.queries import GetTask, TaskView
+    from whoosh_shared.contract.queries import GetTask, TaskView
 
     reply = await bus.ask(GetTask(task_id=task_id))
     assert reply.status == "ok", reply.reason

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from gateway.stack import SHELL_AGENT, Stack
 from harness import NatsServer, eventually
-from whoosh_shared.api_keys import Role
+from whoosh_shared.contract.api_keys import Role
 
 SMALL_LIMITS = {
     # Small enough to test "at and just over" without moving 8 MiB per case.

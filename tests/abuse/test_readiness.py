@@ -15,8 +15,8 @@ import httpx
 import pytest
 from harness import NatsServer, ServiceProcess, eventually, free_port
 from nats.aio.msg import Msg
-from whoosh_shared import queries as q
-from whoosh_shared.bus import Bus
+from whoosh_shared.contract import queries as q
+from whoosh_shared.runtime.bus import Bus
 
 RELAY_DOWN = {"relay": "publish failing: no ack within 10s"}
 

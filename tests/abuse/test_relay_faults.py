@@ -14,10 +14,10 @@ from coordinator.factories import new_agent, new_task
 from harness import eventually, stream_envelopes
 from whoosh_coordinator.relay import Relay, StoreSource
 from whoosh_coordinator.store import open_store
-from whoosh_shared import subjects
-from whoosh_shared.blobs import BlobStore
-from whoosh_shared.supervision import LoopHealth, supervise
-from whoosh_shared.work import WorkItem
+from whoosh_shared.contract import subjects
+from whoosh_shared.contract.work import WorkItem
+from whoosh_shared.runtime.blob_store import BlobStore
+from whoosh_shared.runtime.supervision import LoopHealth, supervise
 
 
 class FaultyJs:
@@ -150,7 +150,7 @@ async def test_a_loop_that_dies_is_restarted_and_reported_down_until_healthy(
         health.up("flaky")
         await asyncio.Event().wait()
 
-    with caplog.at_level(logging.ERROR, logger="whoosh_shared.supervision"):
+    with caplog.at_level(logging.ERROR, logger="whoosh_shared.runtime.supervision"):
         task = asyncio.create_task(supervise("flaky", flaky_loop, health, first_backoff_s=0.01))
         await eventually(lambda: len(runs) == 3, timeout=5, what="two restarts")
         assert health.down_now() == {"flaky": "RuntimeError: injected failure 2"}

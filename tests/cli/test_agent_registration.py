@@ -12,9 +12,9 @@ from executor_cli.sshd_server import SshdFactory, sshd_factory_fixture
 from harness import free_port, wait_for_coordinator
 from whoosh_cli.agent_sync import register_tested, sync_agent
 from whoosh_executor_cli.host_checks import ProbeResponder
-from whoosh_shared.bus import Bus
-from whoosh_shared.connectivity import FAILED_TEST_CODE
-from whoosh_shared.queries import GetAgent
+from whoosh_shared.contract.connectivity import FAILED_TEST_CODE
+from whoosh_shared.contract.queries import GetAgent
+from whoosh_shared.runtime.bus import Bus
 
 __all__ = ["sshd_factory_fixture"]  # the fixture, found here by pytest
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from uuid import uuid4
 
 from whoosh_cli.agent_commands import _agent_row
-from whoosh_shared.agents import AgentSpec, SshSettings
-from whoosh_shared.inventory import Inventory, ModelFacts, SpeedStats
-from whoosh_shared.queries import AgentView
+from whoosh_shared.contract.agents import AgentSpec, SshSettings
+from whoosh_shared.contract.inventory import Inventory, ModelFacts, SpeedStats
+from whoosh_shared.contract.queries import AgentView
 
 
 def view(**state: object) -> AgentView:

@@ -92,7 +92,7 @@ def test_empty_stdin_prompt_is_a_usage_error(whoosh_env: WhooshEnv) -> None:
 def test_example_config_validates() -> None:
     from pathlib import Path
 
-    from whoosh_shared.config import load_config
+    from whoosh_shared.contract.config import load_config
 
     example = Path(__file__).resolve().parents[2] / "whoosh.yaml"
     config = load_config(example, environ={})

@@ -15,8 +15,8 @@ import httpx2
 from cli.whoosh_processes import WhooshEnv, make_installation
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
-from whoosh_shared import metric_names
-from whoosh_shared.api_keys import generate_key
+from whoosh_shared.contract import metric_names
+from whoosh_shared.contract.api_keys import generate_key
 
 
 async def mcp_tools(url: str, key: str) -> set[str]:

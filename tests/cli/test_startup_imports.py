@@ -8,8 +8,8 @@ import sys
 
 from whoosh_cli import arguments, collab_arguments
 from whoosh_cli.__main__ import COMMANDS, load_command
-from whoosh_shared import commands
-from whoosh_shared import threads as t
+from whoosh_shared.contract import commands
+from whoosh_shared.contract import threads as t
 
 HEAVY = ("pydantic", "httpx", "faststream", "nats", "websockets", "whoosh_cli.task_commands")
 

@@ -14,7 +14,7 @@ from whoosh_cli.child_process import ChildSpec, die_with_parent, is_same_process
 from whoosh_cli.child_registry import ChildRegistry
 from whoosh_cli.errors import UsageError
 from whoosh_cli.supervisor import RestartPolicy, Supervisor, SupervisorError
-from whoosh_shared.agents import AgentSpec
+from whoosh_shared.contract.agents import AgentSpec
 
 
 def test_a_child_that_keeps_dying_stops_supervision(tmp_path: Path) -> None:

@@ -127,8 +127,8 @@ def test_top_frame_shows_gpus_when_the_monitor_reports_them() -> None:
     from datetime import UTC, datetime
 
     from whoosh_cli.top_command import render_frame
-    from whoosh_shared.gpu_readings import Gpu
-    from whoosh_shared.queries import FleetStats
+    from whoosh_shared.contract.gpu_readings import Gpu
+    from whoosh_shared.contract.queries import FleetStats
 
     stats = FleetStats(tasks_by_status={"running": 1}, agents=0, agents_enabled=0, in_flight=1,
                        position=9)  # fmt: skip

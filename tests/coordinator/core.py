@@ -9,8 +9,8 @@ from whoosh_coordinator.assignment import Assigner
 from whoosh_coordinator.commands import CommandHandler
 from whoosh_coordinator.projections import FleetProjection
 from whoosh_coordinator.store import WhooshStore
-from whoosh_shared import commands as c
-from whoosh_shared.agents import AgentSpec
+from whoosh_shared.contract import commands as c
+from whoosh_shared.contract.agents import AgentSpec
 
 
 @dataclass

@@ -6,10 +6,11 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
 
-from whoosh_coordinator.domain import Agent, Task
-from whoosh_shared.agents import AgentSpec
-from whoosh_shared.enums import TaskStatus
-from whoosh_shared.queries import AgentView, TaskView
+from whoosh_coordinator.agents.domain import Agent
+from whoosh_coordinator.tasks.domain import Task
+from whoosh_shared.contract.agents import AgentSpec
+from whoosh_shared.contract.enums import TaskStatus
+from whoosh_shared.contract.queries import AgentView, TaskView
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -4,13 +4,13 @@ every agent left out, answered on its query subject."""
 from __future__ import annotations
 
 from coordinator.factories import agent_view
-from whoosh_coordinator.agent_finder import find_agents, needs_of
+from whoosh_coordinator.agents.finder import find_agents, needs_of
 from whoosh_coordinator.projections import FleetProjection
 from whoosh_coordinator.queries import QueryHandler
-from whoosh_coordinator.scheduler import choose
-from whoosh_shared.agent_fit import FindAgents
-from whoosh_shared.explain import Explanation
-from whoosh_shared.inventory import Inventory, ModelFacts
+from whoosh_coordinator.scheduling.scheduler import choose
+from whoosh_shared.contract.agent_fit import FindAgents
+from whoosh_shared.contract.explain import Explanation
+from whoosh_shared.contract.inventory import Inventory, ModelFacts
 
 
 def verdicts(query: FindAgents, agents) -> dict[str, tuple[bool, str | None]]:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from coordinator.core import Core
 from coordinator.factories import NOW, agent_view, task_view
-from whoosh_coordinator.scheduler import Needs, eligible, plan
-from whoosh_shared import commands as c
-from whoosh_shared.enums import TaskStatus
+from whoosh_coordinator.scheduling.scheduler import Needs, eligible, plan
+from whoosh_shared.contract import commands as c
+from whoosh_shared.contract.enums import TaskStatus
 
 
 def test_an_unhealthy_agent_gets_no_work_but_still_counts_for_admission() -> None:

@@ -14,11 +14,11 @@ from whoosh_coordinator.follower import Follower
 from whoosh_coordinator.projections import FleetProjection
 from whoosh_coordinator.queries import QueryHandler
 from whoosh_coordinator.store import open_store
-from whoosh_shared import commands as c
-from whoosh_shared import queries as q
-from whoosh_shared.agents import AgentSpec, AgentUpdate
-from whoosh_shared.api_keys import Role
-from whoosh_shared.security_settings import SecuritySettings
+from whoosh_shared.contract import commands as c
+from whoosh_shared.contract import queries as q
+from whoosh_shared.contract.agents import AgentSpec, AgentUpdate
+from whoosh_shared.contract.api_keys import Role
+from whoosh_shared.contract.security_settings import SecuritySettings
 
 SECURITY = SecuritySettings(allowed_commands=["claude -p *"])
 SECRET = {"OPENAI_API_KEY": "sk-very-secret", "TOKEN": "${TOKEN}"}

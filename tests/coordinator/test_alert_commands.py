@@ -6,9 +6,9 @@ from __future__ import annotations
 from coordinator.core import Core
 from whoosh_coordinator.queries import QueryHandler
 from whoosh_coordinator.replay import rebuild
-from whoosh_shared import commands as c
-from whoosh_shared import queries as q
-from whoosh_shared.alerts import Severity, alert_id
+from whoosh_shared.contract import commands as c
+from whoosh_shared.contract import queries as q
+from whoosh_shared.contract.alerts import Severity, alert_id
 
 CPU = {"host": "gpu-1"}
 

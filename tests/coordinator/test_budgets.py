@@ -12,10 +12,10 @@ from coordinator.test_two_writers import handler
 from whoosh_coordinator.assignment import Assigner
 from whoosh_coordinator.budgets.rules import estimate_tokens
 from whoosh_coordinator.follower import Follower
-from whoosh_shared import commands as c
-from whoosh_shared.agents import AgentSpec
-from whoosh_shared.budgets import Period, SetBudget
-from whoosh_shared.enums import TaskStatus
+from whoosh_shared.contract import commands as c
+from whoosh_shared.contract.agents import AgentSpec
+from whoosh_shared.contract.budgets import Period, SetBudget
+from whoosh_shared.contract.enums import TaskStatus
 
 ESTIMATE = estimate_tokens("hello", None)  # 258: 5 chars / 4 + 1, plus 256 out
 

@@ -10,9 +10,9 @@ from uuid import uuid4
 import pytest
 from coordinator.core import Core
 from whoosh_coordinator.replay import rebuild
-from whoosh_shared import commands as c
-from whoosh_shared.agents import AgentSpec, AgentUpdate
-from whoosh_shared.enums import TaskStatus
+from whoosh_shared.contract import commands as c
+from whoosh_shared.contract.agents import AgentSpec, AgentUpdate
+from whoosh_shared.contract.enums import TaskStatus
 
 
 def test_submitted_task_is_assigned_run_and_completed(core: Core) -> None:

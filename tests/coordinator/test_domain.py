@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 from coordinator.factories import NOW, new_agent, new_task
-from whoosh_coordinator.domain import Rejected
-from whoosh_shared.commands import RejectCode
+from whoosh_coordinator.rejection import Rejected
+from whoosh_shared.contract.commands import RejectCode
 
 
 def event_names(aggregate) -> list[str]:

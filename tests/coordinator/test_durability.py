@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from whoosh_coordinator.durability import apply_sync
 from whoosh_coordinator.store import open_store
-from whoosh_shared.config import ConfigError, parse_config_text
+from whoosh_shared.contract.config import ConfigError, parse_config_text
 
 
 def _setting(store: Any, commit: bool) -> str:

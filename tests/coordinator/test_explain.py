@@ -6,13 +6,13 @@ from uuid import UUID
 
 from coordinator.core import Core
 from coordinator.factories import agent_view
-from whoosh_coordinator.explain import explain
 from whoosh_coordinator.queries import QueryHandler
-from whoosh_coordinator.scheduler import Needs, choose, why_not
-from whoosh_coordinator.weights import WeightedRotation
-from whoosh_shared.explain import ExplainTask, TaskExplanation
-from whoosh_shared.inventory import Inventory, ModelFacts, SpeedStats, model_key
-from whoosh_shared.queries import AgentView
+from whoosh_coordinator.scheduling.explain import explain
+from whoosh_coordinator.scheduling.scheduler import Needs, choose, why_not
+from whoosh_coordinator.scheduling.weights import WeightedRotation
+from whoosh_shared.contract.explain import ExplainTask, TaskExplanation
+from whoosh_shared.contract.inventory import Inventory, ModelFacts, SpeedStats, model_key
+from whoosh_shared.contract.queries import AgentView
 
 
 def llm(name: str, decode_tps: float | None = None, **spec) -> AgentView:

@@ -12,13 +12,13 @@ from coordinator.core import Core
 from coordinator.factories import task_view
 from whoosh_coordinator.assignment import Assigner
 from whoosh_coordinator.commands import CommandHandler
-from whoosh_coordinator.fair_queue import FairShare, check_shares, key_name
 from whoosh_coordinator.follower import Follower
 from whoosh_coordinator.projections import FleetProjection
+from whoosh_coordinator.scheduling.fair_queue import FairShare, check_shares, key_name
 from whoosh_coordinator.store import open_store
-from whoosh_shared import commands as c
-from whoosh_shared.config import ConfigError, parse_config_text
-from whoosh_shared.enums import TaskStatus
+from whoosh_shared.contract import commands as c
+from whoosh_shared.contract.config import ConfigError, parse_config_text
+from whoosh_shared.contract.enums import TaskStatus
 
 FLOOD, ALICE, BOB, CAROL = (f"key {p} ({n})" for p, n in (
     ("fl00d", "flood"), ("a11ce", "alice"), ("b0b00", "bob"), ("ca201", "carol")

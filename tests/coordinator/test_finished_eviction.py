@@ -19,8 +19,8 @@ from whoosh_coordinator.projections import FleetProjection
 from whoosh_coordinator.queries import QueryHandler
 from whoosh_coordinator.replay import rebuild
 from whoosh_coordinator.store import open_store
-from whoosh_shared import commands as c
-from whoosh_shared import queries as q
+from whoosh_shared.contract import commands as c
+from whoosh_shared.contract import queries as q
 
 KEPT = 5
 

@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 from coordinator.core import Core
 from whoosh_coordinator.queries import QueryHandler
 from whoosh_coordinator.replay import rebuild
-from whoosh_shared import commands as c
-from whoosh_shared import queries as q
-from whoosh_shared.agents import AgentSpec
-from whoosh_shared.api_keys import Role, generate_key, hash_token
+from whoosh_shared.contract import commands as c
+from whoosh_shared.contract import queries as q
+from whoosh_shared.contract.agents import AgentSpec
+from whoosh_shared.contract.api_keys import Role, generate_key, hash_token
 
 
 def ask(core: Core, query: q.Query) -> q.QueryReply:

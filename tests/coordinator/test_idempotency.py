@@ -8,7 +8,7 @@ import pytest
 from coordinator.core import Core
 from coordinator.test_two_writers import accepted, handler
 from whoosh_coordinator.follower import Follower
-from whoosh_shared import commands as c
+from whoosh_shared.contract import commands as c
 
 
 @pytest.fixture(autouse=True)

@@ -7,9 +7,9 @@ from uuid import UUID
 
 from coordinator.core import Core
 from whoosh_coordinator.replay import rebuild
-from whoosh_shared import commands as c
-from whoosh_shared.enums import TaskStatus
-from whoosh_shared.inventory import Inventory, ModelFacts
+from whoosh_shared.contract import commands as c
+from whoosh_shared.contract.enums import TaskStatus
+from whoosh_shared.contract.inventory import Inventory, ModelFacts
 
 ENDPOINT = "http://127.0.0.1:9"
 

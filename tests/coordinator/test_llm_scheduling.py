@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 from coordinator.factories import NOW, agent_view, task_view
-from whoosh_coordinator.estimates import expected_seconds, observe, prompt_tokens
-from whoosh_coordinator.scheduler import Needs, choose, eligible, plan
-from whoosh_shared.commands import LlmOptions, Usage
-from whoosh_shared.inventory import Inventory, ModelFacts, SpeedStats
-from whoosh_shared.queries import AgentView
+from whoosh_coordinator.scheduling.estimates import expected_seconds, observe, prompt_tokens
+from whoosh_coordinator.scheduling.scheduler import Needs, choose, eligible, plan
+from whoosh_shared.contract.commands import LlmOptions, Usage
+from whoosh_shared.contract.inventory import Inventory, ModelFacts, SpeedStats
+from whoosh_shared.contract.queries import AgentView
 
 
 def llm_agent(name: str, load: int = 0, **fields: Any) -> AgentView:

@@ -7,12 +7,12 @@ from uuid import uuid4
 
 from coordinator.factories import NOW, agent_view, task_view
 from pytest import approx
-from whoosh_coordinator.explain import explain
-from whoosh_coordinator.lookahead import SlotForecast
-from whoosh_coordinator.scheduler import Needs, choose, plan
-from whoosh_shared.enums import TaskStatus
-from whoosh_shared.inventory import SpeedStats, model_key
-from whoosh_shared.queries import AgentView, TaskView
+from whoosh_coordinator.scheduling.explain import explain
+from whoosh_coordinator.scheduling.lookahead import SlotForecast
+from whoosh_coordinator.scheduling.scheduler import Needs, choose, plan
+from whoosh_shared.contract.enums import TaskStatus
+from whoosh_shared.contract.inventory import SpeedStats, model_key
+from whoosh_shared.contract.queries import AgentView, TaskView
 
 
 def server(name: str, decode_tps: float, slots: int, running: list[TaskView]) -> AgentView:

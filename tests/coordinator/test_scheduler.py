@@ -5,9 +5,9 @@ from __future__ import annotations
 import random
 
 from coordinator.factories import NOW, agent_view, task_view
-from whoosh_coordinator.scheduler import Needs, choose, plan
-from whoosh_shared.inventory import Inventory, ModelFacts
-from whoosh_shared.queries import AgentView, TaskView
+from whoosh_coordinator.scheduling.scheduler import Needs, choose, plan
+from whoosh_shared.contract.inventory import Inventory, ModelFacts
+from whoosh_shared.contract.queries import AgentView, TaskView
 
 
 def names(placements) -> list[str]:

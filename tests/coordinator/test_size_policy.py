@@ -8,11 +8,11 @@ import hashlib
 
 from coordinator.core import Core
 from whoosh_coordinator.queries import QueryHandler
-from whoosh_shared import commands as c
-from whoosh_shared import queries as q
-from whoosh_shared.blobs import BlobRef
-from whoosh_shared.limits import LimitSettings
-from whoosh_shared.supervision import LoopHealth
+from whoosh_shared.contract import commands as c
+from whoosh_shared.contract import queries as q
+from whoosh_shared.contract.blobs import BlobRef
+from whoosh_shared.contract.limits import LimitSettings
+from whoosh_shared.runtime.supervision import LoopHealth
 
 LIMITS = LimitSettings(max_prompt_bytes=100_000, inline_bytes=2048, reply_bytes=20_000)
 
@@ -84,7 +84,7 @@ def test_stats_name_the_loops_that_are_down(core: Core) -> None:
 def test_options_and_env_maps_and_json_depth_are_bounded() -> None:
     import pytest
     from pydantic import ValidationError
-    from whoosh_shared.agents import AgentSpec
+    from whoosh_shared.contract.agents import AgentSpec
 
     deep: object = 1
     for _ in range(40):

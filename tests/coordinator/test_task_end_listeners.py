@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from coordinator.core import Core
-from whoosh_coordinator.domain import Task
-from whoosh_shared import commands as c
-from whoosh_shared.enums import TaskStatus
+from whoosh_coordinator.tasks.domain import Task
+from whoosh_shared.contract import commands as c
+from whoosh_shared.contract.enums import TaskStatus
 
 
 def _follow_up(ended: list[Task]):

@@ -6,7 +6,7 @@ import pytest
 from whoosh_coordinator.threads.answers import Parsed, parse_vote
 from whoosh_coordinator.threads.escalation import Facts, evaluate
 from whoosh_coordinator.threads.tally import Ballot, decide
-from whoosh_shared.threads import AnswerType, EscalationRule, Rule, ThreadKind
+from whoosh_shared.contract.threads import AnswerType, EscalationRule, Rule, ThreadKind
 
 Q, R = ThreadKind.QUESTION, ThreadKind.REVIEW
 

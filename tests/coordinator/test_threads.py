@@ -10,10 +10,10 @@ from coordinator.core import Core
 from whoosh_coordinator.follower import Follower
 from whoosh_coordinator.projections import FleetProjection
 from whoosh_coordinator.store import read_envelopes
-from whoosh_shared import commands as c
-from whoosh_shared import threads as t
-from whoosh_shared.agents import AgentSpec
-from whoosh_shared.enums import TaskStatus
+from whoosh_shared.contract import commands as c
+from whoosh_shared.contract import threads as t
+from whoosh_shared.contract.agents import AgentSpec
+from whoosh_shared.contract.enums import TaskStatus
 
 AGENTS = ("a1", "a2", "a3")
 

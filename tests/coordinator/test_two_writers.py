@@ -12,9 +12,9 @@ from whoosh_coordinator.commands import CommandHandler
 from whoosh_coordinator.follower import Follower
 from whoosh_coordinator.projections import FleetProjection
 from whoosh_coordinator.store import open_store
-from whoosh_shared import commands as c
-from whoosh_shared.agents import AgentSpec
-from whoosh_shared.enums import TaskStatus
+from whoosh_shared.contract import commands as c
+from whoosh_shared.contract.agents import AgentSpec
+from whoosh_shared.contract.enums import TaskStatus
 
 
 def handler(store_url: str) -> CommandHandler:
@@ -93,8 +93,8 @@ def test_a_submit_that_keeps_losing_races_for_the_agent_is_queued_not_refused(
     scheduling pass places it (under load, retrying the placement could exhaust the
     retries and refuse the submit itself: seen with two coordinators at 32 in flight)."""
     from eventsourcing.persistence import IntegrityError
+    from whoosh_coordinator.agents.domain import Agent
     from whoosh_coordinator.assignment import Assigner
-    from whoosh_coordinator.domain import Agent
 
     a, _ = pair
     spec = AgentSpec(name="two", command=["cat"], max_concurrent=2)

@@ -8,14 +8,14 @@ from uuid import uuid4
 import pytest
 from coordinator.core import Core
 from coordinator.factories import NOW, agent_view, task_view
-from whoosh_coordinator.scheduler import Needs, choose, plan
+from whoosh_coordinator.scheduling.scheduler import Needs, choose, plan
+from whoosh_coordinator.scheduling.weights import WeightedRotation
 from whoosh_coordinator.store import read_envelopes
-from whoosh_coordinator.weights import WeightedRotation
-from whoosh_shared import commands as c
-from whoosh_shared.agents import AgentUpdate
-from whoosh_shared.enums import TaskStatus
-from whoosh_shared.events import AgentWeightChanged
-from whoosh_shared.queries import AgentView
+from whoosh_shared.contract import commands as c
+from whoosh_shared.contract.agents import AgentUpdate
+from whoosh_shared.contract.enums import TaskStatus
+from whoosh_shared.contract.events import AgentWeightChanged
+from whoosh_shared.contract.queries import AgentView
 
 
 def split(agents: list[AgentView], tasks: int) -> Counter[str]:

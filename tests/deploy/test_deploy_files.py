@@ -23,11 +23,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-import whoosh_shared.store as store_module
+import whoosh_shared.runtime.store as store_module
 import yaml
 from harness import free_port, nats_server_binary
-from whoosh_shared.config import ENV_SHORTCUTS, load_config
-from whoosh_shared.store import store_env
+from whoosh_shared.contract.config import ENV_SHORTCUTS, load_config
+from whoosh_shared.runtime.store import store_env
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"

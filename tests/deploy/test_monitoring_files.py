@@ -25,9 +25,9 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from whoosh_monitor.metrics_server import MetricsServer
 from whoosh_monitor.service import MonitorService
-from whoosh_shared import metric_names as m
-from whoosh_shared.alerts import DEFAULT_RULES, PERCENT_METRICS, parse_duration
-from whoosh_shared.config import WhooshConfig
+from whoosh_shared.contract import metric_names as m
+from whoosh_shared.contract.alerts import DEFAULT_RULES, PERCENT_METRICS, parse_duration
+from whoosh_shared.contract.config import WhooshConfig
 
 REPO = Path(__file__).resolve().parents[2]
 PROMETHEUS = REPO / "deploy" / "prometheus"

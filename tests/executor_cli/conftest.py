@@ -10,8 +10,8 @@ import pytest
 from harness import ServiceProcess
 from nats.js.errors import NotFoundError
 from whoosh_executor_cli.service import DURABLE_NAME
-from whoosh_shared import subjects
-from whoosh_shared.bus import Bus
+from whoosh_shared.contract import subjects
+from whoosh_shared.runtime.bus import Bus
 
 StartExecutor = Callable[..., ServiceProcess]
 

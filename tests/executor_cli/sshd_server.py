@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 from harness import free_port
-from whoosh_shared.agents import AgentSpec, SshSettings
+from whoosh_shared.contract.agents import AgentSpec, SshSettings
 
 SSHD = Path(os.environ.get("WHOOSH_SSHD", "/usr/sbin/sshd"))
 START_TIMEOUT_S = 15.0

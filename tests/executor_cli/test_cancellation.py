@@ -7,10 +7,10 @@ from uuid import UUID, uuid4
 
 from whoosh_executor_cli.local_process import LocalProcess
 from whoosh_executor_cli.running import AttemptRun
-from whoosh_shared.agents import AgentSpec
-from whoosh_shared.events import EventEnvelope
-from whoosh_shared.running_attempts import RunningAttempts, StopCause, stop_for_event
-from whoosh_shared.work import WorkItem
+from whoosh_shared.contract.agents import AgentSpec
+from whoosh_shared.contract.events import EventEnvelope
+from whoosh_shared.contract.work import WorkItem
+from whoosh_shared.runtime.running_attempts import RunningAttempts, StopCause, stop_for_event
 
 
 def run_of(task_id: UUID, attempt: int = 1) -> AttemptRun:

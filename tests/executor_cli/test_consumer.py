@@ -14,13 +14,13 @@ from collections.abc import Callable
 from harness import ServiceProcess, eventually
 from nats.aio.msg import Msg
 from whoosh_executor_cli.service import DURABLE_NAME
-from whoosh_shared import subjects
-from whoosh_shared.agents import AgentSpec
-from whoosh_shared.bus import Bus
-from whoosh_shared.config import ExecutorSettings
-from whoosh_shared.enums import AgentType
-from whoosh_shared.work import WorkItem
-from whoosh_shared.work_queue import WorkConsumer
+from whoosh_shared.contract import subjects
+from whoosh_shared.contract.agents import AgentSpec
+from whoosh_shared.contract.config import ExecutorSettings
+from whoosh_shared.contract.enums import AgentType
+from whoosh_shared.contract.work import WorkItem
+from whoosh_shared.runtime.bus import Bus
+from whoosh_shared.runtime.work_queue import WorkConsumer
 
 StartExecutor = Callable[..., ServiceProcess]  # the `start_executor` fixture (conftest.py)
 

@@ -11,13 +11,13 @@ import pytest
 from executor_cli.sshd_server import SshdFactory, SshdServer, sshd_factory_fixture
 from harness import free_port, wait_for_coordinator
 from whoosh_executor_cli.host_checks import HostReporter, ProbeResponder, check_agent
-from whoosh_shared import subjects
-from whoosh_shared.agents import AgentSpec
-from whoosh_shared.bus import Bus
-from whoosh_shared.commands import RegisterAgent
-from whoosh_shared.config import ExecutorSettings
-from whoosh_shared.connectivity import ProbeAgent, ProbeReply
-from whoosh_shared.queries import AgentView, GetAgent
+from whoosh_shared.contract import subjects
+from whoosh_shared.contract.agents import AgentSpec
+from whoosh_shared.contract.commands import RegisterAgent
+from whoosh_shared.contract.config import ExecutorSettings
+from whoosh_shared.contract.connectivity import ProbeAgent, ProbeReply
+from whoosh_shared.contract.queries import AgentView, GetAgent
+from whoosh_shared.runtime.bus import Bus
 
 __all__ = ["sshd_factory_fixture"]  # the fixture, found here by pytest
 

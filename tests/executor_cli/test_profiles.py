@@ -29,8 +29,8 @@ from whoosh_executor_cli.profiles import (
     profile_for,
 )
 from whoosh_executor_cli.profiles.base import AgentRun, Profile
-from whoosh_shared.commands import CompleteTask, FailTask, Usage
-from whoosh_shared.enums import CliKind
+from whoosh_shared.contract.commands import CompleteTask, FailTask, Usage
+from whoosh_shared.contract.enums import CliKind
 
 HERE = Path(__file__).parent
 RECORDINGS = HERE / "recordings"

@@ -8,9 +8,9 @@ from uuid import uuid4
 from whoosh_executor_cli.local_process import Outcome, RunResult
 from whoosh_executor_cli.profiles import AgentRun, profile_for
 from whoosh_executor_cli.reporting import exit_reason, result_command
-from whoosh_shared.agents import AgentSpec
-from whoosh_shared.commands import CompleteTask, FailTask
-from whoosh_shared.work import WorkItem
+from whoosh_shared.contract.agents import AgentSpec
+from whoosh_shared.contract.commands import CompleteTask, FailTask
+from whoosh_shared.contract.work import WorkItem
 
 ITEM = WorkItem(
     task_id=uuid4(),

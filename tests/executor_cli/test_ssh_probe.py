@@ -9,7 +9,7 @@ from executor_cli.sshd_server import SshdServer, keygen, sshd_factory_fixture, s
 from harness import free_port
 from whoosh_executor_cli.ssh_failures import SshFailureCause
 from whoosh_executor_cli.ssh_probe import probe_agent
-from whoosh_shared.agents import AgentSpec
+from whoosh_shared.contract.agents import AgentSpec
 
 __all__ = ["sshd_factory_fixture", "sshd_fixture"]  # fixtures, found here by pytest
 

@@ -19,7 +19,7 @@ from harness import eventually, free_port
 from whoosh_executor_cli.remote_process import RemoteProcess
 from whoosh_executor_cli.run_result import Outcome
 from whoosh_executor_cli.ssh_client import SshPool
-from whoosh_shared.agents import SshTarget
+from whoosh_shared.contract.agents import SshTarget
 
 __all__ = ["sshd_factory_fixture", "sshd_fixture"]  # fixtures, found here by pytest
 

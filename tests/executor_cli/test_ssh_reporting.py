@@ -6,9 +6,9 @@ from uuid import uuid4
 
 from whoosh_executor_cli.reporting import result_command
 from whoosh_executor_cli.run_result import Outcome, RunResult
-from whoosh_shared.agents import AgentSpec
-from whoosh_shared.commands import FailTask
-from whoosh_shared.work import WorkItem
+from whoosh_shared.contract.agents import AgentSpec
+from whoosh_shared.contract.commands import FailTask
+from whoosh_shared.contract.work import WorkItem
 
 ITEM = WorkItem(
     task_id=uuid4(),

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 from pydantic import ValidationError
-from whoosh_shared.agents import AgentSpec, AgentUpdate, SshSettings, split_host
-from whoosh_shared.work import WorkItem
+from whoosh_shared.contract.agents import AgentSpec, AgentUpdate, SshSettings, split_host
+from whoosh_shared.contract.work import WorkItem
 
 
 def remote(host: str, **fields: object) -> AgentSpec:

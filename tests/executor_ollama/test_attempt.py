@@ -18,14 +18,14 @@ from whoosh_executor_ollama.attempt import (
 )
 from whoosh_executor_ollama.failures import Decision, Failure
 from whoosh_executor_ollama.running import LlmRun
-from whoosh_shared.agents import AgentSpec
-from whoosh_shared.commands import MAX_OUTPUT_CHARS, CompleteTask, FailTask
-from whoosh_shared.config import ExecutorSettings
-from whoosh_shared.enums import AgentType
-from whoosh_shared.events import EventData, EventEnvelope, TaskCancelled, TaskTimedOut
-from whoosh_shared.progress import ProgressPublisher
-from whoosh_shared.running_attempts import RunningAttempts, StopCause, stop_for_event
-from whoosh_shared.work import WorkItem
+from whoosh_shared.contract.agents import AgentSpec
+from whoosh_shared.contract.commands import MAX_OUTPUT_CHARS, CompleteTask, FailTask
+from whoosh_shared.contract.config import ExecutorSettings
+from whoosh_shared.contract.enums import AgentType
+from whoosh_shared.contract.events import EventData, EventEnvelope, TaskCancelled, TaskTimedOut
+from whoosh_shared.contract.work import WorkItem
+from whoosh_shared.runtime.progress import ProgressPublisher
+from whoosh_shared.runtime.running_attempts import RunningAttempts, StopCause, stop_for_event
 
 MODEL = "llama3.2:1b"
 

@@ -12,8 +12,8 @@ import pytest
 from executor_ollama.ollama_double import OllamaDouble
 from harness import free_port
 from whoosh_executor_ollama.server_probe import ShowCache, probe
-from whoosh_shared.agents import AgentSpec
-from whoosh_shared.enums import AgentType
+from whoosh_shared.contract.agents import AgentSpec
+from whoosh_shared.contract.enums import AgentType
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from gateway.stack import OPERATOR_COMMANDS, SHELL_AGENT, Stack
 from harness import NatsServer, eventually
-from whoosh_shared.api_keys import Role
+from whoosh_shared.contract.api_keys import Role
 
 
 @pytest.fixture(scope="session")

@@ -13,10 +13,10 @@ from mcp import Client
 from whoosh_gateway.app import create_app
 from whoosh_gateway.callers import Caller
 from whoosh_gateway.mcp.calls import CURRENT_CALLER
-from whoosh_shared.api_keys import Role
-from whoosh_shared.gateway_settings import GatewaySettings
-from whoosh_shared.limits import LimitSettings
-from whoosh_shared.mcp_settings import McpSettings
+from whoosh_shared.contract.api_keys import Role
+from whoosh_shared.contract.gateway_settings import GatewaySettings
+from whoosh_shared.contract.limits import LimitSettings
+from whoosh_shared.contract.mcp_settings import McpSettings
 
 TAIL_BYTES = 256
 MAX_PROMPT_BYTES = 100_000

@@ -14,9 +14,9 @@ from typing import Any
 
 import httpx
 from harness import NatsServer, ServiceProcess, eventually, free_port
-from whoosh_shared.api_keys import Role, generate_key
-from whoosh_shared.bus import Bus
-from whoosh_shared.commands import CreateApiKey
+from whoosh_shared.contract.api_keys import Role, generate_key
+from whoosh_shared.contract.commands import CreateApiKey
+from whoosh_shared.runtime.bus import Bus
 
 NO_CONFIG_FILE = {"WHOOSH_CONFIG": os.devnull}
 # The commands operators may register here (security.allowed_commands); others need admin.

@@ -13,8 +13,8 @@ import pytest
 from gateway.calls import error_of
 from gateway.stack import Stack
 from whoosh_gateway.app import create_app
-from whoosh_shared.api_keys import Role, generate_key, hash_token
-from whoosh_shared.gateway_settings import GatewaySettings
+from whoosh_shared.contract.api_keys import Role, generate_key, hash_token
+from whoosh_shared.contract.gateway_settings import GatewaySettings
 
 # Fixed, not random: every xdist worker must collect the same test ids.
 MISSING = uuid.UUID("00000000-0000-4000-8000-00000000beef")

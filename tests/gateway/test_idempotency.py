@@ -9,7 +9,7 @@ import uuid
 import httpx
 from gateway.stack import Stack
 from gateway.ws_client import of_type, open_ws, receive_until, send
-from whoosh_shared.api_keys import Role
+from whoosh_shared.contract.api_keys import Role
 
 TASK = {"prompt": "echo once", "agent": "shell"}
 

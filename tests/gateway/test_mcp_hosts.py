@@ -8,8 +8,8 @@ import pytest
 from mcp.server.transport_security import TransportSecurityMiddleware
 from starlette.requests import Request
 from whoosh_gateway.mcp.http import transport_security
-from whoosh_shared.gateway_settings import GatewaySettings
-from whoosh_shared.mcp_settings import McpSettings
+from whoosh_shared.contract.gateway_settings import GatewaySettings
+from whoosh_shared.contract.mcp_settings import McpSettings
 
 
 async def status(settings: GatewaySettings, host: str, origin: str | None = None) -> int:

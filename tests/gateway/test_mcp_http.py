@@ -21,7 +21,7 @@ from harness import alive, eventually
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
-from whoosh_shared.api_keys import Role
+from whoosh_shared.contract.api_keys import Role
 
 ERAS = ["legacy", "2026-07-28"]
 FIVE_PER_MINUTE = {"WHOOSH__GATEWAY__RATE_LIMITS__REQUESTS_PER_MINUTE": "5"}

@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from gateway.mcp_fixtures import MAX_PROMPT_BYTES, TAIL_BYTES, client_as, gateway_app
 from gateway.stack import Stack
 from mcp.shared.exceptions import MCPError
-from whoosh_shared.api_keys import Role
+from whoosh_shared.contract.api_keys import Role
 
 VIEWER_TOOLS = {
     "whoosh_list_agents",

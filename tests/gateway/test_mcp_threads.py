@@ -12,7 +12,7 @@ from gateway.mcp_fixtures import client_as, gateway_app
 from gateway.stack import Stack
 from gateway.test_threads_rest import VOTERS, register_voters
 from harness import eventually
-from whoosh_shared.api_keys import Role
+from whoosh_shared.contract.api_keys import Role
 
 
 @pytest.fixture(scope="module")

@@ -16,8 +16,8 @@ from gateway.calls import error_of
 from gateway.metrics_double import SERIES, MetricsDouble, Mode
 from gateway.stack import Gateway, Stack
 from prometheus_client import generate_latest
-from whoosh_shared.api_keys import Role
-from whoosh_shared.gateway_settings import GatewaySettings
+from whoosh_shared.contract.api_keys import Role
+from whoosh_shared.contract.gateway_settings import GatewaySettings
 
 TIMEOUT_S = 0.5  # the proxying gateway's monitor_timeout_s
 OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"

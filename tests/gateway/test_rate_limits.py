@@ -8,7 +8,7 @@ import time
 
 from gateway.calls import error_of, submit, wait_task
 from gateway.stack import Stack
-from whoosh_shared.api_keys import Role, generate_key
+from whoosh_shared.contract.api_keys import Role, generate_key
 
 FIVE_PER_MINUTE = {"WHOOSH__GATEWAY__RATE_LIMITS__REQUESTS_PER_MINUTE": "5"}
 

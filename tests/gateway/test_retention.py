@@ -9,10 +9,10 @@ from gateway.calls import submit, wait_task
 from gateway.stack import Stack
 from gateway.ws_client import of_type, open_ws, receive_until, send
 from nats.js.api import DiscardPolicy
-from whoosh_shared import subjects
-from whoosh_shared.api_keys import Role
-from whoosh_shared.bus import Bus
-from whoosh_shared.stream_limits import StreamLimits
+from whoosh_shared.contract import subjects
+from whoosh_shared.contract.api_keys import Role
+from whoosh_shared.contract.stream_limits import StreamLimits
+from whoosh_shared.runtime.bus import Bus
 
 
 async def test_a_resume_from_before_the_stream_is_served_from_the_store(

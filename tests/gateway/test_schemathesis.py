@@ -73,7 +73,7 @@ def operation_cases() -> list[tuple[str, GenerationMode]]:
     """Every operation of the document (read without a gateway) with valid data, and those
     that take any input with invalid data too."""
     from whoosh_gateway.app import create_app
-    from whoosh_shared.gateway_settings import GatewaySettings
+    from whoosh_shared.contract.gateway_settings import GatewaySettings
 
     document = create_app(GatewaySettings(), "nats://127.0.0.1:1").openapi()
     cases = []

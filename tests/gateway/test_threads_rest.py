@@ -109,7 +109,7 @@ async def test_websocket_scope_thread_streams_the_threads_events(
     stack: Stack, admin: httpx.AsyncClient, operator: httpx.AsyncClient, keys
 ) -> None:
     from gateway.ws_client import open_ws, receive_until, send
-    from whoosh_shared.api_keys import Role
+    from whoosh_shared.contract.api_keys import Role
 
     await register_voters(admin)
     started = await operator.post(

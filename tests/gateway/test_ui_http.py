@@ -14,7 +14,7 @@ from uuid import UUID
 import httpx
 from gateway.stack import Stack
 from harness import eventually
-from whoosh_shared.api_keys import Role
+from whoosh_shared.contract.api_keys import Role
 
 LOGIN_TIMEOUT = 20.0
 
@@ -237,8 +237,8 @@ async def test_a_workflow_execution_shows_its_steps(stack: Stack) -> None:
 
 
 async def test_threads_pages_render_and_refuse_bad_input(stack: Stack) -> None:
-    from whoosh_shared.bus import Bus
-    from whoosh_shared.threads import Participant, StartThread
+    from whoosh_shared.contract.threads import Participant, StartThread
+    from whoosh_shared.runtime.bus import Bus
 
     bus = Bus(stack.nats.url, "test-threads")
     await bus.connect()

@@ -14,8 +14,8 @@ import whoosh_gateway.ui as ui_package
 from whoosh_gateway.ui.filters import parse_filters
 from whoosh_gateway.ui.session import SessionSeal
 from whoosh_gateway.ui.views import timeline
-from whoosh_shared.enums import TaskStatus
-from whoosh_shared.events import EventEnvelope
+from whoosh_shared.contract.enums import TaskStatus
+from whoosh_shared.contract.events import EventEnvelope
 
 NOW = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
 VENDOR = Path(ui_package.__file__).parent / "static" / "vendor"
@@ -142,7 +142,7 @@ whoosh_executor_running_attempts{{executor="x",Hostname="gpu-1"}} 3
 
 
 def test_gpus_are_read_from_the_monitors_gauges() -> None:
-    from whoosh_shared.gpu_readings import parse_gpus
+    from whoosh_shared.contract.gpu_readings import parse_gpus
 
     first, second = parse_gpus(METRICS)
     assert (first.host, first.index, first.model) == ("gpu-1", "0", "NVIDIA H200")

@@ -13,7 +13,7 @@ from gateway.calls import submit, wait_task
 from gateway.stack import Stack
 from gateway.ws_client import of_type, open_ws, receive, receive_until, send
 from websockets.exceptions import ConnectionClosed
-from whoosh_shared.api_keys import Role
+from whoosh_shared.contract.api_keys import Role
 
 TOKENS = "for i in 1 2 3 4 5; do echo tok-$i; sleep 0.2; done"
 

@@ -148,7 +148,7 @@ async def test_the_execution_scope_streams_step_events_and_output(
     stack, keys, operator: httpx.AsyncClient
 ) -> None:
     from gateway.ws_client import of_type, open_ws, receive_until, send
-    from whoosh_shared.api_keys import Role
+    from whoosh_shared.contract.api_keys import Role
 
     assert (await operator.post("/api/v1/workflows", json={"source": STREAMED})).status_code == 201
     async with await open_ws(stack.gateway.ws_url, keys[Role.VIEWER]) as ws:

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from whoosh_shared.enums import AgentType
-from whoosh_shared.heartbeat import GpuReading, Heartbeat, HostReading, RunningWork
+from whoosh_shared.contract.enums import AgentType
+from whoosh_shared.contract.heartbeat import GpuReading, Heartbeat, HostReading, RunningWork
 
 
 def host(name: str = "gpu-1", cpu: float = 0.1, memory: float = 0.5, **extra: Any) -> HostReading:

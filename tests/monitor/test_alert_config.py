@@ -4,8 +4,8 @@ at load with its line named."""
 from __future__ import annotations
 
 import pytest
-from whoosh_shared.alerts import DEFAULT_RULES, AlertMetric, Severity, parse_duration
-from whoosh_shared.config import ConfigError, parse_config_text
+from whoosh_shared.contract.alerts import DEFAULT_RULES, AlertMetric, Severity, parse_duration
+from whoosh_shared.contract.config import ConfigError, parse_config_text
 
 
 def load(text: str):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from monitor.clock import FakeClock
 from whoosh_monitor.alert_rules import Reading, RuleEngine, labels_of
-from whoosh_shared.alerts import AlertMetric, AlertRule, Severity
+from whoosh_shared.contract.alerts import AlertMetric, AlertRule, Severity
 
 CPU = AlertRule(name="HostCpuHigh", metric=AlertMetric.CPU_USAGE, threshold=85, for_s=30)
 SLOW = AlertRule(

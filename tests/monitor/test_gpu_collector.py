@@ -13,8 +13,8 @@ from monitor.fake_nvml import (
     FakeNvml,
     NVMLError,
 )
-from whoosh_shared.gpu import GpuCollector
-from whoosh_shared.heartbeat import GpuReading
+from whoosh_shared.contract.heartbeat import GpuReading
+from whoosh_shared.runtime.gpu import GpuCollector
 
 
 def test_readings_are_converted_to_base_units() -> None:
@@ -127,7 +127,7 @@ def test_a_host_without_a_driver_reports_no_gpu_once_and_quietly(
 ) -> None:
     nvml = FakeNvml(init_error=error)
     collector = GpuCollector(nvml)
-    with caplog.at_level(logging.DEBUG, logger="whoosh_shared.gpu"):
+    with caplog.at_level(logging.DEBUG, logger="whoosh_shared.runtime.gpu"):
         for _ in range(5):
             assert collector.read() == ([], reason)
     assert nvml.calls.count("nvmlInit") == 1  # not retried on every heartbeat

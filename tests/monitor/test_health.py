@@ -5,8 +5,8 @@ from __future__ import annotations
 from monitor.beats import beat
 from monitor.clock import FakeClock
 from whoosh_monitor.health import AgentInfo, FleetHealth, Verdict
-from whoosh_shared.config import MonitoringSettings
-from whoosh_shared.enums import AgentType
+from whoosh_shared.contract.config import MonitoringSettings
+from whoosh_shared.contract.enums import AgentType
 
 SETTINGS = MonitoringSettings(health_check_interval=5.0)  # dead after 3 s, probes every 1 s
 SHELL = AgentInfo("shell", AgentType.CLI, healthy=True, probed=False)

@@ -11,13 +11,14 @@ from monitor.beats import beat, host
 from monitor.clock import FakeClock
 from whoosh_monitor.health import FleetHealth
 from whoosh_monitor.heartbeat_intake import HeartbeatIntake
-from whoosh_shared import subjects
-from whoosh_shared.agents import AgentSpec
-from whoosh_shared.bus import Bus
-from whoosh_shared.config import MonitoringSettings
-from whoosh_shared.enums import AgentType
-from whoosh_shared.heartbeat import Heartbeat, HeartbeatPublisher, HostReading, running_work
-from whoosh_shared.work import WorkItem
+from whoosh_shared.contract import subjects
+from whoosh_shared.contract.agents import AgentSpec
+from whoosh_shared.contract.config import MonitoringSettings
+from whoosh_shared.contract.enums import AgentType
+from whoosh_shared.contract.heartbeat import Heartbeat, HostReading
+from whoosh_shared.contract.work import WorkItem
+from whoosh_shared.runtime.bus import Bus
+from whoosh_shared.runtime.heartbeat_publisher import HeartbeatPublisher, running_work
 
 
 class FixedHost:

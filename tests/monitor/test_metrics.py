@@ -13,11 +13,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from whoosh_monitor.agent_window import AgentWindow
 from whoosh_monitor.event_metrics import EventMetrics
 from whoosh_monitor.fleet_metrics import FleetCollector, FleetSnapshot
-from whoosh_shared import metric_names as m
-from whoosh_shared.agents import AgentSpec, PerformanceTargets
-from whoosh_shared.commands import RetryPolicy, Usage
-from whoosh_shared.enums import AgentType
-from whoosh_shared.events import (
+from whoosh_shared.contract import metric_names as m
+from whoosh_shared.contract.agents import AgentSpec, PerformanceTargets
+from whoosh_shared.contract.commands import RetryPolicy, Usage
+from whoosh_shared.contract.enums import AgentType
+from whoosh_shared.contract.events import (
     EventData,
     EventEnvelope,
     TaskAssigned,
@@ -27,9 +27,9 @@ from whoosh_shared.events import (
     TaskFailed,
     TaskSubmitted,
 )
-from whoosh_shared.heartbeat import SshPoolReading
-from whoosh_shared.inventory import SpeedStats
-from whoosh_shared.queries import AgentView, FleetStats
+from whoosh_shared.contract.heartbeat import SshPoolReading
+from whoosh_shared.contract.inventory import SpeedStats
+from whoosh_shared.contract.queries import AgentView, FleetStats
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 

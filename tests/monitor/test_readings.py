@@ -9,12 +9,12 @@ from monitor.clock import FakeClock
 from whoosh_monitor.agent_window import AgentWindow
 from whoosh_monitor.alert_rules import Reading, labels_of
 from whoosh_monitor.readings import collect
-from whoosh_shared.agents import AgentSpec, PerformanceTargets
-from whoosh_shared.alerts import AlertMetric as M
-from whoosh_shared.enums import AgentType
-from whoosh_shared.heartbeat import SshPoolReading
-from whoosh_shared.inventory import SpeedStats
-from whoosh_shared.queries import AgentView, FleetStats
+from whoosh_shared.contract.agents import AgentSpec, PerformanceTargets
+from whoosh_shared.contract.alerts import AlertMetric as M
+from whoosh_shared.contract.enums import AgentType
+from whoosh_shared.contract.heartbeat import SshPoolReading
+from whoosh_shared.contract.inventory import SpeedStats
+from whoosh_shared.contract.queries import AgentView, FleetStats
 
 
 def test_readings_in_the_rules_units() -> None:

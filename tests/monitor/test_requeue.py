@@ -6,7 +6,7 @@ from uuid import uuid4
 
 from monitor.clock import FakeClock
 from whoosh_monitor.requeue import HeldTask, Requeue, Requeuer
-from whoosh_shared.enums import TaskStatus
+from whoosh_shared.contract.enums import TaskStatus
 
 T1, T2 = uuid4(), uuid4()
 

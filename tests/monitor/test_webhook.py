@@ -8,7 +8,7 @@ import asyncio
 import httpx
 from monitor.webhook_receiver import WebhookReceiver
 from whoosh_monitor.webhook import WebhookSender
-from whoosh_shared.alerts import WebhookSettings
+from whoosh_shared.contract.alerts import WebhookSettings
 
 
 async def no_sleep(_: float) -> None:

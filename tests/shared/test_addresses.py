@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from whoosh_shared.addresses import Address, AddressError, format_address, parse_address, resolve
-from whoosh_shared.agents import AgentSpec
+from whoosh_shared.contract.addresses import (
+    Address,
+    AddressError,
+    format_address,
+    parse_address,
+    resolve,
+)
+from whoosh_shared.contract.agents import AgentSpec
 
 
 @pytest.mark.parametrize(

@@ -4,18 +4,18 @@ resolution of agents' env: pure functions, every refusal naming what would allow
 from __future__ import annotations
 
 import pytest
-from whoosh_shared.agent_env import (
+from whoosh_shared.contract.agent_env import (
     MASK,
     EnvReferenceError,
     child_environ,
     mask_env,
     resolve_env,
 )
-from whoosh_shared.agent_policy import PolicyRefusal, check_definition
-from whoosh_shared.agents import AgentSpec
-from whoosh_shared.api_keys import Role
-from whoosh_shared.config import ConfigError, parse_config_text
-from whoosh_shared.security_settings import SecuritySettings
+from whoosh_shared.contract.agent_policy import PolicyRefusal, check_definition
+from whoosh_shared.contract.agents import AgentSpec
+from whoosh_shared.contract.api_keys import Role
+from whoosh_shared.contract.config import ConfigError, parse_config_text
+from whoosh_shared.contract.security_settings import SecuritySettings
 
 OPEN = SecuritySettings()
 CLAUDE_ONLY = SecuritySettings(allowed_commands=["claude -p *", "sh -s"])

@@ -6,8 +6,8 @@ import re
 import time
 
 import pytest
-from whoosh_shared.bus import Bus, BusError
-from whoosh_shared.commands import SubmitTask
+from whoosh_shared.contract.commands import SubmitTask
+from whoosh_shared.runtime.bus import Bus, BusError
 
 
 async def test_connects_through_a_list_that_starts_with_a_dead_server(nats_url: str) -> None:
@@ -42,8 +42,8 @@ async def test_a_report_that_lost_races_to_another_coordinator_is_sent_again(
     import asyncio
     from uuid import uuid4
 
-    from whoosh_shared.bus import send_until_answered
-    from whoosh_shared.commands import CommandReply, CompleteTask, RejectCode
+    from whoosh_shared.contract.commands import CommandReply, CompleteTask, RejectCode
+    from whoosh_shared.runtime.bus import send_until_answered
 
     bus = Bus(nats_url, "test")
     await bus.connect()

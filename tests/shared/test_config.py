@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from whoosh_shared.config import ConfigError, load_config, parse_config_text
-from whoosh_shared.enums import AgentType
-from whoosh_shared.store import StoreUrlError, describe_store, store_env
+from whoosh_shared.contract.config import ConfigError, load_config, parse_config_text
+from whoosh_shared.contract.enums import AgentType
+from whoosh_shared.runtime.store import StoreUrlError, describe_store, store_env
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from whoosh_shared import event_loop
+from whoosh_shared.runtime import event_loop
 
 
 async def _loop_module() -> str:
@@ -35,7 +35,7 @@ def test_a_service_of_child_processes_keeps_the_standard_loop(
 
 STUBBORN = """
 import asyncio, logging, sys
-from whoosh_shared import event_loop
+from whoosh_shared.runtime import event_loop
 
 async def stubborn():  # what nats-py's reconnect task does while its server is gone
     while True:

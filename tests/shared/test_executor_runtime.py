@@ -16,23 +16,23 @@ from typing import Any
 import pytest
 from nats.aio.msg import Msg
 from nats.js.errors import NotFoundError
-from whoosh_shared import subjects
-from whoosh_shared.agents import AgentSpec
-from whoosh_shared.bus import Bus
-from whoosh_shared.commands import CommandReply, CompleteTask, RejectCode, Usage
-from whoosh_shared.config import ExecutorSettings, load_config
-from whoosh_shared.enums import AgentType
-from whoosh_shared.executor_runtime import (
+from whoosh_shared.contract import subjects
+from whoosh_shared.contract.agents import AgentSpec
+from whoosh_shared.contract.commands import CommandReply, CompleteTask, RejectCode, Usage
+from whoosh_shared.contract.config import ExecutorSettings, load_config
+from whoosh_shared.contract.enums import AgentType
+from whoosh_shared.contract.heartbeat import Heartbeat
+from whoosh_shared.contract.work import WorkItem
+from whoosh_shared.runtime.bus import Bus
+from whoosh_shared.runtime.executor_runtime import (
     ExecutorContext,
     ExecutorRuntime,
     default_executor_id,
     report_and_ack,
 )
-from whoosh_shared.heartbeat import Heartbeat
-from whoosh_shared.logs import JsonFormatter
-from whoosh_shared.progress import ProgressPublisher
-from whoosh_shared.work import WorkItem
-from whoosh_shared.work_queue import MessageHandler, WorkConsumer
+from whoosh_shared.runtime.logs import JsonFormatter
+from whoosh_shared.runtime.progress import ProgressPublisher
+from whoosh_shared.runtime.work_queue import MessageHandler, WorkConsumer
 
 DURABLE = "test-executor-runtime"
 

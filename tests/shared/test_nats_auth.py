@@ -4,8 +4,10 @@ tests/deploy against real nats-servers)."""
 from __future__ import annotations
 
 import pytest
-from whoosh_shared.config import ConfigError, parse_config_text
-from whoosh_shared.nats_auth import NatsCredentials, client_options, ensure_token
+from whoosh_shared.contract.config import ConfigError, parse_config_text
+from whoosh_shared.contract.nats_credentials import NatsCredentials
+from whoosh_shared.runtime import nats_auth
+from whoosh_shared.runtime.nats_auth import client_options, ensure_token
 
 
 def test_the_local_nats_token_is_only_sent_to_a_local_server(tmp_path) -> None:
@@ -24,7 +26,8 @@ def test_one_credential_at_a_time_and_tls_needs_cert_with_key() -> None:
     with pytest.raises(ConfigError, match="'cert' and 'key' go together"):
         parse_config_text("nats:\n  tls: {cert: /x.pem}\n")
     config = parse_config_text("nats:\n  creds_file: /etc/whoosh/exec.creds\n")
-    assert config.nats_options("nats://nats:4222") == {"user_credentials": "/etc/whoosh/exec.creds"}
+    options = nats_auth.for_config(config, "nats://nats:4222")
+    assert options == {"user_credentials": "/etc/whoosh/exec.creds"}
 
 
 def test_the_generated_token_is_private_and_kept(tmp_path) -> None:

@@ -15,8 +15,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from harness import free_port, nats_server_binary, wait_for_port
-from whoosh_shared.bus import Bus, BusError
-from whoosh_shared.config import parse_config_text
+from whoosh_shared.contract.config import parse_config_text
+from whoosh_shared.runtime import nats_auth
+from whoosh_shared.runtime.bus import Bus, BusError
 
 
 def issue(name: str, signer=None, signer_key=None, server: bool = False):
@@ -71,14 +72,14 @@ async def test_a_bus_connects_with_tls_a_client_certificate_and_a_password(
             f"nats:\n  user: executor\n  password: s3cret\n"
             f"  tls: {{ca: {ca_file}, cert: {client_cert}, key: {client_key}}}\n"
         )
-        bus = Bus(url, "test-tls", config.nats_options(url))
+        bus = Bus(url, "test-tls", nats_auth.for_config(config, url))
         await bus.connect(timeout=5)
         await bus.nc.flush(timeout=5)
         await bus.close()
         no_cert = parse_config_text(
             f"nats:\n  user: executor\n  password: s3cret\n  tls: {{ca: {ca_file}}}\n"
         )
-        refused = Bus(url, "test-tls-no-cert", no_cert.nats_options(url))
+        refused = Bus(url, "test-tls-no-cert", nats_auth.for_config(no_cert, url))
         with pytest.raises(BusError):
             await refused.connect(timeout=3)
     finally:

@@ -6,8 +6,8 @@ import asyncio
 import itertools
 import time
 
-from whoosh_shared.bus import Bus
-from whoosh_shared.probe_rounds import every_interval, registered_agents
+from whoosh_shared.runtime.bus import Bus
+from whoosh_shared.runtime.probe_rounds import every_interval, registered_agents
 
 
 async def test_rounds_repeat_at_the_interval_until_stopped() -> None:

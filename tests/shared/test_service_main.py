@@ -9,9 +9,9 @@ import signal
 from pathlib import Path
 
 import pytest
-from whoosh_shared import service_main
-from whoosh_shared.bus import BusError
-from whoosh_shared.config import WhooshConfig
+from whoosh_shared.contract.config import WhooshConfig
+from whoosh_shared.runtime import service_main
+from whoosh_shared.runtime.bus import BusError
 
 
 class PortTaken(RuntimeError):

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from harness import NatsServer
 from nats.js.api import DiscardPolicy
-from whoosh_shared import subjects
-from whoosh_shared.bus import Bus, ensure_streams
-from whoosh_shared.config import parse_config_text
+from whoosh_shared.contract import subjects
+from whoosh_shared.contract.config import parse_config_text
+from whoosh_shared.runtime.bus import Bus, ensure_streams
 
 CONFIG = """
 nats:

@@ -13,8 +13,8 @@ from nats.js.errors import NotFoundError
 from system.llm_stack import NO_CONFIG_FILE
 from whoosh_executor_cli.service import DURABLE_NAME
 from whoosh_executor_ollama.service import DURABLES
-from whoosh_shared import subjects
-from whoosh_shared.bus import Bus
+from whoosh_shared.contract import subjects
+from whoosh_shared.runtime.bus import Bus
 
 __all__ = ["make_double"]  # a fixture, found here by pytest
 

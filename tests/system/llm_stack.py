@@ -10,13 +10,13 @@ from uuid import UUID
 
 from executor_ollama.ollama_double import OllamaDouble
 from harness import wait_for_status
-from whoosh_shared import subjects
-from whoosh_shared.agents import AgentSpec
-from whoosh_shared.bus import Bus
-from whoosh_shared.commands import RegisterAgent, SubmitTask
-from whoosh_shared.enums import AgentType, TaskStatus
-from whoosh_shared.queries import AgentView, GetAgent, TaskView
-from whoosh_shared.work import ProgressLine
+from whoosh_shared.contract import subjects
+from whoosh_shared.contract.agents import AgentSpec
+from whoosh_shared.contract.commands import RegisterAgent, SubmitTask
+from whoosh_shared.contract.enums import AgentType, TaskStatus
+from whoosh_shared.contract.queries import AgentView, GetAgent, TaskView
+from whoosh_shared.contract.work import ProgressLine
+from whoosh_shared.runtime.bus import Bus
 
 NO_CONFIG_FILE = {"WHOOSH_CONFIG": os.devnull}
 MODEL = "llama3.2:1b"

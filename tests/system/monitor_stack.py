@@ -6,8 +6,8 @@ import json
 import os
 
 from harness import ServiceProcess, eventually
-from whoosh_shared.bus import Bus
-from whoosh_shared.queries import AgentView, GetAgent
+from whoosh_shared.contract.queries import AgentView, GetAgent
+from whoosh_shared.runtime.bus import Bus
 
 NO_CONFIG_FILE = {"WHOOSH_CONFIG": os.devnull}
 WINDOW_S = 3.0  # the detection window the tests configure (the default is 5 s)

@@ -17,9 +17,9 @@ from whoosh_coordinator.follower import Follower
 from whoosh_coordinator.projections import FleetProjection
 from whoosh_coordinator.relay import FollowerSource, Relay, StoreSource
 from whoosh_coordinator.store import open_store
-from whoosh_shared import commands as c
-from whoosh_shared import subjects
-from whoosh_shared.agents import AgentSpec
+from whoosh_shared.contract import commands as c
+from whoosh_shared.contract import subjects
+from whoosh_shared.contract.agents import AgentSpec
 
 
 async def _queued_messages(bus: Any) -> int:

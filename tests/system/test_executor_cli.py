@@ -25,12 +25,12 @@ from harness import (
 )
 from nats.js.errors import NotFoundError
 from whoosh_executor_cli.service import DURABLE_NAME
-from whoosh_shared import subjects
-from whoosh_shared.agents import AgentSpec
-from whoosh_shared.bus import Bus
-from whoosh_shared.commands import CancelTask, RegisterAgent, RetryPolicy, SubmitTask
-from whoosh_shared.enums import TaskStatus
-from whoosh_shared.work import ProgressLine
+from whoosh_shared.contract import subjects
+from whoosh_shared.contract.agents import AgentSpec
+from whoosh_shared.contract.commands import CancelTask, RegisterAgent, RetryPolicy, SubmitTask
+from whoosh_shared.contract.enums import TaskStatus
+from whoosh_shared.contract.work import ProgressLine
+from whoosh_shared.runtime.bus import Bus
 
 SHELL_AGENT = AgentSpec(name="shell", command=["sh", "-s"], max_concurrent=4)
 # Services start in the repository root: keep its example whoosh.yaml out of these tests.

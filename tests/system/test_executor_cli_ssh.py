@@ -14,12 +14,12 @@ from uuid import UUID
 
 from executor_cli.sshd_server import SshdFactory, SshdServer, sshd_factory_fixture
 from harness import ServiceProcess, alive, eventually, wait_for_status
-from whoosh_shared import subjects
-from whoosh_shared.agents import AgentSpec
-from whoosh_shared.bus import Bus
-from whoosh_shared.commands import CancelTask, RegisterAgent, RetryPolicy, SubmitTask
-from whoosh_shared.enums import TaskStatus
-from whoosh_shared.work import ProgressLine
+from whoosh_shared.contract import subjects
+from whoosh_shared.contract.agents import AgentSpec
+from whoosh_shared.contract.commands import CancelTask, RegisterAgent, RetryPolicy, SubmitTask
+from whoosh_shared.contract.enums import TaskStatus
+from whoosh_shared.contract.work import ProgressLine
+from whoosh_shared.runtime.bus import Bus
 
 __all__ = ["sshd_factory_fixture"]  # the fixture, found here by pytest
 

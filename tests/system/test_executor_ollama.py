@@ -18,15 +18,11 @@ from system.llm_stack import (
     submit,
 )
 from whoosh_executor_ollama.service import DURABLES
-from whoosh_shared import subjects
-from whoosh_shared.bus import Bus
-from whoosh_shared.commands import (
-    CancelTask,
-    LlmOptions,
-    RetryPolicy,
-)
-from whoosh_shared.enums import AgentType, TaskStatus
-from whoosh_shared.queries import TaskView
+from whoosh_shared.contract import subjects
+from whoosh_shared.contract.commands import CancelTask, LlmOptions, RetryPolicy
+from whoosh_shared.contract.enums import AgentType, TaskStatus
+from whoosh_shared.contract.queries import TaskView
+from whoosh_shared.runtime.bus import Bus
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -15,10 +15,10 @@ from pathlib import Path
 from gateway.stack import SHELL_AGENT, Stack
 from harness import NatsServer, eventually, wait_for_coordinator
 from whoosh_coordinator.store import open_store, read_envelopes
-from whoosh_shared.agents import AgentSpec
-from whoosh_shared.api_keys import Role
-from whoosh_shared.bus import Bus
-from whoosh_shared.commands import RegisterAgent
+from whoosh_shared.contract.agents import AgentSpec
+from whoosh_shared.contract.api_keys import Role
+from whoosh_shared.contract.commands import RegisterAgent
+from whoosh_shared.runtime.bus import Bus
 
 SUBMITS = 24
 RETRIED = "retrying with the same idempotency key"

@@ -7,9 +7,9 @@ import asyncio
 from collections import defaultdict
 
 from harness import eventually, stream_envelopes, wait_for_coordinator
-from whoosh_shared.agents import AgentSpec
-from whoosh_shared.commands import RegisterAgent, RetryPolicy, SubmitTask
-from whoosh_shared.queries import GetStats, GetTask
+from whoosh_shared.contract.agents import AgentSpec
+from whoosh_shared.contract.commands import RegisterAgent, RetryPolicy, SubmitTask
+from whoosh_shared.contract.queries import GetStats, GetTask
 
 FLAKY = AgentSpec(name="flaky", command=["sh", "-c", "exit 3"], capabilities=["echo"])
 STEADY = AgentSpec(name="steady", command=["cat"], capabilities=["echo"], max_concurrent=2)

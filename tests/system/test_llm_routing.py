@@ -16,10 +16,10 @@ from system.llm_stack import (
     register,
     submit,
 )
-from whoosh_shared.bus import Bus
-from whoosh_shared.commands import LlmOptions, RetryPolicy, SubmitTask
-from whoosh_shared.enums import TaskStatus
-from whoosh_shared.queries import AgentView
+from whoosh_shared.contract.commands import LlmOptions, RetryPolicy, SubmitTask
+from whoosh_shared.contract.enums import TaskStatus
+from whoosh_shared.contract.queries import AgentView
+from whoosh_shared.runtime.bus import Bus
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -13,11 +13,11 @@ from harness import eventually
 from nats.js.errors import NotFoundError
 from system.llm_stack import NO_CONFIG_FILE, REPLY, MakeDouble, finished, register, submit
 from whoosh_executor_cli.service import DURABLE_NAME
-from whoosh_shared import subjects
-from whoosh_shared.agents import AgentSpec
-from whoosh_shared.bus import Bus
-from whoosh_shared.commands import RegisterAgent
-from whoosh_shared.enums import AgentType, TaskStatus
+from whoosh_shared.contract import subjects
+from whoosh_shared.contract.agents import AgentSpec
+from whoosh_shared.contract.commands import RegisterAgent
+from whoosh_shared.contract.enums import AgentType, TaskStatus
+from whoosh_shared.runtime.bus import Bus
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -18,11 +18,11 @@ from harness import REPO, ServiceProcess, eventually, stream_envelopes, wait_for
 from monitor.beats import host
 from monitor.webhook_receiver import WebhookReceiver
 from system.monitor_stack import NO_CONFIG_FILE
-from whoosh_shared import subjects
-from whoosh_shared.bus import Bus
-from whoosh_shared.enums import AgentType
-from whoosh_shared.heartbeat import Heartbeat
-from whoosh_shared.queries import AlertList, ListAlerts
+from whoosh_shared.contract import subjects
+from whoosh_shared.contract.enums import AgentType
+from whoosh_shared.contract.heartbeat import Heartbeat
+from whoosh_shared.contract.queries import AlertList, ListAlerts
+from whoosh_shared.runtime.bus import Bus
 
 RULES = """
 monitoring:
@@ -220,9 +220,9 @@ async def test_a_threads_escalation_alert_reaches_the_webhook(
     from uuid import UUID
 
     from harness import get_task
-    from whoosh_shared import commands as c
-    from whoosh_shared import threads as t
-    from whoosh_shared.agents import AgentSpec
+    from whoosh_shared.contract import commands as c
+    from whoosh_shared.contract import threads as t
+    from whoosh_shared.contract.agents import AgentSpec
 
     reply = await bus.send(c.RegisterAgent(spec=AgentSpec(name="voter", command=["cat"])))
     assert reply.accepted, reply.reason

@@ -28,10 +28,10 @@ from system.monitor_stack import (
 )
 from system.test_executor_cli import SHELL_AGENT, get_task, submit, wait_for_status
 from whoosh_executor_cli.service import DURABLE_NAME
-from whoosh_shared import subjects
-from whoosh_shared.bus import Bus
-from whoosh_shared.commands import RegisterAgent
-from whoosh_shared.enums import TaskStatus
+from whoosh_shared.contract import subjects
+from whoosh_shared.contract.commands import RegisterAgent
+from whoosh_shared.contract.enums import TaskStatus
+from whoosh_shared.runtime.bus import Bus
 
 DETECTED_WITHIN = WINDOW_S + SLACK_S
 

@@ -8,9 +8,9 @@ from harness import ServiceProcess, eventually
 from prometheus_client.parser import text_string_to_metric_families
 from system.llm_stack import MODEL, MakeDouble, finished, register, submit
 from system.monitor_stack import FAST_HEARTBEATS, metrics_url, start_monitor
-from whoosh_shared import metric_names as m
-from whoosh_shared.bus import Bus
-from whoosh_shared.enums import TaskStatus
+from whoosh_shared.contract import metric_names as m
+from whoosh_shared.contract.enums import TaskStatus
+from whoosh_shared.runtime.bus import Bus
 
 
 @pytest.fixture

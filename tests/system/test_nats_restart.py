@@ -13,7 +13,7 @@ from gateway.stack import SHELL_AGENT, Stack
 from gateway.ws_client import of_type, open_ws, receive_until, send
 from harness import NatsServer, eventually, wait_for_port
 from system.tcp_proxy import CuttableProxy
-from whoosh_shared.api_keys import Role
+from whoosh_shared.contract.api_keys import Role
 
 
 @pytest.fixture

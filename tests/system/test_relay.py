@@ -9,7 +9,7 @@ from collections import defaultdict
 from coordinator.factories import new_agent, new_task
 from harness import eventually, stream_envelopes
 from whoosh_coordinator.store import open_store
-from whoosh_shared import subjects
+from whoosh_shared.contract import subjects
 
 WRITES = 600
 

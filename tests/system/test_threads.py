@@ -11,9 +11,9 @@ from harness import eventually, wait_for_coordinator
 from nats.js.errors import NotFoundError
 from system.llm_stack import NO_CONFIG_FILE, MakeDouble, hold_in_memory, register
 from whoosh_executor_ollama.service import DURABLES
-from whoosh_shared import subjects
-from whoosh_shared import threads as t
-from whoosh_shared.bus import Bus
+from whoosh_shared.contract import subjects
+from whoosh_shared.contract import threads as t
+from whoosh_shared.runtime.bus import Bus
 
 pytestmark = pytest.mark.timeout(120)
 ANSWERS = {"llm-a": "4", "llm-b": "4", "llm-c": "5"}

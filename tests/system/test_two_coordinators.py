@@ -8,11 +8,11 @@ from collections import defaultdict
 
 from harness import eventually, wait_for_coordinator
 from whoosh_coordinator.store import open_store, read_envelopes
-from whoosh_shared import subjects
-from whoosh_shared.agents import AgentSpec
-from whoosh_shared.commands import CompleteTask, RegisterAgent, StartTask, SubmitTask
-from whoosh_shared.queries import GetStats
-from whoosh_shared.work import WorkItem
+from whoosh_shared.contract import subjects
+from whoosh_shared.contract.agents import AgentSpec
+from whoosh_shared.contract.commands import CompleteTask, RegisterAgent, StartTask, SubmitTask
+from whoosh_shared.contract.queries import GetStats
+from whoosh_shared.contract.work import WorkItem
 
 TASKS = 40
 MAX_CONCURRENT = 2

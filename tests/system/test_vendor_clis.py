@@ -13,10 +13,10 @@ import pytest
 from executor_cli.sshd_server import SshdFactory, sshd_factory_fixture
 from harness import ServiceProcess
 from system.llm_stack import finished
-from whoosh_shared.bus import Bus
-from whoosh_shared.commands import RegisterAgent, RetryPolicy, SubmitTask
-from whoosh_shared.enums import TaskStatus
-from whoosh_shared.queries import TaskView
+from whoosh_shared.contract.commands import RegisterAgent, RetryPolicy, SubmitTask
+from whoosh_shared.contract.enums import TaskStatus
+from whoosh_shared.contract.queries import TaskView
+from whoosh_shared.runtime.bus import Bus
 
 __all__ = ["sshd_factory_fixture"]  # the fixture, found here by pytest
 

@@ -23,11 +23,11 @@ from nats.js.errors import NotFoundError
 from whoosh_coordinator.replay import rebuild
 from whoosh_coordinator.store import open_store
 from whoosh_executor_cli.service import DURABLE_NAME
-from whoosh_shared import subjects
-from whoosh_shared import workflows as w
-from whoosh_shared.agents import AgentSpec
-from whoosh_shared.bus import Bus
-from whoosh_shared.commands import RegisterAgent
+from whoosh_shared.contract import subjects
+from whoosh_shared.contract import workflows as w
+from whoosh_shared.contract.agents import AgentSpec
+from whoosh_shared.contract.commands import RegisterAgent
+from whoosh_shared.runtime.bus import Bus
 
 NO_CONFIG_FILE = {"WHOOSH_CONFIG": os.devnull}
 STEPS = ("a", "b", "c", "d", "e", "f")

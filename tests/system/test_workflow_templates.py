@@ -12,11 +12,11 @@ from harness import ServiceProcess, eventually
 from nats.js.errors import NotFoundError
 from system.llm_stack import MODEL, NO_CONFIG_FILE, MakeDouble, register
 from whoosh_executor_cli.service import DURABLE_NAME
-from whoosh_shared import subjects
-from whoosh_shared import workflows as w
-from whoosh_shared.agents import AgentSpec
-from whoosh_shared.bus import Bus
-from whoosh_shared.commands import RegisterAgent
+from whoosh_shared.contract import subjects
+from whoosh_shared.contract import workflows as w
+from whoosh_shared.contract.agents import AgentSpec
+from whoosh_shared.contract.commands import RegisterAgent
+from whoosh_shared.runtime.bus import Bus
 
 PLAN = {"frontend": "a login page", "backend": "a /login API", "api_contract": "POST /login"}
 CODER = AgentSpec(

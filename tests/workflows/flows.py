@@ -6,10 +6,10 @@ from typing import Any
 from uuid import UUID
 
 from coordinator.core import Core
-from whoosh_shared import commands as c
-from whoosh_shared import workflows as w
-from whoosh_shared.enums import TaskStatus
-from whoosh_shared.workflows import ExecutionView
+from whoosh_shared.contract import commands as c
+from whoosh_shared.contract import workflows as w
+from whoosh_shared.contract.enums import TaskStatus
+from whoosh_shared.contract.workflows import ExecutionView
 
 DIAMOND = """
 whoosh: workflow/v1

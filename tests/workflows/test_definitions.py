@@ -11,7 +11,7 @@ from whoosh_coordinator.workflows.definition import (
     parse_duration,
     to_yaml,
 )
-from whoosh_shared.workflow_templates import list_templates, template_names, template_text
+from whoosh_shared.contract.workflow_templates import list_templates, template_names, template_text
 
 HEAD = "whoosh: workflow/v1\nname: t\n"
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from coordinator.core import Core
-from whoosh_shared import workflows as w
-from whoosh_shared.enums import TaskStatus
+from whoosh_shared.contract import workflows as w
+from whoosh_shared.contract.enums import TaskStatus
 
 from workflows.flows import (
     DIAMOND,

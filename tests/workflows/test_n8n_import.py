@@ -7,7 +7,7 @@ import pytest
 from coordinator.core import Core
 from whoosh_coordinator.workflows.definition import DefinitionError, load_data, to_yaml
 from whoosh_coordinator.workflows.n8n import translate
-from whoosh_shared import workflows as w
+from whoosh_shared.contract import workflows as w
 
 from workflows import n8n_files
 from workflows.flows import execution, finish, shell_agent, start, statuses, step_task

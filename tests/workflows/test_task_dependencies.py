@@ -7,8 +7,8 @@ from __future__ import annotations
 from uuid import uuid4
 
 from coordinator.core import Core
-from whoosh_shared import commands as c
-from whoosh_shared.enums import TaskStatus
+from whoosh_shared.contract import commands as c
+from whoosh_shared.contract.enums import TaskStatus
 
 
 def test_a_task_waits_then_queues_when_its_dependencies_complete(core: Core) -> None:

@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from whoosh_shared.agents import AgentSpec
-from whoosh_shared.commands import DisableAgent, EnableAgent, RemoveAgent, SetAgentWeight
-from whoosh_shared.config import ConfigError, parse_config_text
-from whoosh_shared.inventory import model_key
-from whoosh_shared.queries import AgentList, AgentView
+from whoosh_shared.contract.agents import AgentSpec
+from whoosh_shared.contract.commands import DisableAgent, EnableAgent, RemoveAgent, SetAgentWeight
+from whoosh_shared.contract.config import ConfigError, parse_config_text
+from whoosh_shared.contract.inventory import model_key
+from whoosh_shared.contract.queries import AgentList, AgentView
 
 from whoosh_cli.context import CliContext
 from whoosh_cli.errors import EXIT_FAILURE, EXIT_OK, CliError, UsageError

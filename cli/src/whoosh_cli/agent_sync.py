@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from whoosh_shared.agents import AgentSpec, AgentUpdate
-from whoosh_shared.bus import Bus
-from whoosh_shared.commands import (
+from whoosh_shared.contract.agents import AgentSpec, AgentUpdate
+from whoosh_shared.contract.commands import (
     CommandReply,
     DisableAgent,
     EnableAgent,
@@ -19,8 +18,10 @@ from whoosh_shared.commands import (
     RejectCode,
     UpdateAgent,
 )
-from whoosh_shared.connectivity import FAILED_TEST_CODE, ask_executor
-from whoosh_shared.queries import AgentView, GetAgent
+from whoosh_shared.contract.connectivity import FAILED_TEST_CODE
+from whoosh_shared.contract.queries import AgentView, GetAgent
+from whoosh_shared.runtime.bus import Bus
+from whoosh_shared.runtime.connectivity_check import ask_executor
 
 from whoosh_cli.bus_session import ask, send
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from datetime import datetime
 
-from whoosh_shared.alerts import AlertView
-from whoosh_shared.queries import ListAlerts
+from whoosh_shared.contract.alerts import AlertView
+from whoosh_shared.contract.queries import ListAlerts
 
 from whoosh_cli.context import CliContext
 from whoosh_cli.errors import EXIT_OK

@@ -11,12 +11,12 @@ import argparse
 import re
 from datetime import UTC, datetime, timedelta
 
-from whoosh_shared.api_keys import Role
-from whoosh_shared.enums import AgentType, CliKind, TaskStatus
+from whoosh_shared.contract.api_keys import Role
+from whoosh_shared.contract.enums import AgentType, CliKind, TaskStatus
 
 from whoosh_cli import collab_arguments
 
-# The contract's priority range (whoosh_shared.commands), repeated so that `whoosh --help`
+# The contract's priority range (whoosh_shared.contract.commands), repeated so that `whoosh --help`
 # need not import the pydantic contract; tests/cli/test_startup_imports.py keeps them equal.
 MIN_PRIORITY, MAX_PRIORITY = 1, 10
 

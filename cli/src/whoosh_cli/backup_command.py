@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from whoosh_shared.store import store_env
+from whoosh_shared.runtime.store import store_env
 
 from whoosh_cli.context import CliContext
 from whoosh_cli.errors import CliError

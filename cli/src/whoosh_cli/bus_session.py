@@ -15,9 +15,9 @@ from urllib.parse import urlparse
 
 import nats.errors
 from pydantic import BaseModel, ValidationError
-from whoosh_shared.bus import Bus, BusError
-from whoosh_shared.commands import Command, CommandReply
-from whoosh_shared.queries import Query
+from whoosh_shared.contract.commands import Command, CommandReply
+from whoosh_shared.contract.queries import Query
+from whoosh_shared.runtime.bus import Bus, BusError
 
 from whoosh_cli.errors import NOT_RUNNING_HINT, CliError, UnreachableError
 

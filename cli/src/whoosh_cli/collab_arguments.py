@@ -1,6 +1,6 @@
 """The `thread`, `budget` and `resolve` commands' arguments, apart from their code so that
 `whoosh --help` imports no pydantic contract (tests/cli/test_startup_imports.py keeps the
-choices below equal to the contract's enums in whoosh_shared.threads)."""
+choices below equal to the contract's enums in whoosh_shared.contract.threads)."""
 
 from __future__ import annotations
 

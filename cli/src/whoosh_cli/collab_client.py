@@ -8,11 +8,11 @@ from contextlib import asynccontextmanager
 from typing import Any
 from uuid import UUID
 
-from whoosh_shared import threads as t
-from whoosh_shared.budgets import BudgetList, ListBudgets, SetBudget
-from whoosh_shared.commands import Command
-from whoosh_shared.events import EventEnvelope
-from whoosh_shared.queries import EventPage, GetEvents
+from whoosh_shared.contract import threads as t
+from whoosh_shared.contract.budgets import BudgetList, ListBudgets, SetBudget
+from whoosh_shared.contract.commands import Command
+from whoosh_shared.contract.events import EventEnvelope
+from whoosh_shared.contract.queries import EventPage, GetEvents
 
 from whoosh_cli.context import CliContext
 from whoosh_cli.errors import CliError

@@ -8,9 +8,9 @@ from pathlib import Path
 from uuid import UUID
 
 import yaml
-from whoosh_shared import threads as t
-from whoosh_shared.addresses import AddressError, parse_address
-from whoosh_shared.budgets import SetBudget
+from whoosh_shared.contract import threads as t
+from whoosh_shared.contract.addresses import AddressError, parse_address
+from whoosh_shared.contract.budgets import SetBudget
 
 from whoosh_cli.collab_client import open_collab
 from whoosh_cli.context import CliContext

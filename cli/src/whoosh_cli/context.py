@@ -12,8 +12,13 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from whoosh_shared import nats_auth
-from whoosh_shared.config import DEFAULT_CONFIG_NAME, ConfigError, WhooshConfig, load_config
+from whoosh_shared.contract.config import (
+    DEFAULT_CONFIG_NAME,
+    ConfigError,
+    WhooshConfig,
+    load_config,
+)
+from whoosh_shared.runtime import nats_auth
 
 from whoosh_cli.credentials import API_KEY_ENV, GATEWAY_ENV, read_cli_config, read_key_file
 from whoosh_cli.endpoints import read_gateway_url, read_nats_url
@@ -93,7 +98,7 @@ def load_context(args: argparse.Namespace) -> CliContext:
     path = config_path_from(getattr(args, "config", None))
     try:
         config = load_config(path)
-        nats_auth.configure(config.nats_options(getattr(args, "nats", None)))
+        nats_auth.configure(nats_auth.for_config(config, getattr(args, "nats", None)))
     except (ConfigError, ValueError) as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
     return CliContext(

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 from pydantic import ValidationError
-from whoosh_shared.agents import Strict
+from whoosh_shared.contract.agents import Strict
 
 from whoosh_cli.errors import UsageError
 

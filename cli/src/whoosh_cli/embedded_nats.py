@@ -15,7 +15,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from whoosh_shared.nats_auth import NatsCredentials, ensure_token, read_token
+from whoosh_shared.contract.nats_credentials import NatsCredentials
+from whoosh_shared.runtime.nats_auth import ensure_token, read_token
 
 from whoosh_cli.child_process import ChildSpec
 from whoosh_cli.errors import CliError

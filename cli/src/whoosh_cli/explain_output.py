@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from whoosh_shared.explain import TaskExplanation
+from whoosh_shared.contract.explain import TaskExplanation
 
 from whoosh_cli.output import print_line, print_table
 

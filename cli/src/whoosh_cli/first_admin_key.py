@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from whoosh_shared.api_keys import Role, generate_key, hash_token, parse_token
-from whoosh_shared.bus import Bus, BusError
-from whoosh_shared.commands import CreateApiKey
-from whoosh_shared.queries import ApiKeyList, ListApiKeys, VerifyApiKey
+from whoosh_shared.contract.api_keys import Role, generate_key, hash_token, parse_token
+from whoosh_shared.contract.commands import CreateApiKey
+from whoosh_shared.contract.queries import ApiKeyList, ListApiKeys, VerifyApiKey
+from whoosh_shared.runtime.bus import Bus, BusError
 
 from whoosh_cli.bus_session import ask, require_accepted, send
 from whoosh_cli.credentials import read_key_file, write_key_file

@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from uuid import UUID
 
-from whoosh_shared.agents import AgentSpec
-from whoosh_shared.commands import SubmitTask
-from whoosh_shared.events import EventEnvelope
-from whoosh_shared.explain import TaskExplanation
-from whoosh_shared.gpu_readings import Gpu
-from whoosh_shared.queries import (
+from whoosh_shared.contract.agents import AgentSpec
+from whoosh_shared.contract.commands import SubmitTask
+from whoosh_shared.contract.events import EventEnvelope
+from whoosh_shared.contract.explain import TaskExplanation
+from whoosh_shared.contract.gpu_readings import Gpu
+from whoosh_shared.contract.queries import (
     AgentView,
     AlertList,
     FleetStats,

@@ -7,16 +7,15 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from whoosh_shared import commands as c
-from whoosh_shared.agents import AgentSpec
-from whoosh_shared.blobs import BlobStore, needs_ref
-from whoosh_shared.bus import Bus
-from whoosh_shared.commands import CommandReply, SubmitTask
-from whoosh_shared.events import EventEnvelope
-from whoosh_shared.explain import ExplainTask, TaskExplanation
-from whoosh_shared.gpu_readings import Gpu
-from whoosh_shared.limits import LimitSettings, preview
-from whoosh_shared.queries import (
+from whoosh_shared.contract import commands as c
+from whoosh_shared.contract.agents import AgentSpec
+from whoosh_shared.contract.blobs import needs_ref
+from whoosh_shared.contract.commands import CommandReply, SubmitTask
+from whoosh_shared.contract.events import EventEnvelope
+from whoosh_shared.contract.explain import ExplainTask, TaskExplanation
+from whoosh_shared.contract.gpu_readings import Gpu
+from whoosh_shared.contract.limits import LimitSettings, preview
+from whoosh_shared.contract.queries import (
     AgentList,
     AgentView,
     AlertList,
@@ -31,6 +30,8 @@ from whoosh_shared.queries import (
     TaskPage,
     TaskView,
 )
+from whoosh_shared.runtime.blob_store import BlobStore
+from whoosh_shared.runtime.bus import Bus
 
 from whoosh_cli.agent_sync import register_tested
 from whoosh_cli.bus_session import ask, send

@@ -11,7 +11,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
-from whoosh_shared.gateway_settings import GatewaySettings
+from whoosh_shared.contract.gateway_settings import GatewaySettings
 
 from whoosh_cli.child_process import ChildSpec, log_tail
 from whoosh_cli.context import CliContext

@@ -11,9 +11,9 @@ import argparse
 import re
 from typing import Any
 
-from whoosh_shared.api_keys import PREFIX_PATTERN, Role, generate_key
-from whoosh_shared.commands import CreateApiKey, RevokeApiKey
-from whoosh_shared.queries import ApiKeyList, ApiKeyView, ListApiKeys
+from whoosh_shared.contract.api_keys import PREFIX_PATTERN, Role, generate_key
+from whoosh_shared.contract.commands import CreateApiKey, RevokeApiKey
+from whoosh_shared.contract.queries import ApiKeyList, ApiKeyView, ListApiKeys
 
 from whoosh_cli.bus_session import ask, bus_session, require_accepted, send
 from whoosh_cli.context import CliContext

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from whoosh_shared.enums import TaskStatus
+from whoosh_shared.contract.enums import TaskStatus
 
 from whoosh_cli.context import CliContext
 from whoosh_cli.errors import EXIT_FAILURE, EXIT_OK

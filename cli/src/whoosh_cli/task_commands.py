@@ -7,16 +7,16 @@ import sys
 from uuid import UUID
 
 import yaml
-from whoosh_shared.commands import (
+from whoosh_shared.contract.commands import (
     CancelTask,
     CommandReply,
     LlmOptions,
     RetryPolicy,
     SubmitTask,
 )
-from whoosh_shared.enums import TaskStatus
-from whoosh_shared.limits import too_large, utf8_size
-from whoosh_shared.queries import ListTasks, TaskView
+from whoosh_shared.contract.enums import TaskStatus
+from whoosh_shared.contract.limits import too_large, utf8_size
+from whoosh_shared.contract.queries import ListTasks, TaskView
 
 from whoosh_cli.context import CliContext
 from whoosh_cli.errors import EXIT_FAILURE, EXIT_OK, CliError, UsageError

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from uuid import UUID
 
-from whoosh_shared.enums import TaskStatus
+from whoosh_shared.contract.enums import TaskStatus
 
 
 @dataclass

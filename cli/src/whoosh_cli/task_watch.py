@@ -19,12 +19,12 @@ from uuid import UUID
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from pydantic import ValidationError
-from whoosh_shared import events, subjects
-from whoosh_shared.bus import Bus
-from whoosh_shared.enums import TaskStatus
-from whoosh_shared.events import EventEnvelope
-from whoosh_shared.queries import GetTask, TaskView
-from whoosh_shared.work import ProgressLine
+from whoosh_shared.contract import events, subjects
+from whoosh_shared.contract.enums import TaskStatus
+from whoosh_shared.contract.events import EventEnvelope
+from whoosh_shared.contract.queries import GetTask, TaskView
+from whoosh_shared.contract.work import ProgressLine
+from whoosh_shared.runtime.bus import Bus
 
 from whoosh_cli.bus_session import ask
 from whoosh_cli.errors import CliError, UnreachableError

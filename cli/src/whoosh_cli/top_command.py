@@ -20,9 +20,9 @@ import tty
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 
-from whoosh_shared.enums import TaskStatus
-from whoosh_shared.gpu_readings import Gpu
-from whoosh_shared.queries import AgentView, FleetStats, ListTasks, TaskView
+from whoosh_shared.contract.enums import TaskStatus
+from whoosh_shared.contract.gpu_readings import Gpu
+from whoosh_shared.contract.queries import AgentView, FleetStats, ListTasks, TaskView
 
 from whoosh_cli.context import CliContext
 from whoosh_cli.errors import EXIT_OK

@@ -17,10 +17,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from whoosh_shared import nats_auth
-from whoosh_shared.bus import Bus
-from whoosh_shared.nats_auth import TOKEN_FILE_NAME
-from whoosh_shared.store import StoreUrlError, describe_store, store_env
+from whoosh_shared.contract.nats_credentials import TOKEN_FILE_NAME
+from whoosh_shared.runtime import nats_auth
+from whoosh_shared.runtime.bus import Bus
+from whoosh_shared.runtime.store import StoreUrlError, describe_store, store_env
 
 from whoosh_cli.agent_sync import SyncOutcome, sync_agent
 from whoosh_cli.bus_session import close_bus, connect_bus
@@ -181,7 +181,7 @@ async def _start_embedded_nats(ctx: CliContext, supervisor: Supervisor) -> str:
     spec = nats_child_spec(host, port, ctx.data_dir, ctx.config.nats)
     if not ctx.config.nats.has_credential:  # the generated token: for `up` and its children
         os.environ[TOKEN_FILE_ENV] = str(ctx.data_dir / TOKEN_FILE_NAME)
-    nats_auth.configure(ctx.config.nats_options())
+    nats_auth.configure(nats_auth.for_config(ctx.config))
     supervisor.start(spec)
     listening = await wait_until_listening(
         host, port, NATS_START_TIMEOUT_S, alive=lambda: supervisor.is_running("nats")

@@ -11,10 +11,10 @@ from contextlib import asynccontextmanager
 from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel
-from whoosh_shared import workflows as w
-from whoosh_shared.bus import Bus
-from whoosh_shared.commands import Command
-from whoosh_shared.queries import Query
+from whoosh_shared.contract import workflows as w
+from whoosh_shared.contract.commands import Command
+from whoosh_shared.contract.queries import Query
+from whoosh_shared.runtime.bus import Bus
 
 from whoosh_cli.bus_session import ask, send
 from whoosh_cli.context import CliContext

@@ -11,8 +11,8 @@ from uuid import UUID
 
 import yaml
 from pydantic import ValidationError
-from whoosh_shared import workflows as w
-from whoosh_shared.workflow_templates import list_templates
+from whoosh_shared.contract import workflows as w
+from whoosh_shared.contract.workflow_templates import list_templates
 
 from whoosh_cli.context import CliContext
 from whoosh_cli.errors import EXIT_FAILURE, EXIT_OK, UsageError

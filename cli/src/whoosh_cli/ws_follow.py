@@ -19,7 +19,7 @@ from uuid import UUID
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
-from whoosh_shared.enums import TaskStatus
+from whoosh_shared.contract.enums import TaskStatus
 
 from whoosh_cli.errors import NOT_RUNNING_HINT, CliError, UnreachableError, UsageError
 from whoosh_cli.output import notice

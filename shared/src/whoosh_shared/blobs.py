@@ -23,8 +23,8 @@ from nats.js.errors import BucketNotFoundError, NotFoundError, ObjectNotFoundErr
 from nats.js.object_store import ObjectStore
 from pydantic import Field
 
-from whoosh_shared.agents import Strict
-from whoosh_shared.limits import utf8_size
+from whoosh_shared.contract.agents import Strict
+from whoosh_shared.contract.limits import utf8_size
 
 log = logging.getLogger(__name__)
 BUCKET = "WHOOSH_BLOBS"

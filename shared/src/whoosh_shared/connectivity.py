@@ -11,9 +11,9 @@ import nats.errors
 from nats.aio.client import Client
 from pydantic import Field, ValidationError
 
-from whoosh_shared import subjects
-from whoosh_shared.agents import AgentSpec, Strict
-from whoosh_shared.enums import WORK_TOKEN, AgentType
+from whoosh_shared.contract import subjects
+from whoosh_shared.contract.agents import AgentSpec, Strict
+from whoosh_shared.contract.enums import WORK_TOKEN, AgentType
 
 FAILED_TEST_CODE = "connectivity"  # CommandReply.code of a registration refused by the test
 

@@ -22,10 +22,10 @@ from uuid import UUID
 from nats.aio.client import Client
 from pydantic import Field
 
-from whoosh_shared import subjects
-from whoosh_shared.agents import AgentName, Strict
-from whoosh_shared.enums import AgentType
-from whoosh_shared.work import WorkItem
+from whoosh_shared.contract import subjects
+from whoosh_shared.contract.agents import AgentName, Strict
+from whoosh_shared.contract.enums import AgentType
+from whoosh_shared.contract.work import WorkItem
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +144,7 @@ class HeartbeatPublisher:
 
     async def _run(self) -> None:
         if self._host is None:
-            from whoosh_shared.host_stats import SystemSampler  # psutil + NVML, lazily
+            from whoosh_shared.runtime.host_stats import SystemSampler  # psutil + NVML, lazily
 
             self._host = SystemSampler()
         while True:

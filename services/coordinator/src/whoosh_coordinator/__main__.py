@@ -8,11 +8,11 @@ import sys
 from pathlib import Path
 
 from eventsourcing.persistence import PersistenceError
-from whoosh_shared import event_loop, nats_auth
-from whoosh_shared.bus import BusError
-from whoosh_shared.config import ConfigError, load_config
-from whoosh_shared.logs import setup_logging
-from whoosh_shared.store import StoreUrlError, describe_store
+from whoosh_shared.contract.config import ConfigError, load_config
+from whoosh_shared.runtime import event_loop, nats_auth
+from whoosh_shared.runtime.bus import BusError
+from whoosh_shared.runtime.logs import setup_logging
+from whoosh_shared.runtime.store import StoreUrlError, describe_store
 
 from whoosh_coordinator.backups import store_backup
 from whoosh_coordinator.projections import FleetProjection
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         config = load_config(args.config)
-        nats_auth.configure(config.nats_options())
+        nats_auth.configure(nats_auth.for_config(config))
         store_url = args.store or config.store_url()
         nats_url = args.nats or config.nats.client_url()
         if args.mode == "replay":

@@ -15,11 +15,12 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 
+from whoosh_coordinator.agents.domain import Agent
 from whoosh_coordinator.commands import CommandHandler
-from whoosh_coordinator.domain import Agent, Rejected
-from whoosh_coordinator.fair_queue import FairShare
-from whoosh_coordinator.lookahead import SlotForecast
-from whoosh_coordinator.scheduler import Placement, plan
+from whoosh_coordinator.rejection import Rejected
+from whoosh_coordinator.scheduling.fair_queue import FairShare
+from whoosh_coordinator.scheduling.lookahead import SlotForecast
+from whoosh_coordinator.scheduling.scheduler import Placement, plan
 
 log = logging.getLogger(__name__)
 

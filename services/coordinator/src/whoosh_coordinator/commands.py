@@ -23,26 +23,29 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, Recording
 from pydantic import ValidationError
-from whoosh_shared import commands as c
-from whoosh_shared import threads as t
-from whoosh_shared.budgets import SetBudget
-from whoosh_shared.commands import CommandReply, RejectCode
-from whoosh_shared.enums import TaskStatus
-from whoosh_shared.limits import LimitSettings, preview
-from whoosh_shared.security_settings import SecuritySettings
-from whoosh_shared.workflows import WORKFLOW_COMMANDS
+from whoosh_shared.contract import commands as c
+from whoosh_shared.contract import threads as t
+from whoosh_shared.contract.budgets import SetBudget
+from whoosh_shared.contract.commands import CommandReply, RejectCode
+from whoosh_shared.contract.enums import TaskStatus
+from whoosh_shared.contract.limits import LimitSettings, preview
+from whoosh_shared.contract.security_settings import SecuritySettings
+from whoosh_shared.contract.workflows import WORKFLOW_COMMANDS
 
-from whoosh_coordinator import agent_commands, alert_commands, api_key_commands, idempotency
-from whoosh_coordinator.admission import admit
+from whoosh_coordinator import idempotency
+from whoosh_coordinator.agents import commands as agent_commands
+from whoosh_coordinator.agents.domain import Agent, agent_id
+from whoosh_coordinator.alerts import commands as alert_commands
 from whoosh_coordinator.budgets import commands as budget_commands
-from whoosh_coordinator.domain import Agent, Rejected, Task
-from whoosh_coordinator.domain.agent import agent_id
-from whoosh_coordinator.domain.task import task_id_for
-from whoosh_coordinator.lookahead import SlotForecast
+from whoosh_coordinator.keys import commands as api_key_commands
 from whoosh_coordinator.projections import FleetProjection
-from whoosh_coordinator.scheduler import Needs, choose, eligible
+from whoosh_coordinator.rejection import Rejected
+from whoosh_coordinator.scheduling.admission import admit
+from whoosh_coordinator.scheduling.lookahead import SlotForecast
+from whoosh_coordinator.scheduling.scheduler import Needs, choose, eligible
 from whoosh_coordinator.size_policy import check_prompt_size
 from whoosh_coordinator.store import WhooshStore
+from whoosh_coordinator.tasks.domain import Task, task_id_for
 from whoosh_coordinator.threads import commands as thread_commands
 from whoosh_coordinator.working_set import StaleCopy, WorkingSet
 

@@ -20,10 +20,10 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 from nats.js import JetStreamContext
-from whoosh_shared import subjects
-from whoosh_shared.enums import WORK_TOKEN
-from whoosh_shared.events import EventEnvelope
-from whoosh_shared.work import WorkItem
+from whoosh_shared.contract import subjects
+from whoosh_shared.contract.enums import WORK_TOKEN
+from whoosh_shared.contract.events import EventEnvelope
+from whoosh_shared.contract.work import WorkItem
 
 log = logging.getLogger(__name__)
 REMEMBERED = 4_096

@@ -12,7 +12,7 @@ from collections import deque
 from typing import Any
 
 from eventsourcing.persistence import Recording
-from whoosh_shared.events import EventEnvelope
+from whoosh_shared.contract.events import EventEnvelope
 
 from whoosh_coordinator.projections import FleetProjection
 from whoosh_coordinator.replay import fold_new

@@ -14,7 +14,7 @@ from uuid import UUID
 from eventsourcing.persistence import Notification
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
-from whoosh_shared.events import EventEnvelope
+from whoosh_shared.contract.events import EventEnvelope
 
 from whoosh_coordinator.store import WhooshStore, to_envelope
 

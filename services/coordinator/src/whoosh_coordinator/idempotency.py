@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 from uuid import UUID
 
-from whoosh_shared import commands as c
+from whoosh_shared.contract import commands as c
 
 NOT_PART_OF_THE_REQUEST = {"actor", "max_active_tasks", "idempotency_key"}
 

@@ -19,17 +19,17 @@ from collections.abc import Iterator
 from datetime import datetime
 from uuid import UUID
 
-from whoosh_shared import events as ev
-from whoosh_shared.agents import AgentSpec
-from whoosh_shared.enums import TaskStatus
-from whoosh_shared.events import EventEnvelope
-from whoosh_shared.inventory import model_key
-from whoosh_shared.queries import AgentView, FleetStats, TaskView
+from whoosh_shared.contract import events as ev
+from whoosh_shared.contract.agents import AgentSpec
+from whoosh_shared.contract.enums import TaskStatus
+from whoosh_shared.contract.events import EventEnvelope
+from whoosh_shared.contract.inventory import model_key
+from whoosh_shared.contract.queries import AgentView, FleetStats, TaskView
 
-from whoosh_coordinator.alert_projection import AlertProjection
-from whoosh_coordinator.api_key_registry import ApiKeyRegistry
+from whoosh_coordinator.alerts.projection import AlertProjection
 from whoosh_coordinator.budgets.projection import BudgetProjection
-from whoosh_coordinator.estimates import observe
+from whoosh_coordinator.keys.registry import ApiKeyRegistry
+from whoosh_coordinator.scheduling.estimates import observe
 from whoosh_coordinator.threads.projection import ThreadProjection
 from whoosh_coordinator.workflows.projection import WorkflowProjection
 

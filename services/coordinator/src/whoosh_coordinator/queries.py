@@ -10,27 +10,27 @@ from typing import Any
 from uuid import UUID
 
 from pydantic import ValidationError
-from whoosh_shared import queries as q
-from whoosh_shared import threads as t
-from whoosh_shared import workflows as w
-from whoosh_shared.addresses import AddressError, parse_address, resolve
-from whoosh_shared.agent_env import mask_env, mask_envelope
-from whoosh_shared.agent_fit import FindAgents
-from whoosh_shared.budgets import BudgetList, ListBudgets
-from whoosh_shared.enums import TaskStatus
-from whoosh_shared.explain import ExplainTask, TaskExplanation
-from whoosh_shared.limits import PREVIEW_CHARS, LimitSettings, preview
-from whoosh_shared.queries import QueryReply
-from whoosh_shared.supervision import LoopHealth
+from whoosh_shared.contract import queries as q
+from whoosh_shared.contract import threads as t
+from whoosh_shared.contract import workflows as w
+from whoosh_shared.contract.addresses import AddressError, parse_address, resolve
+from whoosh_shared.contract.agent_env import mask_env, mask_envelope
+from whoosh_shared.contract.agent_fit import FindAgents
+from whoosh_shared.contract.budgets import BudgetList, ListBudgets
+from whoosh_shared.contract.enums import TaskStatus
+from whoosh_shared.contract.explain import ExplainTask, TaskExplanation
+from whoosh_shared.contract.limits import PREVIEW_CHARS, LimitSettings, preview
+from whoosh_shared.contract.queries import QueryReply
+from whoosh_shared.runtime.supervision import LoopHealth
 
-from whoosh_coordinator.agent_finder import find_agents
-from whoosh_coordinator.api_key_registry import KeyRefused
+from whoosh_coordinator.agents.finder import find_agents
 from whoosh_coordinator.commands import describe_validation_error
-from whoosh_coordinator.explain import explain
 from whoosh_coordinator.history import aggregate_events
-from whoosh_coordinator.lookahead import SlotForecast
+from whoosh_coordinator.keys.registry import KeyRefused
 from whoosh_coordinator.projections import FleetProjection
-from whoosh_coordinator.scheduler import Needs
+from whoosh_coordinator.scheduling.explain import explain
+from whoosh_coordinator.scheduling.lookahead import SlotForecast
+from whoosh_coordinator.scheduling.scheduler import Needs
 from whoosh_coordinator.store import WhooshStore, read_envelopes
 
 log = logging.getLogger(__name__)
@@ -259,7 +259,7 @@ def _summary(task: q.TaskView) -> q.TaskView:
 
 
 def _env_masked(agent: q.AgentView) -> q.AgentView:
-    """The agent as readers see it: env values masked (see whoosh_shared.agent_env)."""
+    """The agent as readers see it: env values masked (see whoosh_shared.contract.agent_env)."""
     if not agent.spec.env:
         return agent
     spec = agent.spec.model_copy(update={"env": mask_env(agent.spec.env)})

@@ -26,19 +26,21 @@ from typing import Protocol
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
 from nats.js.errors import NotFoundError
-from whoosh_shared import subjects
-from whoosh_shared.agent_env import mask_envelope
-from whoosh_shared.agents import AgentSpec
-from whoosh_shared.blobs import BlobRef, BlobStore
-from whoosh_shared.enums import WORK_TOKEN
-from whoosh_shared.events import EventEnvelope
-from whoosh_shared.limits import LimitSettings, head_and_tail, preview, utf8_size
-from whoosh_shared.supervision import LoopHealth
-from whoosh_shared.work import WorkItem
+from whoosh_shared.contract import subjects
+from whoosh_shared.contract.agent_env import mask_envelope
+from whoosh_shared.contract.agents import AgentSpec
+from whoosh_shared.contract.blobs import BlobRef
+from whoosh_shared.contract.enums import WORK_TOKEN
+from whoosh_shared.contract.events import EventEnvelope
+from whoosh_shared.contract.limits import LimitSettings, head_and_tail, preview, utf8_size
+from whoosh_shared.contract.work import WorkItem
+from whoosh_shared.runtime.blob_store import BlobStore
+from whoosh_shared.runtime.supervision import LoopHealth
 
-from whoosh_coordinator.domain import Agent, Task
+from whoosh_coordinator.agents.domain import Agent
 from whoosh_coordinator.follower import Follower
 from whoosh_coordinator.store import WhooshStore, read_envelopes
+from whoosh_coordinator.tasks.domain import Task
 
 log = logging.getLogger(__name__)
 BATCH = 500
@@ -131,7 +133,7 @@ def _acked() -> Awaitable[PubAck]:
 
 
 class Relay:
-    """Publishes the log in order. Supervised (see whoosh_shared.supervision): a publish
+    """Publishes the log in order. Supervised (see whoosh_shared.runtime.supervision): a publish
     that fails or whose ack does not come within `ack_timeout_s` is logged at ERROR with
     its cause and retried from the same position with a doubling backoff, and `health`
     says "relay" is down until a batch goes through again."""

@@ -7,7 +7,7 @@ compared with a live one.
 
 from __future__ import annotations
 
-from whoosh_shared.events import EventEnvelope
+from whoosh_shared.contract.events import EventEnvelope
 
 from whoosh_coordinator.projections import FINISHED_KEPT, FleetProjection
 from whoosh_coordinator.store import WhooshStore, read_envelopes

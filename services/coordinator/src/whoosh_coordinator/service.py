@@ -20,27 +20,27 @@ from typing import Any
 
 from eventsourcing.persistence import Recording
 from nats.aio.msg import Msg
-from whoosh_shared import subjects
-from whoosh_shared.bus import Bus, ensure_streams
-from whoosh_shared.commands import Command, CommandReply, RejectCode
-from whoosh_shared.config import ConfigError, CoordinatorSettings
-from whoosh_shared.limits import LimitSettings
-from whoosh_shared.queries import QueryReply
-from whoosh_shared.security_settings import SecuritySettings
-from whoosh_shared.store import describe_store
-from whoosh_shared.stream_limits import StreamLimits
-from whoosh_shared.supervision import LoopHealth, supervise
-from whoosh_shared.work import StoreAppended
+from whoosh_shared.contract import subjects
+from whoosh_shared.contract.commands import Command, CommandReply, RejectCode
+from whoosh_shared.contract.config import ConfigError, CoordinatorSettings
+from whoosh_shared.contract.limits import LimitSettings
+from whoosh_shared.contract.queries import QueryReply
+from whoosh_shared.contract.security_settings import SecuritySettings
+from whoosh_shared.contract.stream_limits import StreamLimits
+from whoosh_shared.contract.work import StoreAppended
+from whoosh_shared.runtime.bus import Bus, ensure_streams
+from whoosh_shared.runtime.store import describe_store
+from whoosh_shared.runtime.supervision import LoopHealth, supervise
 
 from whoosh_coordinator.assignment import Assigner
 from whoosh_coordinator.commands import CommandHandler
 from whoosh_coordinator.dispatch import Dispatcher
 from whoosh_coordinator.durability import StoreSync
-from whoosh_coordinator.fair_queue import FairShare, check_shares
 from whoosh_coordinator.follower import Follower
 from whoosh_coordinator.projections import FleetProjection
 from whoosh_coordinator.queries import QueryHandler
 from whoosh_coordinator.relay import FollowerSource, Relay, StoreSource
+from whoosh_coordinator.scheduling.fair_queue import FairShare, check_shares
 from whoosh_coordinator.store import open_store
 from whoosh_coordinator.threads import commands as thread_commands
 

@@ -6,11 +6,11 @@ wording; this check is the one a program talking NATS directly cannot skip.
 
 from __future__ import annotations
 
-from whoosh_shared import commands as c
-from whoosh_shared.commands import RejectCode
-from whoosh_shared.limits import LimitSettings, too_large, utf8_size
+from whoosh_shared.contract import commands as c
+from whoosh_shared.contract.commands import RejectCode
+from whoosh_shared.contract.limits import LimitSettings, too_large, utf8_size
 
-from whoosh_coordinator.domain import Rejected
+from whoosh_coordinator.rejection import Rejected
 
 
 def check_prompt_size(cmd: c.SubmitTask, limits: LimitSettings) -> None:
@@ -28,5 +28,5 @@ def check_prompt_size(cmd: c.SubmitTask, limits: LimitSettings) -> None:
         raise Rejected(
             RejectCode.TOO_LARGE,
             f"an inline prompt is {size} bytes, over limits.inline_bytes ({limits.inline_bytes}):"
-            " store it in the blob store (whoosh_shared.blobs.BlobStore) and send prompt_ref",
+            " store it in the blob store (whoosh_shared.runtime.blob_store) and send prompt_ref",
         )

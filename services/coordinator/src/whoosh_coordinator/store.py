@@ -13,14 +13,15 @@ from typing import Any
 from eventsourcing.application import Application, ProcessingEvent
 from eventsourcing.domain import BaseAggregate
 from eventsourcing.persistence import Notification, PersistenceError, Recording
-from whoosh_shared.events import EventEnvelope
-from whoosh_shared.store import store_env
+from whoosh_shared.contract.events import EventEnvelope
+from whoosh_shared.runtime.store import store_env
 
+from whoosh_coordinator.agents.domain import Agent
+from whoosh_coordinator.alerts.domain import Alert
 from whoosh_coordinator.budgets.domain import Budget
-from whoosh_coordinator.domain import Agent, Task
-from whoosh_coordinator.domain.alert import Alert
-from whoosh_coordinator.domain.api_key import ApiKey
 from whoosh_coordinator.durability import StoreSync, apply_sync
+from whoosh_coordinator.keys.domain import ApiKey
+from whoosh_coordinator.tasks.domain import Task
 from whoosh_coordinator.threads.domain import Thread
 from whoosh_coordinator.workflows.domain import Execution, Workflow
 

@@ -14,9 +14,10 @@ from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError
 
-from whoosh_coordinator.domain import Agent, Task
-from whoosh_coordinator.domain.api_key import ApiKey
+from whoosh_coordinator.agents.domain import Agent
+from whoosh_coordinator.keys.domain import ApiKey
 from whoosh_coordinator.store import WhooshStore
+from whoosh_coordinator.tasks.domain import Task
 
 Aggregate = Agent | Task | ApiKey
 KEPT = 50_000

@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 
-from whoosh_shared import service_main
+from whoosh_shared.runtime import service_main
 
 from whoosh_executor_cli.local_process import use_pidfd_child_watcher
 from whoosh_executor_cli.service import ExecutorService
@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         lambda config: ExecutorService.from_config(config, args.nats, args.executor_id),
         log=log,
         serve=serve,
-        allow_uvloop=False,  # its work is child processes: see whoosh_shared.event_loop
+        allow_uvloop=False,  # its work is child processes: see whoosh_shared.runtime.event_loop
     )
 
 

@@ -1,7 +1,7 @@
 """Handling one work message: start the task, run its command, report, then (only then) ack.
 
 The envelope (read, claim with StartTask, keep the message alive, settle) is shared by
-every executor (`whoosh_shared.work_message`, which says why the order makes executors
+every executor (`whoosh_shared.runtime.work_message`, which says why the order makes executors
 crash-safe); what is this executor's own is running the agent's command, locally or
 over SSH, and judging how it went.
 """
@@ -15,13 +15,13 @@ from dataclasses import dataclass, field, replace
 
 import nats.errors
 from nats.aio.msg import Msg
-from whoosh_shared import executor_runtime
-from whoosh_shared.bus import BusError
-from whoosh_shared.commands import CompleteTask, FailTask, ReportProgress
-from whoosh_shared.enums import AgentType, CliKind
-from whoosh_shared.running_attempts import StopCause
-from whoosh_shared.work import WorkItem
-from whoosh_shared.work_message import (
+from whoosh_shared.contract.commands import CompleteTask, FailTask, ReportProgress
+from whoosh_shared.contract.enums import AgentType, CliKind
+from whoosh_shared.contract.work import WorkItem
+from whoosh_shared.runtime import executor_runtime
+from whoosh_shared.runtime.bus import BusError
+from whoosh_shared.runtime.running_attempts import StopCause
+from whoosh_shared.runtime.work_message import (
     SHUTDOWN_REDELIVERY_DELAY_S,
     claim,
     hold,

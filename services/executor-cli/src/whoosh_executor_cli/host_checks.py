@@ -23,15 +23,15 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from pydantic import ValidationError
-from whoosh_shared import subjects
-from whoosh_shared.agents import AgentSpec
-from whoosh_shared.bus import Bus, BusError
-from whoosh_shared.commands import ReportInventory
-from whoosh_shared.config import ExecutorSettings
-from whoosh_shared.connectivity import ProbeAgent, ProbeReply
-from whoosh_shared.enums import WORK_TOKEN, AgentType
-from whoosh_shared.inventory import Inventory
-from whoosh_shared.probe_rounds import every_interval, registered_agents
+from whoosh_shared.contract import subjects
+from whoosh_shared.contract.agents import AgentSpec
+from whoosh_shared.contract.commands import ReportInventory
+from whoosh_shared.contract.config import ExecutorSettings
+from whoosh_shared.contract.connectivity import ProbeAgent, ProbeReply
+from whoosh_shared.contract.enums import WORK_TOKEN, AgentType
+from whoosh_shared.contract.inventory import Inventory
+from whoosh_shared.runtime.bus import Bus, BusError
+from whoosh_shared.runtime.probe_rounds import every_interval, registered_agents
 
 from whoosh_executor_cli.ssh_probe import ProbeResult, probe_agent
 

@@ -23,8 +23,8 @@ import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 
-from whoosh_shared.agent_env import EnvReferenceError, child_environ
-from whoosh_shared.commands import MAX_OUTPUT_CHARS
+from whoosh_shared.contract.agent_env import EnvReferenceError, child_environ
+from whoosh_shared.contract.commands import MAX_OUTPUT_CHARS
 
 from whoosh_executor_cli.output import LineSplitter, OutputTail
 from whoosh_executor_cli.run_result import Outcome, RunResult  # also imported from here

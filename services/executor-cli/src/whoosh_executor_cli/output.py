@@ -12,7 +12,7 @@ import logging
 from collections import deque
 from collections.abc import Callable
 
-from whoosh_shared.commands import MAX_OUTPUT_CHARS
+from whoosh_shared.contract.commands import MAX_OUTPUT_CHARS
 
 log = logging.getLogger(__name__)
 

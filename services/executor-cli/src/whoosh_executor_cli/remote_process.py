@@ -24,9 +24,9 @@ import time
 from collections.abc import Coroutine, Mapping, Sequence
 
 import asyncssh
-from whoosh_shared.agent_env import EnvReferenceError, resolve_env
-from whoosh_shared.agents import SshTarget
-from whoosh_shared.commands import MAX_OUTPUT_CHARS
+from whoosh_shared.contract.agent_env import EnvReferenceError, resolve_env
+from whoosh_shared.contract.agents import SshTarget
+from whoosh_shared.contract.commands import MAX_OUTPUT_CHARS
 
 from whoosh_executor_cli.local_process import PIPE_ABANDON_S, PIPE_DRAIN_S, LineSink
 from whoosh_executor_cli.output import StreamCollector

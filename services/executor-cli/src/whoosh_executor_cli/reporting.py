@@ -12,8 +12,8 @@ import logging
 import signal
 from typing import Any
 
-from whoosh_shared.commands import MAX_OUTPUT_CHARS, CompleteTask, FailTask, Usage
-from whoosh_shared.work import WorkItem
+from whoosh_shared.contract.commands import MAX_OUTPUT_CHARS, CompleteTask, FailTask, Usage
+from whoosh_shared.contract.work import WorkItem
 
 from whoosh_executor_cli.local_process import Outcome, RunResult
 from whoosh_executor_cli.profiles import AgentRun, Verdict

@@ -1,14 +1,14 @@
 """What one attempt running on this executor is: the process that runs it, local or remote.
 
-The registry of runs and their stopping live in `whoosh_shared.running_attempts`."""
+The registry of runs and their stopping live in `whoosh_shared.runtime.running_attempts`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Protocol
 
-from whoosh_shared.running_attempts import StopCause
-from whoosh_shared.work import WorkItem
+from whoosh_shared.contract.work import WorkItem
+from whoosh_shared.runtime.running_attempts import StopCause
 
 from whoosh_executor_cli.profiles import AgentRun
 from whoosh_executor_cli.run_result import RunResult

@@ -1,7 +1,7 @@
 """The executor process for CLI agents: its work consumer and what it runs beside it.
 
 The process's life (bus wiring, cancellations, heartbeats, an orderly stop that leaves no
-task half-reported) is every executor's (`whoosh_shared.executor_runtime`). What is this
+task half-reported) is every executor's (`whoosh_shared.runtime.executor_runtime`). What is this
 executor's own: one durable consumer for CLI work, SSH connections kept for remote agents
 (closed at the stop, and read for the heartbeat), a stop that also waits out the kill
 grace of running commands, and beside the work: answering connectivity tests of CLI
@@ -15,11 +15,11 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-from whoosh_shared.enums import AgentType
-from whoosh_shared.executor_runtime import REPORT_GRACE_S, ExecutorRuntime
-from whoosh_shared.heartbeat import SshPoolReading
-from whoosh_shared.progress import ProgressPublisher
-from whoosh_shared.work_queue import MessageHandler
+from whoosh_shared.contract.enums import AgentType
+from whoosh_shared.contract.heartbeat import SshPoolReading
+from whoosh_shared.runtime.executor_runtime import REPORT_GRACE_S, ExecutorRuntime
+from whoosh_shared.runtime.progress import ProgressPublisher
+from whoosh_shared.runtime.work_queue import MessageHandler
 
 from whoosh_executor_cli.attempt import AttemptHandler, ExecutorContext
 from whoosh_executor_cli.host_checks import HostReporter, ProbeResponder

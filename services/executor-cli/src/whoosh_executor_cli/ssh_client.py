@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncssh
-from whoosh_shared.agents import SshTarget
-from whoosh_shared.heartbeat import SshPoolReading
+from whoosh_shared.contract.agents import SshTarget
+from whoosh_shared.contract.heartbeat import SshPoolReading
 
 from whoosh_executor_cli.ssh_failures import (
     SshFailure,

@@ -14,7 +14,7 @@ import socket
 from enum import StrEnum
 
 import asyncssh
-from whoosh_shared.agents import SshTarget
+from whoosh_shared.contract.agents import SshTarget
 
 
 class SshFailureCause(StrEnum):

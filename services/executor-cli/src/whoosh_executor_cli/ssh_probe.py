@@ -13,7 +13,7 @@ import shlex
 
 import asyncssh
 from pydantic import BaseModel, ConfigDict
-from whoosh_shared.agents import AgentSpec
+from whoosh_shared.contract.agents import AgentSpec
 
 from whoosh_executor_cli.ssh_client import connect
 from whoosh_executor_cli.ssh_failures import SshFailure, SshFailureCause

@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 
-from whoosh_shared import service_main
+from whoosh_shared.runtime import service_main
 
 from whoosh_executor_ollama.service import ExecutorService
 

@@ -2,7 +2,7 @@
 then) ack.
 
 The envelope (read, claim with StartTask, keep the message alive, settle) is shared by
-every executor (`whoosh_shared.work_message`, which says why the order makes executors
+every executor (`whoosh_shared.runtime.work_message`, which says why the order makes executors
 crash-safe); what is this executor's own is the LLM call: breaker, stream, usage.
 """
 
@@ -17,19 +17,19 @@ from enum import StrEnum
 
 import httpx
 from nats.aio.msg import Msg
-from whoosh_shared import executor_runtime
-from whoosh_shared.agent_env import EnvReferenceError, resolved_value
-from whoosh_shared.commands import (
+from whoosh_shared.contract.agent_env import EnvReferenceError, resolved_value
+from whoosh_shared.contract.commands import (
     MAX_OUTPUT_CHARS,
     CompleteTask,
     FailTask,
     LlmOptions,
     Usage,
 )
-from whoosh_shared.enums import AgentType
-from whoosh_shared.running_attempts import StopCause
-from whoosh_shared.work import WorkItem
-from whoosh_shared.work_message import (
+from whoosh_shared.contract.enums import AgentType
+from whoosh_shared.contract.work import WorkItem
+from whoosh_shared.runtime import executor_runtime
+from whoosh_shared.runtime.running_attempts import StopCause
+from whoosh_shared.runtime.work_message import (
     SHUTDOWN_REDELIVERY_DELAY_S,
     claim,
     hold,

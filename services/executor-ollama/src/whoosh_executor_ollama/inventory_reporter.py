@@ -14,12 +14,12 @@ import logging
 
 import httpx
 import nats.errors
-from whoosh_shared.bus import Bus, BusError
-from whoosh_shared.commands import ReportInventory
-from whoosh_shared.config import ExecutorSettings
-from whoosh_shared.enums import AgentType
-from whoosh_shared.inventory import Inventory
-from whoosh_shared.probe_rounds import every_interval, registered_agents
+from whoosh_shared.contract.commands import ReportInventory
+from whoosh_shared.contract.config import ExecutorSettings
+from whoosh_shared.contract.enums import AgentType
+from whoosh_shared.contract.inventory import Inventory
+from whoosh_shared.runtime.bus import Bus, BusError
+from whoosh_shared.runtime.probe_rounds import every_interval, registered_agents
 
 from whoosh_executor_ollama.server_probe import ShowCache, probe
 

@@ -1,14 +1,14 @@
 """What one attempt running on this executor is: the asyncio task streaming its LLM call.
 
-The registry of runs and their stopping live in `whoosh_shared.running_attempts`."""
+The registry of runs and their stopping live in `whoosh_shared.runtime.running_attempts`."""
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
 
-from whoosh_shared.running_attempts import StopCause
-from whoosh_shared.work import WorkItem
+from whoosh_shared.contract.work import WorkItem
+from whoosh_shared.runtime.running_attempts import StopCause
 
 from whoosh_executor_ollama.stream import LlmStream
 

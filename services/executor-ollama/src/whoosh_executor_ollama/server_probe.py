@@ -18,10 +18,10 @@ import logging
 import os
 
 import httpx
-from whoosh_shared.agent_env import EnvReferenceError, resolved_value
-from whoosh_shared.agents import AgentSpec
-from whoosh_shared.enums import AgentType
-from whoosh_shared.inventory import MAX_MODELS, Inventory, ModelFacts
+from whoosh_shared.contract.agent_env import EnvReferenceError, resolved_value
+from whoosh_shared.contract.agents import AgentSpec
+from whoosh_shared.contract.enums import AgentType
+from whoosh_shared.contract.inventory import MAX_MODELS, Inventory, ModelFacts
 
 from whoosh_executor_ollama.failures import LlmError
 from whoosh_executor_ollama.ollama_api import ModelEntry, OllamaClient

@@ -6,7 +6,7 @@ HTTP client (one connection pool) and one circuit-breaker board keyed by endpoin
 Beside them, the inventory reporter probes every LLM agent's server periodically.
 
 The process's life (bus wiring, cancellations, heartbeats, an orderly stop that leaves no
-task half-reported) is every executor's (`whoosh_shared.executor_runtime`): at a stop,
+task half-reported) is every executor's (`whoosh_shared.runtime.executor_runtime`): at a stop,
 calls still streaming are cancelled (their connections closed) and their messages handed
 back for another executor.
 """
@@ -18,10 +18,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
-from whoosh_shared.enums import AgentType
-from whoosh_shared.executor_runtime import ExecutorRuntime
-from whoosh_shared.progress import ProgressPublisher
-from whoosh_shared.work_queue import MessageHandler
+from whoosh_shared.contract.enums import AgentType
+from whoosh_shared.runtime.executor_runtime import ExecutorRuntime
+from whoosh_shared.runtime.progress import ProgressPublisher
+from whoosh_shared.runtime.work_queue import MessageHandler
 
 from whoosh_executor_ollama.attempt import AttemptHandler, ExecutorContext
 from whoosh_executor_ollama.circuit_breaker import BreakerBoard

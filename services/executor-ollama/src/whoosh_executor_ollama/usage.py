@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from whoosh_shared.commands import Usage
+from whoosh_shared.contract.commands import Usage
 
 NS_PER_S = 1_000_000_000
 

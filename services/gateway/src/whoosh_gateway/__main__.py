@@ -8,12 +8,12 @@ import socket
 import sys
 
 import uvicorn
-from whoosh_shared import event_loop, nats_auth
-from whoosh_shared.bus import BusError
-from whoosh_shared.config import ConfigError, load_config
-from whoosh_shared.gateway_settings import GatewaySettings
-from whoosh_shared.limits import LimitSettings
-from whoosh_shared.logs import setup_logging
+from whoosh_shared.contract.config import ConfigError, load_config
+from whoosh_shared.contract.gateway_settings import GatewaySettings
+from whoosh_shared.contract.limits import LimitSettings
+from whoosh_shared.runtime import event_loop, nats_auth
+from whoosh_shared.runtime.bus import BusError
+from whoosh_shared.runtime.logs import setup_logging
 
 from whoosh_gateway.app import create_app
 from whoosh_gateway.submit_size import body_limit
@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         config = load_config(args.config)
-        nats_auth.configure(config.nats_options())
+        nats_auth.configure(nats_auth.for_config(config))
         overrides = {
             key: value
             for key, value in (("host", args.host), ("port", args.port))

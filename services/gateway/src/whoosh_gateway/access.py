@@ -13,7 +13,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.requests import HTTPConnection
-from whoosh_shared.api_keys import Role
+from whoosh_shared.contract.api_keys import Role
 
 from whoosh_gateway.callers import UNAUTHENTICATED_ADMIN, Caller
 from whoosh_gateway.errors import ApiError

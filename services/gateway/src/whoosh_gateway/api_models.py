@@ -12,9 +12,9 @@ from typing import Literal
 from uuid import UUID
 
 from pydantic import AwareDatetime, Field
-from whoosh_shared.agents import AgentName, AgentSpec, CapabilityName, Strict
-from whoosh_shared.api_keys import Role
-from whoosh_shared.commands import (
+from whoosh_shared.contract.agents import AgentName, AgentSpec, CapabilityName, Strict
+from whoosh_shared.contract.api_keys import Role
+from whoosh_shared.contract.commands import (
     DEFAULT_PRIORITY,
     MAX_PRIORITY,
     MAX_PROMPT_CHARS,
@@ -23,8 +23,8 @@ from whoosh_shared.commands import (
     RetryPolicy,
     Usage,
 )
-from whoosh_shared.enums import AgentType, TaskStatus
-from whoosh_shared.queries import AgentView, TaskView
+from whoosh_shared.contract.enums import AgentType, TaskStatus
+from whoosh_shared.contract.queries import AgentView, TaskView
 
 AgentStatus = Literal["idle", "busy", "full", "disabled", "unhealthy", "unreachable"]
 

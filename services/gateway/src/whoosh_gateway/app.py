@@ -9,10 +9,10 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 from starlette.routing import Route
-from whoosh_shared.bus import Bus
-from whoosh_shared.gateway_settings import GatewaySettings
-from whoosh_shared.limits import LimitSettings
-from whoosh_shared.queries import AgentList, ListAgents
+from whoosh_shared.contract.gateway_settings import GatewaySettings
+from whoosh_shared.contract.limits import LimitSettings
+from whoosh_shared.contract.queries import AgentList, ListAgents
+from whoosh_shared.runtime.bus import Bus
 
 from whoosh_gateway import ui
 from whoosh_gateway.body_limit import BodyLimit

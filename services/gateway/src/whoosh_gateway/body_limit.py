@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from whoosh_shared.limits import MAX_DOCUMENT_DEPTH, JsonDepthMeter, too_deep
+from whoosh_shared.contract.limits import MAX_DOCUMENT_DEPTH, JsonDepthMeter, too_deep
 
 from whoosh_gateway.errors import error_response
 

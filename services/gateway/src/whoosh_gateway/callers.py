@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from whoosh_shared.api_keys import Role
+from whoosh_shared.contract.api_keys import Role
 
 ANONYMOUS_ACTOR = "anonymous (auth disabled)"
 

@@ -8,10 +8,10 @@ When no executor answers probes, the registration goes ahead and says it was unt
 
 from __future__ import annotations
 
-from whoosh_shared.agents import AgentSpec
-from whoosh_shared.bus import Bus
-from whoosh_shared.connectivity import ask_executor
-from whoosh_shared.enums import AgentType
+from whoosh_shared.contract.agents import AgentSpec
+from whoosh_shared.contract.enums import AgentType
+from whoosh_shared.runtime.bus import Bus
+from whoosh_shared.runtime.connectivity_check import ask_executor
 
 from whoosh_gateway.api_models import ConnectivityResult
 

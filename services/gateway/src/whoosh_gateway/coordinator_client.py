@@ -11,10 +11,10 @@ from typing import TypeVar
 
 import nats.errors
 from pydantic import BaseModel, ValidationError
-from whoosh_shared.bus import Bus, BusError
-from whoosh_shared.commands import Command, CommandReply, SubmitTask
-from whoosh_shared.limits import LimitSettings
-from whoosh_shared.queries import Query
+from whoosh_shared.contract.commands import Command, CommandReply, SubmitTask
+from whoosh_shared.contract.limits import LimitSettings
+from whoosh_shared.contract.queries import Query
+from whoosh_shared.runtime.bus import Bus, BusError
 
 from whoosh_gateway.errors import ApiError
 from whoosh_gateway.submit_size import by_reference

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from whoosh_shared import events as ev
-from whoosh_shared.events import EventEnvelope
-from whoosh_shared.work import ProgressLine
+from whoosh_shared.contract import events as ev
+from whoosh_shared.contract.events import EventEnvelope
+from whoosh_shared.contract.work import ProgressLine
 
 Message = dict[str, Any]
 

@@ -18,14 +18,14 @@ from uuid import UUID
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from pydantic import ValidationError
-from whoosh_shared import events as ev
-from whoosh_shared import subjects
-from whoosh_shared.bus import Bus, BusError
-from whoosh_shared.events import EventEnvelope
-from whoosh_shared.queries import EventPage, GetEvents
-from whoosh_shared.reconnects import after_each_reconnect, last_relayed_id
-from whoosh_shared.supervision import LoopHealth, supervise
-from whoosh_shared.work import ProgressLine
+from whoosh_shared.contract import events as ev
+from whoosh_shared.contract import subjects
+from whoosh_shared.contract.events import EventEnvelope
+from whoosh_shared.contract.queries import EventPage, GetEvents
+from whoosh_shared.contract.work import ProgressLine
+from whoosh_shared.runtime.bus import Bus, BusError
+from whoosh_shared.runtime.reconnects import after_each_reconnect, last_relayed_id
+from whoosh_shared.runtime.supervision import LoopHealth, supervise
 
 from whoosh_gateway.dashboard_events import from_event, from_line
 

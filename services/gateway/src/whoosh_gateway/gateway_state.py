@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from starlette.requests import HTTPConnection
-from whoosh_shared.bus import Bus
-from whoosh_shared.gateway_settings import GatewaySettings
-from whoosh_shared.limits import LimitSettings
+from whoosh_shared.contract.gateway_settings import GatewaySettings
+from whoosh_shared.contract.limits import LimitSettings
+from whoosh_shared.runtime.bus import Bus
 
 from whoosh_gateway.coordinator_client import CoordinatorClient
 from whoosh_gateway.event_hub import EventHub

@@ -21,11 +21,11 @@ from uuid import UUID
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from pydantic import ValidationError
-from whoosh_shared import subjects
-from whoosh_shared.api_keys import hash_token, hashes_match, key_id, parse_token
-from whoosh_shared.bus import Bus
-from whoosh_shared.events import EventEnvelope
-from whoosh_shared.queries import ApiKeyView, VerifyApiKey
+from whoosh_shared.contract import subjects
+from whoosh_shared.contract.api_keys import hash_token, hashes_match, key_id, parse_token
+from whoosh_shared.contract.events import EventEnvelope
+from whoosh_shared.contract.queries import ApiKeyView, VerifyApiKey
+from whoosh_shared.runtime.bus import Bus
 
 from whoosh_gateway.callers import Caller
 from whoosh_gateway.coordinator_client import CoordinatorClient

@@ -20,8 +20,8 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from uuid import UUID
 
-from whoosh_shared.api_keys import key_id
-from whoosh_shared.queries import ApiKeyView, VerifyApiKey
+from whoosh_shared.contract.api_keys import key_id
+from whoosh_shared.contract.queries import ApiKeyView, VerifyApiKey
 
 from whoosh_gateway.callers import Caller
 from whoosh_gateway.coordinator_client import CoordinatorClient

@@ -7,10 +7,10 @@ limit, the size seen, the setting that raises it).
 
 from __future__ import annotations
 
-from whoosh_shared import commands as c
-from whoosh_shared.blobs import BlobStore
-from whoosh_shared.bus import Bus
-from whoosh_shared.limits import LimitSettings, preview, too_large, utf8_size
+from whoosh_shared.contract import commands as c
+from whoosh_shared.contract.limits import LimitSettings, preview, too_large, utf8_size
+from whoosh_shared.runtime.blob_store import BlobStore
+from whoosh_shared.runtime.bus import Bus
 
 from whoosh_gateway.errors import ApiError
 

@@ -18,10 +18,10 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import Field, TypeAdapter, ValidationError
-from whoosh_shared.agents import Strict
-from whoosh_shared.commands import IDEMPOTENCY_KEY_PATTERN
-from whoosh_shared.limits import MAX_DOCUMENT_DEPTH, raw_json_depth, too_deep
-from whoosh_shared.queries import MAX_EVENT_ID
+from whoosh_shared.contract.agents import Strict
+from whoosh_shared.contract.commands import IDEMPOTENCY_KEY_PATTERN
+from whoosh_shared.contract.limits import MAX_DOCUMENT_DEPTH, raw_json_depth, too_deep
+from whoosh_shared.contract.queries import MAX_EVENT_ID
 
 from whoosh_gateway.api_models import TaskSubmission
 from whoosh_gateway.errors import describe_validation

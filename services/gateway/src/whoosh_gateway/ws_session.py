@@ -23,11 +23,11 @@ from uuid import UUID
 
 from fastapi import WebSocket
 from pydantic import ValidationError
-from whoosh_shared import commands as c
-from whoosh_shared.api_keys import Role
-from whoosh_shared.events import EventEnvelope
-from whoosh_shared.queries import AgentView, EventPage, GetAgent, GetEvents
-from whoosh_shared.work import ProgressLine
+from whoosh_shared.contract import commands as c
+from whoosh_shared.contract.api_keys import Role
+from whoosh_shared.contract.events import EventEnvelope
+from whoosh_shared.contract.queries import AgentView, EventPage, GetAgent, GetEvents
+from whoosh_shared.contract.work import ProgressLine
 
 from whoosh_gateway.access import check_role
 from whoosh_gateway.callers import Caller

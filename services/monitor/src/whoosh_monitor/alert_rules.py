@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from whoosh_shared.alerts import AlertMetric, AlertRule
+from whoosh_shared.contract.alerts import AlertMetric, AlertRule
 
 Labels = tuple[tuple[str, str], ...]
 

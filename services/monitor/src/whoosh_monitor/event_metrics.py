@@ -16,9 +16,9 @@ from uuid import UUID
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from pydantic import ValidationError
-from whoosh_shared import events as ev
-from whoosh_shared import metric_names as m
-from whoosh_shared.events import EventEnvelope
+from whoosh_shared.contract import events as ev
+from whoosh_shared.contract import metric_names as m
+from whoosh_shared.contract.events import EventEnvelope
 
 from whoosh_monitor.agent_window import AgentWindow
 

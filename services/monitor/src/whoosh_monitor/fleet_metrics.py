@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from whoosh_shared import metric_names as m
-from whoosh_shared.enums import TaskStatus
-from whoosh_shared.heartbeat import Heartbeat
-from whoosh_shared.queries import AgentView, FleetStats
+from whoosh_shared.contract import metric_names as m
+from whoosh_shared.contract.enums import TaskStatus
+from whoosh_shared.contract.heartbeat import Heartbeat
+from whoosh_shared.contract.queries import AgentView, FleetStats
 
 
 @dataclass(frozen=True)

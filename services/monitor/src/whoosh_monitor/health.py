@@ -19,9 +19,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from whoosh_shared.config import MonitoringSettings
-from whoosh_shared.enums import AgentType
-from whoosh_shared.heartbeat import Heartbeat
+from whoosh_shared.contract.config import MonitoringSettings
+from whoosh_shared.contract.enums import AgentType
+from whoosh_shared.contract.heartbeat import Heartbeat
 
 RESEND_AFTER_S = 2.0
 FORGET_DEAD_AFTER_S = 600.0

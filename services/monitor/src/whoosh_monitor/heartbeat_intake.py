@@ -13,8 +13,8 @@ from collections import Counter
 from collections.abc import Callable
 
 from pydantic import ValidationError
-from whoosh_shared import subjects
-from whoosh_shared.heartbeat import Heartbeat
+from whoosh_shared.contract import subjects
+from whoosh_shared.contract.heartbeat import Heartbeat
 
 log = logging.getLogger(__name__)
 

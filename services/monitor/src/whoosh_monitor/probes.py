@@ -14,9 +14,9 @@ import contextlib
 import os
 
 import httpx
-from whoosh_shared.agent_env import EnvReferenceError, resolved_value
-from whoosh_shared.agents import AgentSpec
-from whoosh_shared.enums import AgentType
+from whoosh_shared.contract.agent_env import EnvReferenceError, resolved_value
+from whoosh_shared.contract.agents import AgentSpec
+from whoosh_shared.contract.enums import AgentType
 
 API_KEY_ENV = "OPENAI_API_KEY"
 

@@ -1,7 +1,7 @@
 """What the alert rules see: one reading per metric and labelled series, from the latest
 heartbeats, the coordinator's agents and stats, and each agent's recent attempts. Pure.
 
-Units are the rules' (see whoosh_shared.alerts): usage in percent, times in seconds,
+Units are the rules' (see whoosh_shared.contract.alerts): usage in percent, times in seconds,
 target metrics as ratios to the agent's own performance_targets.
 """
 
@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from whoosh_shared.alerts import AlertMetric
-from whoosh_shared.enums import TaskStatus
-from whoosh_shared.heartbeat import Heartbeat
-from whoosh_shared.inventory import model_key
-from whoosh_shared.queries import AgentView, FleetStats
+from whoosh_shared.contract.alerts import AlertMetric
+from whoosh_shared.contract.enums import TaskStatus
+from whoosh_shared.contract.heartbeat import Heartbeat
+from whoosh_shared.contract.inventory import model_key
+from whoosh_shared.contract.queries import AgentView, FleetStats
 
 from whoosh_monitor.agent_window import AgentWindow
 from whoosh_monitor.alert_rules import Reading, labels_of

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from uuid import UUID
 
-from whoosh_shared.enums import TaskStatus
+from whoosh_shared.contract.enums import TaskStatus
 
 
 @dataclass(frozen=True)

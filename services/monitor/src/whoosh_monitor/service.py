@@ -21,11 +21,10 @@ import httpx
 import nats.errors
 from nats.aio.msg import Msg
 from prometheus_client import CollectorRegistry, Counter
-from whoosh_shared import metric_names as m
-from whoosh_shared import subjects
-from whoosh_shared.budgets import BudgetList, ListBudgets
-from whoosh_shared.bus import Bus, BusError
-from whoosh_shared.commands import (
+from whoosh_shared.contract import metric_names as m
+from whoosh_shared.contract import subjects
+from whoosh_shared.contract.budgets import BudgetList, ListBudgets
+from whoosh_shared.contract.commands import (
     Command,
     CommandReply,
     FailTask,
@@ -33,10 +32,10 @@ from whoosh_shared.commands import (
     ReportAgentHealth,
     ResolveAlert,
 )
-from whoosh_shared.config import WhooshConfig
-from whoosh_shared.enums import TaskStatus
-from whoosh_shared.events import EventEnvelope
-from whoosh_shared.queries import (
+from whoosh_shared.contract.config import WhooshConfig
+from whoosh_shared.contract.enums import TaskStatus
+from whoosh_shared.contract.events import EventEnvelope
+from whoosh_shared.contract.queries import (
     AgentList,
     AgentView,
     AlertList,
@@ -51,8 +50,9 @@ from whoosh_shared.queries import (
     TaskPage,
     TaskView,
 )
-from whoosh_shared.reconnects import after_each_reconnect, last_relayed_id
-from whoosh_shared.supervision import LoopHealth, supervise
+from whoosh_shared.runtime.bus import Bus, BusError
+from whoosh_shared.runtime.reconnects import after_each_reconnect, last_relayed_id
+from whoosh_shared.runtime.supervision import LoopHealth, supervise
 
 from whoosh_monitor.agent_window import AgentWindow
 from whoosh_monitor.alert_rules import RuleEngine, Transition

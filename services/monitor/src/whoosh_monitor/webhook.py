@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
-from whoosh_shared.alerts import WebhookSettings
+from whoosh_shared.contract.alerts import WebhookSettings
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from whoosh_shared.store import store_env
+from whoosh_shared.runtime.store import store_env
 
 from whoosh_coordinator.replay import rebuild
 from whoosh_coordinator.store import open_store

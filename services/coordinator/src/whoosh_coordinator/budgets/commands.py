@@ -12,14 +12,16 @@ from typing import TYPE_CHECKING, Any
 
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
-from whoosh_shared.alerts import alert_id
-from whoosh_shared.budgets import SetBudget
-from whoosh_shared.commands import CommandReply, RejectCode
+from whoosh_shared.contract.alerts import alert_id
+from whoosh_shared.contract.budgets import SetBudget
+from whoosh_shared.contract.commands import CommandReply, RejectCode
 
+from whoosh_coordinator.agents.domain import Agent
+from whoosh_coordinator.alerts.domain import Alert
 from whoosh_coordinator.budgets.domain import Budget, budget_id
 from whoosh_coordinator.budgets.rules import cost_usd, estimate_tokens, scopes_of
-from whoosh_coordinator.domain import Agent, Rejected, Task
-from whoosh_coordinator.domain.alert import Alert
+from whoosh_coordinator.rejection import Rejected
+from whoosh_coordinator.tasks.domain import Task
 
 if TYPE_CHECKING:
     from whoosh_coordinator.commands import CommandHandler

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from whoosh_shared import collab_events as ce
-from whoosh_shared.budgets import BudgetView, Period
-from whoosh_shared.events import EventEnvelope
+from whoosh_shared.contract import collab_events as ce
+from whoosh_shared.contract.budgets import BudgetView, Period
+from whoosh_shared.contract.events import EventEnvelope
 
 from whoosh_coordinator.budgets.rules import share
 

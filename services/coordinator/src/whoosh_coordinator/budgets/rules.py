@@ -9,7 +9,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from whoosh_shared.budgets import Period
+from whoosh_shared.contract.budgets import Period
 
 KEY_ACTOR = re.compile(r"^key (\S+)")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -13,7 +13,7 @@ import unicodedata
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-from whoosh_shared.threads import AnswerType, ThreadKind, Verdict
+from whoosh_shared.contract.threads import AnswerType, ThreadKind, Verdict
 
 ANSWER_LINE = re.compile(r"^\s*ANSWER:\s*(.*?)\s*$", re.IGNORECASE)
 VERDICT_LINE = re.compile(r"^\s*VERDICT:\s*(.*?)\s*$", re.IGNORECASE)

@@ -15,17 +15,18 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
-from whoosh_shared import commands as c
-from whoosh_shared import threads as t
-from whoosh_shared.addresses import AddressError, parse_address, resolve
-from whoosh_shared.alerts import alert_id
-from whoosh_shared.commands import CommandReply, RejectCode
-from whoosh_shared.enums import TaskStatus
+from whoosh_shared.contract import commands as c
+from whoosh_shared.contract import threads as t
+from whoosh_shared.contract.addresses import AddressError, parse_address, resolve
+from whoosh_shared.contract.alerts import alert_id
+from whoosh_shared.contract.commands import CommandReply, RejectCode
+from whoosh_shared.contract.enums import TaskStatus
 
-from whoosh_coordinator.admission import admit
+from whoosh_coordinator.alerts.domain import Alert
 from whoosh_coordinator.budgets.domain import Budget
-from whoosh_coordinator.domain import Rejected, Task
-from whoosh_coordinator.domain.alert import Alert
+from whoosh_coordinator.rejection import Rejected
+from whoosh_coordinator.scheduling.admission import admit
+from whoosh_coordinator.tasks.domain import Task
 from whoosh_coordinator.threads.domain import Thread
 from whoosh_coordinator.threads.escalation import evaluate
 from whoosh_coordinator.threads.prompts import render_round_prompt

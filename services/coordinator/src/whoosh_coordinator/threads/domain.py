@@ -14,10 +14,10 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
-from whoosh_shared.commands import RejectCode
-from whoosh_shared.threads import AnswerType, Rule, ThreadKind, ThreadState
+from whoosh_shared.contract.commands import RejectCode
+from whoosh_shared.contract.threads import AnswerType, Rule, ThreadKind, ThreadState
 
-from whoosh_coordinator.domain.rejection import Rejected
+from whoosh_coordinator.rejection import Rejected
 from whoosh_coordinator.threads.answers import parse_vote
 from whoosh_coordinator.threads.escalation import Facts
 from whoosh_coordinator.threads.tally import Ballot, Outcome, decide

@@ -23,7 +23,7 @@ class Facts:
 
 
 def evaluate(node: dict[str, Any], facts: Facts) -> bool:
-    """Whether a (validated, see whoosh_shared.threads.check_condition) condition holds."""
+    """Whether a (validated, see whoosh_shared.contract.threads.check_condition) condition holds."""
     ((key, value),) = node.items()
     if key == "any":
         return any(evaluate(child, facts) for child in value)

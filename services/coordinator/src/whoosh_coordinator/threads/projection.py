@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from whoosh_shared import collab_events as ce
-from whoosh_shared.events import EventEnvelope
-from whoosh_shared.threads import (
+from whoosh_shared.contract import collab_events as ce
+from whoosh_shared.contract.events import EventEnvelope
+from whoosh_shared.contract.threads import (
     Message,
     Participant,
     Protocol,

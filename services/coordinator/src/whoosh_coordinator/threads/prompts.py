@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from whoosh_shared.threads import AnswerType, ThreadKind
+from whoosh_shared.contract.threads import AnswerType, ThreadKind
 
 from whoosh_coordinator.threads.answers import reminder
 

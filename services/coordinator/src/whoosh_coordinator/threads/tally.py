@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-from whoosh_shared.threads import Rule, Verdict
+from whoosh_shared.contract.threads import Rule, Verdict
 
 THRESHOLDS = {
     Rule.MAJORITY: (Fraction(1, 2), False),  # strictly more than half

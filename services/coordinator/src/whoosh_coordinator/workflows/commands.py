@@ -19,14 +19,16 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 from pydantic import ValidationError
-from whoosh_shared import commands as c
-from whoosh_shared import workflows as w
-from whoosh_shared.commands import CommandReply, RejectCode
-from whoosh_shared.enums import AgentType
-from whoosh_shared.workflow_templates import template_text
+from whoosh_shared.contract import commands as c
+from whoosh_shared.contract import workflows as w
+from whoosh_shared.contract.commands import CommandReply, RejectCode
+from whoosh_shared.contract.enums import AgentType
+from whoosh_shared.contract.workflow_templates import template_text
 
-from whoosh_coordinator.admission import admit
-from whoosh_coordinator.domain import Agent, Rejected, Task
+from whoosh_coordinator.agents.domain import Agent
+from whoosh_coordinator.rejection import Rejected
+from whoosh_coordinator.scheduling.admission import admit
+from whoosh_coordinator.tasks.domain import Task
 from whoosh_coordinator.workflows import definition as d
 from whoosh_coordinator.workflows import n8n
 from whoosh_coordinator.workflows.dependencies import Dependencies

@@ -13,10 +13,11 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
-from whoosh_shared.commands import RejectCode
-from whoosh_shared.enums import TaskStatus
+from whoosh_shared.contract.commands import RejectCode
+from whoosh_shared.contract.enums import TaskStatus
 
-from whoosh_coordinator.domain import Rejected, Task
+from whoosh_coordinator.rejection import Rejected
+from whoosh_coordinator.tasks.domain import Task
 
 if TYPE_CHECKING:
     from whoosh_coordinator.commands import CommandHandler

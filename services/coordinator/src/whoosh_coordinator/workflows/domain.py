@@ -20,9 +20,9 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
-from whoosh_shared.commands import RejectCode
+from whoosh_shared.contract.commands import RejectCode
 
-from whoosh_coordinator.domain.rejection import Rejected
+from whoosh_coordinator.rejection import Rejected
 from whoosh_coordinator.workflows import control
 from whoosh_coordinator.workflows import definition as d
 from whoosh_coordinator.workflows.readiness import ENDED, Ended, verdict

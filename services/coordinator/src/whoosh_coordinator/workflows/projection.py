@@ -10,10 +10,10 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from whoosh_shared import events as ev
-from whoosh_shared.events import EventEnvelope
-from whoosh_shared.queries import TaskView
-from whoosh_shared.workflows import ExecutionView, StepView, WorkflowSummary, WorkflowView
+from whoosh_shared.contract import events as ev
+from whoosh_shared.contract.events import EventEnvelope
+from whoosh_shared.contract.queries import TaskView
+from whoosh_shared.contract.workflows import ExecutionView, StepView, WorkflowSummary, WorkflowView
 
 
 class WorkflowProjection:

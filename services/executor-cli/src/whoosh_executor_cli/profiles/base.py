@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Protocol
 
-from whoosh_shared.enums import CliKind
+from whoosh_shared.contract.enums import CliKind
 
 from whoosh_executor_cli.profiles.events import AgentEvent
 from whoosh_executor_cli.profiles.verdict import Tally, Verdict, decide

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import ClassVar
 
-from whoosh_shared.enums import CliKind
+from whoosh_shared.contract.enums import CliKind
 
 from whoosh_executor_cli.profiles.base import LineParser, Profile
 from whoosh_executor_cli.profiles.events import AgentEvent, TextDelta

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from whoosh_shared.enums import CliKind
+from whoosh_shared.contract.enums import CliKind
 
 from whoosh_executor_cli.profiles.base import Profile
 from whoosh_executor_cli.profiles.claude import ClaudeProfile

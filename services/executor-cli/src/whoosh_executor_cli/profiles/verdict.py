@@ -16,7 +16,7 @@ import signal
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from whoosh_shared.commands import MAX_OUTPUT_CHARS, Usage
+from whoosh_shared.contract.commands import MAX_OUTPUT_CHARS, Usage
 
 from whoosh_executor_cli.output import OutputTail
 from whoosh_executor_cli.profiles.events import (

@@ -21,7 +21,7 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.shared.exceptions import MCPError
 from mcp.types import INTERNAL_ERROR
-from whoosh_shared.api_keys import Role
+from whoosh_shared.contract.api_keys import Role
 
 from whoosh_gateway.callers import Caller
 from whoosh_gateway.errors import ApiError

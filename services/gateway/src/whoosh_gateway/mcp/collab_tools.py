@@ -10,8 +10,8 @@ from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from mcp.types import ToolAnnotations
 from pydantic import Field
-from whoosh_shared import threads as t
-from whoosh_shared.api_keys import Role
+from whoosh_shared.contract import threads as t
+from whoosh_shared.contract.api_keys import Role
 
 from whoosh_gateway.gateway_state import GatewayState
 from whoosh_gateway.mcp.calls import tool_call

@@ -4,9 +4,9 @@ load, then busy ones), the others with the rule that excludes them."""
 
 from __future__ import annotations
 
-from whoosh_shared.agent_fit import FindAgents
-from whoosh_shared.enums import AgentType
-from whoosh_shared.explain import AgentConsidered, Explanation
+from whoosh_shared.contract.agent_fit import FindAgents
+from whoosh_shared.contract.enums import AgentType
+from whoosh_shared.contract.explain import AgentConsidered, Explanation
 
 from whoosh_gateway.coordinator_client import CoordinatorClient
 from whoosh_gateway.mcp.models import Candidate, FindAgentsResult

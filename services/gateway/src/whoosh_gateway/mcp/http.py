@@ -22,7 +22,7 @@ from mcp.server.transport_security import TransportSecurityMiddleware, Transport
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
-from whoosh_shared.gateway_settings import LOOPBACK_HOSTS, GatewaySettings
+from whoosh_shared.contract.gateway_settings import LOOPBACK_HOSTS, GatewaySettings
 
 from whoosh_gateway.access import authenticate
 from whoosh_gateway.errors import ApiError, error_response

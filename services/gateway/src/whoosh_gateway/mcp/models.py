@@ -12,9 +12,9 @@ from typing import Literal
 from uuid import UUID
 
 from pydantic import BaseModel, Field
-from whoosh_shared.commands import Usage
-from whoosh_shared.enums import TaskStatus
-from whoosh_shared.queries import AgentView, TaskView
+from whoosh_shared.contract.commands import Usage
+from whoosh_shared.contract.enums import TaskStatus
+from whoosh_shared.contract.queries import AgentView, TaskView
 
 from whoosh_gateway.api_models import AgentStatus, agent_status
 

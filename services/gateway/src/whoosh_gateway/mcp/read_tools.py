@@ -10,11 +10,11 @@ from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from mcp.types import ToolAnnotations
 from pydantic import AwareDatetime, Field
-from whoosh_shared.agents import AgentName, CapabilityName
-from whoosh_shared.api_keys import Role
-from whoosh_shared.enums import AgentType, TaskStatus
-from whoosh_shared.explain import ExplainTask, TaskExplanation
-from whoosh_shared.queries import (
+from whoosh_shared.contract.agents import AgentName, CapabilityName
+from whoosh_shared.contract.api_keys import Role
+from whoosh_shared.contract.enums import AgentType, TaskStatus
+from whoosh_shared.contract.explain import ExplainTask, TaskExplanation
+from whoosh_shared.contract.queries import (
     AgentList,
     AgentView,
     EventPage,

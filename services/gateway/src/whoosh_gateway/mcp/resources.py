@@ -9,7 +9,7 @@ from uuid import UUID
 
 from mcp.server import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
-from whoosh_shared.queries import (
+from whoosh_shared.contract.queries import (
     AgentList,
     AgentView,
     EventPage,

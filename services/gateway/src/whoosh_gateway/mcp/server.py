@@ -6,7 +6,7 @@ from typing import Any
 
 from mcp.server import MCPServer
 from mcp.types import Tool
-from whoosh_shared.api_keys import Role
+from whoosh_shared.contract.api_keys import Role
 
 from whoosh_gateway.gateway_state import GatewayState
 from whoosh_gateway.mcp.calls import caller_of

@@ -20,9 +20,9 @@ import time
 from collections.abc import Awaitable, Callable
 from uuid import UUID
 
-from whoosh_shared.events import EventEnvelope
-from whoosh_shared.queries import GetTask, TaskView
-from whoosh_shared.work import ProgressLine
+from whoosh_shared.contract.events import EventEnvelope
+from whoosh_shared.contract.queries import GetTask, TaskView
+from whoosh_shared.contract.work import ProgressLine
 
 from whoosh_gateway.coordinator_client import CoordinatorClient
 from whoosh_gateway.event_hub import EventHub

@@ -15,19 +15,19 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import Field
-from whoosh_shared import commands as c
-from whoosh_shared.agents import AgentName, AgentSpec, CapabilityName, Weight
-from whoosh_shared.api_keys import Role
-from whoosh_shared.commands import (
+from whoosh_shared.contract import commands as c
+from whoosh_shared.contract.agents import AgentName, AgentSpec, CapabilityName, Weight
+from whoosh_shared.contract.api_keys import Role
+from whoosh_shared.contract.commands import (
     DEFAULT_PRIORITY,
     MAX_PRIORITY,
     MAX_PROMPT_CHARS,
     MIN_PRIORITY,
     LlmOptions,
 )
-from whoosh_shared.connectivity import FAILED_TEST_CODE
-from whoosh_shared.enums import AgentType
-from whoosh_shared.queries import AgentView, GetAgent, GetTask, TaskView
+from whoosh_shared.contract.connectivity import FAILED_TEST_CODE
+from whoosh_shared.contract.enums import AgentType
+from whoosh_shared.contract.queries import AgentView, GetAgent, GetTask, TaskView
 
 from whoosh_gateway.connectivity_probe import probe_connectivity
 from whoosh_gateway.errors import ApiError

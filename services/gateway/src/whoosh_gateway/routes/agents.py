@@ -6,10 +6,10 @@ import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
-from whoosh_shared import commands as c
-from whoosh_shared.agents import NAME_PATTERN, AgentName, AgentUpdate, Strict, Weight
-from whoosh_shared.connectivity import FAILED_TEST_CODE
-from whoosh_shared.queries import AgentList, AgentView, GetAgent, ListAgents
+from whoosh_shared.contract import commands as c
+from whoosh_shared.contract.agents import NAME_PATTERN, AgentName, AgentUpdate, Strict, Weight
+from whoosh_shared.contract.connectivity import FAILED_TEST_CODE
+from whoosh_shared.contract.queries import AgentList, AgentView, GetAgent, ListAgents
 
 from whoosh_gateway.access import Operator, Viewer
 from whoosh_gateway.api_models import (

@@ -12,9 +12,9 @@ from uuid import UUID
 
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import Field
-from whoosh_shared import threads as t
-from whoosh_shared.agents import NAME_PATTERN, Strict
-from whoosh_shared.budgets import (
+from whoosh_shared.contract import threads as t
+from whoosh_shared.contract.agents import NAME_PATTERN, Strict
+from whoosh_shared.contract.budgets import (
     SCOPE_PATTERN,
     BudgetList,
     BudgetView,
@@ -22,7 +22,7 @@ from whoosh_shared.budgets import (
     Period,
     SetBudget,
 )
-from whoosh_shared.queries import AgentView, EventPage, GetAgent, GetEvents
+from whoosh_shared.contract.queries import AgentView, EventPage, GetAgent, GetEvents
 
 from whoosh_gateway.access import Admin, Operator, Viewer
 from whoosh_gateway.callers import Caller

@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from whoosh_shared.alerts import AlertStatus
-from whoosh_shared.queries import (
+from whoosh_shared.contract.alerts import AlertStatus
+from whoosh_shared.contract.queries import (
     MAX_EVENT_ID,
     AlertList,
     EventPage,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from whoosh_shared.bus import Bus, BusError
-from whoosh_shared.queries import GetStats
+from whoosh_shared.contract.queries import GetStats
+from whoosh_shared.runtime.bus import Bus, BusError
 
 from whoosh_gateway.api_models import Health, Readiness
 from whoosh_gateway.gateway_state import state_of

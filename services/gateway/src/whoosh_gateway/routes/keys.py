@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
-from whoosh_shared import commands as c
-from whoosh_shared.api_keys import PREFIX_PATTERN, generate_key
-from whoosh_shared.queries import ApiKeyList, ApiKeyView, ListApiKeys
+from whoosh_shared.contract import commands as c
+from whoosh_shared.contract.api_keys import PREFIX_PATTERN, generate_key
+from whoosh_shared.contract.queries import ApiKeyList, ApiKeyView, ListApiKeys
 
 from whoosh_gateway.access import Admin
 from whoosh_gateway.api_models import KeyCreated, KeyRequest

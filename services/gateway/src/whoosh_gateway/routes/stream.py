@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 
 from fastapi import APIRouter, WebSocket
-from whoosh_shared.api_keys import Role
+from whoosh_shared.contract.api_keys import Role
 
 from whoosh_gateway.access import authenticate, check_role
 from whoosh_gateway.errors import ApiError

@@ -9,12 +9,11 @@ from uuid import UUID
 from fastapi import APIRouter, Body, Header, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 from pydantic import AwareDatetime
-from whoosh_shared import commands as c
-from whoosh_shared.agents import AgentName, CapabilityName
-from whoosh_shared.blobs import BlobMissing, BlobStore
-from whoosh_shared.enums import TaskStatus
-from whoosh_shared.explain import ExplainTask, TaskExplanation
-from whoosh_shared.queries import (
+from whoosh_shared.contract import commands as c
+from whoosh_shared.contract.agents import AgentName, CapabilityName
+from whoosh_shared.contract.enums import TaskStatus
+from whoosh_shared.contract.explain import ExplainTask, TaskExplanation
+from whoosh_shared.contract.queries import (
     MAX_EVENT_ID,
     EventPage,
     GetEvents,
@@ -23,6 +22,7 @@ from whoosh_shared.queries import (
     TaskPage,
     TaskView,
 )
+from whoosh_shared.runtime.blob_store import BlobMissing, BlobStore
 
 from whoosh_gateway.access import Operator, Viewer
 from whoosh_gateway.api_models import (

@@ -8,10 +8,10 @@ from uuid import UUID
 
 from fastapi import APIRouter, Body, Path, Query, Request, Response
 from pydantic import Field, model_validator
-from whoosh_shared import workflows as w
-from whoosh_shared.agents import Strict
-from whoosh_shared.queries import MAX_EVENT_ID, EventPage, GetEvents
-from whoosh_shared.workflow_templates import list_templates
+from whoosh_shared.contract import workflows as w
+from whoosh_shared.contract.agents import Strict
+from whoosh_shared.contract.queries import MAX_EVENT_ID, EventPage, GetEvents
+from whoosh_shared.contract.workflow_templates import list_templates
 
 from whoosh_gateway.access import Operator, Viewer
 from whoosh_gateway.callers import Caller

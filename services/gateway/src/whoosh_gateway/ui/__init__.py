@@ -12,7 +12,7 @@ from urllib.parse import quote
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from whoosh_shared.bus import Bus
+from whoosh_shared.runtime.bus import Bus
 
 from whoosh_gateway.errors import ApiError
 from whoosh_gateway.ui import (

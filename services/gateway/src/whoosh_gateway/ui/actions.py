@@ -14,9 +14,9 @@ from uuid import UUID
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
-from whoosh_shared import commands as c
-from whoosh_shared.api_keys import Role, generate_key
-from whoosh_shared.queries import ApiKeyList, GetTask, ListApiKeys, TaskView
+from whoosh_shared.contract import commands as c
+from whoosh_shared.contract.api_keys import Role, generate_key
+from whoosh_shared.contract.queries import ApiKeyList, GetTask, ListApiKeys, TaskView
 
 from whoosh_gateway.api_models import TaskSubmission
 from whoosh_gateway.errors import ApiError, describe_validation

@@ -12,7 +12,7 @@ import hmac
 from dataclasses import dataclass
 
 from fastapi import Request
-from whoosh_shared.api_keys import Role
+from whoosh_shared.contract.api_keys import Role
 
 from whoosh_gateway.callers import UNAUTHENTICATED_ADMIN, Caller
 from whoosh_gateway.errors import ApiError

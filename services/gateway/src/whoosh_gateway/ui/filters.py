@@ -14,9 +14,9 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
 from pydantic import TypeAdapter, ValidationError
-from whoosh_shared.agents import AgentName, CapabilityName
-from whoosh_shared.enums import TaskStatus
-from whoosh_shared.queries import ListTasks
+from whoosh_shared.contract.agents import AgentName, CapabilityName
+from whoosh_shared.contract.enums import TaskStatus
+from whoosh_shared.contract.queries import ListTasks
 
 AGO = re.compile(r"^(\d{1,6})([smhd])$")
 UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}

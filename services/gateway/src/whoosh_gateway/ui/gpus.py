@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from whoosh_shared.gpu_readings import Gpu, parse_gpus
-from whoosh_shared.queries import AgentView
+from whoosh_shared.contract.gpu_readings import Gpu, parse_gpus
+from whoosh_shared.contract.queries import AgentView
 
 from whoosh_gateway.errors import ApiError
 from whoosh_gateway.metrics_proxy import MetricsProxy

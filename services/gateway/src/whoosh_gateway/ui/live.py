@@ -22,9 +22,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from uuid import UUID
 
 from fastapi.sse import ServerSentEvent
-from whoosh_shared.events import EventEnvelope
-from whoosh_shared.queries import EventPage, GetEvents
-from whoosh_shared.work import ProgressLine
+from whoosh_shared.contract.events import EventEnvelope
+from whoosh_shared.contract.queries import EventPage, GetEvents
+from whoosh_shared.contract.work import ProgressLine
 
 from whoosh_gateway.dashboard_events import from_event
 from whoosh_gateway.errors import ApiError

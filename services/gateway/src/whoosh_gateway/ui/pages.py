@@ -13,9 +13,9 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse
-from whoosh_shared.api_keys import Role
-from whoosh_shared.enums import TaskStatus
-from whoosh_shared.queries import (
+from whoosh_shared.contract.api_keys import Role
+from whoosh_shared.contract.enums import TaskStatus
+from whoosh_shared.contract.queries import (
     AgentList,
     AgentView,
     AlertList,

@@ -13,7 +13,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
-from whoosh_shared.queries import MAX_EVENT_ID, GetTask, TaskView
+from whoosh_shared.contract.queries import MAX_EVENT_ID, GetTask, TaskView
 
 from whoosh_gateway.gateway_state import state_of
 from whoosh_gateway.ui.auth import LoginRequired, UiRefused, current_viewer

@@ -8,7 +8,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
-from whoosh_shared import threads as t
+from whoosh_shared.contract import threads as t
 
 from whoosh_gateway.gateway_state import state_of
 from whoosh_gateway.ui.auth import UiRefused, Viewer, current_viewer

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from whoosh_shared.events import EventEnvelope
-from whoosh_shared.queries import AgentView
+from whoosh_shared.contract.events import EventEnvelope
+from whoosh_shared.contract.queries import AgentView
 
 ENDS = {
     "TaskCompleted": "completed",
