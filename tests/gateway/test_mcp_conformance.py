@@ -1,10 +1,10 @@
 """The official MCP conformance harness (@modelcontextprotocol/conformance, pinned in
-tests/mcp_conformance/package.json) against a real gateway on loopback, in both protocol
+tests/mcp_conformance/package.json) against `whoosh up` on loopback, in both protocol
 eras, for the server scenarios that apply to an application server.
 
-The harness cannot send an API key, so the gateway under test runs with
-`insecure_no_auth` (loopback only, as `whoosh up` allows it); everything else is the
-real stack. Node 20 here lacks one Node 22 API the harness uses for its own reports
+The harness cannot send an API key, so `whoosh up` runs with
+`gateway.insecure_no_auth` (loopback only, as it allows); everything else is what a user
+starts. Node 20 here lacks one Node 22 API the harness uses for its own reports
 (fs.globSync): tests/mcp_conformance/hooks.mjs supplies it to the harness alone.
 
 Known gaps, left out on purpose (each would test the SDK's fixture server, not WHOOSH):
@@ -20,14 +20,14 @@ Known gaps, left out on purpose (each would test the SDK's fixture server, not W
 
 from __future__ import annotations
 
-import asyncio
 import json
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from gateway.stack import Gateway, Stack
+from cli.whoosh_processes import make_installation
 
 HARNESS_DIR = Path(__file__).resolve().parents[1] / "mcp_conformance"
 HARNESS = (
@@ -85,14 +85,17 @@ def install_harness() -> None:
 
 
 @pytest.fixture(scope="module")
-async def open_gateway(stack: Stack):
-    await asyncio.to_thread(install_harness)
-    gateway = await stack.start_gateway(env=NO_AUTH)
+def mcp_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`whoosh up` with its defaults (bundled NATS, SQLite, a local CLI agent), no auth."""
+    install_harness()
+    installation = make_installation(tmp_path_factory.mktemp("whoosh-up"))
+    installation.env.update(NO_AUTH)
     try:
-        yield gateway
+        installation.up()
+        yield f"http://127.0.0.1:{installation.gateway_port}/mcp"
     finally:
-        gateway.process.stop()
-        stack.gateways.remove(gateway)
+        for up in installation.started:
+            up.cleanup()
 
 
 def run_harness(url: str, scenario: str, version: str, out: Path) -> dict:
@@ -119,10 +122,8 @@ def run_harness(url: str, scenario: str, version: str, out: Path) -> dict:
 @pytest.mark.parametrize(
     ("version", "scenario"), [(v, s) for v, names in SCENARIOS.items() for s in names]
 )
-async def test_conformance_scenario(open_gateway: Gateway, version, scenario, tmp_path) -> None:
-    result = await asyncio.to_thread(
-        run_harness, f"{open_gateway.url}/mcp", scenario, version, tmp_path
-    )
+def test_conformance_scenario(mcp_url: str, version, scenario, tmp_path) -> None:
+    result = run_harness(mcp_url, scenario, version, tmp_path)
     checks = [check for group in result["checks"] for check in group]
     failed = {c["id"]: c for c in checks if c.get("status") == "FAILURE"}
     known = KNOWN_GAPS.get((version, scenario), set())
