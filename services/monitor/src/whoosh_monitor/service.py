@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 import time
 from collections.abc import Callable
 from uuid import UUID
@@ -36,6 +38,7 @@ from whoosh_shared.commands import (
 from whoosh_shared.config import WhooshConfig
 from whoosh_shared.enums import TaskStatus
 from whoosh_shared.events import EventEnvelope
+from whoosh_shared.loop_reports import LOOP_REPORT_INTERVAL_S, publish_loop_reports
 from whoosh_shared.queries import (
     AgentList,
     AgentView,
@@ -117,6 +120,7 @@ class MonitorService:
         self._requeue_checked = float("-inf")
         self._last_event_id = 0
         self.loop_health = LoopHealth()  # the supervised loops (self.health judges agents)
+        self.process_name = f"monitor-{socket.gethostname()}-{os.getpid()}"
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -134,6 +138,15 @@ class MonitorService:
                 asyncio.create_task(supervise("judge", self._judge_loop, health)),
                 asyncio.create_task(supervise("probe", lambda: self._probe_loop(http), health)),
                 asyncio.create_task(supervise("alerts", self._alert_loop, health)),
+                asyncio.create_task(
+                    supervise(
+                        "loop reports",
+                        lambda: publish_loop_reports(
+                            self.bus.nc, self.process_name, health, LOOP_REPORT_INTERVAL_S
+                        ),
+                        health,
+                    )
+                ),
                 asyncio.create_task(
                     supervise(
                         "event catch-up",
