@@ -52,6 +52,11 @@ async def faulty_stack(tmp_path) -> AsyncIterator[Stack]:
             *("--nats", nats.url, "--executor-id", "llm-faulty"),
             env={**FAST, "WHOOSH_FAULT_LOOP": "probe rounds"},
         )
+        stack.spawn(
+            "whoosh_monitor",
+            *("--nats", nats.url),
+            env={"WHOOSH__MONITORING__METRICS_PORT": "0", "WHOOSH_FAULT_LOOP": "alerts"},
+        )
         yield stack
     finally:
         stack.stop()
@@ -70,6 +75,13 @@ async def test_a_failing_executor_loop_shows_until_it_recovers_and_work_goes_on(
 
         body = await eventually(both_down, timeout=60, interval=0.1, what="both loops down")
         assert body["down"][CLI_DOWN].startswith(INJECTED), body
+
+        async def monitor_down() -> list[str] | None:
+            down = (await admin.get("/readyz")).json().get("down", {})
+            found = [n for n in down if n.startswith("monitor-") and n.endswith(": alerts")]
+            return found or None
+
+        await eventually(monitor_down, timeout=30, interval=0.2, what="the monitor's loop")
         assert "probe rounds" in body["detail"]
 
         status = await asyncio.to_thread(
