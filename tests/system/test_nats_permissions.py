@@ -255,11 +255,12 @@ async def test_a_role_cannot_publish_or_listen_outside_itself(role_stack: RoleSt
     gateway = await denied(
         "gateway", url,
         publish=["whoosh.evt.task.x.TaskCompleted", "whoosh.cmd.task.complete",
-                 "whoosh.heartbeat.fake"],
+                 "whoosh.heartbeat.fake", "whoosh.cmd.agent.health"],
         subscribe=["whoosh.cmd.>"],
     )  # fmt: skip
     for subject in ("whoosh.evt.task.x.TaskCompleted", "whoosh.cmd.task.complete",
-                    "whoosh.heartbeat.fake", "whoosh.cmd.>"):  # fmt: skip
+                    "whoosh.heartbeat.fake", "whoosh.cmd.agent.health",
+                    "whoosh.cmd.>"):  # fmt: skip
         assert f'"{subject.lower()}"' in gateway, (subject, gateway)
     monitor = await denied("monitor", url, publish=["whoosh.cmd.apikey.create"], subscribe=[])
     assert '"whoosh.cmd.apikey.create"' in monitor
