@@ -103,6 +103,43 @@ async def test_arguments_env_and_workdir_reach_the_command_exactly(
     ]
 
 
+SECRET = "tok-5e3c7a91 with spaces, 'quotes', $(id), \\back\\slash, ünï\n\n"
+
+
+def cmdlines_holding(needle: bytes) -> list[str]:
+    """Every process on the host whose command line holds `needle` (as `ps` shows it)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes()
+        except OSError:
+            continue  # gone meanwhile
+        if needle in args:
+            shown = args.replace(b"\0", b" ")
+            found.append(f"{cmdline.parent.name}: {shown!r}")
+    return found
+
+
+async def test_env_values_never_reach_a_command_line_on_the_host(
+    sshd: SshdServer, pool: SshPool
+) -> None:
+    """The value reaches the command exactly (trailing newlines, quotes, UTF-8 and all),
+    while no process on the host (wrapper, timeout, command) has it in its arguments,
+    and the prompt still follows on stdin."""
+    marker = Path(sshd.root) / "env-run-started"
+    script = f'printf %s "$TOKEN" > {marker}.tmp; mv {marker}.tmp {marker}; sleep 2; cat'
+    process = run(
+        sshd, pool, ["sh", "-c", script], env={"TOKEN": SECRET, "B": "1"}, stdin_text="prompt\n"
+    )
+    running = asyncio.create_task(process.run())
+    await eventually(marker.exists, timeout=20, what="the remote command to start")
+    seen_in_args = cmdlines_holding(b"tok-5e3c7a91")
+    result = await running
+    assert seen_in_args == []
+    assert marker.read_text() == SECRET
+    assert result.exit_code == 0 and result.output == "prompt\n", result
+
+
 async def test_a_workdir_under_home_is_expanded_on_the_host(
     sshd: SshdServer,
     pool: SshPool,

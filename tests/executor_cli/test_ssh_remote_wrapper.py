@@ -14,6 +14,7 @@ import pytest
 from whoosh_executor_cli.remote_wrapper import (
     PROC_TEST,
     PidLine,
+    env_lines,
     kill_command,
     parse_cannot_start,
     parse_pid_line,
@@ -36,14 +37,39 @@ def login_shell(command: str, stdin: str = "") -> subprocess.CompletedProcess[st
 
 def test_argv_and_env_survive_the_login_shell_and_the_prompt_stays_on_stdin() -> None:
     argv = ["sh", "-c", 'printf "%s|" "$@"; echo "$V"; cat', "sh", "a b", "'", "$(id)", ";"]
+    env = {"V": "$HOME `x`"}
     done = login_shell(
-        run_command(argv, deadline_s=10, grace_s=1, env={"V": "$HOME `x`"}), stdin="$(id)\n"
+        run_command(argv, deadline_s=10, grace_s=1, env=env),
+        stdin=env_lines(env).decode() + "$(id)\n",
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout == "a b|'|$(id)|;|$HOME `x`\n$(id)\n"
     first = done.stderr.splitlines()[0]
     pid_line = parse_pid_line(first)
     assert pid_line is not None and pid_line.leads_session
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["", "plain", "a b\tc", "\\0101 \\c \\n %s %b", "'\"$`;|&<>*?[]{}~#!", "é€😀", "x\n\n", "\n"],
+    ids=["empty", "plain", "blanks", "backslashes", "shell", "utf8", "newlines", "newline"],
+)
+def test_env_values_arrive_exactly_through_stdin_and_never_in_the_arguments(value: str) -> None:
+    env = {"V": value, "W": "second"}
+    command = run_command(
+        ["sh", "-c", 'printf "%s|%s|" "$V" "$W"; cat'], deadline_s=10, grace_s=1, env=env
+    )
+    assert "second" not in command and (not value.strip() or value not in command)
+    done = login_shell(command, stdin=env_lines(env).decode() + "prompt")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"{value}|second|prompt"
+
+
+def test_missing_env_lines_are_a_start_failure() -> None:
+    done = login_shell(run_command(["true"], deadline_s=10, grace_s=1, env={"V": "x"}))
+    assert done.returncode == 127
+    reasons = [parse_cannot_start(line) for line in done.stderr.splitlines()]
+    assert "the environment did not arrive on stdin" in reasons
 
 
 def test_the_wrapper_reports_what_cannot_start() -> None:

@@ -31,6 +31,7 @@ from whoosh_shared.runtime.executor_runtime import (
     report_and_ack,
 )
 from whoosh_shared.runtime.logs import JsonFormatter
+from whoosh_shared.runtime.loop_reports import LoopReport
 from whoosh_shared.runtime.progress import ProgressPublisher
 from whoosh_shared.runtime.work_queue import MessageHandler, WorkConsumer
 
@@ -74,15 +75,21 @@ class ToyExecutor(ExecutorRuntime[ExecutorContext[Any]]):
 
 
 class DyingFetchExecutor(ToyExecutor):
-    """Its fetch loop dies at once."""
+    """Its fetch loop dies at its first two starts, then fetches as usual."""
 
     async def _bind_consumers(self, handler: MessageHandler) -> list[WorkConsumer]:
         consumers = await super()._bind_consumers(handler)
+        fetch = consumers[0].run
+        deaths = 0
 
-        async def die() -> None:
-            raise RuntimeError("the fetch loop died")
+        async def die_twice() -> None:
+            nonlocal deaths
+            if deaths < 2:
+                deaths += 1
+                raise RuntimeError("the fetch loop died")
+            await fetch()
 
-        consumers[0].run = die  # type: ignore[method-assign]
+        consumers[0].run = die_twice  # type: ignore[method-assign]
         return consumers
 
 
@@ -156,14 +163,33 @@ async def test_it_serves_its_consumers_then_stops_in_order(
     assert executor.ctx is not None and executor.ctx.stopping.is_set()
 
 
-async def test_a_dead_fetch_loop_is_raised_after_an_orderly_stop(
-    bus: Bus, nats_url: str, toy_consumer_removed: None
+async def test_a_dead_fetch_loop_is_restarted_reported_down_and_work_goes_on(
+    bus: Bus, nats_url: str, toy_consumer_removed: None, caplog: pytest.LogCaptureFixture
 ) -> None:
-    executor = DyingFetchExecutor(nats_url, ExecutorSettings(), "toy-dying")
-    with pytest.raises(RuntimeError, match="the fetch loop died"):
-        await asyncio.wait_for(executor.run(), timeout=15)
+    executor = DyingFetchExecutor(nats_url, ExecutorSettings(heartbeat_interval_s=0.2), "toy-dying")
+    reports: list[LoopReport] = []
+
+    async def on_report(msg: Msg) -> None:
+        reports.append(LoopReport.model_validate_json(msg.data))
+
+    sub = await bus.nc.subscribe(subjects.loops("toy-dying"), cb=on_report)
+    running = asyncio.create_task(executor.run())
+    try:
+        name = f"fetch {DURABLE}"
+        await until(lambda: any(name in r.down for r in reports))
+        down = next(r.down[name] for r in reports if name in r.down)
+        assert down == "RuntimeError: the fetch loop died"
+        await bus.js.publish(subjects.work("openai", "toy"), work_item().model_dump_json().encode())
+        await until(lambda: len(executor.handled) == 1, timeout=30)
+        assert executor.health.loops[name].restarts == 2
+        await until(lambda: executor.health.down_now() == {} and reports[-1].down == {})
+    finally:
+        executor.request_stop()
+        await asyncio.wait_for(running, timeout=15)
+        await sub.unsubscribe()
+    died = [r for r in caplog.records if r.levelno == logging.ERROR and name in r.getMessage()]
+    assert len(died) == 2 and "the fetch loop died" in died[0].getMessage()
     assert executor.seen == ["alongside started", "alongside stopped", "context closed"]
-    assert executor.ctx is not None and executor.ctx.stopping.is_set()
 
 
 class AnsweringBus:

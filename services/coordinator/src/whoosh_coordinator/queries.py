@@ -21,6 +21,7 @@ from whoosh_shared.contract.enums import TaskStatus
 from whoosh_shared.contract.explain import ExplainTask, TaskExplanation
 from whoosh_shared.contract.limits import PREVIEW_CHARS, LimitSettings, preview
 from whoosh_shared.contract.queries import QueryReply
+from whoosh_shared.runtime.loop_reports import RemoteLoops
 from whoosh_shared.runtime.supervision import LoopHealth
 
 from whoosh_coordinator.agents.finder import find_agents
@@ -72,6 +73,7 @@ class QueryHandler:
         limits: LimitSettings | None = None,
     ) -> None:
         self.health = health or LoopHealth()
+        self.remote_loops = RemoteLoops()  # executors' and monitors' loops, as reported
         self.limits = limits or LimitSettings()
         self.projection = projection
         self.store = store
@@ -129,7 +131,7 @@ class QueryHandler:
 
     def _get_stats(self, _: q.GetStats) -> QueryReply:
         stats = self.projection.stats()
-        stats.down = self.health.down_now()
+        stats.down = {**self.health.down_now(), **self.remote_loops.down_now()}
         return QueryReply.ok(stats)
 
     def _explain_task(self, query: ExplainTask) -> QueryReply:

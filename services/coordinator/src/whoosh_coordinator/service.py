@@ -119,6 +119,11 @@ class Coordinator:
         await nc.subscribe(subjects.COMMAND_WILDCARD, queue=queue, cb=self._on_command)
         await nc.subscribe(subjects.QUERY_WILDCARD, queue=queue, cb=self._on_query)
         await nc.subscribe(subjects.STORE_APPENDED, cb=self._on_appended)
+        await nc.subscribe(subjects.LOOPS_WILDCARD, cb=self._on_loop_report)
+
+    async def _on_loop_report(self, msg: Msg) -> None:
+        """Another process's loops that are down: named in GetStats (every coordinator)."""
+        self.queries.remote_loops.take(msg.data)
 
     async def _on_command(self, msg: Msg) -> None:
         """Queue the command; the messages already buffered are decided as one group."""

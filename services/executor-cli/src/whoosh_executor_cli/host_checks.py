@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import shutil
+from collections.abc import Callable
 
 import nats.errors
 from nats.aio.client import Client
@@ -98,8 +99,10 @@ class HostReporter:
         self.bus = bus
         self.settings = settings
 
-    async def run(self, stopping: asyncio.Event) -> None:
-        await every_interval(self.report_once, self.settings.probe_interval_s, stopping)
+    async def run(
+        self, stopping: asyncio.Event, on_round: Callable[[], None] | None = None
+    ) -> None:
+        await every_interval(self.report_once, self.settings.probe_interval_s, stopping, on_round)
 
     async def report_once(self) -> dict[str, Inventory]:
         agents = await registered_agents(self.bus, self.settings.probe_timeout_s)

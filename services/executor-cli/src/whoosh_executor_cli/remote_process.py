@@ -33,6 +33,7 @@ from whoosh_executor_cli.output import StreamCollector
 from whoosh_executor_cli.remote_wrapper import (
     CANNOT_START_EXIT,
     PidLine,
+    env_lines,
     kill_command,
     parse_cannot_start,
     parse_pid_line,
@@ -234,6 +235,7 @@ class RemoteProcess:
 
     async def _supervise(self, remote: RemoteChannel, started: float) -> RunResult:
         try:
+            remote.channel.write(env_lines(self.env))  # never on the command line
             remote.channel.write(self.stdin_text.encode())
             remote.channel.write_eof()
         except OSError:

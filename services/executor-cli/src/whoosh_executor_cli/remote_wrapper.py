@@ -4,6 +4,13 @@ An SSH exec request is one string that the remote login shell parses. Every piec
 it here is a constant script or an argument through `shlex.quote`; the prompt never
 is: it goes on the channel's stdin, so no prompt can be read as shell syntax.
 
+The agent's environment (which may hold secrets: API tokens) is not on the command line
+either, where any user of the host could read it (`ps`, /proc/PID/cmdline): it goes on
+stdin ahead of the prompt, one line per variable (`NAME ESCAPED`, every byte but a few
+plain ones as a `\\0ooo` octal escape), read by the wrapper with the `read` and `printf`
+builtins (no process is started with a value in its arguments) and exported to the
+command, which then reads the prompt from the rest of stdin.
+
 What the wrapper guarantees on the host:
 - it reports its pid and session first, on stderr (`WHOOSH-PID pid sid`), so the
   executor can kill the whole run over another channel or connection, even after
@@ -64,9 +71,12 @@ MEMBERS_FUNCTION = r"""members() {
 }
 """
 
-# $1 grace (s), $2 deadline (s), $3 workdir ("" = home), $4 how many NAME=VALUE follow,
-# then those and the command's argv. The session id: field 6 of /proc/$$/stat, cut out
-# with parameter expansions (no process, and "$@" stays the command's).
+# $1 grace (s), $2 deadline (s), $3 workdir ("" = home), $4 how many environment lines
+# come first on stdin, then the command's argv. The session id: field 6 of
+# /proc/$$/stat, cut out with parameter expansions (no process, and "$@" stays the
+# command's). `read` takes stdin one byte at a time from a pipe or socket, so the
+# command's stdin starts exactly at the prompt; `$(printf ...; echo x)` keeps a value's
+# trailing newlines, and runs in a subshell whose arguments are this script's.
 RUN_SCRIPT = (
     MEMBERS_FUNCTION
     + r"""grace=$1 deadline=$2 dir=$3 nenv=$4
@@ -80,6 +90,17 @@ case $sid in
   "" | *[!0-9]*) sid=$(ps -o sid= -p $$ 2>/dev/null | tr -d ' ') ;;
 esac
 echo "WHOOSH-PID $$ ${sid:-0}" >&2
+i=0
+while [ "$i" -lt "$nenv" ]; do
+  if ! IFS=' ' read -r name value; then
+    echo "WHOOSH-CANNOT-START the environment did not arrive on stdin" >&2
+    exit 127
+  fi
+  value=$(printf '%b' "$value"; echo x)
+  export "$name=${value%x}"
+  i=$((i + 1))
+done
+unset name value
 case $dir in
   "~") dir=$HOME ;;
   "~/"*) dir=$HOME/${dir#"~/"} ;;
@@ -92,17 +113,12 @@ if ! command -v timeout >/dev/null 2>&1; then
   echo "WHOOSH-CANNOT-START 'timeout' (GNU coreutils) is not installed on this host" >&2
   exit 127
 fi
-i=0
-for arg; do
-  if [ "$i" -ge "$nenv" ]; then cmd=$arg; break; fi
-  i=$((i + 1))
-done
-if ! command -v "$cmd" >/dev/null 2>&1; then
-  echo "WHOOSH-CANNOT-START command not found: $cmd" >&2
+if ! command -v "$1" >/dev/null 2>&1; then
+  echo "WHOOSH-CANNOT-START command not found: $1" >&2
   exit 127
 fi
 trap : TERM
-timeout -k "$grace" "$deadline" env "$@"
+timeout -k "$grace" "$deadline" "$@"
 rc=$?
 if [ "$sid" = "$$" ]; then
   left=$(members $$ 2)
@@ -155,22 +171,35 @@ def run_command(
     workdir: str | None = None,
     env: Mapping[str, str] | None = None,
 ) -> str:
-    """The exec string that runs `argv` under the wrapper (stdin is the channel's)."""
+    """The exec string that runs `argv` under the wrapper. Its stdin must start with
+    `env_lines(env)` (the same `env`: only how many variables is in the string, never a
+    name or value), then the prompt."""
     if not argv:
         raise ValueError("empty command")
-    for name in env or {}:
+    env_lines(env)  # checked here too: a bad name fails before anything is sent
+    args = [seconds(grace_s), seconds(deadline_s), workdir or "", str(len(env or {})), *argv]
+    return "exec sh -c " + shlex.join([RUN_SCRIPT, "whoosh-run", *args])
+
+
+def env_lines(env: Mapping[str, str] | None) -> bytes:
+    """What goes on the wrapper's stdin ahead of the prompt: one `NAME ESCAPED` line per
+    variable, in the order `run_command` counted them."""
+    lines = []
+    for name, value in (env or {}).items():
         if not _ENV_NAME.match(name):
             raise ValueError(f"environment variable name {name!r} is not valid in a shell")
-    assignments = [f"{name}={value}" for name, value in (env or {}).items()]
-    args = [
-        seconds(grace_s),
-        seconds(deadline_s),
-        workdir or "",
-        str(len(assignments)),
-        *assignments,
-        *argv,
-    ]
-    return "exec sh -c " + shlex.join([RUN_SCRIPT, "whoosh-run", *args])
+        if "\0" in value:
+            raise ValueError(f"environment variable {name} holds a NUL byte")
+        lines.append(f"{name} {_printf_escaped(value)}\n")
+    return "".join(lines).encode()
+
+
+_PLAIN = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.,:/+=@-")
+
+
+def _printf_escaped(value: str) -> str:
+    """`value` for `printf '%b'`: plain bytes as they are, every other one `\\0ooo`."""
+    return "".join(chr(b) if b in _PLAIN else f"\\0{b:03o}" for b in value.encode())
 
 
 @dataclass(frozen=True)

@@ -50,8 +50,9 @@ class ExecutorService(ExecutorRuntime[ExecutorContext]):
         """Connectivity tests answered and remote hosts checked while the executor serves."""
         responder = ProbeResponder(self.bus.nc)
         await responder.start()
-        checking = asyncio.create_task(
-            HostReporter(self.bus, self.settings).run(self._stop), name="host-checks"
+        reporter = HostReporter(self.bus, self.settings)
+        checking = self._supervised(
+            "host checks", lambda: reporter.run(self._stop, self._round_done("host checks"))
         )
         try:
             yield

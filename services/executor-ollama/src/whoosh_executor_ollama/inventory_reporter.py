@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 import httpx
 import nats.errors
@@ -36,9 +37,11 @@ class InventoryReporter:
         self.cache = ShowCache()
         self._reachable: dict[str, bool] = {}
 
-    async def run(self, stopping: asyncio.Event) -> None:
+    async def run(
+        self, stopping: asyncio.Event, on_round: Callable[[], None] | None = None
+    ) -> None:
         """Probe at once, then every probe_interval_s, until `stopping` is set."""
-        await every_interval(self.report_once, self.settings.probe_interval_s, stopping)
+        await every_interval(self.report_once, self.settings.probe_interval_s, stopping, on_round)
 
     async def report_once(self) -> dict[str, Inventory]:
         """One round; returns what each agent's probe found (empty if the coordinator

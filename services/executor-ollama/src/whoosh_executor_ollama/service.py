@@ -56,7 +56,10 @@ class ExecutorService(ExecutorRuntime[ExecutorContext]):
     async def _alongside(self, ctx: ExecutorContext) -> AsyncIterator[None]:
         """Every LLM agent's server probed while the executor serves."""
         reporter = InventoryReporter(self.bus, ctx.http, self.settings)
-        probing = asyncio.create_task(reporter.run(self._stop), name="inventory")
+        probing = self._supervised(
+            "probe rounds",
+            lambda: reporter.run(self._stop, self._round_done("probe rounds")),
+        )
         try:
             yield
         finally:

@@ -6,6 +6,12 @@ Revocation must not wait for that: every gateway listens for ApiKeyRevoked event
 drops the key the moment one arrives, and the gateway that revoked a key waits until
 the event is on the bus before it answers, so that when a client hears "revoked" every
 gateway already refuses the key. Expiry is checked on every request.
+
+A key this gateway verified before is re-checked with the coordinator when its cache entry
+runs out, even while the client's address is over its bound on refused keys: a flood of
+bad keys from an address (a proxy, a NAT, localhost) must not lock out the good keys
+that share it. Only the key's hash is remembered for that (until the key is revoked or
+refused), so the bound still holds for every key this gateway has not seen succeed.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from whoosh_gateway.refused_keys import RefusedKeys
 
 log = logging.getLogger(__name__)
 REVOCATION_WAIT_S = 3.0
+MAX_KNOWN_GOOD = 100_000  # memory bound on remembered good keys
 
 
 def utcnow() -> datetime:
@@ -54,6 +61,7 @@ class KeyVerifier:
         self.refused = refused
         self.clock = clock
         self._cache: dict[UUID, tuple[str, ApiKeyView, float]] = {}
+        self._known_good: dict[UUID, str] = {}  # key id -> hash it last verified with
         self._revoked_seen: dict[UUID, asyncio.Event] = {}
         self._sub: Subscription | None = None
         self.streams = KeyWatch(coordinator)  # open streams end with their key
@@ -76,6 +84,7 @@ class KeyVerifier:
         except ValidationError:
             return
         self._cache.pop(revoked, None)
+        self._known_good.pop(revoked, None)
         self.streams.revoked(revoked)
         waiting = self._revoked_seen.get(revoked)  # this gateway's own revoke, waiting
         if waiting is not None:
@@ -90,9 +99,12 @@ class KeyVerifier:
                 401, "unauthorized", "malformed API key (expected whk_<prefix>_<secret>)"
             )
         token_hash = hash_token(token)
-        view = self._cached(key_id(prefix), token_hash)
+        id_ = key_id(prefix)
+        view = self._cached(id_, token_hash)
         if view is None:
-            self.refused.check(address)
+            known = self._known_good.get(id_)
+            if known is None or not hashes_match(known, token_hash):
+                self.refused.check(address)
             try:
                 view = await self.coordinator.ask(
                     VerifyApiKey(prefix=prefix, key_hash=token_hash), ApiKeyView
@@ -100,9 +112,17 @@ class KeyVerifier:
             except ApiError as exc:
                 if exc.status == 401:
                     self.refused.record(address)
+                    if known is not None and hashes_match(known, token_hash):
+                        self._known_good.pop(id_, None)  # expired or revoked meanwhile
                 raise
             self._cache[view.id] = (token_hash, view, self.clock())
+            self._remember(view.id, token_hash)
         return Caller.for_key(view.prefix, view.name, view.role, view.expires_at, token_hash)
+
+    def _remember(self, id_: UUID, token_hash: str) -> None:
+        if id_ not in self._known_good and len(self._known_good) >= MAX_KNOWN_GOOD:
+            self._known_good.pop(next(iter(self._known_good)))  # the oldest goes
+        self._known_good[id_] = token_hash
 
     def _cached(self, id_: UUID, token_hash: str) -> ApiKeyView | None:
         entry = self._cache.get(id_)
@@ -125,6 +145,7 @@ class KeyVerifier:
         """After an accepted revoke: drop the key here, and wait (bounded) for the event."""
         id_ = key_id(prefix)
         self._cache.pop(id_, None)
+        self._known_good.pop(id_, None)
         self.streams.revoked(id_)  # this gateway's own streams end even if the event is late
         try:
             await asyncio.wait_for(seen.wait(), REVOCATION_WAIT_S)

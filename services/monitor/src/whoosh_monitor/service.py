@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 import time
 from collections.abc import Callable
 from uuid import UUID
@@ -51,6 +53,7 @@ from whoosh_shared.contract.queries import (
     TaskView,
 )
 from whoosh_shared.runtime.bus import Bus, BusError
+from whoosh_shared.runtime.loop_reports import LOOP_REPORT_INTERVAL_S, publish_loop_reports
 from whoosh_shared.runtime.reconnects import after_each_reconnect, last_relayed_id
 from whoosh_shared.runtime.supervision import LoopHealth, supervise
 
@@ -117,6 +120,7 @@ class MonitorService:
         self._requeue_checked = float("-inf")
         self._last_event_id = 0
         self.loop_health = LoopHealth()  # the supervised loops (self.health judges agents)
+        self.process_name = f"monitor-{socket.gethostname()}-{os.getpid()}"
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -134,6 +138,15 @@ class MonitorService:
                 asyncio.create_task(supervise("judge", self._judge_loop, health)),
                 asyncio.create_task(supervise("probe", lambda: self._probe_loop(http), health)),
                 asyncio.create_task(supervise("alerts", self._alert_loop, health)),
+                asyncio.create_task(
+                    supervise(
+                        "loop reports",
+                        lambda: publish_loop_reports(
+                            self.bus.nc, self.process_name, health, LOOP_REPORT_INTERVAL_S
+                        ),
+                        health,
+                    )
+                ),
                 asyncio.create_task(
                     supervise(
                         "event catch-up",

@@ -181,7 +181,10 @@ class FleetStats(Strict):
     position: int = Field(description="last notification id folded into the projections")
     down: dict[str, str] = Field(
         default_factory=dict,
-        description="the answering coordinator's loops that are not healthy now, with why",
+        description=(
+            "loops not healthy now, with why: the answering coordinator's own by name, "
+            "other processes' (executors, monitor) as '<process>: <loop>'"
+        ),
     )
 
 

@@ -35,6 +35,11 @@ STORE_APPENDED = f"{PREFIX}.store.appended"
 HEARTBEAT_PREFIX = f"{PREFIX}.heartbeat"
 HEARTBEAT_WILDCARD = f"{HEARTBEAT_PREFIX}.>"
 
+# Loop reports (core NATS, ephemeral): which supervised loops of a process are down, so a
+# coordinator's GetStats (hence /readyz and `whoosh status`) names them. One per process.
+LOOPS_PREFIX = f"{PREFIX}.loops"
+LOOPS_WILDCARD = f"{LOOPS_PREFIX}.>"
+
 # Header carrying the store's notification id on every relayed event.
 NOTIFICATION_ID_HEADER = "Whoosh-Notification-Id"
 
@@ -82,6 +87,11 @@ def progress(task_id: str) -> str:
 def heartbeat(executor_id: str) -> str:
     """Heartbeats of one executor; the id becomes one subject token (see heartbeat_token)."""
     return f"{HEARTBEAT_PREFIX}.{heartbeat_token(executor_id)}"
+
+
+def loops(process: str) -> str:
+    """Loop reports of one process (an executor's or the monitor's id as one token)."""
+    return f"{LOOPS_PREFIX}.{heartbeat_token(process)}"
 
 
 def heartbeat_token(executor_id: str) -> str:

@@ -21,7 +21,7 @@ import logging
 import os
 import socket
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, Self, TypeVar
@@ -39,6 +39,7 @@ from whoosh_shared.contract.work import WorkItem
 from whoosh_shared.runtime.blob_store import BlobStore
 from whoosh_shared.runtime.bus import Bus, ensure_streams, send_until_answered
 from whoosh_shared.runtime.heartbeat_publisher import HeartbeatPublisher, running_work
+from whoosh_shared.runtime.loop_reports import publish_loop_reports
 from whoosh_shared.runtime.progress import ProgressPublisher
 from whoosh_shared.runtime.reconnects import after_each_reconnect
 from whoosh_shared.runtime.running_attempts import (
@@ -154,6 +155,8 @@ class ExecutorRuntime(ABC, Generic[CtxT]):
         self.bus = Bus(nats_url, f"{self.bus_name}:{executor_id}")
         self.ctx: CtxT | None = None
         self._stop = asyncio.Event()
+        self.health = LoopHealth()
+        """This process's supervised loops; published as loop reports (see loop_reports)."""
         # The executor's own logger (`whoosh_executor_cli.service`, ...): its lines keep
         # naming the executor that wrote them.
         self._log = logging.getLogger(type(self).__module__)
@@ -208,8 +211,9 @@ class ExecutorRuntime(ABC, Generic[CtxT]):
         self._stop.set()
 
     async def run(self) -> None:
-        """Serve work until `request_stop`, or until a fetch loop dies (raised after an
-        orderly stop)."""
+        """Serve work until `request_stop`. Every loop (fetching, heartbeats, the executor's
+        own rounds) is supervised: one that dies is logged, restarted, and reported down
+        until it works again; the executor goes on serving."""
         await self.bus.start()
         try:
             await ensure_streams(self.bus.js, self.stream_replicas)  # create if missing only
@@ -219,20 +223,24 @@ class ExecutorRuntime(ABC, Generic[CtxT]):
             ctx.limits = self.limits
             consumers = await self._bind_consumers(self._handler(ctx))
             fetching = [
-                asyncio.create_task(consumer.run(), name=f"fetch-{durable}")
+                self._supervised(f"fetch {durable}", consumer.run)
                 for consumer, durable in zip(consumers, self.durables.values(), strict=True)
             ]
             async with self._alongside(ctx):
                 heartbeats = self._heartbeats(ctx)
                 heartbeats.start()
-                rechecks = asyncio.create_task(
-                    supervise(
-                        "cancellation catch-up",
-                        lambda: after_each_reconnect(
-                            self.bus.nc, lambda: self._recheck(ctx.running)
-                        ),
-                        LoopHealth(),
-                    )
+                rechecks = self._supervised(
+                    "cancellation catch-up",
+                    lambda: after_each_reconnect(self.bus.nc, lambda: self._recheck(ctx.running)),
+                )
+                reports = self._supervised(
+                    "loop reports",
+                    lambda: publish_loop_reports(
+                        self.bus.nc,
+                        self.executor_id,
+                        self.health,
+                        self.settings.heartbeat_interval_s,
+                    ),
                 )
                 self._log.info(
                     "executor ready",
@@ -242,16 +250,27 @@ class ExecutorRuntime(ABC, Generic[CtxT]):
                         "max_parallel": self.settings.max_parallel,
                     },
                 )
-                failure = await self._until_stopped(fetching)
+                await self._stop.wait()  # a loop that dies is restarted, never the end
                 rechecks.cancel()
-                await asyncio.gather(rechecks, return_exceptions=True)
+                reports.cancel()
+                await asyncio.gather(rechecks, reports, return_exceptions=True)
             await self._shutdown(ctx, consumers, fetching)
             await heartbeats.stop()
-            if failure is not None:
-                raise failure
         finally:
             await self._close()
             self._log.info("executor stopped", extra={"executor_id": self.executor_id})
+
+    def _supervised(self, name: str, run: Callable[[], Awaitable[object]]) -> asyncio.Task[None]:
+        """A loop of this executor under `supervise`: an exception is logged at ERROR and
+        the loop restarted with backoff, and it shows as down in the loop reports until
+        it marks itself healthy. A loop that ends because the executor stops just ends."""
+        return asyncio.create_task(
+            supervise(name, run, self.health, stopping=self._stop), name=name
+        )
+
+    def _round_done(self, name: str) -> Callable[[], None]:
+        """What a loop calls after each round that worked: it is healthy (again)."""
+        return lambda: self.health.up(name)
 
     async def _close(self) -> None:
         """Close the context's connections, then the bus, whatever the first does."""
@@ -266,21 +285,10 @@ class ExecutorRuntime(ABC, Generic[CtxT]):
             WorkConsumer(self.bus.js, self.settings, handler, durable=durable, agent_type=kind)
             for kind, durable in self.durables.items()
         ]
-        for consumer in consumers:
+        for consumer, durable in zip(consumers, self.durables.values(), strict=True):
             await consumer.bind()
+            consumer.on_fetched = self._round_done(f"fetch {durable}")
         return consumers
-
-    async def _until_stopped(self, fetching: list[asyncio.Task[None]]) -> BaseException | None:
-        """Wait for a stop request or a fetch loop's end; what killed the loop, if one died
-        (the executor still stops cleanly first, then says why)."""
-        stopped = asyncio.create_task(self._stop.wait())
-        await asyncio.wait({*fetching, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        stopped.cancel()
-        failure = None
-        for task in fetching:
-            if task.done() and not task.cancelled() and task.exception() is not None:
-                failure = task.exception()
-        return failure
 
     async def _shutdown(
         self, ctx: CtxT, consumers: list[WorkConsumer], fetching: list[asyncio.Task[None]]
@@ -315,6 +323,7 @@ class ExecutorRuntime(ABC, Generic[CtxT]):
             running=lambda: running_work(ctx.running),
             max_parallel=self.settings.max_parallel,
             ssh_pools=self._ssh_pools(ctx),
+            health=self.health,
         )
 
     async def _recheck(self, running: RunningAttempts[Any]) -> None:

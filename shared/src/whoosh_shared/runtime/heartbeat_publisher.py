@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Protocol
 
+import nats.errors
 from nats.aio.client import Client
 
 from whoosh_shared.contract import subjects
@@ -23,6 +24,7 @@ from whoosh_shared.contract.heartbeat import (
     SshPoolReading,
 )
 from whoosh_shared.contract.work import WorkItem
+from whoosh_shared.runtime.supervision import LoopHealth, supervise
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +49,10 @@ def running_work(runs: Iterable[HasItem]) -> list[RunningWork]:
 class HeartbeatPublisher:
     """Publishes a heartbeat at once and then every `interval_s` until `stop()`.
 
-    Never raises out of its loop: a reading that fails is left out, a publish that
-    fails (NATS reconnecting) is simply the heartbeat that did not come."""
+    A publish that fails (NATS reconnecting) is simply the heartbeat that did not come.
+    Anything else that fails (a reading, a bug) ends the loop for its supervisor to log
+    at ERROR and restart: the loop runs under `supervise` as "heartbeat" (in the
+    process's `health`, when given) and is marked healthy by each heartbeat sent."""
 
     def __init__(
         self,
@@ -60,6 +64,7 @@ class HeartbeatPublisher:
         max_parallel: int = 1,
         ssh_pools: Callable[[], list[SshPoolReading]] | None = None,
         host: HostSampler | None = None,
+        health: LoopHealth | None = None,
     ) -> None:
         self.nc = nc
         self.executor_id = executor_id
@@ -70,11 +75,13 @@ class HeartbeatPublisher:
         self.ssh_pools = ssh_pools
         self.subject = subjects.heartbeat(executor_id)
         self._host = host
+        self.health = health or LoopHealth()
         self._task: asyncio.Task[None] | None = None
         self.sent = 0
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="heartbeat")
+        run = supervise("heartbeat", self._run, self.health)
+        self._task = asyncio.create_task(run, name="heartbeat")
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -90,10 +97,10 @@ class HeartbeatPublisher:
         while True:
             try:
                 await self.publish_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # a reading or publish failed: the next beat tries again
+            except (nats.errors.Error, OSError) as exc:  # NATS away: the next beat tries again
                 log.debug("heartbeat not sent: %s", exc)
+            else:
+                self.health.up("heartbeat")
             await asyncio.sleep(self.interval_s)
 
     async def publish_once(self) -> Heartbeat:

@@ -26,11 +26,18 @@ JITTER = 0.2
 
 
 async def every_interval(
-    one_round: Callable[[], Awaitable[object]], interval_s: float, stopping: asyncio.Event
+    one_round: Callable[[], Awaitable[object]],
+    interval_s: float,
+    stopping: asyncio.Event,
+    on_round: Callable[[], None] | None = None,
 ) -> None:
-    """A round at once, then one every `interval_s` (±20 %), until `stopping` is set."""
+    """A round at once, then one every `interval_s` (±20 %), until `stopping` is set.
+    `on_round` is told after each round that ended (the loop is healthy); a round that
+    raises ends the loop, for its supervisor to log and restart."""
     while not stopping.is_set():
         await one_round()
+        if on_round is not None:
+            on_round()
         pause = interval_s * random.uniform(1 - JITTER, 1 + JITTER)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stopping.wait(), pause)

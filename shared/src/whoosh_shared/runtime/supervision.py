@@ -5,13 +5,19 @@ an exception is logged at ERROR with its cause and traceback, the loop is marked
 the service's `LoopHealth`, and it is restarted after a backoff that doubles up to a cap.
 A loop marks itself healthy (`health.up(name)`) once it has done useful work again, so
 "restarted" is not mistaken for "working". `LoopHealth.down_now()` is what readiness
-checks (`/readyz`, `whoosh status`) report.
+checks (`/readyz`, `whoosh status`) report; processes other than the coordinator publish
+theirs as loop reports (`loop_reports`), which the coordinator adds to its own.
+
+Fault injection, for tests against real processes only: `WHOOSH_FAULT_LOOP="NAME:N;..."`
+makes the loop NAME raise at its first N starts (N absent: at every start), exactly as a
+loop whose body raises would.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -52,21 +58,52 @@ class LoopHealth:
         return {name: s.cause for name, s in sorted(self.loops.items()) if not s.healthy}
 
 
+class InjectedFault(RuntimeError):
+    """Raised by a loop that `WHOOSH_FAULT_LOOP` names (tests only)."""
+
+
+def _injected_faults() -> dict[str, int]:
+    """`WHOOSH_FAULT_LOOP` as {loop name: starts that fail} (-1: every start)."""
+    faults: dict[str, int] = {}
+    for entry in os.environ.get("WHOOSH_FAULT_LOOP", "").split(";"):
+        name, _, count = entry.strip().partition(":")
+        if name:
+            faults[name] = int(count) if count.strip().isdigit() else -1
+    return faults
+
+
+_FAULTS = _injected_faults()
+
+
+def _inject_fault(name: str) -> None:
+    left = _FAULTS.get(name, 0)
+    if left == 0:
+        return
+    if left > 0:
+        _FAULTS[name] = left - 1
+    raise InjectedFault(f"fault injected into {name} (WHOOSH_FAULT_LOOP)")
+
+
 async def supervise(
     name: str,
     run: Callable[[], Awaitable[object]],
     health: LoopHealth,
     first_backoff_s: float = FIRST_BACKOFF_S,
     max_backoff_s: float = MAX_BACKOFF_S,
+    stopping: asyncio.Event | None = None,
 ) -> None:
     """Run `run()` for ever: restarted with backoff whenever it raises or returns.
-    Cancellation (the service stopping) is the only way out."""
+    Cancellation (the service stopping) is the only way out, or, for a loop that ends by
+    itself when its process stops, a return once `stopping` is set."""
     backoff = first_backoff_s
     health.loops.setdefault(name, LoopState())
     while True:
         started = time.monotonic()
         try:
+            _inject_fault(name)
             await run()
+            if stopping is not None and stopping.is_set():
+                return
             cause = "the loop returned"
             log.error("%s stopped (it should run until cancelled); restarting", name)
         except asyncio.CancelledError:
@@ -78,5 +115,18 @@ async def supervise(
         health.loops[name].restarts += 1
         if time.monotonic() - started > 60:
             backoff = first_backoff_s  # it had run a good while: start the backoff again
-        await asyncio.sleep(backoff)
+        if await _stopped_within(stopping, backoff):
+            return
         backoff = min(backoff * 2, max_backoff_s)
+
+
+async def _stopped_within(stopping: asyncio.Event | None, seconds: float) -> bool:
+    """Sleep `seconds`, cut short (True) when the process stops meanwhile."""
+    if stopping is None:
+        await asyncio.sleep(seconds)
+        return False
+    try:
+        await asyncio.wait_for(stopping.wait(), seconds)
+    except TimeoutError:
+        return False
+    return True

@@ -82,6 +82,8 @@ class WorkConsumer:
         self._slot_freed = asyncio.Event()
         self._stop = asyncio.Event()
         self._sub: JetStreamContext.PullSubscription | None = None
+        self.on_fetched: Callable[[], None] | None = None
+        """Told after each fetch that answered (its supervisor marks the loop healthy)."""
 
     @property
     def active(self) -> int:
@@ -115,13 +117,20 @@ class WorkConsumer:
                     batch=min(free, MAX_FETCH_BATCH), timeout=FETCH_TIMEOUT_S
                 )
             except TimeoutError:  # nats.errors.TimeoutError too: nothing to do right now
+                self._fetched()
                 continue
             except (nats.errors.Error, OSError) as exc:
                 log.warning("fetching work failed, retrying: %r", exc)
                 await self._pause_then_rebind()
                 continue
+            self._fetched()
             for msg in messages:
                 self._dispatch(msg)
+
+    def _fetched(self) -> None:
+        """A fetch answered (work or none): the loop works; its supervisor is told."""
+        if self.on_fetched is not None:
+            self.on_fetched()
 
     def stop(self) -> None:
         """Stop fetching; the fetch in flight ends within FETCH_TIMEOUT_S."""
