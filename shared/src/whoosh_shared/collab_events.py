@@ -136,6 +136,14 @@ class BudgetPeriodReset(Strict):
     period_start: datetime
 
 
+class BudgetStopped(Strict):
+    """An exhausted budget with `on_exhausted: stop` ended the tasks it still held; each
+    one's TaskCancelled (same transaction) carries the same reason."""
+
+    tasks: list[str]
+    reason: str
+
+
 COLLAB_EVENTS: tuple[type[Strict], ...] = (
     ThreadStarted,
     ThreadRoundOpened,
@@ -155,4 +163,5 @@ COLLAB_EVENTS: tuple[type[Strict], ...] = (
     BudgetWarned,
     BudgetExhausted,
     BudgetPeriodReset,
+    BudgetStopped,
 )

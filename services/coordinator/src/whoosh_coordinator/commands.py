@@ -459,7 +459,7 @@ class CommandHandler:
     def _keep_output(self, task: Task, attempt: int, output: str, usage: c.Usage) -> CommandReply:
         """A stopped attempt's output: kept on the task, which stays cancelled/timed out."""
         if task.keep_output(attempt, output, usage.model_dump()):
-            self.save(task)
+            self.save(task, *budget_commands.charge_kept(self, task, usage.model_dump()))
         return CommandReply.accept(task_id=str(task.id), status=task.status)
 
     def _cancel_task(self, cmd: c.CancelTask) -> CommandReply:

@@ -26,6 +26,7 @@ from whoosh_coordinator.admission import admit
 from whoosh_coordinator.budgets.domain import Budget
 from whoosh_coordinator.domain import Rejected, Task
 from whoosh_coordinator.domain.alert import Alert
+from whoosh_coordinator.stopping import stop_tasks
 from whoosh_coordinator.threads.domain import Thread
 from whoosh_coordinator.threads.escalation import evaluate
 from whoosh_coordinator.threads.prompts import render_round_prompt
@@ -120,15 +121,30 @@ def post(handler: CommandHandler, cmd: t.PostToThread) -> CommandReply:
 def decide_thread(handler: CommandHandler, cmd: t.DecideThread) -> CommandReply:
     thread = load_thread(handler, cmd.thread_id)
     thread.decide_by_human(cmd.decision, cmd.reason, cmd.actor, handler.clock())
-    handler.save(thread)  # an open round's tasks finish; their answers are not read
+    handler.save(thread, *stop_leftovers(handler, thread))
     return CommandReply.accept(thread_id=str(thread.id))
 
 
 def close_thread(handler: CommandHandler, cmd: t.CloseThread) -> CommandReply:
     thread = load_thread(handler, cmd.thread_id)
     thread.close("cancelled", cmd.reason, cmd.actor)
-    handler.save(thread)
+    handler.save(thread, *stop_leftovers(handler, thread))
     return CommandReply.accept(thread_id=str(thread.id))
+
+
+def stop_leftovers(
+    handler: CommandHandler, thread: Thread, created: Sequence[Aggregate] = ()
+) -> list[Aggregate]:
+    """A thread that closed while answers were still out (a human's decision, a close,
+    an escalation rule's `close`) cancels those tasks in the same transaction: their
+    answers would never be read, and they would keep spending tokens and budget.
+    `created`: tasks this decision made (a re-ask), not in the store yet."""
+    pending = getattr(thread, "leftovers", None)
+    if thread.open or not pending:
+        return []
+    thread.leftovers = []
+    reason = f"thread {thread.id} closed ({thread.outcome}) before this answer was needed"
+    return stop_tasks(handler, pending, reason, actor=f"thread {thread.id}", fresh=created)
 
 
 def load_thread(handler: CommandHandler, thread_id: UUID) -> Thread:
@@ -213,7 +229,8 @@ def task_end_listener(handler: CommandHandler):
         agent = thread.waits_for(task.id)
         if agent is None or not thread.open:
             return []  # a late answer for a closed round or thread: the task keeps it
-        return [thread, *advance(handler, thread, task, agent)]
+        created = advance(handler, thread, task, agent)
+        return [thread, *created, *stop_leftovers(handler, thread, created)]
 
     return on_task_end
 
@@ -348,7 +365,7 @@ def sweep(handler: CommandHandler) -> int:
             if not thread.open or not _due(handler, thread):
                 continue
             created = fire_due_rules(handler, thread)
-            handler.save(thread, *created)
+            handler.save(thread, *created, *stop_leftovers(handler, thread, created))
             fired += 1
         except (Rejected, IntegrityError):
             handler.aggregates.forget_touched()

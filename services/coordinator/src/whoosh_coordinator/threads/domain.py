@@ -110,6 +110,10 @@ class Thread(Aggregate):
         self.ballots = {}
         self.reasked = []
 
+    def pending_tasks(self) -> list[str]:
+        """Tasks of the current round whose answers have not come in (ids)."""
+        return [task for agent, task in self.asked.items() if agent not in self.ballots]
+
     def waits_for(self, task_id: UUID) -> str | None:
         """The participant a task of the current round asks, if the thread still waits."""
         for agent, asked in self.asked.items():
@@ -265,9 +269,12 @@ class Thread(Aggregate):
     def close(self, outcome: str, reason: str, actor: str) -> None:
         if self.state == ThreadState.CLOSED.value:
             raise Rejected(RejectCode.BAD_STATE, f"thread {self.id} is already closed")
+        # Not an event: read by the same decision, which cancels them (stop_leftovers).
+        self.leftovers = self.pending_tasks()
         self._closed(outcome=outcome, decision=self.decision, reason=reason, actor=actor)
 
     @event("Closed")
     def _closed(self, outcome: str, decision: str | None, reason: str, actor: str) -> None:
         self.state = ThreadState.CLOSED.value
+        self.outcome = outcome
         self.asked = {}
