@@ -10,7 +10,7 @@ from uuid import UUID
 import yaml
 from whoosh_shared import threads as t
 from whoosh_shared.addresses import AddressError, parse_address
-from whoosh_shared.budgets import SetBudget
+from whoosh_shared.budgets import BudgetView, SetBudget
 
 from whoosh_cli.collab_client import open_collab
 from whoosh_cli.context import CliContext
@@ -203,11 +203,16 @@ async def budget_list(ctx: CliContext, args: argparse.Namespace) -> int:
         return EXIT_OK
     rows = [
         (b.scope, b.period.value, _limit(b.tokens, b.used_tokens, b.reserved_tokens),
-         _usd(b.usd, b.used_usd), f"{b.share_used:.0%}")
+         _usd(b.usd, b.used_usd), f"{b.share_used:.0%}", _state(b), b.on_exhausted)
         for b in found.budgets
     ]  # fmt: skip
-    print_table(("SCOPE", "PERIOD", "TOKENS used+reserved/limit", "USD", "USED"), rows)
+    header = ("SCOPE", "PERIOD", "TOKENS used+reserved/limit", "USD", "USED", "STATE", "AT 100%")
+    print_table(header, rows)
     return EXIT_OK
+
+
+def _state(budget: BudgetView) -> str:
+    return "exhausted" if budget.exhausted else "warned" if budget.warned else "ok"
 
 
 def _limit(limit: int | None, used: int, reserved: int) -> str:
