@@ -51,6 +51,13 @@ class ThreadMessagePosted(ThreadEvent):
     at: datetime
 
 
+class ThreadModelsChanged(ThreadEvent):
+    """Participants asked from now on with another model (a `reask_with` model)."""
+
+    models: dict[str, str]
+    reason: str
+
+
 class ThreadVoteCast(ThreadEvent):
     round: int
     voter: str
@@ -150,6 +157,7 @@ COLLAB_EVENTS: tuple[type[Strict], ...] = (
     ThreadReasked,
     ThreadMessagePosted,
     ThreadVoteCast,
+    ThreadModelsChanged,
     ThreadVoteUnparseable,
     ThreadRoundClosed,
     ThreadEscalated,

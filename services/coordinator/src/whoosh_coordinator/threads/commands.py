@@ -192,7 +192,10 @@ def _ask(
         remind,
     )
     llm = c.LlmOptions.model_validate(thread.llm) if thread.llm else None
-    submit = c.SubmitTask(prompt=prompt, agent=agent, llm=llm, timeout_s=thread.timeout_s)
+    model = thread.model_for(agent)
+    submit = c.SubmitTask(
+        prompt=prompt, agent=agent, model=model, llm=llm, timeout_s=thread.timeout_s
+    )
     if check:
         admit(submit, handler.projection)
     return Task(
@@ -200,7 +203,7 @@ def _ask(
         priority=submit.priority,
         capabilities=[],
         agent_type=None,
-        model=None,
+        model=model,
         agent=agent,
         timeout_s=thread.timeout_s,
         retry={"max_attempts": 1, "backoff_s": 0.0},
@@ -303,6 +306,8 @@ def _act(
     if kind == "close":
         thread.close("escalated", f"rule {rule}", "system")
         return []
+    if kind == "reask_with" and action.get("model") and not action.get("agent"):
+        return _reask_with_model(handler, thread, rule, action["model"])
     if kind in ("add_participant", "reask_with"):
         names = _targets(handler, action)
         if not names:
@@ -317,6 +322,26 @@ def _act(
         agents = names if kind == "reask_with" else [p["agent"] for p in thread.participants]
         return list(_open_round(handler, thread, agents))
     return []  # wait_for_human: the Escalated event put the thread in awaiting_human
+
+
+def _reask_with_model(
+    handler: CommandHandler, thread: Thread, rule: str, model: str
+) -> list[Aggregate]:
+    """Ask every participant again, with `model` where its agent's server has it (the
+    others keep theirs). No participant able to run it: an alert says so instead."""
+    able = {}
+    for p in thread.participants:
+        try:
+            admit(c.SubmitTask(prompt="?", agent=p["agent"], model=model), handler.projection)
+        except Rejected:
+            continue
+        able[p["agent"]] = model
+    if not able:
+        return [_alert(handler, thread, rule, "warning", f"no participant can run model {model}")]
+    thread.use_models(able, f"escalation:{rule}")
+    if thread.asked:  # mid-round: the next round uses it
+        return []
+    return list(_open_round(handler, thread, [p["agent"] for p in thread.participants]))
 
 
 def _targets(handler: CommandHandler, action: dict[str, Any]) -> list[str]:

@@ -241,6 +241,19 @@ class Thread(Aggregate):
         if any(a["kind"] == "wait_for_human" for a in actions):
             self.state = ThreadState.AWAITING_HUMAN.value
 
+    def model_for(self, agent: str) -> str | None:
+        """The model a participant is asked with: one an escalation chose, else its own."""
+        return getattr(self, "models", {}).get(agent)
+
+    def use_models(self, models: dict[str, str], reason: str) -> None:
+        self._check_open()
+        if models:
+            self._models_changed(models=models, reason=reason)
+
+    @event("ModelsChanged")
+    def _models_changed(self, models: dict[str, str], reason: str) -> None:
+        self.models = {**getattr(self, "models", {}), **models}
+
     def add_participant(self, participant: dict[str, Any], reason: str) -> None:
         self._check_open()
         if self.participant(participant["agent"]) is not None:
