@@ -151,3 +151,31 @@ def test_two_coordinators_stop_once_and_start_nothing_after(store_url: str) -> N
     finally:
         a.store.close()
         b.store.close()
+
+
+def test_a_project_budget_covers_its_threads_answers(core: Core) -> None:
+    """project:<name> holds every answer of the project's threads (reserved, charged,
+    and with `stop` cancelled when it is used up); other projects are untouched."""
+    from whoosh_shared import threads as t
+
+    for name in ("a1", "a2"):
+        core.register(name)
+    budget_set = SetBudget(scope="project:web", tokens=2000, on_exhausted="stop")
+    assert core.send(budget_set).accepted
+    participants = [t.Participant(agent=n) for n in ("a1", "a2")]
+    started = core.send(t.StartThread(topic="q?", project="web", participants=participants))
+    assert started.accepted, started.reason
+    other = core.send(t.StartThread(topic="q?", project="api", participants=participants))
+    assert other.accepted
+    held = budget(core, "project:web")
+    assert held.reserved_tokens > 0
+    view = core.projection.threads.threads[UUID(started.ids["thread_id"])]
+    first, second = view.rounds[0].tasks["a1"], view.rounds[0].tasks["a2"]
+    finish(core, first, tokens=2500)
+    assert core.task(second).status is TaskStatus.CANCELLED
+    assert "budget 'project:web' is exhausted (2500 of 2000 tokens" in core.task(second).reason
+    api = core.projection.threads.threads[UUID(other.ids["thread_id"])]
+    assert {core.task(i).status for i in api.rounds[0].tasks.values()} == {TaskStatus.ASSIGNED}
+    again = core.send(t.StartThread(topic="more?", project="web", participants=participants))
+    assert again.code == "limited"
+    assert again.reason.startswith("budget 'project:web' is exhausted: 2500 of 2000 tokens")

@@ -23,6 +23,7 @@ from whoosh_shared.commands import CommandReply, RejectCode
 from whoosh_shared.enums import TaskStatus
 
 from whoosh_coordinator.admission import admit
+from whoosh_coordinator.budgets.commands import refuse_if_exhausted
 from whoosh_coordinator.budgets.domain import Budget
 from whoosh_coordinator.domain import Rejected, Task
 from whoosh_coordinator.domain.alert import Alert
@@ -42,6 +43,8 @@ ALERT_RULE = "ThreadEscalated"
 
 
 def start_thread(handler: CommandHandler, cmd: t.StartThread) -> CommandReply:
+    if handler.projection_budgets():  # new work under a used-up budget is refused
+        refuse_if_exhausted(handler, cmd.actor, None, {"project": cmd.project})
     participants = [p.model_dump() for p in cmd.participants] or _by_address(handler, cmd)
     for p in participants:
         if handler.projection.agent_by_name(p["agent"]) is None:
@@ -214,6 +217,7 @@ def _ask(
             "id": str(thread.id),
             "round": str(number),
             "participant": agent,
+            "project": thread.project,  # its answers count against project:<name> too
         },
     )
 
