@@ -179,3 +179,35 @@ def test_a_project_budget_covers_its_threads_answers(core: Core) -> None:
     again = core.send(t.StartThread(topic="more?", project="web", participants=participants))
     assert again.code == "limited"
     assert again.reason.startswith("budget 'project:web' is exhausted: 2500 of 2000 tokens")
+
+
+def test_a_lagging_projection_does_not_skip_a_budget_set_elsewhere(store_url: str) -> None:
+    """b has not folded the budget a just set: its placement still reserves on it (read
+    from the store, since the log holds events past b's projection), and the task's end
+    is charged. Found end to end: 20 submits right after a SetBudget overspent 3x."""
+    a, b = handler(store_url), handler(store_url)
+    try:
+        spec = AgentSpec(name="w", command=["cat"], max_concurrent=4)
+        assert b.handle(c.RegisterAgent(spec=spec)).accepted
+        assert a.handle(SetBudget(scope="global", tokens=ESTIMATE + 1)).accepted
+        assert b.projection.budgets.scopes == set()  # b's projection lags...
+        b.heard_of(a.store.recorder.max_notification_id())  # ...a's nudge said so
+        first = b.handle(c.SubmitTask(prompt="hello"))
+        assert first.accepted
+        Follower(b.store, b.projection).catch_up()
+        view = b.projection.budgets.listed()[0]
+        assert view.reserved_tokens == ESTIMATE
+        second = UUID(b.handle(c.SubmitTask(prompt="hello")).ids["task_id"])
+        Assigner(b, timeout_grace_s=0).assign_pending()
+        Follower(b.store, b.projection).catch_up()
+        assert b.projection.tasks[second].status is TaskStatus.FAILED  # could not be held
+        task_id = UUID(first.ids["task_id"])
+        usage = c.Usage(tokens_in=1, tokens_out=ESTIMATE - 1)
+        assert a.handle(c.StartTask(task_id=task_id, attempt=1, executor_id="x")).accepted
+        assert a.handle(c.CompleteTask(task_id=task_id, attempt=1, output="ok", usage=usage))
+        Follower(b.store, b.projection).catch_up()
+        view = b.projection.budgets.listed()[0]
+        assert (view.used_tokens, view.reserved_tokens) == (ESTIMATE, 0)
+    finally:
+        a.store.close()
+        b.store.close()

@@ -48,7 +48,9 @@ def _load(handler: CommandHandler, scope: str) -> Budget | None:
 
 def _budgets(handler: CommandHandler, scopes: list[str]) -> list[Budget]:
     known = handler.projection_budgets()
-    return [b for scope in scopes if scope in known and (b := _load(handler, scope))]
+    return [
+        b for scope in scopes if (known is None or scope in known) and (b := _load(handler, scope))
+    ]
 
 
 def refuse_if_exhausted(
@@ -97,7 +99,7 @@ def charge_listener(handler: CommandHandler):
     replaces its reservation on every budget that holds one or covers it."""
 
     def on_task_end(task: Task) -> Sequence[Aggregate]:
-        if not handler.projection_budgets():
+        if handler.projection_budgets() == set():
             return []
         usage = getattr(task, "usage", {}) or getattr(task, "kept_usage", {}) or {}
         return charge(handler, task, usage)
@@ -129,7 +131,7 @@ def charge(handler: CommandHandler, task: Task, usage: dict[str, Any]) -> list[A
 def charge_kept(handler: CommandHandler, task: Task, usage: dict[str, Any]) -> list[Aggregate]:
     """A stopped task's late report: what it had used by then is real use too (its
     reservation was dropped when it was stopped), charged once, with the kept output."""
-    if not handler.projection_budgets():
+    if handler.projection_budgets() == set():
         return []
     return charge(handler, task, usage)
 

@@ -43,7 +43,7 @@ ALERT_RULE = "ThreadEscalated"
 
 
 def start_thread(handler: CommandHandler, cmd: t.StartThread) -> CommandReply:
-    if handler.projection_budgets():  # new work under a used-up budget is refused
+    if handler.projection_budgets() != set():  # new work under a used-up budget: refused
         refuse_if_exhausted(handler, cmd.actor, None, {"project": cmd.project})
     participants = [p.model_dump() for p in cmd.participants] or _by_address(handler, cmd)
     for p in participants:
