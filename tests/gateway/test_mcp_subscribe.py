@@ -58,6 +58,11 @@ async def test_a_threads_events_followed_by_cursor_to_its_close(
     assert votes == ["4", "4", "5"]
     assert seen[-1]["type"] == "ThreadClosed" and seen[-1]["data"]["decision"] == "4"
     assert all(e["aggregate_id"] == thread_id for e in seen)
+    async with client_as(app, Role.VIEWER) as viewer:  # a thread is not an execution
+        wrong = await viewer.call_tool(
+            "whoosh_subscribe", {"scope": "execution", "target": thread_id}
+        )
+    assert wrong.is_error and f"unknown execution {thread_id}" in wrong.content[0].text
 
 
 async def test_a_long_poll_on_an_address_wakes_on_its_agents_event(

@@ -142,9 +142,9 @@ async def _check_exists(coordinator: CoordinatorClient, scope: str, ident: UUID)
         await coordinator.ask(t.GetThread(thread_id=ident), t.ThreadView)
     elif scope == "task":
         await coordinator.ask(GetTask(task_id=ident), TaskView)
-    else:  # an execution: its history is empty when there is none
+    else:  # an execution: its history starts with ExecutionStarted, or there is none
         page = await coordinator.ask(GetEvents(aggregate_id=ident, limit=1), EventPage)
-        if not page.events:
+        if not page.events or page.events[0].aggregate_type != "execution":
             raise ApiError(404, "not_found", f"unknown execution {ident}")
 
 
