@@ -211,3 +211,34 @@ def test_a_lagging_projection_does_not_skip_a_budget_set_elsewhere(store_url: st
     finally:
         a.store.close()
         b.store.close()
+
+
+def test_a_threads_own_stop_budget_ends_its_round_with_abstentions(core: Core) -> None:
+    """A thread started with budget_on_exhausted=stop: the first answer that uses up its
+    budget cancels the others, which count as abstentions naming the budget."""
+    from whoosh_shared import threads as t
+
+    for name in ("a1", "a2", "a3"):
+        core.register(name)
+    started = core.send(
+        t.StartThread(
+            topic="2+2?", answer_type=t.AnswerType.INT, budget_tokens=2000,
+            budget_on_exhausted="stop",
+            participants=[t.Participant(agent=n) for n in ("a1", "a2", "a3")],
+        )
+    )  # fmt: skip
+    assert started.accepted, started.reason
+    thread_id = UUID(started.ids["thread_id"])
+    tasks = core.projection.threads.threads[thread_id].rounds[0].tasks
+    attempt = core.task(tasks["a1"]).attempt
+    assert core.send(c.StartTask(task_id=tasks["a1"], attempt=attempt, executor_id="x")).accepted
+    usage = c.Usage(tokens_in=1000, tokens_out=1500)
+    done = c.CompleteTask(task_id=tasks["a1"], attempt=attempt, output="ANSWER: 4", usage=usage)
+    assert core.send(done).accepted
+    view = core.projection.threads.threads[thread_id]
+    assert view.state is t.ThreadState.CLOSED
+    reasons = {v.voter: v.reason for v in view.votes}
+    scope = f"thread:{thread_id}"
+    for agent in ("a2", "a3"):
+        assert core.task(tasks[agent]).status is TaskStatus.CANCELLED
+        assert reasons[agent].startswith(f"budget '{scope}' is exhausted (2500 of 2000 tokens")

@@ -60,6 +60,7 @@ def start_command(args: argparse.Namespace) -> t.StartThread:
         escalation=_escalation(args.escalation),
         budget_tokens=args.budget_tokens,
         budget_usd=args.budget_usd,
+        budget_on_exhausted="stop" if args.budget_stop else "refuse",
     )
 
 

@@ -165,6 +165,10 @@ class StartThread(Command):
         default=None, ge=0, description="a budget for this thread's tasks (scope thread:<id>)"
     )
     budget_usd: float | None = Field(default=None, ge=0)
+    budget_on_exhausted: Literal["refuse", "stop"] = Field(
+        default="refuse",
+        description="stop: the answers still running are cancelled once it is used up",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> StartThread:

@@ -76,7 +76,7 @@ def _own_budget(handler: CommandHandler, thread: Thread, cmd: t.StartThread) -> 
     if cmd.budget_tokens is None and cmd.budget_usd is None:
         return []
     budget = Budget(scope=f"thread:{thread.id}")
-    budget.set(cmd.budget_tokens, cmd.budget_usd, "none", 0.8, "refuse", cmd.actor)
+    budget.set(cmd.budget_tokens, cmd.budget_usd, "none", 0.8, cmd.budget_on_exhausted, cmd.actor)
     return [budget]
 
 
