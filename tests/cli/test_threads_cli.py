@@ -87,3 +87,10 @@ def test_budget_set_and_list(running_whoosh: WhooshEnv) -> None:
     listed = json.loads(running_whoosh.run("budget", "list", "--json").stdout)
     mine = next(b for b in listed["budgets"] if b["scope"] == "agent:rev-a")
     assert (mine["tokens"], mine["period"]) == (5000, "day")
+    stop = running_whoosh.run(
+        "budget", "set", "agent:rev-a", "--tokens", "5000", "--on-exhausted", "stop"
+    )
+    assert stop.returncode == 0, stop.stderr
+    table = running_whoosh.run("budget", "list").stdout
+    row = next(line for line in table.splitlines() if line.startswith("agent:rev-a"))
+    assert row.split()[-2:] == ["ok", "stop"], table

@@ -63,6 +63,7 @@ def test_a_question_reaches_the_majority_answer(fleet: Core) -> None:
         "id": str(thread_id),
         "round": "1",
         "participant": "a1",
+        "project": "default",
     }
     assert "ANSWER: <an integer>" in task.prompt and "What is 2+2?" in task.prompt
     answer(fleet, thread_id, "a1", "2+2 is four\nANSWER: 4")

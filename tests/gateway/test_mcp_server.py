@@ -28,6 +28,8 @@ VIEWER_TOOLS = {
     "whoosh_explain_task",
     "whoosh_lookup",
     "whoosh_get",
+    "whoosh_subscribe",
+    "whoosh_budgets",
 }
 OPERATOR_TOOLS = {
     "whoosh_submit_task",

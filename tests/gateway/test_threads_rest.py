@@ -103,6 +103,15 @@ async def test_resolve_cards_and_budgets(
     assert put.json()["tokens"] == 1000 and put.json()["period"] == "day"
     listed = (await viewer.get("/api/v1/budgets")).json()["budgets"]
     assert "agent:vote-c" in [b["scope"] for b in listed]
+    one = (await viewer.get("/api/v1/budgets/agent:vote-c")).json()
+    assert (one["tokens"], one["used_tokens"], one["reserved_tokens"]) == (1000, 0, 0)
+    assert (one["share_used"], one["exhausted"], one["on_exhausted"]) == (0.0, False, "refuse")
+    stop = {"tokens": 1000, "period": "day", "on_exhausted": "stop"}
+    changed = await admin.put("/api/v1/budgets/agent:vote-c", json=stop)
+    assert changed.json()["on_exhausted"] == "stop"  # the read-back shows this change
+    missing = await viewer.get("/api/v1/budgets/agent:nobody")
+    assert error_of(missing, 404, "not_found") == "no budget for scope 'agent:nobody'"
+    assert (await viewer.get("/api/v1/budgets/planet:earth")).status_code == 422
 
 
 async def test_websocket_scope_thread_streams_the_threads_events(

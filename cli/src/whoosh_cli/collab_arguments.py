@@ -35,6 +35,11 @@ def add_arguments(commands: argparse._SubParsersAction, common: argparse.Argumen
     )
     start.add_argument("--budget-tokens", type=int, metavar="N", help="the thread's own budget")
     start.add_argument("--budget-usd", type=float, metavar="X")
+    start.add_argument(
+        "--budget-stop",
+        action="store_true",
+        help="cancel the answers still running once the thread's budget is used up",
+    )
     start.add_argument("--wait", action="store_true", help="follow; exit 0 only on a decision")
     lst = sub.add_parser("list", parents=[common], help="threads, newest first")
     lst.add_argument("--state", choices=list(THREAD_STATES))

@@ -10,7 +10,7 @@ from uuid import UUID
 import yaml
 from whoosh_shared.contract import threads as t
 from whoosh_shared.contract.addresses import AddressError, parse_address
-from whoosh_shared.contract.budgets import SetBudget
+from whoosh_shared.contract.budgets import BudgetView, SetBudget
 
 from whoosh_cli.collab_client import open_collab
 from whoosh_cli.context import CliContext
@@ -60,6 +60,7 @@ def start_command(args: argparse.Namespace) -> t.StartThread:
         escalation=_escalation(args.escalation),
         budget_tokens=args.budget_tokens,
         budget_usd=args.budget_usd,
+        budget_on_exhausted="stop" if args.budget_stop else "refuse",
     )
 
 
@@ -203,11 +204,16 @@ async def budget_list(ctx: CliContext, args: argparse.Namespace) -> int:
         return EXIT_OK
     rows = [
         (b.scope, b.period.value, _limit(b.tokens, b.used_tokens, b.reserved_tokens),
-         _usd(b.usd, b.used_usd), f"{b.share_used:.0%}")
+         _usd(b.usd, b.used_usd), f"{b.share_used:.0%}", _state(b), b.on_exhausted)
         for b in found.budgets
     ]  # fmt: skip
-    print_table(("SCOPE", "PERIOD", "TOKENS used+reserved/limit", "USD", "USED"), rows)
+    header = ("SCOPE", "PERIOD", "TOKENS used+reserved/limit", "USD", "USED", "STATE", "AT 100%")
+    print_table(header, rows)
     return EXIT_OK
+
+
+def _state(budget: BudgetView) -> str:
+    return "exhausted" if budget.exhausted else "warned" if budget.warned else "ok"
 
 
 def _limit(limit: int | None, used: int, reserved: int) -> str:

@@ -147,6 +147,7 @@ class CommandHandler:
         self.task_end_listeners.append(self.workflows.on_task_end)
         self.task_end_listeners.append(self.workflows.dependencies.on_task_end)
         self.default_escalation: list[dict[str, Any]] = []  # whoosh.yaml thread_escalation
+        self.store_heard = 0  # the highest notification id other writers said they stored
 
     # -- entry points -----------------------------------------------------------------
 
@@ -271,15 +272,27 @@ class CommandHandler:
         agent.release_slot(task.id)
         self.save(task, agent, *followers)
 
-    def projection_budgets(self) -> set[str]:
-        """Scopes that have a budget (none: budgets cost the hot path nothing)."""
+    def heard_of(self, notification_id: int) -> None:
+        """Another writer said (StoreAppended) the log holds events up to this id."""
+        self.store_heard = max(self.store_heard, notification_id)
+
+    def projection_budgets(self) -> set[str] | None:
+        """Scopes that have a budget, as the projection knows them; None when another
+        coordinator said it stored events this projection has not folded yet, one of which
+        may have made a budget: the caller then reads its scopes' budgets from the store.
+        Without this, a coordinator whose projection lagged placed work with no reservation
+        on a budget the other had just set (a 3x overspend, seen end to end). No query:
+        writers nudge before they reply, so a command caused by a budget's acceptance
+        reaches another coordinator after that budget's nudge."""
+        if self.store_heard > self.projection.position:
+            return None
         return self.projection.budgets.scopes
 
     def reserve_for(self, task: Task, agent: Agent) -> list[Aggregate] | None:
         """Budgets to save with the task's assignment, their reservation made; None when a
         budget cannot hold the task, which has then ended (refused, naming the budget) --
         saved with whatever that end causes."""
-        if not self.projection.budgets.scopes:
+        if self.projection_budgets() == set():
             return []
         return budget_commands.reserve(self, task, agent)
 
@@ -300,7 +313,7 @@ class CommandHandler:
                 return earlier
         check_prompt_size(cmd, self.limits)
         needs = admit(cmd, self.projection)
-        if self.projection.budgets.scopes:
+        if self.projection_budgets() != set():
             budget_commands.refuse_if_exhausted(self, cmd.actor, cmd.agent)
         if cmd.max_active_tasks is not None:
             unfinished = self.projection.unfinished_by(cmd.actor)
@@ -462,7 +475,7 @@ class CommandHandler:
     def _keep_output(self, task: Task, attempt: int, output: str, usage: c.Usage) -> CommandReply:
         """A stopped attempt's output: kept on the task, which stays cancelled/timed out."""
         if task.keep_output(attempt, output, usage.model_dump()):
-            self.save(task)
+            self.save(task, *budget_commands.charge_kept(self, task, usage.model_dump()))
         return CommandReply.accept(task_id=str(task.id), status=task.status)
 
     def _cancel_task(self, cmd: c.CancelTask) -> CommandReply:

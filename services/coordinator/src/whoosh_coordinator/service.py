@@ -141,9 +141,9 @@ class Coordinator:
     async def _flush(self) -> None:
         batch, self._pending = self._pending, []
         replies = self.handler.handle_batch([command for _, command in batch])
+        await self._after_change()  # before the replies: what they cause comes after it
         for (msg, _), reply in zip(batch, replies, strict=True):
             await self._respond(msg, reply)
-        await self._after_change()
         self._flushing.discard(asyncio.current_task())  # type: ignore[arg-type]
 
     async def _respond(self, msg: Msg, reply: CommandReply) -> None:
@@ -179,7 +179,9 @@ class Coordinator:
     async def _on_appended(self, msg: Msg) -> None:
         """Another writer grew the log: fold it and see whether work can be placed."""
         with contextlib.suppress(ValueError):
-            if StoreAppended.model_validate_json(msg.data).origin != self.origin:
+            nudge = StoreAppended.model_validate_json(msg.data)
+            if nudge.origin != self.origin:
+                self.handler.heard_of(nudge.notification_id)  # see projection_budgets
                 self.kick.set()
 
     def _on_saved(self, recordings: list[Recording[Any]]) -> None:

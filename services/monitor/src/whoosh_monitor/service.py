@@ -36,7 +36,6 @@ from whoosh_shared.contract.commands import (
 )
 from whoosh_shared.contract.config import WhooshConfig
 from whoosh_shared.contract.enums import TaskStatus
-from whoosh_shared.contract.events import EventEnvelope
 from whoosh_shared.contract.queries import (
     AgentList,
     AgentView,
@@ -58,6 +57,7 @@ from whoosh_shared.runtime.reconnects import after_each_reconnect, last_relayed_
 from whoosh_shared.runtime.supervision import LoopHealth, supervise
 
 from whoosh_monitor.agent_window import AgentWindow
+from whoosh_monitor.alert_notices import AlertNotices
 from whoosh_monitor.alert_rules import RuleEngine, Transition
 from whoosh_monitor.event_metrics import EventMetrics
 from whoosh_monitor.fleet_metrics import FleetCollector, FleetSnapshot
@@ -164,6 +164,15 @@ class MonitorService:
                     lambda outcome: self.webhook_outcomes.labels(outcome).inc(),
                 )
                 loops.append(asyncio.create_task(self.webhook.run(), name="webhook"))
+                notices = AlertNotices(
+                    self.bus.js,
+                    hook,
+                    self.webhook.deliver,
+                    lambda outcome: self.webhook_outcomes.labels(outcome).inc(),
+                    self.config.cluster.name,
+                    own_actor=ACTOR,
+                )
+                loops.append(asyncio.create_task(supervise("alert notices", notices.run, health)))
             log.info(
                 "monitor ready",
                 extra={
@@ -205,28 +214,8 @@ class MonitorService:
             await self.events.handle(msg.data)
         except Exception:
             log.exception("event not counted")
-        self._forward_alert(msg.data)
-
-    def _forward_alert(self, data: bytes) -> None:
-        """Alerts the coordinator raised itself (a thread's escalation rule, a budget's
-        warning or exhaustion) go to the webhook too: the monitor is the one notifier. With
-        several monitors each would send it; this path is for one monitor per cluster."""
-        if self.webhook is None or b'"AlertRaised"' not in data:
-            return
-        try:
-            envelope = EventEnvelope.model_validate_json(data)
-        except ValueError:
-            return
-        fields = envelope.data
-        if envelope.type != "AlertRaised" or fields.get("actor") == ACTOR:
-            return  # this monitor's own alerts were notified when it raised them
-        alert = {"id": str(envelope.aggregate_id), "rule": fields.get("rule"),
-                 "labels": fields.get("labels"), "severity": fields.get("severity"),
-                 "summary": fields.get("summary"), "value": fields.get("value"),
-                 "threshold": fields.get("threshold")}  # fmt: skip
-        self.webhook.submit(
-            {"status": "firing", "cluster": self.config.cluster.name, "alert": alert}
-        )
+        # Alerts the coordinator raised itself reach the webhook through AlertNotices
+        # (alert_notices.py): one monitor sends each, however many run.
 
     async def _catch_up_events(self) -> None:
         """After a NATS reconnect: the events relayed while this monitor was away, read

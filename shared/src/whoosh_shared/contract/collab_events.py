@@ -51,6 +51,13 @@ class ThreadMessagePosted(ThreadEvent):
     at: datetime
 
 
+class ThreadModelsChanged(ThreadEvent):
+    """Participants asked from now on with another model (a `reask_with` model)."""
+
+    models: dict[str, str]
+    reason: str
+
+
 class ThreadVoteCast(ThreadEvent):
     round: int
     voter: str
@@ -136,12 +143,21 @@ class BudgetPeriodReset(Strict):
     period_start: datetime
 
 
+class BudgetStopped(Strict):
+    """An exhausted budget with `on_exhausted: stop` ended the tasks it still held; each
+    one's TaskCancelled (same transaction) carries the same reason."""
+
+    tasks: list[str]
+    reason: str
+
+
 COLLAB_EVENTS: tuple[type[Strict], ...] = (
     ThreadStarted,
     ThreadRoundOpened,
     ThreadReasked,
     ThreadMessagePosted,
     ThreadVoteCast,
+    ThreadModelsChanged,
     ThreadVoteUnparseable,
     ThreadRoundClosed,
     ThreadEscalated,
@@ -155,4 +171,5 @@ COLLAB_EVENTS: tuple[type[Strict], ...] = (
     BudgetWarned,
     BudgetExhausted,
     BudgetPeriodReset,
+    BudgetStopped,
 )

@@ -116,14 +116,20 @@ class Action(Strict):
     severity: Severity = Severity.WARNING
     address: str | None = Field(default=None, max_length=300, description="add_participant")
     agent: AgentName | None = Field(default=None, description="add_participant / reask_with")
+    model: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="reask_with: ask the participants again with this (stronger) model",
+    )
     role: str | None = Field(default=None, max_length=64)
 
     @model_validator(mode="after")
     def _needs_target(self) -> Action:
         if self.kind == "add_participant" and not (self.address or self.agent):
             raise ValueError("add_participant needs an 'address' or an 'agent'")
-        if self.kind == "reask_with" and not self.agent:
-            raise ValueError("reask_with needs an 'agent' (the stronger one)")
+        if self.kind == "reask_with" and not (self.agent or self.model):
+            raise ValueError("reask_with needs an 'agent' or a 'model' (the stronger one)")
         return self
 
 
@@ -159,6 +165,10 @@ class StartThread(Command):
         default=None, ge=0, description="a budget for this thread's tasks (scope thread:<id>)"
     )
     budget_usd: float | None = Field(default=None, ge=0)
+    budget_on_exhausted: Literal["refuse", "stop"] = Field(
+        default="refuse",
+        description="stop: the answers still running are cancelled once it is used up",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> StartThread:

@@ -21,6 +21,7 @@ from whoosh_coordinator.alerts.domain import Alert
 from whoosh_coordinator.budgets.domain import Budget, budget_id
 from whoosh_coordinator.budgets.rules import cost_usd, estimate_tokens, scopes_of
 from whoosh_coordinator.rejection import Rejected
+from whoosh_coordinator.stopping import stop_tasks
 from whoosh_coordinator.tasks.domain import Task
 
 if TYPE_CHECKING:
@@ -33,7 +34,9 @@ def set_budget(handler: CommandHandler, cmd: SetBudget) -> CommandReply:
     budget = _load(handler, cmd.scope) or Budget(scope=cmd.scope)
     budget.set(cmd.tokens, cmd.usd, cmd.period.value, cmd.warn_at, cmd.on_exhausted, cmd.actor)
     budget.roll(handler.clock())
-    handler.save(budget, *_alerts(handler, budget, was=(False, False)))
+    budget.check_thresholds()  # a limit lowered below the use is exhausted at once
+    was = (False, False)
+    handler.save(budget, *_alerts(handler, budget, was), *_stop_if_told(handler, budget, was))
     return CommandReply.accept(budget_id=str(budget.id))
 
 
@@ -47,7 +50,9 @@ def _load(handler: CommandHandler, scope: str) -> Budget | None:
 
 def _budgets(handler: CommandHandler, scopes: list[str]) -> list[Budget]:
     known = handler.projection_budgets()
-    return [b for scope in scopes if scope in known and (b := _load(handler, scope))]
+    return [
+        b for scope in scopes if (known is None or scope in known) and (b := _load(handler, scope))
+    ]
 
 
 def refuse_if_exhausted(
@@ -96,26 +101,57 @@ def charge_listener(handler: CommandHandler):
     replaces its reservation on every budget that holds one or covers it."""
 
     def on_task_end(task: Task) -> Sequence[Aggregate]:
-        if not handler.projection_budgets():
+        if handler.projection_budgets() == set():
             return []
-        usage = getattr(task, "usage", {}) or {}
-        tokens_in, tokens_out = int(usage.get("tokens_in", 0)), int(usage.get("tokens_out", 0))
-        changed: list[Aggregate] = []
-        agent_name = task.agent_name or (task.tried_agents[-1] if task.tried_agents else None)
-        for budget in _budgets(
-            handler, scopes_of(getattr(task, "actor", "system"), agent_name, task.origin)
-        ):
-            if str(task.id) not in budget.reservations and not (tokens_in or tokens_out):
-                continue
-            prices = handler.prices
-            price = prices.get(agent_name or "") or prices.get(task.model or "")
-            usd = cost_usd(tokens_in, tokens_out, float(usage.get("cost_usd", 0.0)), price)
-            was = (budget.warned, budget.exhausted)
-            budget.charge(task.id, tokens_in + tokens_out, usd)
-            changed += [budget, *_alerts(handler, budget, was)]
-        return changed
+        usage = getattr(task, "usage", {}) or getattr(task, "kept_usage", {}) or {}
+        return charge(handler, task, usage)
 
     return on_task_end
+
+
+def charge(handler: CommandHandler, task: Task, usage: dict[str, Any]) -> list[Aggregate]:
+    """Charge `usage` to the task's budgets (dropping its reservation); a budget this
+    makes exhausted warns, and with `on_exhausted: stop` ends what still runs on it."""
+    tokens_in, tokens_out = int(usage.get("tokens_in", 0)), int(usage.get("tokens_out", 0))
+    reported = float(usage.get("cost_usd", 0.0))
+    changed: list[Aggregate] = []
+    agent_name = task.agent_name or (task.tried_agents[-1] if task.tried_agents else None)
+    for budget in _budgets(
+        handler, scopes_of(getattr(task, "actor", "system"), agent_name, task.origin)
+    ):
+        if str(task.id) not in budget.reservations and not (tokens_in or tokens_out or reported):
+            continue
+        prices = handler.prices
+        price = prices.get(agent_name or "") or prices.get(task.model or "")
+        usd = cost_usd(tokens_in, tokens_out, reported, price)
+        was = (budget.warned, budget.exhausted)
+        budget.charge(task.id, tokens_in + tokens_out, usd)
+        changed += [budget, *_alerts(handler, budget, was), *_stop_if_told(handler, budget, was)]
+    return changed
+
+
+def charge_kept(handler: CommandHandler, task: Task, usage: dict[str, Any]) -> list[Aggregate]:
+    """A stopped task's late report: what it had used by then is real use too (its
+    reservation was dropped when it was stopped), charged once, with the kept output."""
+    if handler.projection_budgets() == set():
+        return []
+    return charge(handler, task, usage)
+
+
+def _stop_if_told(
+    handler: CommandHandler, budget: Budget, was: tuple[bool, bool]
+) -> list[Aggregate]:
+    """`on_exhausted: stop`: the moment the budget is used up, every task still holding
+    a reservation on it is cancelled in this same transaction, the reason naming the
+    budget, its limit and its use. New work was refused already by the reservation."""
+    if was[1] or not budget.stops_running_work:
+        return []
+    running = list(budget.reservations)
+    if not running:
+        return []
+    reason = budget.stop_reason()
+    budget.record_stop(running, reason)
+    return stop_tasks(handler, running, reason, actor=f"budget {budget.scope}")
 
 
 def _alerts(handler: CommandHandler, budget: Budget, was: tuple[bool, bool]) -> list[Aggregate]:

@@ -72,6 +72,23 @@ class Budget(Aggregate):
             )
         return None
 
+    @property
+    def stops_running_work(self) -> bool:
+        """Used up, and told to stop what still runs against it (not only refuse more)."""
+        return self.exhausted and self.on_exhausted == "stop"
+
+    def stop_reason(self) -> str:
+        """Why its running tasks were cancelled: the budget, its limit and its use."""
+        parts = []
+        if self.tokens is not None:
+            parts.append(f"{self.used_tokens} of {self.tokens} tokens")
+        if self.usd is not None:
+            parts.append(f"${self.used_usd:.4f} of ${self.usd:.4f}")
+        return (
+            f"budget '{self.scope}' is exhausted ({', '.join(parts)} used"
+            f"{self._period_note()}) and says on_exhausted: stop"
+        )
+
     def _period_note(self) -> str:
         return "" if self.period == "none" else f" this {self.period} period"
 
@@ -162,3 +179,12 @@ class Budget(Aggregate):
     @event("Exhausted")
     def _exhausted(self, share: float) -> None:
         self.exhausted = True
+
+    def record_stop(self, tasks: list[str], reason: str) -> None:
+        """Record which running tasks this exhaustion ended (saved with their cancels)."""
+        if tasks:
+            self._stopped(tasks=sorted(tasks), reason=reason)
+
+    @event("Stopped")
+    def _stopped(self, tasks: list[str], reason: str) -> None:
+        pass

@@ -54,6 +54,7 @@ def scopes_of(
         scopes.append(f"agent:{agent}")
     if origin and origin.get("kind") == "thread":
         scopes.append(f"thread:{origin['id']}")
+    project = project or (origin or {}).get("project")
     if project:
         scopes.append(f"project:{project}")
     return scopes

@@ -304,3 +304,4 @@ class Task(Aggregate):
     @event("OutputKept")
     def _output_kept(self, attempt: int, output: str, usage: dict[str, Any]) -> None:
         self.output_kept = True
+        self.kept_usage = usage  # what the stopped attempt used: charged to its budgets

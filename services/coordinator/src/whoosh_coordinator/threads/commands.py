@@ -23,9 +23,11 @@ from whoosh_shared.contract.commands import CommandReply, RejectCode
 from whoosh_shared.contract.enums import TaskStatus
 
 from whoosh_coordinator.alerts.domain import Alert
+from whoosh_coordinator.budgets.commands import refuse_if_exhausted
 from whoosh_coordinator.budgets.domain import Budget
 from whoosh_coordinator.rejection import Rejected
 from whoosh_coordinator.scheduling.admission import admit
+from whoosh_coordinator.stopping import stop_tasks
 from whoosh_coordinator.tasks.domain import Task
 from whoosh_coordinator.threads.domain import Thread
 from whoosh_coordinator.threads.escalation import evaluate
@@ -42,6 +44,8 @@ ALERT_RULE = "ThreadEscalated"
 
 
 def start_thread(handler: CommandHandler, cmd: t.StartThread) -> CommandReply:
+    if handler.projection_budgets() != set():  # new work under a used-up budget: refused
+        refuse_if_exhausted(handler, cmd.actor, None, {"project": cmd.project})
     participants = [p.model_dump() for p in cmd.participants] or _by_address(handler, cmd)
     for p in participants:
         if handler.projection.agent_by_name(p["agent"]) is None:
@@ -73,7 +77,7 @@ def _own_budget(handler: CommandHandler, thread: Thread, cmd: t.StartThread) -> 
     if cmd.budget_tokens is None and cmd.budget_usd is None:
         return []
     budget = Budget(scope=f"thread:{thread.id}")
-    budget.set(cmd.budget_tokens, cmd.budget_usd, "none", 0.8, "refuse", cmd.actor)
+    budget.set(cmd.budget_tokens, cmd.budget_usd, "none", 0.8, cmd.budget_on_exhausted, cmd.actor)
     return [budget]
 
 
@@ -121,15 +125,30 @@ def post(handler: CommandHandler, cmd: t.PostToThread) -> CommandReply:
 def decide_thread(handler: CommandHandler, cmd: t.DecideThread) -> CommandReply:
     thread = load_thread(handler, cmd.thread_id)
     thread.decide_by_human(cmd.decision, cmd.reason, cmd.actor, handler.clock())
-    handler.save(thread)  # an open round's tasks finish; their answers are not read
+    handler.save(thread, *stop_leftovers(handler, thread))
     return CommandReply.accept(thread_id=str(thread.id))
 
 
 def close_thread(handler: CommandHandler, cmd: t.CloseThread) -> CommandReply:
     thread = load_thread(handler, cmd.thread_id)
     thread.close("cancelled", cmd.reason, cmd.actor)
-    handler.save(thread)
+    handler.save(thread, *stop_leftovers(handler, thread))
     return CommandReply.accept(thread_id=str(thread.id))
+
+
+def stop_leftovers(
+    handler: CommandHandler, thread: Thread, created: Sequence[Aggregate] = ()
+) -> list[Aggregate]:
+    """A thread that closed while answers were still out (a human's decision, a close,
+    an escalation rule's `close`) cancels those tasks in the same transaction: their
+    answers would never be read, and they would keep spending tokens and budget.
+    `created`: tasks this decision made (a re-ask), not in the store yet."""
+    pending = getattr(thread, "leftovers", None)
+    if thread.open or not pending:
+        return []
+    thread.leftovers = []
+    reason = f"thread {thread.id} closed ({thread.outcome}) before this answer was needed"
+    return stop_tasks(handler, pending, reason, actor=f"thread {thread.id}", fresh=created)
 
 
 def load_thread(handler: CommandHandler, thread_id: UUID) -> Thread:
@@ -177,7 +196,10 @@ def _ask(
         remind,
     )
     llm = c.LlmOptions.model_validate(thread.llm) if thread.llm else None
-    submit = c.SubmitTask(prompt=prompt, agent=agent, llm=llm, timeout_s=thread.timeout_s)
+    model = thread.model_for(agent)
+    submit = c.SubmitTask(
+        prompt=prompt, agent=agent, model=model, llm=llm, timeout_s=thread.timeout_s
+    )
     if check:
         admit(submit, handler.projection)
     return Task(
@@ -185,7 +207,7 @@ def _ask(
         priority=submit.priority,
         capabilities=[],
         agent_type=None,
-        model=None,
+        model=model,
         agent=agent,
         timeout_s=thread.timeout_s,
         retry={"max_attempts": 1, "backoff_s": 0.0},
@@ -196,6 +218,7 @@ def _ask(
             "id": str(thread.id),
             "round": str(number),
             "participant": agent,
+            "project": thread.project,  # its answers count against project:<name> too
         },
     )
 
@@ -214,7 +237,8 @@ def task_end_listener(handler: CommandHandler):
         agent = thread.waits_for(task.id)
         if agent is None or not thread.open:
             return []  # a late answer for a closed round or thread: the task keeps it
-        return [thread, *advance(handler, thread, task, agent)]
+        created = advance(handler, thread, task, agent)
+        return [thread, *created, *stop_leftovers(handler, thread, created)]
 
     return on_task_end
 
@@ -287,6 +311,8 @@ def _act(
     if kind == "close":
         thread.close("escalated", f"rule {rule}", "system")
         return []
+    if kind == "reask_with" and action.get("model") and not action.get("agent"):
+        return _reask_with_model(handler, thread, rule, action["model"])
     if kind in ("add_participant", "reask_with"):
         names = _targets(handler, action)
         if not names:
@@ -301,6 +327,26 @@ def _act(
         agents = names if kind == "reask_with" else [p["agent"] for p in thread.participants]
         return list(_open_round(handler, thread, agents))
     return []  # wait_for_human: the Escalated event put the thread in awaiting_human
+
+
+def _reask_with_model(
+    handler: CommandHandler, thread: Thread, rule: str, model: str
+) -> list[Aggregate]:
+    """Ask every participant again, with `model` where its agent's server has it (the
+    others keep theirs). No participant able to run it: an alert says so instead."""
+    able = {}
+    for p in thread.participants:
+        try:
+            admit(c.SubmitTask(prompt="?", agent=p["agent"], model=model), handler.projection)
+        except Rejected:
+            continue
+        able[p["agent"]] = model
+    if not able:
+        return [_alert(handler, thread, rule, "warning", f"no participant can run model {model}")]
+    thread.use_models(able, f"escalation:{rule}")
+    if thread.asked:  # mid-round: the next round uses it
+        return []
+    return list(_open_round(handler, thread, [p["agent"] for p in thread.participants]))
 
 
 def _targets(handler: CommandHandler, action: dict[str, Any]) -> list[str]:
@@ -349,7 +395,7 @@ def sweep(handler: CommandHandler) -> int:
             if not thread.open or not _due(handler, thread):
                 continue
             created = fire_due_rules(handler, thread)
-            handler.save(thread, *created)
+            handler.save(thread, *created, *stop_leftovers(handler, thread, created))
             fired += 1
         except (Rejected, IntegrityError):
             handler.aggregates.forget_touched()

@@ -110,6 +110,10 @@ class Thread(Aggregate):
         self.ballots = {}
         self.reasked = []
 
+    def pending_tasks(self) -> list[str]:
+        """Tasks of the current round whose answers have not come in (ids)."""
+        return [task for agent, task in self.asked.items() if agent not in self.ballots]
+
     def waits_for(self, task_id: UUID) -> str | None:
         """The participant a task of the current round asks, if the thread still waits."""
         for agent, asked in self.asked.items():
@@ -237,6 +241,19 @@ class Thread(Aggregate):
         if any(a["kind"] == "wait_for_human" for a in actions):
             self.state = ThreadState.AWAITING_HUMAN.value
 
+    def model_for(self, agent: str) -> str | None:
+        """The model a participant is asked with: one an escalation chose, else its own."""
+        return getattr(self, "models", {}).get(agent)
+
+    def use_models(self, models: dict[str, str], reason: str) -> None:
+        self._check_open()
+        if models:
+            self._models_changed(models=models, reason=reason)
+
+    @event("ModelsChanged")
+    def _models_changed(self, models: dict[str, str], reason: str) -> None:
+        self.models = {**getattr(self, "models", {}), **models}
+
     def add_participant(self, participant: dict[str, Any], reason: str) -> None:
         self._check_open()
         if self.participant(participant["agent"]) is not None:
@@ -265,9 +282,12 @@ class Thread(Aggregate):
     def close(self, outcome: str, reason: str, actor: str) -> None:
         if self.state == ThreadState.CLOSED.value:
             raise Rejected(RejectCode.BAD_STATE, f"thread {self.id} is already closed")
+        # Not an event: read by the same decision, which cancels them (stop_leftovers).
+        self.leftovers = self.pending_tasks()
         self._closed(outcome=outcome, decision=self.decision, reason=reason, actor=actor)
 
     @event("Closed")
     def _closed(self, outcome: str, decision: str | None, reason: str, actor: str) -> None:
         self.state = ThreadState.CLOSED.value
+        self.outcome = outcome
         self.asked = {}

@@ -194,7 +194,7 @@ def register_read_tools(server: MCPServer[Any], state: GatewayState) -> None:
                         type=e.type,
                         timestamp=e.timestamp,
                         actor=e.data.get("actor"),
-                        data=_short_data(e.data, mcp.tail_bytes),
+                        data=short_data(e.data, mcp.tail_bytes),
                     )
                     for e in page.events
                 ],
@@ -274,7 +274,7 @@ def _list_item(view: TaskView) -> TaskListItem:
     )
 
 
-def _short_data(data: dict[str, Any], max_chars: int) -> dict[str, Any]:
+def short_data(data: dict[str, Any], max_chars: int) -> dict[str, Any]:
     """Event data with long strings (prompts, outputs) cut to their tail."""
     return {
         key: (

@@ -123,8 +123,20 @@ async def close(
 
 @router.get("/budgets", response_model=BudgetList, summary="Budgets: limits, use, reservations")
 async def list_budgets(request: Request, caller: Caller = Viewer) -> BudgetList:
-
     return await state_of(request).coordinator.ask(ListBudgets(), BudgetList)
+
+
+@router.get("/budgets/{scope}", response_model=BudgetView, summary="One budget and its use")
+async def get_budget(
+    request: Request,
+    scope: Annotated[str, Path(pattern=SCOPE_PATTERN)],
+    caller: Caller = Viewer,
+) -> BudgetView:
+    budgets = await state_of(request).coordinator.ask(ListBudgets(), BudgetList)
+    view = next((b for b in budgets.budgets if b.scope == scope), None)
+    if view is None:
+        raise ApiError(404, "not_found", f"no budget for scope '{scope}'")
+    return view
 
 
 @router.put("/budgets/{scope}", response_model=BudgetView, summary="Set a budget (admin)")
@@ -142,7 +154,7 @@ async def set_budget(
     for _ in range(READ_BACK_TRIES):
         budgets = await state_of(request).coordinator.ask(ListBudgets(), BudgetList)
         view = next((b for b in budgets.budgets if b.scope == scope), None)
-        if view is not None and (view.tokens, view.usd) == (body.tokens, body.usd):
+        if view is not None and _settings_of(view) == body.model_dump():
             return view
         await asyncio.sleep(0.05)
     raise ApiError(504, "timeout", f"budget '{scope}' was set but not yet readable")
@@ -208,3 +220,15 @@ async def _read_back(request: Request, thread_id: UUID, closed: bool = False) ->
                 raise
         await asyncio.sleep(0.05)
     return await coordinator.ask(t.GetThread(thread_id=thread_id), t.ThreadView)
+
+
+def _settings_of(view: BudgetView) -> dict[str, Any]:
+    """A budget view's settings, in the shape of the PUT body (to tell a read-back
+    that already shows this change from one that does not yet)."""
+    return BudgetLimits(
+        tokens=view.tokens,
+        usd=view.usd,
+        period=view.period,
+        warn_at=view.warn_at,
+        on_exhausted=view.on_exhausted,  # type: ignore[arg-type]
+    ).model_dump()
