@@ -16,15 +16,17 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from typing import TYPE_CHECKING
 
-from nats.js import JetStreamContext
-from nats.js.api import ObjectStoreConfig, StorageType
-from nats.js.errors import BucketNotFoundError, NotFoundError, ObjectNotFoundError
-from nats.js.object_store import ObjectStore
 from pydantic import Field
 
 from whoosh_shared.agents import Strict
 from whoosh_shared.limits import utf8_size
+
+if TYPE_CHECKING:  # nats.js itself only when a body is stored: `whoosh` commands import
+    # this contract (BlobRef) and should not pay for the JetStream client to start.
+    from nats.js import JetStreamContext
+    from nats.js.object_store import ObjectStore
 
 log = logging.getLogger(__name__)
 BUCKET = "WHOOSH_BLOBS"
@@ -52,6 +54,9 @@ class BlobStore:
 
     async def _bucket(self) -> ObjectStore:
         if self._store is None:
+            from nats.js.api import ObjectStoreConfig, StorageType
+            from nats.js.errors import BucketNotFoundError, NotFoundError
+
             try:
                 self._store = await self.js.object_store(BUCKET)
             except (BucketNotFoundError, NotFoundError):
@@ -67,6 +72,8 @@ class BlobStore:
     async def put_text(self, text: str) -> BlobRef:
         data = text.encode("utf-8", errors="surrogatepass")
         ref = BlobRef(sha256=hashlib.sha256(data).hexdigest(), bytes=len(data), chars=len(text))
+        from nats.js.errors import NotFoundError, ObjectNotFoundError
+
         store = await self._bucket()
         try:
             info = await store.get_info(ref.sha256)
@@ -78,6 +85,8 @@ class BlobStore:
         return ref
 
     async def get_text(self, ref: BlobRef) -> str:
+        from nats.js.errors import NotFoundError, ObjectNotFoundError
+
         store = await self._bucket()
         try:
             result = await store.get(ref.sha256)

@@ -24,12 +24,12 @@ from whoosh_shared.alerts import (
     WebhookSettings,
     check_threshold,
 )
+from whoosh_shared.escalation_rules import EscalationRule
 from whoosh_shared.gateway_settings import GatewaySettings
 from whoosh_shared.limits import LimitSettings
 from whoosh_shared.nats_auth import NatsCredentials, client_options
 from whoosh_shared.security_settings import SecuritySettings
 from whoosh_shared.stream_limits import StreamLimits
-from whoosh_shared.threads import EscalationRule
 
 DEFAULT_CONFIG_NAME = "whoosh.yaml"
 DEFAULT_NATS_PORT = 4311  # not 4222: machines often run their own NATS there

@@ -22,6 +22,7 @@ from whoosh_shared.explain import ExplainTask, TaskExplanation
 from whoosh_shared.limits import PREVIEW_CHARS, LimitSettings, preview
 from whoosh_shared.queries import QueryReply
 from whoosh_shared.supervision import LoopHealth
+from whoosh_shared.usage import GetUsage
 
 from whoosh_coordinator.agent_finder import find_agents
 from whoosh_coordinator.api_key_registry import KeyRefused
@@ -54,6 +55,7 @@ QUERIES_BY_SUBJECT: dict[str, type[q.Query]] = {
         t.ListThreads,
         t.ResolveAddress,
         ListBudgets,
+        GetUsage,
     )
 }
 
@@ -103,6 +105,7 @@ class QueryHandler:
             ListBudgets: lambda _: QueryReply.ok(
                 BudgetList(budgets=self.projection.budgets.listed())
             ),
+            GetUsage: lambda _: QueryReply.ok(self.projection.usage.report()),
         }
 
     def handle_raw(self, subject: str, body: bytes) -> QueryReply:
