@@ -28,6 +28,8 @@ VIEWER_TOOLS = {
     "whoosh_explain_task",
     "whoosh_lookup",
     "whoosh_get",
+    "whoosh_budgets",
+    "whoosh_usage",
 }
 OPERATOR_TOOLS = {
     "whoosh_submit_task",

@@ -17,7 +17,9 @@ async def test_an_admin_sets_a_budget_and_everyone_sees_budgets_and_usage(
 ) -> None:
     url = stack.gateway.url
     async with stack.gateway.client(keys[Role.OPERATOR]) as operator:
-        made = await operator.post("/api/v1/tasks", json={"prompt": "echo usage", "capabilities": ["shell"]})
+        made = await operator.post(
+            "/api/v1/tasks", json={"prompt": "echo usage", "capabilities": ["shell"]}
+        )
         assert made.status_code == 201, made.text
         actor = (await operator.get("/api/v1/me")).json()["actor"]
 
