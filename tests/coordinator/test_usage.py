@@ -67,3 +67,12 @@ def test_the_coordinator_answers_the_usage_query(core: Core) -> None:
     assert reply.status == "ok"
     report = UsageReport.model_validate(reply.result)
     assert rows(report, "key") == {"key:whk_q": (1, 3, 4, 0.5)}
+
+
+def test_a_task_without_a_reported_duration_counts_its_run_time(core: Core) -> None:
+    core.register("cli")
+    task = core.submit(actor="key:whk_cli")
+    assert core.run_to_end(task).accepted  # CompleteTask without usage, as CLI agents send
+    row = core.projection.usage.report().by_key[0]
+    started, finished = core.task(task).started_at, core.task(task).finished_at
+    assert row.duration_s == (finished - started).total_seconds() > 0

@@ -1,6 +1,8 @@
 """Usage per submitting key, agent and model, folded from task events (see
 whoosh_shared.usage). A task counts once, at its end; the usage of a cancelled or
-timed-out task arrives afterwards in TaskOutputKept and is added to the same rows."""
+timed-out task arrives afterwards in TaskOutputKept and is added to the same rows.
+Agent time is the reported duration, or (CLI agents report none) the time from the last
+attempt's start to the task's end, both from stored events so that a replay agrees."""
 
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ class _Task:
     actor: str
     model: str
     agent: str = "(never assigned)"
+    started: datetime | None = None
 
 
 class UsageProjection:
@@ -40,6 +43,8 @@ class UsageProjection:
                 self._open[task_id] = _Task(actor, model or NO_MODEL)
             case ev.TaskAssigned(agent_name=agent) if task_id in self._open:
                 self._open[task_id].agent = agent
+            case ev.TaskStarted() if task_id in self._open:
+                self._open[task_id].started = envelope.timestamp
             case ev.TaskCompleted(usage=usage) | ev.TaskFailed(usage=usage):
                 self._end(task_id, envelope, usage)
             case ev.TaskCancelled() | ev.TaskTimedOut() | ev.TaskSkipped():
@@ -55,7 +60,12 @@ class UsageProjection:
             return
         if self.since is None:
             self.since = envelope.timestamp
-        self._add(task, usage or Usage(), count=1)
+        usage = usage or Usage()
+        if not usage.duration_s and task.started is not None:
+            # CLI agents report no duration: the last attempt's start to the end stands in
+            seconds = max((envelope.timestamp - task.started).total_seconds(), 0.0)
+            usage = usage.model_copy(update={"duration_s": seconds})
+        self._add(task, usage, count=1)
         self._ended[task_id] = task
         while len(self._ended) > ENDED_KEPT:
             self._ended.popitem(last=False)
