@@ -3,6 +3,7 @@ and no network client (benchmarks/bench_cli_startup.py measures the time itself)
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -48,3 +49,24 @@ def test_the_thread_choices_repeated_for_help_match_the_contract() -> None:
         (collab_arguments.THREAD_STATES, t.ThreadState),
     ):
         assert repeated == tuple(member.value for member in enum), enum
+
+
+def test_status_over_the_gateway_imports_no_http_client_and_no_query_models(tmp_path) -> None:
+    """`whoosh status` is one stdlib GET: no httpx, NATS client or contract query models
+    (they cost it about 150 ms of CPU), and an unreachable gateway still reads as such."""
+    probe = (
+        "import sys, runpy\n"
+        "sys.argv = ['whoosh', '--gateway', 'http://127.0.0.1:9', 'status']\n"
+        "try:\n    runpy.run_module('whoosh_cli', run_name='__main__')\n"
+        "except SystemExit as exc:\n    print('exit', exc.code)\n"
+        "heavy = ('httpx', 'faststream', 'nats', 'websockets', 'whoosh_shared.contract.queries')\n"
+        "print([m for m in heavy if m in sys.modules])\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WHOOSH")}
+    env["WHOOSH_DATA_DIR"] = str(tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+        cwd=tmp_path, env=env,
+    )  # fmt: skip
+    assert done.stdout.strip().splitlines()[-2:] == ["exit 3", "[]"], done.stdout
+    assert "cannot reach the gateway at http://127.0.0.1:9" in done.stderr

@@ -30,6 +30,7 @@ VIEWER_TOOLS = {
     "whoosh_get",
     "whoosh_subscribe",
     "whoosh_budgets",
+    "whoosh_usage",
 }
 OPERATOR_TOOLS = {
     "whoosh_submit_task",

@@ -68,6 +68,7 @@ COMMANDS: dict[tuple[str, ...], str] = {
     ("thread", "events"): "whoosh_cli.collab_commands:thread_events",
     ("budget", "set"): "whoosh_cli.collab_commands:budget_set",
     ("budget", "list"): "whoosh_cli.collab_commands:budget_list",
+    ("budget", "usage"): "whoosh_cli.usage_command:budget_usage",
     ("resolve",): "whoosh_cli.collab_commands:resolve",
 }
 

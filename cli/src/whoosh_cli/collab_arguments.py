@@ -67,5 +67,6 @@ def add_arguments(commands: argparse._SubParsersAction, common: argparse.Argumen
     bset.add_argument("--warn-at", type=float, default=0.8, metavar="SHARE")
     bset.add_argument("--on-exhausted", choices=["refuse", "stop"], default="refuse")
     bsub.add_parser("list", parents=[common], help="budgets with use and reservations")
+    bsub.add_parser("usage", parents=[common], help="tokens and cost per key, agent and model")
     res = commands.add_parser("resolve", parents=[common], help="agents a semantic address names")
     res.add_argument("address", metavar="ADDRESS")

@@ -13,6 +13,7 @@ from whoosh_shared.contract.budgets import BudgetList, ListBudgets, SetBudget
 from whoosh_shared.contract.commands import Command
 from whoosh_shared.contract.events import EventEnvelope
 from whoosh_shared.contract.queries import EventPage, GetEvents
+from whoosh_shared.contract.usage import GetUsage, UsageReport
 
 from whoosh_cli.context import CliContext
 from whoosh_cli.errors import CliError
@@ -57,6 +58,9 @@ class GatewayCollab:
 
     async def budgets(self) -> BudgetList:
         return await self.session.get("/budgets", BudgetList)
+
+    async def usage(self) -> UsageReport:
+        return await self.session.get("/usage", UsageReport)
 
     async def resolve(self, address: str) -> t.Resolved:
         return await self.session.get("/resolve", t.Resolved, address=address)
@@ -112,6 +116,9 @@ class BusCollab:
 
     async def budgets(self) -> BudgetList:
         return await self._ask(ListBudgets(), BudgetList)
+
+    async def usage(self) -> UsageReport:
+        return await self._ask(GetUsage(), UsageReport)
 
     async def resolve(self, address: str) -> t.Resolved:
         return await self._ask(t.ResolveAddress(address=address), t.Resolved)

@@ -31,6 +31,7 @@ from whoosh_coordinator.budgets.projection import BudgetProjection
 from whoosh_coordinator.keys.registry import ApiKeyRegistry
 from whoosh_coordinator.scheduling.estimates import observe
 from whoosh_coordinator.threads.projection import ThreadProjection
+from whoosh_coordinator.usage_projection import UsageProjection
 from whoosh_coordinator.workflows.projection import WorkflowProjection
 
 FINISHED_KEPT = 2_000
@@ -57,6 +58,7 @@ class FleetProjection:
         self.workflows = WorkflowProjection()
         self.threads = ThreadProjection()
         self.budgets = BudgetProjection()
+        self.usage = UsageProjection()
         self.position = 0
         self.event_count = 0
 
@@ -82,6 +84,7 @@ class FleetProjection:
             self.budgets.apply(envelope, payload)
         else:
             self._apply_task(envelope, payload)
+            self.usage.apply(envelope, payload)
 
     def _apply_agent(self, envelope: EventEnvelope, payload: ev.EventData) -> None:
         if isinstance(payload, ev.AgentRegistered | ev.AgentReregistered):

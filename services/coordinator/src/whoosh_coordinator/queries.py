@@ -21,6 +21,7 @@ from whoosh_shared.contract.enums import TaskStatus
 from whoosh_shared.contract.explain import ExplainTask, TaskExplanation
 from whoosh_shared.contract.limits import PREVIEW_CHARS, LimitSettings, preview
 from whoosh_shared.contract.queries import QueryReply
+from whoosh_shared.contract.usage import GetUsage
 from whoosh_shared.runtime.loop_reports import RemoteLoops
 from whoosh_shared.runtime.supervision import LoopHealth
 
@@ -55,6 +56,7 @@ QUERIES_BY_SUBJECT: dict[str, type[q.Query]] = {
         t.ListThreads,
         t.ResolveAddress,
         ListBudgets,
+        GetUsage,
     )
 }
 
@@ -105,6 +107,7 @@ class QueryHandler:
             ListBudgets: lambda _: QueryReply.ok(
                 BudgetList(budgets=self.projection.budgets.listed())
             ),
+            GetUsage: lambda _: QueryReply.ok(self.projection.usage.report()),
         }
 
     def handle_raw(self, subject: str, body: bytes) -> QueryReply:

@@ -35,6 +35,7 @@ from whoosh_gateway.routes import (
     metrics,
     stream,
     tasks,
+    usage,
     workflows,
 )
 from whoosh_gateway.submit_size import body_limit
@@ -113,7 +114,7 @@ def create_app(
     if settings.insecure_no_auth:  # no keys: no web pages either (DNS rebinding, CSWSH)
         app.add_middleware(LocalOnly, port=settings.port, public_url=settings.public_url)
     api = APIRouter(prefix=API_PREFIX)
-    for module in (agents, tasks, keys, fleet, stream, workflows, collab):
+    for module in (agents, tasks, keys, fleet, stream, workflows, collab, usage):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(health.router)

@@ -24,12 +24,12 @@ from whoosh_shared.contract.alerts import (
     WebhookSettings,
     check_threshold,
 )
+from whoosh_shared.contract.escalation_rules import EscalationRule
 from whoosh_shared.contract.gateway_settings import GatewaySettings
 from whoosh_shared.contract.limits import LimitSettings
 from whoosh_shared.contract.nats_credentials import NatsCredentials
 from whoosh_shared.contract.security_settings import SecuritySettings
 from whoosh_shared.contract.stream_limits import StreamLimits
-from whoosh_shared.contract.threads import EscalationRule
 
 DEFAULT_CONFIG_NAME = "whoosh.yaml"
 DEFAULT_NATS_PORT = 4311  # not 4222: machines often run their own NATS there

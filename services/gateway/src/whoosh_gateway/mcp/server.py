@@ -9,6 +9,7 @@ from mcp.types import Tool
 from whoosh_shared.contract.api_keys import Role
 
 from whoosh_gateway.gateway_state import GatewayState
+from whoosh_gateway.mcp.budget_tools import VIEWER_BUDGET_TOOLS, register_budget_tools
 from whoosh_gateway.mcp.calls import caller_of
 from whoosh_gateway.mcp.collab_tools import (
     OPERATOR_COLLAB_TOOLS,
@@ -35,6 +36,7 @@ TOOL_ROLES: dict[str, Role] = {
     **{name: Role.OPERATOR for name in OPERATOR_TOOLS},
     **{name: Role.VIEWER for name in VIEWER_COLLAB_TOOLS},
     **{name: Role.OPERATOR for name in OPERATOR_COLLAB_TOOLS},
+    **{name: Role.VIEWER for name in VIEWER_BUDGET_TOOLS},
 }
 
 
@@ -61,6 +63,7 @@ def build_server(state: GatewayState) -> WhooshMcpServer:
     register_read_tools(server, state)
     register_write_tools(server, state)
     register_collab_tools(server, state)
+    register_budget_tools(server, state)
     register_resources(server, state)
     register_prompts(server)
     return server

@@ -17,6 +17,7 @@ from whoosh_shared.runtime.bus import Bus
 from whoosh_gateway.errors import ApiError
 from whoosh_gateway.ui import (
     actions,
+    budget_pages,
     docs,
     pages,
     stream_route,
@@ -31,7 +32,8 @@ from whoosh_gateway.ui.session import SessionSeal, shared_secret
 def install(app: FastAPI) -> None:
     """Routes, static files and the HTML error pages of the dashboard (and /docs)."""
     app.mount("/ui/static", StaticFiles(directory=HERE / "static"), name="ui-static")
-    for module in (actions, pages, workflow_pages, thread_pages, stream_route, docs):
+    modules = (actions, pages, workflow_pages, thread_pages, budget_pages, stream_route, docs)
+    for module in modules:
         app.include_router(module.router)
     api_error_handler = app.exception_handlers[ApiError]
 

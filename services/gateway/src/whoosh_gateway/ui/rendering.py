@@ -29,6 +29,7 @@ NAV: list[tuple[str, str, str]] = [
     ("Executions", "/ui/executions", "viewer"),
     ("Threads", "/ui/threads", "viewer"),
     ("Alerts", "/ui/alerts", "viewer"),
+    ("Budgets", "/ui/budgets", "viewer"),
     ("Keys", "/ui/keys", "admin"),
     ("Audit", "/ui/audit", "admin"),
 ]
