@@ -223,7 +223,8 @@ class FleetProjection:
         if agent is None or model is None:
             return
         key = model_key(model)
-        stats = observe(agent.speeds.get(key), payload.usage)
+        streams = agent.load + (view.id not in agent.in_flight)  # its own slot included
+        stats = observe(agent.speeds.get(key), payload.usage, streams)
         if stats is not None:
             agent.speeds[key] = stats
 

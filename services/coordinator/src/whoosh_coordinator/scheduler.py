@@ -239,6 +239,8 @@ def plan(
                 stuck.add(needs)
             continue
         load[chosen.id] += 1
+        if forecast is not None:  # the slot's expected end, for work later in this pass
+            forecast.took(needs, chosen, load[chosen.id] - 1)
         placements.append(Placement(task.id, chosen.id, chosen.spec.name))
     return placements
 
