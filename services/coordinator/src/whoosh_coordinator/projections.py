@@ -31,6 +31,7 @@ from whoosh_coordinator.api_key_registry import ApiKeyRegistry
 from whoosh_coordinator.budgets.projection import BudgetProjection
 from whoosh_coordinator.estimates import observe
 from whoosh_coordinator.threads.projection import ThreadProjection
+from whoosh_coordinator.weights import WeightedRotation
 from whoosh_coordinator.workflows.projection import WorkflowProjection
 
 FINISHED_KEPT = 2_000
@@ -57,6 +58,8 @@ class FleetProjection:
         self.workflows = WorkflowProjection()
         self.threads = ThreadProjection()
         self.budgets = BudgetProjection()
+        self.rotation = WeightedRotation()
+        """Traffic weights' round-robin credits, folded from TaskAssigned (weights.py)."""
         self.position = 0
         self.event_count = 0
 
@@ -91,6 +94,7 @@ class FleetProjection:
             self._agent_ids[payload.spec.name] = envelope.aggregate_id
         if isinstance(payload, ev.AgentRemoved):
             removed = self.agents.pop(envelope.aggregate_id, None)
+            self.rotation.forget(envelope.aggregate_id)
             if removed is not None:
                 self._agent_ids.pop(removed.spec.name, None)
             return
@@ -166,6 +170,8 @@ class FleetProjection:
             case ev.TaskAssigned(agent_name=agent, attempt=attempt):
                 view.status, view.agent, view.attempt = TaskStatus.ASSIGNED, agent, attempt
                 view.assigned_at, view.not_before = at, None
+                if payload.weighted_among:
+                    self.rotation.fold(payload.weighted_among, payload.agent_id)
             case ev.TaskStarted(executor_id=executor_id):
                 view.status, view.executor_id = TaskStatus.RUNNING, executor_id
                 view.started_at = view.started_at or at

@@ -38,8 +38,8 @@ if TYPE_CHECKING:
     from whoosh_coordinator.lookahead import SlotForecast
 
 _RANDOM = random.Random()
-_ROTATION = WeightedRotation()  # this coordinator's weighted round-robin credits
-ROTATION = _ROTATION  # for dry runs (explain.py) that must see the same credits
+_ROTATION = WeightedRotation()  # only for callers without a projection (the coordinator
+ROTATION = _ROTATION  # passes a copy of the credits folded from events: weights.py)
 Preference = tuple[float, bool, float, float]
 
 
@@ -48,6 +48,7 @@ class Placement:
     task_id: UUID
     agent_id: UUID
     agent_name: str
+    weighted_among: dict[str, int] | None = None  # the weights' turn, if they decided
 
 
 @dataclass(frozen=True)
@@ -241,7 +242,8 @@ def plan(
         load[chosen.id] += 1
         if forecast is not None:  # the slot's expected end, for work later in this pass
             forecast.took(needs, chosen, load[chosen.id] - 1)
-        placements.append(Placement(task.id, chosen.id, chosen.spec.name))
+        turn = rotation.take_turn()
+        placements.append(Placement(task.id, chosen.id, chosen.spec.name, turn))
     return placements
 
 
