@@ -12,11 +12,14 @@ from whoosh_coordinator.assignment import Assigner
 from whoosh_coordinator.commands import CommandHandler
 from whoosh_coordinator.explain import explain
 from whoosh_coordinator.follower import Follower
+from whoosh_coordinator.queries import QueryHandler
 from whoosh_coordinator.replay import rebuild
 from whoosh_coordinator.scheduler import Needs
 from whoosh_coordinator.store import read_envelopes
 from whoosh_shared import commands as c
+from whoosh_shared.agent_fit import FindAgents
 from whoosh_shared.agents import AgentSpec
+from whoosh_shared.explain import Explanation
 
 
 def register(h: CommandHandler, name: str, weight: int) -> None:
@@ -84,3 +87,15 @@ def test_coordinators_deciding_from_the_same_credits_even_out(store_url: str) ->
     finally:
         a.store.close()
         b.store.close()
+
+
+def test_find_agents_names_the_next_weighted_pick(core: Core) -> None:
+    """FindAgents (and ExplainTask) read the folded credits: what they name as chosen is
+    where the next task goes, turn after turn."""
+    core.register("stable", max_concurrent=50, weight=75)
+    core.register("canary", max_concurrent=50, weight=25)
+    queries = QueryHandler(core.projection)
+    for _ in range(8):
+        reply = queries.handle_raw(FindAgents.SUBJECT, b"{}")
+        named = Explanation.model_validate(reply.result).chosen
+        assert core.task(core.submit()).agent == named

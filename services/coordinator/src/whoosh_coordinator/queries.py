@@ -92,7 +92,7 @@ class QueryHandler:
                 q.AlertList(alerts=self.projection.alerts.listed(query.status, query.limit))
             ),
             FindAgents: lambda query: QueryReply.ok(
-                find_agents(query, self.projection.agents.values())
+                find_agents(query, self.projection.agents.values(), self.projection.rotation)
             ),
             **workflow_queries(self.projection),
             t.GetThread: self._get_thread,
