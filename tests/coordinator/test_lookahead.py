@@ -45,7 +45,7 @@ def fleet(fast_remaining_tokens: int) -> tuple[AgentView, AgentView, dict]:
 def test_long_work_waits_for_a_fast_agent_that_frees_soon() -> None:
     fast, slow, tasks = fleet(fast_remaining_tokens=50)  # free in 0.5 s
     forecast = SlotForecast.of([fast, slow], tasks, NOW)
-    assert forecast.free_in == {fast.id: [approx(0.5, abs=1e-3)]}
+    assert forecast.free_in == {fast.id: [approx(0.5, abs=1e-3)], slow.id: []}
     long_answer = Needs(output_tokens=200)  # fast: 0.5 + 2 s; slow: 20 s
     assert choose(long_answer, [fast, slow], {fast.id: 1, slow.id: 0}, forecast=forecast) is None
     promised = forecast.free_in[fast.id]  # the slot is promised: the next sees it after
@@ -81,7 +81,7 @@ def test_overrun_work_is_assumed_to_run_as_long_again() -> None:
 def test_no_estimate_means_no_waiting() -> None:
     fast, slow, _ = fleet(fast_remaining_tokens=50)
     forecast = SlotForecast.of([fast, slow], {}, NOW)  # the running task is not known here
-    assert forecast.free_in == {}
+    assert fast.id not in forecast.free_in
     assert choose(Needs(output_tokens=200), [fast, slow], {fast.id: 1, slow.id: 0},
                   forecast=forecast) is slow  # fmt: skip
     unmeasured = server("new", 10.0, 1, [])
@@ -98,3 +98,23 @@ def test_explain_says_the_work_waits_for_the_busy_agent() -> None:
     assert found.chosen is None
     assert found.decision.startswith("waits for fast: busy, a slot expected free in ~0.5 s")
     assert forecast.free_in[fast.id] == [approx(0.5, abs=1e-3)]  # explaining promised nothing
+
+
+def test_a_pass_that_fills_the_fast_agent_still_waits_for_it() -> None:
+    """A burst: the first work takes the fast agent's free slot; the second, placed in the
+    same pass, waits for that slot (0.2 s, then 2 s) rather than take the slow agent's 20 s."""
+    fast, slow = server("fast", 100.0, 1, []), server("slow", 10.0, 1, [])
+    forecast = SlotForecast.of([fast, slow], {}, NOW)
+    queued = [task_view(1, llm={"options": {"num_predict": 20}}),
+              task_view(2, llm={"options": {"num_predict": 200}})]  # fmt: skip
+    placed = plan(queued, [fast, slow], NOW, forecast=forecast)
+    assert [p.agent_name for p in placed] == ["fast"]
+    assert forecast.held and forecast.free_in[fast.id] == [approx(2.2, abs=1e-3)]
+
+
+def test_work_without_an_estimate_placed_in_the_pass_ends_the_forecast_for_its_agent() -> None:
+    fast = server("fast", 100.0, 2, [])
+    forecast = SlotForecast.of([fast], {}, NOW)
+    fast.speeds.clear()  # the model it runs is unmeasured: nobody can say when it frees
+    forecast.took(Needs(output_tokens=20), fast, 0)
+    assert fast.id not in forecast.free_in

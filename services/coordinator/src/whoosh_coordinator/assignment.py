@@ -42,7 +42,8 @@ class Assigner:
             return 0  # no free slot anywhere: the queue, however long, need not be read
         queued = self.fair_share.order(self.projection.queued(), self.projection.unfinished_by)
         forecast = SlotForecast.of(agents, self.projection.tasks, now)
-        placements = plan(queued, agents, now, forecast=forecast)
+        rotation = self.projection.rotation.copy()  # credits folded from events (weights.py)
+        placements = plan(queued, agents, now, rotation=rotation, forecast=forecast)
         if not placements:
             return 0
         self.aggregates.begin()
@@ -66,7 +67,7 @@ class Assigner:
             if budgets is None:  # refused by a budget: the task ended instead
                 changed += [task, *self.handler.task_end_followers(task)]
                 continue
-            task.assign(agent.id, agent.name)
+            task.assign(agent.id, agent.name, placement.weighted_among)
             agent.take_slot(task.id, task.attempt)
             changed += [task, *budgets]
         return changed

@@ -385,7 +385,9 @@ class CommandHandler:
             return []
         agents = self.projection.agents.values()
         forecast = SlotForecast.of(agents, self.projection.tasks, self.clock())
-        chosen = choose(needs, agents, {a.id: a.load for a in agents}, forecast=forecast)
+        rotation = self.projection.rotation.copy()  # credits folded from events (weights.py)
+        load = {a.id: a.load for a in agents}
+        chosen = choose(needs, agents, load, rotation=rotation, forecast=forecast)
         if chosen is None:
             return []
         agent = self.load_agent_by_id(chosen.id)
@@ -394,7 +396,7 @@ class CommandHandler:
         budgets = self.reserve_for(task, agent)
         if budgets is None:
             return self.task_end_followers(task)
-        task.assign(agent.id, agent.name)
+        task.assign(agent.id, agent.name, rotation.take_turn())
         agent.take_slot(task.id, task.attempt)
         return [agent, *budgets]
 

@@ -30,6 +30,7 @@ from whoosh_coordinator.alerts.projection import AlertProjection
 from whoosh_coordinator.budgets.projection import BudgetProjection
 from whoosh_coordinator.keys.registry import ApiKeyRegistry
 from whoosh_coordinator.scheduling.estimates import observe
+from whoosh_coordinator.scheduling.weights import WeightedRotation
 from whoosh_coordinator.threads.projection import ThreadProjection
 from whoosh_coordinator.usage_projection import UsageProjection
 from whoosh_coordinator.workflows.projection import WorkflowProjection
@@ -59,6 +60,8 @@ class FleetProjection:
         self.threads = ThreadProjection()
         self.budgets = BudgetProjection()
         self.usage = UsageProjection()
+        self.rotation = WeightedRotation()
+        """Traffic weights' round-robin credits, folded from TaskAssigned (weights.py)."""
         self.position = 0
         self.event_count = 0
 
@@ -94,6 +97,7 @@ class FleetProjection:
             self._agent_ids[payload.spec.name] = envelope.aggregate_id
         if isinstance(payload, ev.AgentRemoved):
             removed = self.agents.pop(envelope.aggregate_id, None)
+            self.rotation.forget(envelope.aggregate_id)
             if removed is not None:
                 self._agent_ids.pop(removed.spec.name, None)
             return
@@ -169,6 +173,8 @@ class FleetProjection:
             case ev.TaskAssigned(agent_name=agent, attempt=attempt):
                 view.status, view.agent, view.attempt = TaskStatus.ASSIGNED, agent, attempt
                 view.assigned_at, view.not_before = at, None
+                if payload.weighted_among:
+                    self.rotation.fold(payload.weighted_among, payload.agent_id)
             case ev.TaskStarted(executor_id=executor_id):
                 view.status, view.executor_id = TaskStatus.RUNNING, executor_id
                 view.started_at = view.started_at or at
@@ -226,7 +232,8 @@ class FleetProjection:
         if agent is None or model is None:
             return
         key = model_key(model)
-        stats = observe(agent.speeds.get(key), payload.usage)
+        streams = agent.load + (view.id not in agent.in_flight)  # its own slot included
+        stats = observe(agent.speeds.get(key), payload.usage, streams)
         if stats is not None:
             agent.speeds[key] = stats
 

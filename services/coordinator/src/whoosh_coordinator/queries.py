@@ -96,7 +96,7 @@ class QueryHandler:
                 q.AlertList(alerts=self.projection.alerts.listed(query.status, query.limit))
             ),
             FindAgents: lambda query: QueryReply.ok(
-                find_agents(query, self.projection.agents.values())
+                find_agents(query, self.projection.agents.values(), self.projection.rotation)
             ),
             **workflow_queries(self.projection),
             t.GetThread: self._get_thread,
@@ -144,7 +144,8 @@ class QueryHandler:
             return QueryReply.error("not_found", f"unknown task {query.task_id}")
         agents = self.projection.agents.values()
         forecast = SlotForecast.of(agents, self.projection.tasks, self.clock())
-        found = explain(Needs.of(view), agents, forecast=forecast)
+        rotation = self.projection.rotation  # explain only peeks: it takes no turn
+        found = explain(Needs.of(view), agents, rotation=rotation, forecast=forecast)
         if view.status is not TaskStatus.QUEUED:  # placed already: the fleet has moved on
             verb = "ran on" if view.status.terminal else "is on"
             where = f"{verb} {view.agent}" if view.agent else view.status.value

@@ -155,6 +155,11 @@ class TaskAssigned(EventData):
     agent_id: UUID
     agent_name: str
     attempt: int
+    weighted_among: dict[str, int] | None = Field(
+        default=None,
+        description="when traffic weights chose the agent: every agent (id) they chose among, "
+        "with its weight; every coordinator folds the weighted round-robin turn from it",
+    )
 
 
 class TaskStarted(EventData):

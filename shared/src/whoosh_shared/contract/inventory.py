@@ -56,3 +56,8 @@ class SpeedStats(Strict):
     decode_tps: float = Field(default=0.0, ge=0, description="generated tokens per second")
     prefill_tps: float = Field(default=0.0, ge=0, description="prompt tokens per second")
     load_s: float = Field(default=0.0, ge=0, description="seconds to load the model when cold")
+    stream_tps: dict[int, float] = Field(
+        default_factory=dict,
+        description="generated tokens per second of one stream, by how many streams the "
+        "agent ran at once (its load when the task completed): how it shares its compute",
+    )

@@ -12,6 +12,7 @@ from whoosh_shared.contract.queries import AgentView
 from whoosh_coordinator.scheduling.estimates import prompt_tokens
 from whoosh_coordinator.scheduling.explain import explain
 from whoosh_coordinator.scheduling.scheduler import Needs
+from whoosh_coordinator.scheduling.weights import WeightedRotation
 
 
 def needs_of(query: FindAgents) -> Needs:
@@ -24,5 +25,9 @@ def needs_of(query: FindAgents) -> Needs:
     )
 
 
-def find_agents(query: FindAgents, agents: Iterable[AgentView]) -> Explanation:
-    return explain(needs_of(query), agents)
+def find_agents(
+    query: FindAgents, agents: Iterable[AgentView], rotation: WeightedRotation | None = None
+) -> Explanation:
+    """`rotation`: the weights' credits folded from events (the projection's), so a
+    weighted choice is named as the scheduler would make it next."""
+    return explain(needs_of(query), agents, rotation=rotation or WeightedRotation())

@@ -33,7 +33,13 @@ HOLD_MARGIN = 0.9  # wait only for a finish at least 10 % sooner than the best f
 
 
 class SlotForecast:
-    """Per full, measured agent: estimated seconds until each of its slots frees."""
+    """Per measured agent: estimated seconds until each of its busy slots frees.
+
+    Kept for every LLM agent whose running work all has an estimate, not only the full
+    ones: a scheduling pass that fills an agent's last slots (`took`) knows when those
+    slots free again, so the next work in the same pass may still wait for that agent.
+    Without that, a burst of arrivals filled the fast agent and then went to the slow
+    ones, though the fast one would have finished each sooner."""
 
     def __init__(self, free_in: dict[UUID, list[float]]) -> None:
         self.free_in = free_in
@@ -45,12 +51,23 @@ class SlotForecast:
     ) -> SlotForecast:
         free_in: dict[UUID, list[float]] = {}
         for agent in agents:
-            if agent.spec.type is AgentType.CLI or agent.load < agent.spec.max_concurrent:
+            if agent.spec.type is AgentType.CLI:
                 continue
             times = [_remaining(agent, tasks.get(task_id), now) for task_id in agent.in_flight]
-            if times and all(t is not None for t in times):
+            if all(t is not None for t in times):
                 free_in[agent.id] = sorted(t for t in times if t is not None)
         return cls(free_in)
+
+    def took(self, needs: Needs, agent: AgentView, others: int) -> None:
+        """The pass gave this work a slot of `agent` (beside `others` running there)."""
+        slots = self.free_in.get(agent.id)
+        if slots is None:
+            return  # running work without an estimate: never waited for
+        seconds = expected_on(needs, agent, others)
+        if seconds:
+            insort(slots, seconds)
+        else:
+            del self.free_in[agent.id]  # no estimate for this work: not waited for
 
     def hold(self, needs: Needs, full: Iterable[AgentView], best_free_s: float) -> AgentView | None:
         """The full agent worth waiting for (its next slot is then promised), or None."""
@@ -61,7 +78,7 @@ class SlotForecast:
         for agent in full:
             slots = self.free_in.get(agent.id)
             seconds = expected_on(needs, agent, agent.spec.max_concurrent - 1)
-            if not slots or not seconds:
+            if not slots or len(slots) < agent.spec.max_concurrent or not seconds:
                 continue
             finish = slots[0] + seconds
             if best is None or finish < best[0]:

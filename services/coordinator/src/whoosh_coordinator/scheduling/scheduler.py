@@ -38,8 +38,8 @@ if TYPE_CHECKING:
     from whoosh_coordinator.scheduling.lookahead import SlotForecast
 
 _RANDOM = random.Random()
-_ROTATION = WeightedRotation()  # this coordinator's weighted round-robin credits
-ROTATION = _ROTATION  # for dry runs (explain.py) that must see the same credits
+_ROTATION = WeightedRotation()  # only for callers without a projection (the coordinator
+ROTATION = _ROTATION  # passes a copy of the credits folded from events: weights.py)
 Preference = tuple[float, bool, float, float]
 
 
@@ -48,6 +48,7 @@ class Placement:
     task_id: UUID
     agent_id: UUID
     agent_name: str
+    weighted_among: dict[str, int] | None = None  # the weights' turn, if they decided
 
 
 @dataclass(frozen=True)
@@ -239,7 +240,10 @@ def plan(
                 stuck.add(needs)
             continue
         load[chosen.id] += 1
-        placements.append(Placement(task.id, chosen.id, chosen.spec.name))
+        if forecast is not None:  # the slot's expected end, for work later in this pass
+            forecast.took(needs, chosen, load[chosen.id] - 1)
+        turn = rotation.take_turn()
+        placements.append(Placement(task.id, chosen.id, chosen.spec.name, turn))
     return placements
 
 

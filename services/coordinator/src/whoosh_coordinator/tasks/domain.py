@@ -91,13 +91,28 @@ class Task(Aggregate):
 
     # -- assignment -------------------------------------------------------------------
 
-    def assign(self, agent_id: UUID, agent_name: str) -> None:
+    def assign(
+        self, agent_id: UUID, agent_name: str, weighted_among: dict[str, int] | None = None
+    ) -> None:
+        """`weighted_among`: the agents (id -> weight) whose traffic weights chose this one,
+        recorded so the weighted rotation is folded from events (weights.py)."""
         if self.status != TaskStatus.QUEUED.value:
             raise Rejected(RejectCode.BAD_STATE, f"task {self.id} is {self.status}, not queued")
-        self._assigned(agent_id=agent_id, agent_name=agent_name, attempt=self.attempt + 1)
+        self._assigned(
+            agent_id=agent_id,
+            agent_name=agent_name,
+            attempt=self.attempt + 1,
+            weighted_among=weighted_among or None,
+        )
 
     @event("Assigned")
-    def _assigned(self, agent_id: UUID, agent_name: str, attempt: int) -> None:
+    def _assigned(
+        self,
+        agent_id: UUID,
+        agent_name: str,
+        attempt: int,
+        weighted_among: dict[str, int] | None = None,
+    ) -> None:
         self.status = TaskStatus.ASSIGNED.value
         self.agent_id = agent_id
         self.agent_name = agent_name
