@@ -25,7 +25,7 @@ from whoosh_shared.enums import AgentType
 from whoosh_shared.events import EventData, EventEnvelope, TaskCancelled, TaskTimedOut
 from whoosh_shared.progress import ProgressPublisher
 from whoosh_shared.running_attempts import RunningAttempts, StopCause, stop_for_event
-from whoosh_shared.work import WorkItem
+from whoosh_shared.work import ProgressLine, WorkItem
 
 MODEL = "llama3.2:1b"
 
@@ -73,7 +73,25 @@ async def test_a_call_streams_tokens_and_completes(double: OllamaDouble) -> None
             assert isinstance(command, CompleteTask)
             assert command.output == double.config.reply
             assert command.usage.decode_tps > 0
-    assert progress._queue.qsize() == 18  # one line per token, both calls
+    lines = [ProgressLine.model_validate_json(data) for _, data in queued(progress)]
+    by_task: dict[uuid.UUID, list[ProgressLine]] = {}
+    for line in lines:
+        by_task.setdefault(line.task_id, []).append(line)
+    assert len(by_task) == 2
+    for kind_lines in by_task.values():
+        assert "".join(line.line for line in kind_lines) == double.config.reply  # all, in order
+        assert [line.seq for line in kind_lines] == list(range(1, len(kind_lines) + 1))
+        assert kind_lines[0].line == "The "  # the first token alone, at once
+    assert len(lines) < 18  # the later tokens were coalesced (9 per call)
+
+
+def queued(progress: ProgressPublisher) -> list[tuple[str, bytes]]:
+    entries = []
+    while not progress._queue.empty():
+        entry = progress._queue.get_nowait()
+        assert isinstance(entry, tuple)
+        entries.append(entry)
+    return entries
 
 
 async def test_the_task_timeout_stops_the_call(make_double: Callable[..., OllamaDouble]) -> None:

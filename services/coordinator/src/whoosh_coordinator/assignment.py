@@ -19,6 +19,7 @@ from whoosh_coordinator.commands import CommandHandler
 from whoosh_coordinator.domain import Agent, Rejected
 from whoosh_coordinator.fair_queue import FairShare
 from whoosh_coordinator.lookahead import SlotForecast
+from whoosh_coordinator.need_classes import fitting
 from whoosh_coordinator.scheduler import Placement, plan
 
 log = logging.getLogger(__name__)
@@ -37,9 +38,19 @@ class Assigner:
     def assign_pending(self) -> int:
         """Place as many queued tasks as free slots allow; returns how many were placed."""
         agents, now = self.projection.agents.values(), self.handler.clock()
-        if not any(a.in_rotation and a.load < a.spec.max_concurrent for a in agents):
-            return 0  # no free slot anywhere: the queue, however long, need not be read
-        queued = self.fair_share.order(self.projection.queued(), self.projection.unfinished_by)
+        waiting = self.projection.queued_classes()
+        classes = fitting(waiting, agents)
+        if not classes:
+            return 0  # no free slot could take any queued work: the queue need not be read
+        some = classes if len(classes) < len(waiting) else None
+        if self.projection.queued_actors() == 1:  # no one to be fair to: read lazily,
+            queued = self.projection.queued_in_order(some)  # up to the last free slot
+        else:
+            queued = self.fair_share.order(
+                self.projection.queued(some),
+                self.projection.unfinished_by,
+                self.projection.queued_by,
+            )
         forecast = SlotForecast.of(agents, self.projection.tasks, now)
         placements = plan(queued, agents, now, forecast=forecast)
         if not placements:
