@@ -156,3 +156,15 @@ def test_long_output_keeps_its_tail() -> None:
     text = "a" * MAX_OUTPUT_CHARS + "end"
     command = result_command(run, CallResult(Outcome.COMPLETED, text, 1.0))
     assert len(command.output) == MAX_OUTPUT_CHARS and command.output.endswith("end")
+
+
+async def test_calls_one_after_another_reuse_one_connection(double: OllamaDouble) -> None:
+    """A finished stream is read to its end, so its connection goes back to the pool
+    (leaving it unread closed it: a new TCP connection for every call)."""
+    async with httpx.AsyncClient() as http:
+        attempt, _ = handler(http)
+        for kind in (AgentType.OLLAMA, AgentType.OPENAI, AgentType.OLLAMA):
+            result = await attempt._run(LlmRun(item_for(double.url, kind)))
+            assert result.outcome is Outcome.COMPLETED
+    assert len(double.requests) == 3
+    assert len(double.client_ports) == 1
