@@ -41,6 +41,7 @@ from whoosh_shared.work_message import (
 
 from whoosh_executor_ollama.circuit_breaker import BreakerBoard, BreakerState, CircuitBreaker
 from whoosh_executor_ollama.failures import Decision, Failure, LlmError, classify_exception
+from whoosh_executor_ollama.http_pools import HttpPools
 from whoosh_executor_ollama.ollama_api import OllamaClient
 from whoosh_executor_ollama.openai_api import API_KEY_ENV, OpenAICompatClient
 from whoosh_executor_ollama.running import LlmRun
@@ -61,6 +62,11 @@ class ExecutorContext(executor_runtime.ExecutorContext[LlmRun]):
 
     http: httpx.AsyncClient
     breakers: BreakerBoard = field(default_factory=BreakerBoard)
+    pools: HttpPools | None = None  # the service's: a pool per server (calls only)
+
+    def http_for(self, endpoint: str) -> httpx.AsyncClient:
+        """The client an LLM call to `endpoint` goes through."""
+        return self.pools.for_endpoint(endpoint) if self.pools is not None else self.http
 
 
 class Outcome(StrEnum):
@@ -219,7 +225,9 @@ class AttemptHandler:
                 api_key = resolved_value(agent.env, API_KEY_ENV, os.environ)
             except EnvReferenceError as exc:
                 raise LlmError(Failure(Decision.FAIL_NO_RETRY, str(exc))) from None
-            client = OpenAICompatClient(endpoint, api_key=api_key, client=self.ctx.http)
+            client = OpenAICompatClient(
+                endpoint, api_key=api_key, client=self.ctx.http_for(endpoint)
+            )
             return client.chat(
                 model,
                 messages,
@@ -228,7 +236,7 @@ class AttemptHandler:
                 format=llm.format,
                 tools=llm.tools or None,
             )
-        ollama = OllamaClient(endpoint, client=self.ctx.http)
+        ollama = OllamaClient(endpoint, client=self.ctx.http_for(endpoint))
         if llm.raw:  # plain completion, as the task asked
             return ollama.generate(
                 model,

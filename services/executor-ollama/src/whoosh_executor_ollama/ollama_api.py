@@ -39,9 +39,11 @@ from whoosh_executor_ollama.usage import LlmUsage
 DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=300.0, write=30.0, pool=30.0)
 # Many concurrent streams per backend must never queue behind the client's own pool, and
 # the connections of a busy fleet stay open between calls (a new TCP connection per call
-# cost more CPU than the rest of the executor's work on a task).
+# cost more CPU than the rest of the executor's work on a task). An idle one is let go
+# after 1 s, well before servers close theirs (uvicorn: 5 s), so that a call never
+# goes out on a connection the server is closing at that moment.
 DEFAULT_LIMITS = httpx.Limits(
-    max_connections=1000, max_keepalive_connections=256, keepalive_expiry=3.0
+    max_connections=1000, max_keepalive_connections=256, keepalive_expiry=1.0
 )
 
 Format = str | Mapping[str, Any]  # "json" or a JSON schema
