@@ -15,9 +15,9 @@ from whoosh_coordinator.assignment import Assigner
 from whoosh_coordinator.commands import CommandHandler
 from whoosh_coordinator.fair_queue import FairShare
 from whoosh_coordinator.follower import Follower
-from whoosh_coordinator.need_classes import fitting, need_class
+from whoosh_coordinator.need_classes import fitting, need_class, usable_slots
 from whoosh_coordinator.projections import FleetProjection
-from whoosh_coordinator.scheduler import plan
+from whoosh_coordinator.scheduler import Needs, plan
 from whoosh_coordinator.store import open_store
 from whoosh_coordinator.weights import WeightedRotation
 from whoosh_shared import commands as c
@@ -184,5 +184,27 @@ def test_skipping_classes_places_exactly_what_reading_the_whole_queue_places(blo
         classes = set(fitting({need_class(t) for t in queued}, agents))
         kept = [t for t in queued if need_class(t) in classes]
         everything = plan(queued, agents, NOW, random.Random(seed), WeightedRotation())
-        skipping = plan(kept, agents, NOW, random.Random(seed), WeightedRotation())
+        slots = usable_slots(classes, agents)
+        skipping = plan(kept, agents, NOW, random.Random(seed), WeightedRotation(), slots=slots)
         assert skipping == everything, f"seed {seed}"
+
+
+def test_a_spare_slot_no_queued_task_may_use_does_not_make_a_pass_read_the_queue(
+    core: Core, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One submitter, its tasks pinned to a busy agent, another agent idle: when the busy
+    slot frees, the pass places the head of the queue and reads no further."""
+    holder = busy_gpu_box(core)
+    submit_many(core, 2_000, capabilities=["gpu"], actor=ALICE)
+    head = min(core.projection.queued(), key=lambda t: t.sequence)
+    read: list[int] = []
+    original = Needs.of
+
+    def counted(task: TaskView) -> Needs:
+        read.append(task.sequence)
+        return original(task)
+
+    monkeypatch.setattr(Needs, "of", staticmethod(counted))
+    assert core.run_to_end(holder).accepted
+    assert core.task(head.id).status is TaskStatus.ASSIGNED
+    assert read == [head.sequence]

@@ -19,7 +19,7 @@ from whoosh_coordinator.commands import CommandHandler
 from whoosh_coordinator.domain import Agent, Rejected
 from whoosh_coordinator.fair_queue import FairShare
 from whoosh_coordinator.lookahead import SlotForecast
-from whoosh_coordinator.need_classes import fitting
+from whoosh_coordinator.need_classes import fitting, usable_slots
 from whoosh_coordinator.scheduler import Placement, plan
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,9 @@ class Assigner:
                 self.projection.queued_by,
             )
         forecast = SlotForecast.of(agents, self.projection.tasks, now)
-        placements = plan(queued, agents, now, forecast=forecast)
+        placements = plan(
+            queued, agents, now, forecast=forecast, slots=usable_slots(classes, agents)
+        )
         if not placements:
             return 0
         self.aggregates.begin()

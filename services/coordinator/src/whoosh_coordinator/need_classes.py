@@ -48,3 +48,15 @@ def fitting(classes: Iterable[NeedClass], agents: Iterable[AgentView]) -> list[N
     if not free:
         return []
     return [klass for klass in classes if could_fit(klass, free)]
+
+
+def usable_slots(classes: Iterable[NeedClass], agents: Iterable[AgentView]) -> int:
+    """Free slots of the agents that could take some task of `classes`: the most a pass
+    over those classes can place, so it may stop reading once that many are placed (a
+    free slot no queued task may use no longer makes it read the whole queue)."""
+    free, kinds = free_agents(agents), list(classes)
+    return sum(
+        agent.spec.max_concurrent - agent.load
+        for agent in free
+        if any(could_fit(klass, [agent]) for klass in kinds)
+    )
