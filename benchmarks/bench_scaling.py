@@ -125,6 +125,11 @@ def pass_times(handler: Any, assigner: Any, projection: Any) -> dict[str, Any]:
         placed = assigner.assign_pending()
         idle.append(time.perf_counter() - began)
         assert placed == 0
+    whole = []  # the peer: the same pass reading the whole queue, as before need classes
+    for _ in range(3):
+        began = time.perf_counter()
+        assert whole_queue_pass(assigner, projection) == 0
+        whole.append(time.perf_counter() - began)
     placing = []
     for _ in range(5):
         (running,) = projection.active()
@@ -137,7 +142,20 @@ def pass_times(handler: Any, assigner: Any, projection: Any) -> dict[str, Any]:
     return {
         "pass_ms_nothing_placeable": round(statistics.median(idle) * 1000, 2),
         "pass_ms_placing_one": round(statistics.median(placing) * 1000, 2),
+        "pass_ms_whole_queue_read": round(statistics.median(whole) * 1000, 2),
     }
+
+
+def whole_queue_pass(assigner: Any, projection: Any) -> int:
+    """What a pass cost before need classes (need_classes.py): the fair order and the
+    plan over every queued task, when no free agent can take any of them."""
+    from whoosh_coordinator.scheduling.lookahead import SlotForecast
+    from whoosh_coordinator.scheduling.scheduler import plan
+
+    agents, now = projection.agents.values(), assigner.handler.clock()
+    queued = assigner.fair_share.order(projection.queued(), projection.unfinished_by)
+    forecast = SlotForecast.of(agents, projection.tasks, now)
+    return len(plan(queued, agents, now, forecast=forecast))
 
 
 def child(args: argparse.Namespace) -> int:
@@ -169,7 +187,8 @@ def run_child(kind: str, n: int, store: str, no_spare: bool = False) -> dict[str
 
 def table(results: list[dict[str, Any]]) -> None:
     head = (
-        "scenario | pass ms (none placeable) | pass ms (placing one) | RSS MB | baseline MB "
+        "scenario | pass ms (none placeable) | same, whole queue read (before) "
+        "| pass ms (placing one) | RSS MB | baseline MB "
         "| growth MB | views kept | load avg"
     )
     print(head)
@@ -180,6 +199,7 @@ def table(results: list[dict[str, Any]]) -> None:
             continue
         print(
             f"{r['scenario']} | {r.get('pass_ms_nothing_placeable', '-')} | "
+            f"{r.get('pass_ms_whole_queue_read', '-')} | "
             f"{r.get('pass_ms_placing_one', '-')} | {r['rss_mb']} | {r['baseline_rss_mb']} | "
             f"{r['rss_growth_mb']} | {r['task_views_kept']} | "
             f"{r['load_1min'][0]:.1f}-{r['load_1min'][1]:.1f}"

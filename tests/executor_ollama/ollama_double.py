@@ -95,6 +95,7 @@ class OllamaDouble:
         self.config = config or DoubleConfig()
         self.port = free_port()
         self.requests: list[tuple[str, dict[str, Any]]] = []
+        self.client_ports: set[int] = set()  # one per TCP connection the clients opened
         self.probes: Counter[str] = Counter()  # inventory calls by path
         self.finals: list[dict[str, Any]] = []
         self.client_gone = 0  # streams whose client went away before the end
@@ -306,6 +307,7 @@ class OllamaDouble:
     async def _ollama(self, request: Request, path: str) -> Response:
         body = await request.json()
         self.requests.append((path, body))
+        self.client_ports.add(request.client.port if request.client else 0)
         if (refused := self._admit(body)) is not None:
             return refused
         self._mark_loaded(body)
@@ -351,6 +353,7 @@ class OllamaDouble:
     async def openai_chat(self, request: Request) -> Response:
         body = await request.json()
         self.requests.append(("/v1/chat/completions", body))
+        self.client_ports.add(request.client.port if request.client else 0)
         if (refused := self._admit(body, openai=True)) is not None:
             return refused
         tokens, done_reason = self._reply_tokens(body)

@@ -23,7 +23,7 @@ from whoosh_shared.contract.commands import MAX_OUTPUT_CHARS, CompleteTask, Fail
 from whoosh_shared.contract.config import ExecutorSettings
 from whoosh_shared.contract.enums import AgentType
 from whoosh_shared.contract.events import EventData, EventEnvelope, TaskCancelled, TaskTimedOut
-from whoosh_shared.contract.work import WorkItem
+from whoosh_shared.contract.work import ProgressLine, WorkItem
 from whoosh_shared.runtime.progress import ProgressPublisher
 from whoosh_shared.runtime.running_attempts import RunningAttempts, StopCause, stop_for_event
 
@@ -73,7 +73,25 @@ async def test_a_call_streams_tokens_and_completes(double: OllamaDouble) -> None
             assert isinstance(command, CompleteTask)
             assert command.output == double.config.reply
             assert command.usage.decode_tps > 0
-    assert progress._queue.qsize() == 18  # one line per token, both calls
+    lines = [ProgressLine.model_validate_json(data) for _, data in queued(progress)]
+    by_task: dict[uuid.UUID, list[ProgressLine]] = {}
+    for line in lines:
+        by_task.setdefault(line.task_id, []).append(line)
+    assert len(by_task) == 2
+    for kind_lines in by_task.values():
+        assert "".join(line.line for line in kind_lines) == double.config.reply  # all, in order
+        assert [line.seq for line in kind_lines] == list(range(1, len(kind_lines) + 1))
+        assert kind_lines[0].line == "The "  # the first token alone, at once
+    assert len(lines) < 18  # the later tokens were coalesced (9 per call)
+
+
+def queued(progress: ProgressPublisher) -> list[tuple[str, bytes]]:
+    entries = []
+    while not progress._queue.empty():
+        entry = progress._queue.get_nowait()
+        assert isinstance(entry, tuple)
+        entries.append(entry)
+    return entries
 
 
 async def test_the_task_timeout_stops_the_call(make_double: Callable[..., OllamaDouble]) -> None:
@@ -138,3 +156,15 @@ def test_long_output_keeps_its_tail() -> None:
     text = "a" * MAX_OUTPUT_CHARS + "end"
     command = result_command(run, CallResult(Outcome.COMPLETED, text, 1.0))
     assert len(command.output) == MAX_OUTPUT_CHARS and command.output.endswith("end")
+
+
+async def test_calls_one_after_another_reuse_one_connection(double: OllamaDouble) -> None:
+    """A finished stream is read to its end, so its connection goes back to the pool
+    (leaving it unread closed it: a new TCP connection for every call)."""
+    async with httpx.AsyncClient() as http:
+        attempt, _ = handler(http)
+        for kind in (AgentType.OLLAMA, AgentType.OPENAI, AgentType.OLLAMA):
+            result = await attempt._run(LlmRun(item_for(double.url, kind)))
+            assert result.outcome is Outcome.COMPLETED
+    assert len(double.requests) == 3
+    assert len(double.client_ports) == 1

@@ -17,6 +17,7 @@ from eventsourcing.persistence import IntegrityError
 
 from whoosh_coordinator.agents.domain import Agent
 from whoosh_coordinator.commands import CommandHandler
+from whoosh_coordinator.need_classes import fitting, usable_slots
 from whoosh_coordinator.rejection import Rejected
 from whoosh_coordinator.scheduling.fair_queue import FairShare
 from whoosh_coordinator.scheduling.lookahead import SlotForecast
@@ -38,12 +39,29 @@ class Assigner:
     def assign_pending(self) -> int:
         """Place as many queued tasks as free slots allow; returns how many were placed."""
         agents, now = self.projection.agents.values(), self.handler.clock()
-        if not any(a.in_rotation and a.load < a.spec.max_concurrent for a in agents):
-            return 0  # no free slot anywhere: the queue, however long, need not be read
-        queued = self.fair_share.order(self.projection.queued(), self.projection.unfinished_by)
+        waiting = self.projection.queued_classes()
+        classes = fitting(waiting, agents)
+        if not classes:
+            return 0  # no free slot could take any queued work: the queue need not be read
+        some = classes if len(classes) < len(waiting) else None
+        if self.projection.queued_actors() == 1:  # no one to be fair to: read lazily,
+            queued = self.projection.queued_in_order(some)  # up to the last free slot
+        else:
+            queued = self.fair_share.order(
+                self.projection.queued(some),
+                self.projection.unfinished_by,
+                self.projection.queued_by,
+            )
         forecast = SlotForecast.of(agents, self.projection.tasks, now)
         rotation = self.projection.rotation.copy()  # credits folded from events (weights.py)
-        placements = plan(queued, agents, now, rotation=rotation, forecast=forecast)
+        placements = plan(
+            queued,
+            agents,
+            now,
+            rotation=rotation,
+            forecast=forecast,
+            slots=usable_slots(classes, agents),
+        )
         if not placements:
             return 0
         self.aggregates.begin()

@@ -14,8 +14,9 @@ fold, in notification order, so a replay with the same bound equals the live pro
 from __future__ import annotations
 
 import bisect
+import heapq
 from collections import Counter, deque
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from datetime import datetime
 from uuid import UUID
 
@@ -29,6 +30,7 @@ from whoosh_shared.contract.queries import AgentView, FleetStats, TaskView
 from whoosh_coordinator.alerts.projection import AlertProjection
 from whoosh_coordinator.budgets.projection import BudgetProjection
 from whoosh_coordinator.keys.registry import ApiKeyRegistry
+from whoosh_coordinator.need_classes import NeedClass, need_class
 from whoosh_coordinator.scheduling.estimates import observe
 from whoosh_coordinator.scheduling.weights import WeightedRotation
 from whoosh_coordinator.threads.projection import ThreadProjection
@@ -53,6 +55,11 @@ class FleetProjection:
         """Queued tasks per priority, sorted by submission sequence: the scheduling order
         kept as tasks come and go, so a pass reads the queue's head instead of sorting
         all of it (100k queued: a sort per pass cost more than a second here)."""
+        self._lines: dict[NeedClass, dict[int, list[tuple[int, UUID]]]] = {}
+        """The same queue split by need class (need_classes.py), so a pass can read only
+        the classes some free agent could take, and skip the rest without a look."""
+        self._class_of: dict[UUID, NeedClass] = {}
+        self._queued_by: Counter[str] = Counter()
         self.api_keys = ApiKeyRegistry()
         self._unfinished: dict[str, int] = {}
         self.alerts = AlertProjection()
@@ -131,7 +138,7 @@ class FleetProjection:
             submitted = self.tasks[envelope.aggregate_id] = _new_task_view(envelope, payload)
             self._by_status[submitted.status].add(envelope.aggregate_id)
             if submitted.status is TaskStatus.QUEUED:  # not one waiting for dependencies
-                bisect.insort(self._queue.setdefault(submitted.priority, []), _place(submitted))
+                self._enqueue(submitted)
             self._unfinished[payload.actor] = self._unfinished.get(payload.actor, 0) + 1
         view = self.tasks.get(envelope.aggregate_id)
         if view is None:
@@ -153,12 +160,32 @@ class FleetProjection:
         """Keep the scheduling order as a task leaves the queue or comes back to it (a
         retry keeps its original place: its sequence is its submission's)."""
         if before is TaskStatus.QUEUED:
-            line = self._queue[view.priority]
-            at = bisect.bisect_left(line, _place(view))
-            if at < len(line) and line[at][1] == view.id:
-                del line[at]
+            self._dequeue(view)
         if view.status is TaskStatus.QUEUED:
-            bisect.insort(self._queue.setdefault(view.priority, []), _place(view))
+            self._enqueue(view)
+
+    def _enqueue(self, view: TaskView) -> None:
+        place, klass = _place(view), need_class(view)
+        bisect.insort(self._queue.setdefault(view.priority, []), place)
+        bisect.insort(self._lines.setdefault(klass, {}).setdefault(view.priority, []), place)
+        self._class_of[view.id] = klass
+        self._queued_by[view.submitted_by] += 1
+
+    def _dequeue(self, view: TaskView) -> None:
+        place = _place(view)
+        if _remove(self._queue[view.priority], place):
+            self._queued_by[view.submitted_by] -= 1
+            if not self._queued_by[view.submitted_by]:
+                del self._queued_by[view.submitted_by]
+        klass = self._class_of.pop(view.id, None)
+        lines = self._lines.get(klass) if klass is not None else None
+        if lines is None:
+            return
+        line = lines.get(view.priority)
+        if line is not None and _remove(line, place) and not line:
+            del lines[view.priority]
+            if not lines:
+                del self._lines[klass]  # type: ignore[arg-type]
 
     def _evict_finished(self) -> None:
         """Drop the oldest finished views past the bound; they are counted, not forgotten."""
@@ -250,15 +277,40 @@ class FleetProjection:
     def count(self, status: TaskStatus) -> int:
         return len(self._by_status[status])
 
-    def queued(self) -> list[TaskView]:
-        """Queued tasks in scheduling order: higher priority first, then submission order."""
-        return list(self.queued_in_order())
+    def queued(self, classes: Collection[NeedClass] | None = None) -> list[TaskView]:
+        """Queued tasks in scheduling order: higher priority first, then submission order;
+        only those of `classes` (need_classes.py) when given."""
+        return list(self.queued_in_order(classes))
 
-    def queued_in_order(self) -> Iterator[TaskView]:
+    def queued_in_order(self, classes: Collection[NeedClass] | None = None) -> Iterator[TaskView]:
         """The same order, lazily: a pass that fills every free slot stops reading early."""
+        if classes is not None:
+            yield from self._queued_of(classes)
+            return
         for priority in sorted(self._queue, reverse=True):
             for _, task_id in list(self._queue[priority]):
                 yield self.tasks[task_id]
+
+    def _queued_of(self, classes: Collection[NeedClass]) -> Iterator[TaskView]:
+        """The queued tasks of some classes, merged back into scheduling order; the cost
+        is that of those classes' tasks only."""
+        lines = [self._lines[klass] for klass in classes if klass in self._lines]
+        for priority in sorted({p for by_priority in lines for p in by_priority}, reverse=True):
+            runs = [list(by_priority[priority]) for by_priority in lines if priority in by_priority]
+            for _, task_id in heapq.merge(*runs):
+                yield self.tasks[task_id]
+
+    def queued_classes(self) -> list[NeedClass]:
+        """The need classes that have queued tasks now."""
+        return list(self._lines)
+
+    def queued_actors(self) -> int:
+        """How many submitters have queued tasks now."""
+        return len(self._queued_by)
+
+    def queued_by(self, actor: str) -> int:
+        """How many of `actor`'s tasks are queued now (all classes)."""
+        return self._queued_by.get(actor, 0)
 
     def active(self) -> list[TaskView]:
         return self.with_status(TaskStatus.ASSIGNED, TaskStatus.RUNNING)
@@ -282,6 +334,15 @@ class FleetProjection:
 
 def _place(view: TaskView) -> tuple[int, UUID]:
     return (view.sequence, view.id)
+
+
+def _remove(line: list[tuple[int, UUID]], place: tuple[int, UUID]) -> bool:
+    """Take `place` out of a sorted line; whether it was there."""
+    at = bisect.bisect_left(line, place)
+    if at < len(line) and line[at] == place:
+        del line[at]
+        return True
+    return False
 
 
 def _new_task_view(envelope: EventEnvelope, payload: ev.TaskSubmitted) -> TaskView:

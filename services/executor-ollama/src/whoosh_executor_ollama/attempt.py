@@ -28,6 +28,7 @@ from whoosh_shared.contract.commands import (
 from whoosh_shared.contract.enums import AgentType
 from whoosh_shared.contract.work import WorkItem
 from whoosh_shared.runtime import executor_runtime
+from whoosh_shared.runtime.progress import TokenCoalescer
 from whoosh_shared.runtime.running_attempts import StopCause
 from whoosh_shared.runtime.work_message import (
     SHUTDOWN_REDELIVERY_DELAY_S,
@@ -38,8 +39,9 @@ from whoosh_shared.runtime.work_message import (
     settle,
 )
 
-from whoosh_executor_ollama.circuit_breaker import BreakerBoard
+from whoosh_executor_ollama.circuit_breaker import BreakerBoard, BreakerState, CircuitBreaker
 from whoosh_executor_ollama.failures import Decision, Failure, LlmError, classify_exception
+from whoosh_executor_ollama.http_pools import HttpPools
 from whoosh_executor_ollama.ollama_api import OllamaClient
 from whoosh_executor_ollama.openai_api import API_KEY_ENV, OpenAICompatClient
 from whoosh_executor_ollama.running import LlmRun
@@ -60,6 +62,11 @@ class ExecutorContext(executor_runtime.ExecutorContext[LlmRun]):
 
     http: httpx.AsyncClient
     breakers: BreakerBoard = field(default_factory=BreakerBoard)
+    pools: HttpPools | None = None  # the service's: a pool per server (calls only)
+
+    def http_for(self, endpoint: str) -> httpx.AsyncClient:
+        """The client an LLM call to `endpoint` goes through."""
+        return self.pools.for_endpoint(endpoint) if self.pools is not None else self.http
 
 
 class Outcome(StrEnum):
@@ -98,17 +105,26 @@ class AttemptHandler:
         await hold(msg, self.ctx.running, run, ack_wait_s, lambda: self._start_run_report(msg, run))
 
     async def _start_run_report(self, msg: Msg, run: LlmRun) -> None:
+        """Claim, run, report. The call is sent while its claim (StartTask) is still on
+        the way, so the coordinator's round trip overlaps the server's time to first
+        token instead of adding to it; its tokens are held until the claim is accepted,
+        and a refused claim stops the call with nothing published or reported."""
         item = run.item
-        if not await claim(self.ctx.bus, msg, item, self.ctx.executor_id):
-            return
-        if self.ctx.stopping.is_set() or run.stop_cause is StopCause.SHUTDOWN:
-            await settle(msg.nak(delay=SHUTDOWN_REDELIVERY_DELAY_S))
-            return
-
         endpoint = item.agent.endpoint or ""
         breaker = self.ctx.breakers[endpoint]
+        tokens = TokenCoalescer(self.ctx.progress.sink(item.task_id, item.attempt), held=True)
+        early = self._call_early(run, tokens, breaker)
+        if not await claim(self.ctx.bus, msg, item, self.ctx.executor_id):
+            await _abandon(run, tokens, early)
+            return
+        if self.ctx.stopping.is_set() or run.stop_cause is StopCause.SHUTDOWN:
+            await _abandon(run, tokens, early)
+            await settle(msg.nak(delay=SHUTDOWN_REDELIVERY_DELAY_S))
+            return
+        tokens.release()
+
         log.info("task started", extra={**ids(item), "agent": item.agent.name})
-        if not breaker.allow_request():
+        if early is None and not breaker.allow_request():
             wait_s = breaker.retry_after_s()
             command: CompleteTask | FailTask = FailTask(
                 task_id=item.task_id,
@@ -118,7 +134,7 @@ class AttemptHandler:
             )
             result = None
         else:
-            result = await self._run(run)
+            result = await (early if early is not None else self._run(run, tokens))
             if result.outcome is Outcome.STOPPED and run.stop_cause is StopCause.SHUTDOWN:
                 log.info("task abandoned at shutdown, to be redelivered", extra=ids(item))
                 await settle(msg.nak(delay=SHUTDOWN_REDELIVERY_DELAY_S))
@@ -129,6 +145,8 @@ class AttemptHandler:
                 breaker.record(result.failure)
             command = result_command(run, result)
 
+        tokens.flush()
+        await self.ctx.progress.flushed()  # the last tokens go out before the report
         await executor_runtime.report_and_ack(
             self.ctx,
             msg,
@@ -139,11 +157,28 @@ class AttemptHandler:
             duration_s=round(result.duration_s, 3) if result else 0.0,
         )
 
-    async def _run(self, run: LlmRun) -> CallResult:
+    def _call_early(
+        self, run: LlmRun, tokens: TokenCoalescer, breaker: CircuitBreaker
+    ) -> asyncio.Task[CallResult] | None:
+        """Start the call before the claim is answered, when nothing speaks against it:
+        not while stopping, and only through a closed breaker (a half-open one's single
+        trial waits for the claim, so a refused claim cannot spend it)."""
+        if self.ctx.stopping.is_set() or run.stop_cause is not None:
+            return None
+        if breaker.state is not BreakerState.CLOSED or not breaker.allow_request():
+            return None
+        item = run.item
+        return asyncio.create_task(self._run(run, tokens), name=f"attempt-{item.task_id}")
+
+    async def _run(self, run: LlmRun, tokens: TokenCoalescer | None = None) -> CallResult:
         """Stream the call within the task's timeout; a stop from outside cancels it."""
         item = run.item
         started = time.monotonic()
-        call = asyncio.create_task(self._stream(run), name=f"llm-{item.task_id}-{item.attempt}")
+        if tokens is None:
+            tokens = TokenCoalescer(self.ctx.progress.sink(item.task_id, item.attempt))
+        call = asyncio.create_task(
+            self._stream(run, tokens), name=f"llm-{item.task_id}-{item.attempt}"
+        )
         run.call = call
         if run.stop_cause is not None:  # stopped between the start and now
             call.cancel()
@@ -166,15 +201,18 @@ class AttemptHandler:
             log.error("LLM call raised %r", exc, extra=ids(item), exc_info=exc)
         return CallResult(Outcome.FAILED, text, elapsed, failure=failure)
 
-    async def _stream(self, run: LlmRun) -> None:
-        item = run.item
-        sink = self.ctx.progress.sink(item.task_id, item.attempt)
-        stream = self._open(item)
+    async def _stream(self, run: LlmRun, tokens: TokenCoalescer) -> None:
+        """Chunks go to the coalescer as they come (no per-chunk message or validation
+        here); what it gathered goes out however the call ends."""
+        stream = self._open(run.item)
         run.stream = stream
-        async with stream:
-            async for chunk in stream:
-                run.chunks += 1
-                sink(TOKEN_STREAM, chunk)
+        try:
+            async with stream:
+                async for chunk in stream:
+                    run.chunks += 1
+                    tokens(TOKEN_STREAM, chunk)
+        finally:
+            tokens.flush()
 
     def _open(self, item: WorkItem) -> LlmStream:
         agent = item.agent
@@ -187,7 +225,9 @@ class AttemptHandler:
                 api_key = resolved_value(agent.env, API_KEY_ENV, os.environ)
             except EnvReferenceError as exc:
                 raise LlmError(Failure(Decision.FAIL_NO_RETRY, str(exc))) from None
-            client = OpenAICompatClient(endpoint, api_key=api_key, client=self.ctx.http)
+            client = OpenAICompatClient(
+                endpoint, api_key=api_key, client=self.ctx.http_for(endpoint)
+            )
             return client.chat(
                 model,
                 messages,
@@ -196,7 +236,7 @@ class AttemptHandler:
                 format=llm.format,
                 tools=llm.tools or None,
             )
-        ollama = OllamaClient(endpoint, client=self.ctx.http)
+        ollama = OllamaClient(endpoint, client=self.ctx.http_for(endpoint))
         if llm.raw:  # plain completion, as the task asked
             return ollama.generate(
                 model,
@@ -216,6 +256,16 @@ class AttemptHandler:
             keep_alive=llm.keep_alive,
             tools=llm.tools or None,
         )
+
+
+async def _abandon(
+    run: LlmRun, tokens: TokenCoalescer, early: asyncio.Task[CallResult] | None
+) -> None:
+    """An attempt that is not ours to run: stop its early call, publish none of it."""
+    if early is not None:
+        run.stop(StopCause.SUPERSEDED, "the claim was refused")
+        await asyncio.gather(early, return_exceptions=True)
+    tokens.discard()
 
 
 def result_command(run: LlmRun, result: CallResult) -> CompleteTask | FailTask:

@@ -29,7 +29,7 @@ from whoosh_executor_ollama.failures import (
     error_text,
 )
 from whoosh_executor_ollama.ollama_api import DEFAULT_TIMEOUT, Format, HttpApiClient, Message
-from whoosh_executor_ollama.stream import LlmStream
+from whoosh_executor_ollama.stream import LlmStream, drain
 from whoosh_executor_ollama.usage import LlmUsage
 
 # Ollama-style option names a task may carry, mapped to their OpenAI request fields, so a
@@ -141,7 +141,8 @@ class OpenAICompatClient(HttpApiClient):
                 if resp.status_code != 200:
                     content = await resp.aread()
                     raise LlmError(classify_status(resp.status_code, content, model=model))
-                async for line in resp.aiter_lines():
+                lines = resp.aiter_lines()
+                async for line in lines:
                     if not line.startswith("data:"):
                         continue  # blank separators, `: keep-alive` comments, `event:` lines
                     data = line[5:].strip()
@@ -152,6 +153,7 @@ class OpenAICompatClient(HttpApiClient):
                             ttft_s=ttft_s,
                             wall_s=time.perf_counter() - started,
                         )
+                        await drain(lines)  # so the connection goes back to the pool
                         return
                     chunk = _parse_chunk(data)
                     if "error" in chunk:

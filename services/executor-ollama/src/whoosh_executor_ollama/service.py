@@ -25,6 +25,7 @@ from whoosh_shared.runtime.work_queue import MessageHandler
 
 from whoosh_executor_ollama.attempt import AttemptHandler, ExecutorContext
 from whoosh_executor_ollama.circuit_breaker import BreakerBoard
+from whoosh_executor_ollama.http_pools import HttpPools
 from whoosh_executor_ollama.inventory_reporter import InventoryReporter
 from whoosh_executor_ollama.ollama_api import DEFAULT_LIMITS, DEFAULT_TIMEOUT
 
@@ -47,6 +48,7 @@ class ExecutorService(ExecutorRuntime[ExecutorContext]):
             progress=progress,
             http=httpx.AsyncClient(timeout=DEFAULT_TIMEOUT, limits=DEFAULT_LIMITS),
             breakers=BreakerBoard(),
+            pools=HttpPools(),
         )
 
     def _handler(self, ctx: ExecutorContext) -> MessageHandler:
@@ -68,3 +70,5 @@ class ExecutorService(ExecutorRuntime[ExecutorContext]):
 
     async def _close_context(self, ctx: ExecutorContext) -> None:
         await ctx.http.aclose()
+        if ctx.pools is not None:
+            await ctx.pools.aclose()

@@ -54,12 +54,22 @@ class FairShare:
         return self.shares.get(name, DEFAULT_SHARE) if name is not None else DEFAULT_SHARE
 
     def order(
-        self, queued: Sequence[TaskView], unfinished_by: Callable[[str], int]
+        self,
+        queued: Sequence[TaskView],
+        unfinished_by: Callable[[str], int],
+        queued_by: Callable[[str], int] | None = None,
     ) -> Iterator[TaskView]:
         """`queued` (highest priority first, then submission order) in fair order.
-        `unfinished_by(actor)`: the actor's tasks not yet ended (queued or holding a slot)."""
-        waiting = Counter(task.submitted_by for task in queued)
-        held = {actor: unfinished_by(actor) - count for actor, count in waiting.items()}
+        `unfinished_by(actor)`: the actor's tasks not yet ended (queued or holding a slot).
+        `queued_by(actor)`: the actor's queued tasks, when `queued` is only part of the
+        queue (the need classes a free agent could take, need_classes.py); without it,
+        `queued` is taken to be the whole queue. Tasks a pass skips as unplaceable take no
+        turn: the order among the rest is the order they would have among themselves."""
+        if queued_by is None:
+            counts = Counter(task.submitted_by for task in queued)
+            queued_by = counts.__getitem__
+        actors = {task.submitted_by for task in queued}
+        held = {actor: unfinished_by(actor) - queued_by(actor) for actor in actors}
         for _, level in groupby(queued, key=lambda task: task.priority):
             yield from _interleave(level, held, self.share_of)
 

@@ -219,11 +219,16 @@ def plan(
     rng: random.Random = _RANDOM,
     rotation: WeightedRotation = _ROTATION,
     forecast: SlotForecast | None = None,
+    slots: int | None = None,
 ) -> list[Placement]:
-    """Placements for as many queued tasks as free slots allow; `queued` is in priority order."""
+    """Placements for as many queued tasks as free slots allow; `queued` is in priority order.
+    `slots`: how many of the free slots the queued tasks could use at most, when the
+    caller knows (need_classes.usable_slots); the pass stops once that many are given."""
     agents = [agent for agent in agents if agent.in_rotation]
     load = {agent.id: agent.load for agent in agents}
     free = sum(max(0, agent.spec.max_concurrent - agent.load) for agent in agents)
+    if slots is not None:
+        free = min(free, slots)
     placements: list[Placement] = []
     stuck = _Stuck()
     for task in queued:
