@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -9,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 from cli.whoosh_processes import WhooshEnv, pids_alive, wait_until
 from harness import NatsServer, free_port
@@ -68,12 +70,26 @@ def test_kill_9_of_up_then_up_again_starts_cleanly(whoosh_env: WhooshEnv) -> Non
     os.kill(first.pid, signal.SIGKILL)
     first.proc.wait(10)
     # the kernel's death signal takes the children down with it
-    wait_until(lambda: not pids_alive(old_children), 20, "the old children to exit")
+    try:
+        wait_until(lambda: not pids_alive(old_children), 20, "the old children to exit")
+    except AssertionError as error:
+        alive = _described(pids_alive(old_children))
+        raise AssertionError(f"{error}: {alive}\n{first.describe()}") from None
     second = whoosh_env.up()
     assert second.proc.poll() is None
     assert not set(second.child_pids) & set(old_children)
     status = whoosh_env.run("status")
     assert status.returncode == 0, status.stderr
+
+
+def _described(pids: list[int]) -> str:
+    """Each pid with its command line, for a failure message."""
+    lines = []
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+            lines.append(f"{pid}: {argv.decode(errors='replace')}")
+    return "still alive: " + "; ".join(lines)
 
 
 def test_recorded_stale_children_are_stopped_but_reused_pids_are_not(

@@ -58,6 +58,7 @@ ROUTES: list[tuple[str, str, Role]] = [
     ("GET", f"/api/v1/executions/{MISSING}/events", Role.VIEWER),
     ("GET", "/api/v1/agents/ghost/card", Role.VIEWER),
     ("GET", "/api/v1/budgets", Role.VIEWER),
+    ("GET", "/api/v1/usage", Role.VIEWER),
     ("GET", "/api/v1/budgets/global", Role.VIEWER),
     ("PUT", "/api/v1/budgets/global", Role.ADMIN),
     ("GET", "/api/v1/resolve", Role.VIEWER),

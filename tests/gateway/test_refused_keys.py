@@ -19,11 +19,19 @@ def test_an_address_is_refused_past_its_limit_until_the_minute_turns() -> None:
     clock = Clock(6000.0 + 15)  # 15 s into a clock minute
     refused = RefusedKeys(per_minute=2, clock=clock)
     for _ in range(2):
-        refused.check("10.0.0.1")
-        refused.record("10.0.0.1")
+        refused.reserve("10.0.0.1")  # both in flight at once: the second is the last
     with pytest.raises(ApiError) as raised:
-        refused.check("10.0.0.1")
+        refused.reserve("10.0.0.1")
     assert (raised.value.status, raised.value.headers["Retry-After"]) == (429, "45")
-    refused.check("10.0.0.2")  # another address has its own count
+    refused.reserve("10.0.0.2")  # another address has its own count
     clock.now += 45
-    refused.check("10.0.0.1")  # a new minute
+    refused.reserve("10.0.0.1")  # a new minute
+
+
+def test_a_check_that_was_not_a_refusal_gives_its_place_back() -> None:
+    refused = RefusedKeys(per_minute=1, clock=Clock(6000.0))
+    refused.reserve("10.0.0.1")
+    refused.release("10.0.0.1")  # the key was good
+    refused.reserve("10.0.0.1")
+    with pytest.raises(ApiError):
+        refused.reserve("10.0.0.1")

@@ -103,18 +103,22 @@ class KeyVerifier:
         view = self._cached(id_, token_hash)
         if view is None:
             known = self._known_good.get(id_)
-            if known is None or not hashes_match(known, token_hash):
-                self.refused.check(address)
+            seen_good = known is not None and hashes_match(known, token_hash)
+            if not seen_good:
+                self.refused.reserve(address)
             try:
                 view = await self.coordinator.ask(
                     VerifyApiKey(prefix=prefix, key_hash=token_hash), ApiKeyView
                 )
             except ApiError as exc:
-                if exc.status == 401:
+                if exc.status != 401 and not seen_good:
+                    self.refused.release(address)  # not a refusal: nobody answered
+                elif exc.status == 401 and seen_good:
                     self.refused.record(address)
-                    if known is not None and hashes_match(known, token_hash):
-                        self._known_good.pop(id_, None)  # expired or revoked meanwhile
+                    self._known_good.pop(id_, None)  # expired or revoked meanwhile
                 raise
+            if not seen_good:
+                self.refused.release(address)
             self._cache[view.id] = (token_hash, view, self.clock())
             self._remember(view.id, token_hash)
         return Caller.for_key(view.prefix, view.name, view.role, view.expires_at, token_hash)

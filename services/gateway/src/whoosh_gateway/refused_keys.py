@@ -28,8 +28,11 @@ class RefusedKeys:
         self._window = -1
         self._counts: dict[str, int] = {}
 
-    def check(self, address: str) -> None:
-        """Raise 429 if `address` has used up its refusals for this minute."""
+    def reserve(self, address: str) -> None:
+        """Count a check about to be asked of the coordinator as a refusal, or raise 429 if
+        `address` has used up its refusals for this minute. Counting before the answer
+        keeps the bound under concurrency: 32 checks in flight at the limit's edge would
+        otherwise all pass. A key the coordinator accepts is `release`d again."""
         self._roll()
         if self._counts.get(address, 0) >= self.per_minute:
             retry_after = max(1, math.ceil((self._window + 1) * WINDOW_S - self.clock()))
@@ -40,8 +43,17 @@ class RefusedKeys:
                 f"check the key, and retry in {retry_after}s",
                 headers={"Retry-After": str(retry_after)},
             )
+        self.record(address)
+
+    def release(self, address: str) -> None:
+        """A reserved check was not a refusal (the key was good, or nobody answered)."""
+        self._roll()
+        count = self._counts.get(address, 0)
+        if count > 0:
+            self._counts[address] = count - 1
 
     def record(self, address: str) -> None:
+        """Count a refusal that was not reserved (a known key refused on its re-check)."""
         self._roll()
         if address not in self._counts and len(self._counts) >= MAX_ADDRESSES:
             return  # a flood of addresses: stop counting new ones rather than grow

@@ -39,6 +39,8 @@ ReplyT = TypeVar("ReplyT", bound=BaseModel)
 DUPLICATE_WINDOW_S = 120.0
 REPORT_RETRY_FIRST_S = 0.25
 REPORT_RETRY_MAX_S = 5.0
+# How long a stopping service waits for its subscribers and the connection to drain.
+CLOSE_TIMEOUT_S = 6.0
 
 
 class BusError(RuntimeError):
@@ -161,8 +163,21 @@ class Bus:
         await self.connect()
         await self.broker.start()
 
-    async def close(self) -> None:
-        await self.broker.stop()
+    async def close(self, timeout: float = CLOSE_TIMEOUT_S) -> None:
+        """Stop the subscribers and drain the connection, within `timeout`; then close hard.
+
+        Draining needs the server: when it is gone (a kill -9 of `whoosh up` takes NATS
+        down with every service) nats-py refuses to drain while reconnecting, or waits out
+        its drain and flush timeouts one after another, and the process outlives its stop.
+        What was not drained is unacked work, which JetStream redelivers."""
+        connection = self.broker._connection
+        try:
+            await asyncio.wait_for(self.broker.stop(), timeout)
+        except (TimeoutError, nats.errors.Error, OSError) as exc:
+            log.info("NATS connection closed without draining: %s", type(exc).__name__)
+            if connection is not None:
+                with contextlib.suppress(Exception):
+                    await connection.close()
 
     async def send(self, command: Command, timeout: float = 10.0) -> CommandReply:
         return await self._request(command.SUBJECT, command, CommandReply, timeout)
