@@ -34,6 +34,7 @@ CATCH_UP_PAGE = 500
 CATCH_UP_TIMEOUT_S = 10.0
 CATCH_UP_RETRY_FIRST_S = 0.25
 CATCH_UP_RETRY_MAX_S = 5.0
+LINES_FIRST_TURNS = 1000  # loop turns an event waits for earlier output lines, at most
 
 
 class Listener(Protocol):
@@ -56,6 +57,7 @@ class EventHub:
         self.listeners: set[Listener] = set()
         self.agent_names: dict[UUID, str] = {}
         self._subs: list[Subscription] = []
+        self._lines: Subscription | None = None
         self.last_id = 0
         self._held: list[EventEnvelope] | None = None
         self._watch: asyncio.Task[None] | None = None
@@ -66,7 +68,8 @@ class EventHub:
         self.bus = bus
         self.last_id = await last_relayed_id(bus.js)
         self._subs.append(await nc.subscribe(subjects.EVENTS_WILDCARD, cb=self._on_event))
-        self._subs.append(await nc.subscribe(f"{subjects.PROGRESS_PREFIX}.*", cb=self._on_line))
+        self._lines = await nc.subscribe(f"{subjects.PROGRESS_PREFIX}.*", cb=self._on_line)
+        self._subs.append(self._lines)
         self._watch = asyncio.create_task(
             supervise(
                 "gateway event fan-out",
@@ -125,7 +128,21 @@ class EventHub:
         if self._held is not None:
             self._held.append(envelope)
             return
+        await self._lines_first()
         self._pass_on(envelope)
+
+    async def _lines_first(self) -> None:
+        """Let the output lines that reached this gateway before the event go out first.
+
+        The two subscriptions are served by two tasks, so a line already read off the
+        socket can still wait in its queue while an event that came after it (a task's
+        completion: the executor flushes its lines before reporting) is passed on. Lines
+        are handled without awaiting, one per loop turn: a few turns empty the queue."""
+        lines = self._lines
+        for _ in range(LINES_FIRST_TURNS):
+            if lines is None or not lines.pending_msgs:
+                return
+            await asyncio.sleep(0)
 
     def _pass_on(self, envelope: EventEnvelope) -> None:
         if envelope.notification_id <= self.last_id:

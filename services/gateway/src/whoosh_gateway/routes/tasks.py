@@ -155,20 +155,26 @@ async def cancel_task(
     return await coordinator.ask(GetTask(task_id=task_id), TaskView)
 
 
+async def whole_output(state: GatewayState, view: TaskView) -> str:
+    """The task's whole kept output: a long one is read from the blob store (the task's
+    view carries only its head and tail), unless it is gone from there."""
+    if view.output_ref is None:
+        return view.output
+    with contextlib.suppress(BlobMissing):  # gone: the head and tail are what is left
+        return await BlobStore(state.bus.js).get_text(view.output_ref)
+    return view.output
+
+
 @router.get("/{task_id}/output", response_model=TaskOutput, summary="A task's output and usage")
 async def get_output(request: Request, task_id: UUID, caller: Caller = Viewer) -> TaskOutput:
     """The whole kept output: a long one is read from the blob store (the task's view
     carries only its head and tail)."""
     state = state_of(request)
     view = await state.coordinator.ask(GetTask(task_id=task_id), TaskView)
-    output = view.output
-    if view.output_ref is not None:
-        with contextlib.suppress(BlobMissing):  # gone: the head and tail are what is left
-            output = await BlobStore(state.bus.js).get_text(view.output_ref)
     return TaskOutput(
         task_id=view.id,
         status=view.status,
-        output=output,
+        output=await whole_output(state, view),
         exit_code=view.exit_code,
         reason=view.reason,
         usage=view.usage,

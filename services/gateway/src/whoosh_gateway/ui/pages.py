@@ -36,6 +36,7 @@ from whoosh_shared.contract.queries import (
 
 from whoosh_gateway.errors import ApiError
 from whoosh_gateway.gateway_state import state_of
+from whoosh_gateway.routes.tasks import whole_output
 from whoosh_gateway.ui.auth import UiRefused, Viewer, current_viewer
 from whoosh_gateway.ui.filters import parse_filters
 from whoosh_gateway.ui.gpus import Gpu, fleet_gpus, gpus_of
@@ -154,7 +155,7 @@ async def task_output(request: Request, task_id: str, viewer: SignedIn) -> Plain
     """The whole stored output, for when the page keeps only its tail in view."""
     task = await _task_or_404(request, task_id)
     return PlainTextResponse(
-        task.output,
+        await whole_output(state_of(request), task),
         headers={"Content-Disposition": f'attachment; filename="task-{task.id}.txt"'},
     )
 
