@@ -31,6 +31,8 @@ VIEWER_TOOLS = {
     "whoosh_subscribe",
     "whoosh_budgets",
     "whoosh_usage",
+    "whoosh_list_workflows",
+    "whoosh_get_execution",
 }
 OPERATOR_TOOLS = {
     "whoosh_submit_task",
@@ -40,6 +42,7 @@ OPERATOR_TOOLS = {
     "whoosh_set_agent_weight",
     "whoosh_thread",
     "whoosh_post",
+    "whoosh_run_workflow",
 }
 
 

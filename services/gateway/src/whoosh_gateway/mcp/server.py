@@ -19,6 +19,11 @@ from whoosh_gateway.mcp.collab_tools import (
 from whoosh_gateway.mcp.prompts import register_prompts
 from whoosh_gateway.mcp.read_tools import VIEWER_TOOLS, register_read_tools
 from whoosh_gateway.mcp.resources import register_resources
+from whoosh_gateway.mcp.workflow_tools import (
+    OPERATOR_WORKFLOW_TOOLS,
+    VIEWER_WORKFLOW_TOOLS,
+    register_workflow_tools,
+)
 from whoosh_gateway.mcp.write_tools import OPERATOR_TOOLS, register_write_tools
 
 INSTRUCTIONS = """\
@@ -29,7 +34,8 @@ waiting is bounded, sends progress, and never cancels the task; only whoosh_canc
 does. Results carry the output's tail; the whole output is whoosh://tasks/{id}/output.
 Use whoosh_find_agents before submitting to see which agents could run the work and why
 others cannot. Pass an idempotency_key to whoosh_submit_task so that a retry cannot run
-the work twice."""
+the work twice. Workflows (multi-step DAGs of agent steps) run with whoosh_run_workflow
+and are followed the same way with whoosh_get_execution and its wait_s."""
 
 TOOL_ROLES: dict[str, Role] = {
     **{name: Role.VIEWER for name in VIEWER_TOOLS},
@@ -37,6 +43,8 @@ TOOL_ROLES: dict[str, Role] = {
     **{name: Role.VIEWER for name in VIEWER_COLLAB_TOOLS},
     **{name: Role.OPERATOR for name in OPERATOR_COLLAB_TOOLS},
     **{name: Role.VIEWER for name in VIEWER_BUDGET_TOOLS},
+    **{name: Role.VIEWER for name in VIEWER_WORKFLOW_TOOLS},
+    **{name: Role.OPERATOR for name in OPERATOR_WORKFLOW_TOOLS},
 }
 
 
@@ -64,6 +72,7 @@ def build_server(state: GatewayState) -> WhooshMcpServer:
     register_write_tools(server, state)
     register_collab_tools(server, state)
     register_budget_tools(server, state)
+    register_workflow_tools(server, state)
     register_resources(server, state)
     register_prompts(server)
     return server
