@@ -93,6 +93,10 @@ def test_import_run_wait_retry(whoosh: WhooshEnv) -> None:
     runs = json.loads(whoosh.run("execution", "list", "--workflow", "cli-flow", "--json").stdout)
     assert len(runs["executions"]) == 2
 
+    assert "null" not in shown.stdout and "default: 2" in shown.stdout  # defaults left out
+    again = whoosh.run("workflow", "import", write(whoosh.root, "shown.yaml", shown.stdout))
+    assert again.stdout.strip() == "cli-flow version 1", "the YAML imports back unchanged"
+
 
 def test_refusals_exit_non_zero_and_store_nothing(whoosh: WhooshEnv) -> None:
     bad = write(whoosh.root, "bad.yaml", "whoosh: workflow/v1\nname: bad-one\nsteps:\n"

@@ -9,7 +9,6 @@ import json
 from pathlib import Path
 from uuid import UUID
 
-import yaml
 from pydantic import ValidationError
 from whoosh_shared.contract import workflows as w
 from whoosh_shared.contract.workflow_templates import list_templates
@@ -95,13 +94,8 @@ async def workflow_get(ctx: CliContext, args: argparse.Namespace) -> int:
     elif args.format == "source":
         print_line(view.source.rstrip("\n"))
     else:
-        print_line(as_yaml(view.definition).rstrip("\n"))
+        print_line(view.yaml.rstrip("\n"))
     return EXIT_OK
-
-
-def as_yaml(definition: dict) -> str:
-    """The normalized definition as native YAML (an n8n import's translation, too)."""
-    return yaml.safe_dump(definition, sort_keys=False, allow_unicode=True, width=100)
 
 
 async def workflow_templates(ctx: CliContext, args: argparse.Namespace) -> int:

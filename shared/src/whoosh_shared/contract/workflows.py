@@ -132,6 +132,11 @@ class WorkflowView(WorkflowSummary):
     shown_version: int
     definition: dict[str, Any] = Field(description="the normalized definition of that version")
     source: str = Field(description="the text it was stored from")
+    yaml: str = Field(
+        default="",
+        description="that version as compact native YAML (defaults left out): what an n8n "
+        "import became, and a file that imports back to the same definition",
+    )
 
 
 class WorkflowList(Strict):

@@ -15,6 +15,8 @@ from whoosh_shared.contract.events import EventEnvelope
 from whoosh_shared.contract.queries import TaskView
 from whoosh_shared.contract.workflows import ExecutionView, StepView, WorkflowSummary, WorkflowView
 
+from whoosh_coordinator.workflows.definition import Definition, to_yaml
+
 
 class WorkflowProjection:
     def __init__(self) -> None:
@@ -139,7 +141,11 @@ class WorkflowProjection:
             return None
         definition, source = versions[shown - 1]
         return WorkflowView(
-            **summary.model_dump(), shown_version=shown, definition=definition, source=source
+            **summary.model_dump(),
+            shown_version=shown,
+            definition=definition,
+            source=source,
+            yaml=to_yaml(Definition.model_validate(definition)),
         )
 
     def execution(self, execution_id: UUID, tasks: dict[UUID, TaskView]) -> ExecutionView | None:
