@@ -43,6 +43,9 @@ OPERATOR_TOOLS = {
     "whoosh_thread",
     "whoosh_post",
     "whoosh_run_workflow",
+    "whoosh_cancel_execution",
+    "whoosh_retry_execution",
+    "whoosh_decide_approval",
 }
 
 

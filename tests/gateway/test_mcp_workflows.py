@@ -1,11 +1,12 @@
 """Workflows over MCP (in process, real stack: shell steps on the stack's `sh -s` agent):
-list, run with a short wait that returns at an approval, read with a long poll that
-sends progress, and the same refusals as REST."""
+list, run with a short wait that returns at an approval, decide it, read with a long poll
+that sends progress, retry the failed step only, cancel, and the same refusals as REST."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -22,7 +23,7 @@ inputs:
 steps:
   big: {type: shell, command: "yes x | head -c {{ inputs.n }}; echo; echo end-of-big"}
   gate: {type: approval, needs: [big], message: "go on?"}
-  slow: {type: shell, needs: [gate], command: "echo slow-1; sleep 2.5; echo slow-2"}
+  slow: {type: shell, needs: [gate], command: "for i in 1 2 3 4; do echo slow-$i; sleep 0.8; done"}
 """
 
 
@@ -60,8 +61,13 @@ async def test_run_waits_until_the_approval_then_get_waits_until_the_end(
     assert len(whole.json()["output"]) > 3 * TAIL_BYTES
 
     run_id = execution["id"]
-    approved = await operator.post(f"/api/v1/executions/{run_id}/approve", json={"step": "gate"})
-    assert approved.status_code == 200, approved.text
+    async with client_as(app, Role.OPERATOR) as client:
+        approved = await client.call_tool(
+            "whoosh_decide_approval", {"execution_id": run_id, "step": "gate", "approve": True}
+        )
+    assert not approved.is_error, approved.content
+    gate = next(s for s in approved.structured_content["execution"]["steps"] if s["id"] == "gate")
+    assert gate["decided_by"] == "key testoperator (mcp operator)"
     messages: list[str] = []
 
     async def on_progress(progress: float, total: float | None, message: str | None) -> None:
@@ -77,9 +83,56 @@ async def test_run_waits_until_the_approval_then_get_waits_until_the_end(
     final = got.structured_content
     assert final["ended"] is True and final["execution"]["status"] == "succeeded"
     slow = next(s for s in final["execution"]["steps"] if s["id"] == "slow")
-    assert slow["output"] == "slow-1\nslow-2\n" and final["truncated_steps"] == ["big"]
+    assert slow["output"] == "slow-1\nslow-2\nslow-3\nslow-4\n"
+    assert final["truncated_steps"] == ["big"]
     assert any("running slow" in m for m in messages), messages  # every second here
-    assert any("slow-1" in m for m in messages), messages  # the step's latest line
+    assert any(": slow-" in m for m in messages), messages  # the step's latest line
+
+
+FLAKY = """
+whoosh: workflow/v1
+name: mcp-flaky
+inputs:
+  dir: {type: string, required: true}
+steps:
+  first: {type: shell, command: "echo ran >> {{ inputs.dir }}/first.runs"}
+  flaky:
+    type: shell
+    needs: [first]
+    command: >-
+      echo ran >> {{ inputs.dir }}/flaky.runs;
+      test -f {{ inputs.dir }}/ok || { touch {{ inputs.dir }}/ok; exit 4; }
+  slow: {type: shell, needs: [flaky], command: "sleep 30"}
+"""
+
+
+async def test_retry_reruns_the_failed_step_only_and_cancel_stops_the_running_one(
+    app: FastAPI, operator: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    stored = await operator.post("/api/v1/workflows", json={"source": FLAKY})
+    assert stored.status_code == 201, stored.text
+    async with client_as(app, Role.OPERATOR) as client:
+        run = await client.call_tool(
+            "whoosh_run_workflow",
+            {"workflow": "mcp-flaky", "inputs": {"dir": str(tmp_path)}, "wait_s": 30},
+        )
+        assert run.structured_content["execution"]["status"] == "failed", run.content
+        run_id = run.structured_content["execution"]["id"]
+        retried = await client.call_tool(
+            "whoosh_retry_execution", {"execution_id": run_id, "wait_s": 3}
+        )
+        assert not retried.is_error, retried.content
+        steps = {s["id"]: s for s in retried.structured_content["execution"]["steps"]}
+        assert steps["flaky"]["status"] == "succeeded" and steps["slow"]["status"] == "running"
+        cancelled = await client.call_tool(
+            "whoosh_cancel_execution", {"execution_id": run_id, "reason": "enough"}
+        )
+        again = await client.call_tool("whoosh_cancel_execution", {"execution_id": run_id})
+    assert (tmp_path / "first.runs").read_text() == "ran\n"  # kept, not re-run
+    assert (tmp_path / "flaky.runs").read_text() == "ran\nran\n"
+    assert cancelled.structured_content["execution"]["status"] == "cancelled", cancelled.content
+    assert cancelled.structured_content["ended"] is True
+    assert again.is_error and "is already cancelled" in again.content[0].text
 
 
 async def test_refusals_name_the_problem(app: FastAPI) -> None:

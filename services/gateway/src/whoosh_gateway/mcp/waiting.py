@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 from uuid import UUID
@@ -30,26 +31,49 @@ from whoosh_gateway.coordinator_client import CoordinatorClient
 from whoosh_gateway.event_hub import EventHub
 
 POLL_S = 2.0  # the coordinator is asked at least this often, whatever the hub says
+RECENT_TASKS = 256  # other tasks whose last line a watch keeps, in case it tracks them
 Report = Callable[[float, float, str], Awaitable[None]]
 View = TypeVar("View")
 
 
 class _Watch:
     """A hub listener for some aggregates: wakes the wait, keeps the newest output line
-    of the watched tasks. `ids` may grow while waiting (an execution's step tasks)."""
+    of the watched tasks. `track` adds ids while waiting (an execution's step tasks, known
+    only once the coordinator has placed them): the last lines of recent tasks are kept,
+    so a step's first line that arrived before its id was known still counts."""
 
     def __init__(self, ids: set[UUID]) -> None:
-        self.ids = ids
+        self.ids = set(ids)
         self.changed = asyncio.Event()
         self.latest_line: str | None = None
+        self._recent: OrderedDict[UUID, str] = OrderedDict()
+
+    def track(self, ids: set[UUID]) -> set[UUID]:
+        """Watch these too; returns the new ones whose last line is not known here."""
+        unknown = set()
+        for new in ids - self.ids:
+            self.ids.add(new)
+            if new in self._recent:
+                self.latest_line = self._recent[new]
+            else:
+                unknown.add(new)
+        return unknown
 
     def offer_event(self, envelope: EventEnvelope, text: str | None) -> None:
         if envelope.aggregate_id in self.ids:
             self.changed.set()
 
     def offer_line(self, line: ProgressLine, text: str) -> None:
-        if line.task_id in self.ids and line.line.strip():
-            self.latest_line = line.line.rstrip()[-500:]
+        if not line.line.strip():
+            return
+        kept = line.line.rstrip()[-500:]
+        if line.task_id in self.ids:
+            self.latest_line = kept
+            return
+        self._recent[line.task_id] = kept
+        self._recent.move_to_end(line.task_id)
+        if len(self._recent) > RECENT_TASKS:
+            self._recent.popitem(last=False)
 
 
 async def _long_poll(
@@ -136,7 +160,10 @@ async def wait_for_execution(
 
     async def fetch() -> ExecutionView:
         view = await coordinator.ask(GetExecution(execution_id=execution_id), ExecutionView)
-        watch.ids |= {s.task_id for s in view.steps if s.task_id and s.status == "running"}
+        running = {s.task_id for s in view.steps if s.task_id and s.status == "running"}
+        for task_id in sorted(watch.track(running))[:4]:  # lines sent before the wait began
+            task = await coordinator.ask(GetTask(task_id=task_id), TaskView)
+            watch.latest_line = task.last_progress or watch.latest_line
         return view
 
     return await _long_poll(

@@ -1,5 +1,6 @@
-"""Workflows for MCP clients: list the stored workflows (viewer), start an execution
-(operator) and read one (viewer), each with an optional bounded wait.
+"""Workflows for MCP clients: list the stored workflows and read an execution (viewer);
+start, cancel, retry an execution and decide its approvals (operator), as REST does. Runs
+and reads take an optional bounded wait.
 
 Why waits end at an approval too: an agent waiting on an execution that needs a human
 would otherwise burn its whole wait; it gets the execution back with the steps that wait
@@ -25,11 +26,26 @@ from whoosh_gateway.mcp.models import tail
 from whoosh_gateway.mcp.waiting import awaiting_approval, wait_for_execution
 
 VIEWER_WORKFLOW_TOOLS = ("whoosh_list_workflows", "whoosh_get_execution")
-OPERATOR_WORKFLOW_TOOLS = ("whoosh_run_workflow",)
+OPERATOR_WORKFLOW_TOOLS = (
+    "whoosh_run_workflow",
+    "whoosh_cancel_execution",
+    "whoosh_retry_execution",
+    "whoosh_decide_approval",
+)
 READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 RUN = ToolAnnotations(
     read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True
 )
+CANCEL = ToolAnnotations(
+    read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False
+)
+DECIDE = ToolAnnotations(
+    read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False
+)
+ExecutionId = Annotated[UUID, Field(description="the execution's id (a UUID)")]
+SubmitWait = Annotated[
+    float, Field(ge=0, le=3600, description="wait this long (at most 50 s) for it to end")
+]
 
 
 class ExecutionResult(BaseModel):
@@ -88,10 +104,7 @@ def register_workflow_tools(server: MCPServer[Any], state: GatewayState) -> None
         workflow: Annotated[str, Field(pattern=w.NAME_PATTERN, description="its name")],
         inputs: Annotated[dict[str, Any], Field(description="by name")] = {},  # noqa: B006
         version: Annotated[int | None, Field(ge=1, description="default: the latest")] = None,
-        wait_s: Annotated[
-            float,
-            Field(ge=0, le=3600, description="wait this long (at most 50 s) for it to end"),
-        ] = 0.0,
+        wait_s: SubmitWait = 0.0,
     ) -> ExecutionResult:
         """Start an execution of a stored workflow (inputs are checked against its typed
         inputs first). Returns at once, or after `wait_s` or its end or an approval;
@@ -107,7 +120,7 @@ def register_workflow_tools(server: MCPServer[Any], state: GatewayState) -> None
     @server.tool(annotations=READ_ONLY)
     async def whoosh_get_execution(
         ctx: Context,
-        execution_id: Annotated[UUID, Field(description="the execution's id (a UUID)")],
+        execution_id: ExecutionId,
         wait_s: Annotated[
             float,
             Field(
@@ -123,3 +136,55 @@ def register_workflow_tools(server: MCPServer[Any], state: GatewayState) -> None
         (the running steps and their latest output line) and never cancels anything."""
         async with tool_call(ctx, "whoosh_get_execution", Role.VIEWER):
             return await waited(ctx, execution_id, min(wait_s, mcp.max_wait_s))
+
+    @server.tool(annotations=CANCEL)
+    async def whoosh_cancel_execution(
+        ctx: Context,
+        execution_id: ExecutionId,
+        reason: Annotated[str, Field(min_length=1, max_length=2000)] = "cancelled over MCP",
+    ) -> ExecutionResult:
+        """Cancel an execution: every running step is stopped (its process group killed,
+        its stream closed) and the steps not yet run are skipped."""
+        async with tool_call(ctx, "whoosh_cancel_execution", Role.OPERATOR) as caller:
+            command = w.CancelExecution(
+                execution_id=execution_id, reason=reason, actor=caller.actor
+            )
+            await coordinator.send(command)
+            return await waited(ctx, execution_id, 0.0)
+
+    @server.tool(annotations=RUN)
+    async def whoosh_retry_execution(
+        ctx: Context,
+        execution_id: ExecutionId,
+        from_step: Annotated[
+            str | None,
+            Field(pattern=w.STEP_PATTERN, description="re-run this step and all after it"),
+        ] = None,
+        wait_s: SubmitWait = 0.0,
+    ) -> ExecutionResult:
+        """Run again the steps of an ended execution that did not succeed (or `from_step`
+        and everything after it), keeping the outputs of the steps that succeeded."""
+        async with tool_call(ctx, "whoosh_retry_execution", Role.OPERATOR) as caller:
+            command = w.RetryExecution(
+                execution_id=execution_id, from_step=from_step, actor=caller.actor
+            )
+            await coordinator.send(command)
+            return await waited(ctx, execution_id, min(wait_s, mcp.max_submit_wait_s))
+
+    @server.tool(annotations=DECIDE)
+    async def whoosh_decide_approval(
+        ctx: Context,
+        execution_id: ExecutionId,
+        step: Annotated[str, Field(pattern=w.STEP_PATTERN, description="the approval step")],
+        approve: Annotated[bool, Field(description="true approves, false rejects")],
+        comment: Annotated[str, Field(max_length=2000)] = "",
+    ) -> ExecutionResult:
+        """Approve or reject an approval step that waits (recorded with this key as the
+        decider, as on REST and the CLI)."""
+        async with tool_call(ctx, "whoosh_decide_approval", Role.OPERATOR) as caller:
+            command = w.DecideApproval(
+                execution_id=execution_id, step=step, approve=approve, comment=comment,
+                actor=caller.actor,
+            )  # fmt: skip
+            await coordinator.send(command)
+            return await waited(ctx, execution_id, 0.0)
