@@ -194,7 +194,7 @@ async def test_stderr_beyond_its_bound_reports_its_tail_without_the_wrappers_lin
     sshd: SshdServer,
     pool: SshPool,
 ) -> None:
-    script = "i=0; while [ $i -lt 500 ]; do echo \"warn $i\" >&2; i=$((i+1)); done; echo last >&2"
+    script = 'i=0; while [ $i -lt 500 ]; do echo "warn $i" >&2; i=$((i+1)); done; echo last >&2'
     result = await run(sshd, pool, ["sh", "-c", script], stderr_limit=256).run()
     assert result.exit_code == 0
     assert len(result.stderr.encode()) <= 256

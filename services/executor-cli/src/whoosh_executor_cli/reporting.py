@@ -39,8 +39,8 @@ def result_command(
     it has run tools it is not retried unless the task's workspace is disposable. Every
     report carries the bounded tail of the command's stderr.
     """
-    # every report carries the end of stderr: it says why a step failed (or what it
-    # warned about), and workflows read it as `steps.X.stderr`
+    # the end of stderr says why a run failed (or what it warned about); workflows read it
+    # as `steps.X.stderr`
     ids = {"task_id": item.task_id, "attempt": item.attempt, "stderr": result.stderr}
     verdict = reader.finish(result.exit_code) if reader is not None else None
     usage = verdict.to_usage(result.duration_s) if verdict else Usage(duration_s=result.duration_s)
