@@ -27,7 +27,13 @@ def test_failing_task_exits_1_with_the_reason(running_whoosh: WhooshEnv) -> None
     assert result.returncode == 1, (result.stdout, result.stderr)
     assert "about to fail" in result.stdout
     assert "failed" in result.stderr
-    assert "exit code 3" in result.stderr or "3" in result.stderr
+    assert "exit code 3: fatal: disk full" in result.stderr
+    failed = json.loads(running_whoosh.run("task", "list", "--status", "failed", "--json").stdout)
+    task_id = next(t["id"] for t in failed["tasks"] if t["prompt"] == "break it")
+    shown = running_whoosh.run("task", "get", task_id)
+    assert "stderr (its end):\nfatal: disk full\n" in shown.stdout
+    as_json = json.loads(running_whoosh.run("task", "get", task_id, "--json").stdout)
+    assert as_json["stderr"] == "fatal: disk full\n"
 
 
 def test_retries_show_each_attempt(running_whoosh: WhooshEnv) -> None:

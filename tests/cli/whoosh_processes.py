@@ -33,7 +33,7 @@ agents:
     max_concurrent: 4
   failing:
     type: cli
-    command: ["sh", "-c", "cat >/dev/null; echo about to fail; exit 3"]
+    command: ["sh", "-c", "cat >/dev/null; echo about to fail; echo fatal: disk full >&2; exit 3"]
     capabilities: [breakage]
 """
 

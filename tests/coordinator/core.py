@@ -47,4 +47,6 @@ class Core:
         assert self.send(c.StartTask(task_id=task_id, attempt=attempt, executor_id="t")).accepted
         if ok:
             return self.send(c.CompleteTask(task_id=task_id, attempt=attempt, output="done"))
-        return self.send(c.FailTask(task_id=task_id, attempt=attempt, reason="exit code 1"))
+        return self.send(
+            c.FailTask(task_id=task_id, attempt=attempt, reason="exit code 1", stderr="oops\n")
+        )

@@ -73,9 +73,13 @@ def test_executor_timeout_report_ends_timed_out_without_retry(core: Core) -> Non
     core.register("one")
     task_id = core.submit(retry=c.RetryPolicy(max_attempts=3))
     reply = core.send(
-        c.FailTask(task_id=task_id, attempt=1, reason="timed out after 1s", timed_out=True)
-    )
+        c.FailTask(
+            task_id=task_id, attempt=1, reason="timed out after 1s", timed_out=True,
+            stderr="still compiling\n",
+        )
+    )  # fmt: skip
     assert reply.accepted and core.task(task_id).status is TaskStatus.TIMED_OUT
+    assert core.task(task_id).stderr == "still compiling\n"  # kept with what it had done
 
 
 def test_update_enable_disable_agent(core: Core) -> None:
@@ -175,6 +179,7 @@ def test_replay_rebuilds_projections_equal_to_live_ones(core: Core) -> None:
     assert rebuilt.stats() == live.stats()
     assert rebuilt.tasks == live.tasks
     assert rebuilt.agents == live.agents
+    assert sum(view.stderr == "oops\n" for view in rebuilt.tasks.values()) == 50
     statuses = live.stats().tasks_by_status
     assert statuses == {
         "waiting": 0,

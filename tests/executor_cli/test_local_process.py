@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from harness import alive, eventually
 from whoosh_executor_cli.local_process import LocalProcess, Outcome
-from whoosh_executor_cli.output import truncation_notice
+from whoosh_executor_cli.output import stderr_dropped_notice, truncation_notice
 
 PY = sys.executable
 
@@ -244,3 +244,21 @@ async def test_a_second_run_is_refused() -> None:
     await process.run()
     with pytest.raises(RuntimeError):
         await process.run()
+
+
+async def test_stderr_beyond_its_bound_reports_only_its_tail_with_the_dropped_bytes() -> None:
+    script = (
+        "import sys\n"
+        "for i in range(2000):\n"
+        "    print(f'warn {i:05d}', file=sys.stderr)\n"  # 11 bytes a line, 22000 in all
+        "print('fatal: the end', file=sys.stderr)\n"
+        "print('done')\n"
+    )
+    result = await LocalProcess([PY, "-c", script], stderr_limit=1024).run()
+    assert result.exit_code == 0 and result.output == "done\n"
+    assert len(result.stderr.encode()) <= 1024
+    marker, kept = result.stderr.split("\n", 1)
+    assert kept.endswith("warn 01999\nfatal: the end\n")
+    total = 2000 * 11 + len("fatal: the end\n")
+    assert marker + "\n" == stderr_dropped_notice(total - len(kept.encode()))
+    assert "done" not in result.stderr  # stdout stays out of it

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from whoosh_executor_cli.output import LineSplitter, OutputTail, truncation_notice
+from whoosh_executor_cli.output import (
+    LineSplitter,
+    OutputTail,
+    StderrTail,
+    stderr_dropped_notice,
+    truncation_notice,
+)
 
 
 def test_short_output_is_kept_whole() -> None:
@@ -76,3 +82,31 @@ def test_with_a_head_both_ends_are_kept_and_the_marker_counts_dropped_bytes() ->
     short = OutputTail(limit=10, head=5)
     short.append("abcdefgh")
     assert not short.truncated and short.text() == "abcdefgh"
+
+
+def test_stderr_within_its_bound_is_kept_whole() -> None:
+    tail = StderrTail(limit=64)
+    for line in ("warning: one", "warning: two"):
+        tail.add(line)
+    assert tail.text() == "warning: one\nwarning: two\n"
+
+
+def test_stderr_past_its_bound_keeps_the_end_behind_a_marker_of_dropped_bytes() -> None:
+    tail = StderrTail(limit=300)
+    lines = [f"line {i:04d} é" for i in range(1000)]  # 2-byte characters: cuts land inside
+    for line in lines:
+        tail.add(line)
+    whole = "".join(line + "\n" for line in lines).encode()
+    text = tail.text()
+    marker, kept = text.split("\n", 1)
+    assert len(text.encode()) <= 300
+    assert kept.endswith("line 0999 é\n") and whole.endswith(kept.encode())
+    dropped = len(whole) - len(kept.encode())
+    assert marker + "\n" == stderr_dropped_notice(dropped)
+    assert "\ufffd" not in kept  # a character cut in two is dropped, not garbled
+
+
+def test_a_zero_bound_keeps_no_stderr() -> None:
+    tail = StderrTail(limit=0)
+    tail.add("noise")
+    assert tail.text() == ""

@@ -52,6 +52,15 @@ def test_non_zero_exit_is_a_retryable_failure_naming_the_last_stderr_line() -> N
     assert command.output == "out\n"
 
 
+def test_every_report_carries_the_stderr_tail() -> None:
+    tail = "[... 10 bytes of stderr dropped ...]\nwarning: disk low\n"
+    done = result_command(ITEM, result(Outcome.EXITED, 0, stderr=tail))
+    failed = result_command(ITEM, result(Outcome.EXITED, 2, stderr=tail))
+    timed_out = result_command(ITEM, result(Outcome.TIMED_OUT, None, stderr=tail))
+    assert isinstance(done, CompleteTask) and isinstance(failed, FailTask)
+    assert done.stderr == failed.stderr == timed_out.stderr == tail
+
+
 def test_a_signal_is_named() -> None:
     assert exit_reason(-9, "") == "killed by signal SIGKILL"
     assert exit_reason(2, "") == "exit code 2"

@@ -190,6 +190,21 @@ async def test_exit_codes_and_deaths_by_signal_read_as_locally(
     assert (killed.outcome, killed.exit_code) == (Outcome.EXITED, -9)
 
 
+async def test_stderr_beyond_its_bound_reports_its_tail_without_the_wrappers_lines(
+    sshd: SshdServer,
+    pool: SshPool,
+) -> None:
+    script = 'i=0; while [ $i -lt 500 ]; do echo "warn $i" >&2; i=$((i+1)); done; echo last >&2'
+    result = await run(sshd, pool, ["sh", "-c", script], stderr_limit=256).run()
+    assert result.exit_code == 0
+    assert len(result.stderr.encode()) <= 256
+    marker, kept = result.stderr.split("\n", 1)
+    assert marker.startswith("[... ") and marker.endswith(" bytes of stderr dropped ...]")
+    assert kept.endswith("warn 499\nlast\n")
+    short = await run(sshd, pool, ["sh", "-c", "echo oops >&2"]).run()
+    assert short.stderr == "oops\n"  # the wrapper's pid line is not the command's stderr
+
+
 async def test_a_timeout_kills_the_whole_run_on_the_host(
     sshd: SshdServer,
     pool: SshPool,

@@ -86,6 +86,8 @@ def test_half_valid_file_names_each_bad_field_and_its_line() -> None:
         ("agents:\n  x:\n    command: cat\n    colour: red\n", "agents.x.colour"),
         ("- just\n- a list\n", "top level must be a mapping"),
         ("nats:\n  port: 99999\n", "nats.port"),
+        ("limits:\n  stderr_tail_bytes: 100\n", "or at least 256 bytes"),
+        ("limits:\n  stderr_tail_bytes: 65537\n", "limits.stderr_tail_bytes"),
     ],
 )
 def test_invalid_files_are_rejected_with_a_reason(text: str, fragment: str) -> None:
@@ -110,3 +112,8 @@ def test_store_urls_map_to_eventsourcing_settings(tmp_path: Path) -> None:
         store_env("mysql://x/y")
     with pytest.raises(StoreUrlError, match="no database name"):
         store_env("postgresql://127.0.0.1")
+
+
+def test_the_stderr_tail_defaults_to_8_kib_and_0_keeps_none() -> None:
+    assert parse_config_text("cluster: {name: x}\n").limits.stderr_tail_bytes == 8192
+    assert parse_config_text("limits:\n  stderr_tail_bytes: 0\n").limits.stderr_tail_bytes == 0

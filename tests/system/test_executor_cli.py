@@ -153,6 +153,7 @@ async def test_a_failing_command_fails_the_task_with_exit_code_and_stderr(
     assert view.exit_code == 3
     assert view.reason is not None and view.reason.startswith("exit code 3: fatal: it broke")
     assert view.output == "partial\n"
+    assert view.stderr == "fatal: it broke\n"  # the tail of stderr, beside the reason
 
 
 def wait_for_file(path: Path) -> str:

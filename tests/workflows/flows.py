@@ -53,19 +53,23 @@ def step_task(core: Core, execution_id: UUID, step: str) -> UUID:
     raise KeyError(step)
 
 
-def finish(core: Core, task_id: UUID, output: str = "done", ok: bool = True) -> None:
-    """Run a step's task to its end as an executor would."""
+def finish(
+    core: Core, task_id: UUID, output: str = "done", ok: bool = True, stderr: str = ""
+) -> None:
+    """Run a step's task to its end as an executor would (`stderr`: the tail it reports)."""
     core.assigner.assign_pending()
     view = core.task(task_id)
     assert view.status is TaskStatus.ASSIGNED, view.status
     attempt = view.attempt
     assert core.send(c.StartTask(task_id=task_id, attempt=attempt, executor_id="t")).accepted
     if ok:
-        reply = core.send(c.CompleteTask(task_id=task_id, attempt=attempt, output=output))
+        reply = core.send(
+            c.CompleteTask(task_id=task_id, attempt=attempt, output=output, stderr=stderr)
+        )
     else:
         reply = core.send(
             c.FailTask(task_id=task_id, attempt=attempt, reason="exit code 1", output=output,
-                       exit_code=1, retryable=False)
+                       exit_code=1, retryable=False, stderr=stderr)
         )  # fmt: skip
     assert reply.accepted, reply.reason
 

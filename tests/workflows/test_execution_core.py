@@ -7,6 +7,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 from coordinator.core import Core
+from whoosh_coordinator.assignment import Assigner
+from whoosh_coordinator.commands import CommandHandler
+from whoosh_coordinator.follower import Follower
+from whoosh_coordinator.replay import rebuild
+from whoosh_coordinator.store import open_store
+from whoosh_shared.contract import events as ev
 from whoosh_shared.contract import workflows as w
 from whoosh_shared.contract.enums import TaskStatus
 
@@ -255,3 +261,54 @@ def test_replay_rebuilds_workflows_and_executions_equal_to_live(core: Core) -> N
     assert rebuilt.tasks == live.tasks
     statuses = [execution(core, r).status for r in runs]
     assert statuses.count("failed") == 7 and statuses.count("cancelled") == 1
+
+
+STDERR_FLOW = """
+whoosh: workflow/v1
+name: warnings
+steps:
+  build: {type: shell, command: "make", on_error: continue}
+  report: {type: shell, needs: [build], command: "echo built"}
+  triage: {type: shell, needs: [report], command: "why: {{ steps.build.stderr | tail(30) }} / {{ steps.build.error }} / {{ steps.report.stderr }}"}
+"""  # noqa: E501
+
+
+def test_a_steps_stderr_tail_flows_into_later_steps_and_survives_replay(core: Core) -> None:
+    shell_agent(core)
+    assert create(core, STDERR_FLOW).accepted
+    run = start(core, "warnings")
+    noise = "cc -c main.c\n" * 50
+    finish(core, step_task(core, run, "build"), "", ok=False,
+           stderr=noise + "main.c:3: no such header\n")  # fmt: skip
+    steps = {s.id: s for s in execution(core, run).steps}
+    assert steps["build"].stderr.endswith("main.c:3: no such header\n")
+    assert steps["build"].error == "exit code 1"  # the failure reason stays apart
+    assert core.task(step_task(core, run, "build")).stderr.endswith("no such header\n")
+
+    # a coordinator started afresh on the same store goes on from the replayed events
+    store = open_store(core.url)
+    try:
+        rebuilt = rebuild(store)
+        assert rebuilt.workflows.executions == core.projection.workflows.executions
+        assert rebuilt.tasks == core.projection.tasks
+        handler = CommandHandler(store, rebuilt, on_saved=Follower(store, rebuilt).fold_saved)
+        again = Core(core.url, store, rebuilt, handler, Assigner(handler, timeout_grace_s=0))
+        finish(again, step_task(again, run, "report"), "built\n", stderr="warning: cold\n")
+        prompt = again.task(step_task(again, run, "triage")).prompt
+        assert prompt == "why: in.c\nmain.c:3: no such header\n / exit code 1 / warning: cold\n"
+    finally:
+        store.close()
+
+
+def test_events_stored_before_the_stderr_tail_load_with_it_empty(core: Core) -> None:
+    old = {"TaskCompleted": {"attempt": 1, "output": "x"},
+           "TaskFailed": {"attempt": 1, "reason": "exit code 1"},
+           "TaskAttemptFailed": {"attempt": 1, "reason": "exit code 1"},
+           "TaskOutputKept": {"attempt": 1},
+           "ExecutionStepEnded": {"step": "a", "status": "succeeded"}}  # fmt: skip
+    for name, data in old.items():
+        assert ev.EVENT_TYPES[name].model_validate(data).stderr == "", name  # type: ignore[attr-defined]
+    core.register("w", capabilities=["x"])
+    task_id = core.submit(capabilities=["x"])
+    assert core.run_to_end(task_id).accepted  # an executor that reports no stderr
+    assert core.task(task_id).stderr == ""

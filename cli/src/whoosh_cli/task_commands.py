@@ -179,6 +179,9 @@ def print_task(view: TaskView) -> None:
     if view.output:
         print_line("output:")
         print_line(view.output.rstrip("\n"))
+    if view.stderr:
+        print_line("stderr (its end):")
+        print_line(view.stderr.rstrip("\n"))
 
 
 async def task_list(ctx: CliContext, args: argparse.Namespace) -> int:

@@ -419,7 +419,7 @@ class CommandHandler:
     def _complete_task(self, cmd: c.CompleteTask) -> CommandReply:
         task = self.load_task(cmd.task_id)
         if task.accepts_output_of(cmd.attempt):  # finished just as it was stopped
-            return self._keep_output(task, cmd.attempt, cmd.output, cmd.usage)
+            return self._keep_output(task, cmd)
         held = task.agent_id
         task.complete(
             attempt=cmd.attempt,
@@ -427,6 +427,7 @@ class CommandHandler:
             exit_code=cmd.exit_code,
             usage=cmd.usage.model_dump(),
             output_ref=cmd.output_ref.model_dump() if cmd.output_ref else None,
+            stderr=cmd.stderr,
         )
         self.settle(task, held)
         return CommandReply.accept(task_id=str(task.id))
@@ -434,11 +435,11 @@ class CommandHandler:
     def _fail_task(self, cmd: c.FailTask) -> CommandReply:
         task = self.load_task(cmd.task_id)
         if task.accepts_output_of(cmd.attempt):  # the report of a cancelled attempt
-            return self._keep_output(task, cmd.attempt, cmd.output, cmd.usage)
+            return self._keep_output(task, cmd)
         held = task.agent_id
         if cmd.timed_out:
             task.time_out(attempt=cmd.attempt, reason=cmd.reason)
-            task.keep_output(cmd.attempt, cmd.output, cmd.usage.model_dump())
+            task.keep_output(cmd.attempt, cmd.output, cmd.usage.model_dump(), cmd.stderr)
             self.settle(task, held)
             return CommandReply.accept(task_id=str(task.id), status=task.status)
         agent, retryable, reason = None, cmd.retryable, cmd.reason
@@ -459,6 +460,7 @@ class CommandHandler:
             now=self.clock(),
             rejected_for_agent=bool(cmd.missing_model),
             output_ref=cmd.output_ref.model_dump() if cmd.output_ref else None,
+            stderr=cmd.stderr,
         )
         self.settle(task, held, agent)
         return CommandReply.accept(task_id=str(task.id), status=task.status)
@@ -474,10 +476,11 @@ class CommandHandler:
             if agent.id != other_than
         )
 
-    def _keep_output(self, task: Task, attempt: int, output: str, usage: c.Usage) -> CommandReply:
+    def _keep_output(self, task: Task, cmd: c.CompleteTask | c.FailTask) -> CommandReply:
         """A stopped attempt's output: kept on the task, which stays cancelled/timed out."""
-        if task.keep_output(attempt, output, usage.model_dump()):
-            self.save(task, *budget_commands.charge_kept(self, task, usage.model_dump()))
+        usage = cmd.usage.model_dump()
+        if task.keep_output(cmd.attempt, cmd.output, usage, cmd.stderr):
+            self.save(task, *budget_commands.charge_kept(self, task, usage))
         return CommandReply.accept(task_id=str(task.id), status=task.status)
 
     def _cancel_task(self, cmd: c.CancelTask) -> CommandReply:

@@ -218,7 +218,7 @@ class FleetProjection:
                 view.status, view.agent, view.executor_id = TaskStatus.QUEUED, None, None
                 view.reason, view.exit_code = payload.reason, payload.exit_code
                 view.output, view.not_before = payload.output, payload.not_before
-                view.output_ref = payload.output_ref
+                view.output_ref, view.stderr = payload.output_ref, payload.stderr
                 view.assigned_at = view.started_at = None
             case ev.TaskFailed():
                 self._count(view, "failed")
@@ -227,8 +227,8 @@ class FleetProjection:
                 view.status, view.reason, view.finished_at = TaskStatus.CANCELLED, reason, at
             case ev.TaskTimedOut(reason=reason):
                 view.status, view.reason, view.finished_at = TaskStatus.TIMED_OUT, reason, at
-            case ev.TaskOutputKept(output=output, usage=usage):
-                view.output, view.usage = output, usage
+            case ev.TaskOutputKept(output=output, usage=usage, stderr=stderr):
+                view.output, view.usage, view.stderr = output, usage, stderr
             case ev.TaskReleased():
                 view.status = TaskStatus.QUEUED
             case ev.TaskSkipped(reason=reason):
@@ -243,7 +243,7 @@ class FleetProjection:
     ) -> None:
         view.status, view.finished_at = status, at
         view.output, view.exit_code, view.usage = payload.output, payload.exit_code, payload.usage
-        view.output_ref = payload.output_ref
+        view.output_ref, view.stderr = payload.output_ref, payload.stderr
         if isinstance(payload, ev.TaskFailed):
             view.reason = payload.reason
 

@@ -258,10 +258,17 @@ class QueryHandler:
 
 
 def _summary(task: q.TaskView) -> q.TaskView:
-    """A task as lists show it: prompt and output as previews."""
-    if len(task.prompt) <= PREVIEW_CHARS and len(task.output) <= PREVIEW_CHARS:
+    """A task as lists show it: prompt and output as previews, and the end of its stderr."""
+    texts = (task.prompt, task.output, task.stderr)
+    if all(len(text) <= PREVIEW_CHARS for text in texts):
         return task
-    return task.model_copy(update={"prompt": preview(task.prompt), "output": preview(task.output)})
+    return task.model_copy(
+        update={
+            "prompt": preview(task.prompt),
+            "output": preview(task.output),
+            "stderr": task.stderr[-PREVIEW_CHARS:],
+        }
+    )
 
 
 def _env_masked(agent: q.AgentView) -> q.AgentView:

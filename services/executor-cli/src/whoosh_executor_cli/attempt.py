@@ -77,6 +77,7 @@ class AttemptHandler:
         grace = self.ctx.settings.kill_grace_s
         # both ends of a long output are kept, with room for the marker between them
         half = (self.ctx.limits.max_output_bytes - MARKER_ROOM) // 2
+        stderr_limit = self.ctx.limits.stderr_tail_bytes
         target = agent.ssh_target()
         if target is None:
             return LocalProcess(
@@ -89,6 +90,7 @@ class AttemptHandler:
                 on_line=on_line,
                 output_limit=half,
                 output_head=half,
+                stderr_limit=stderr_limit,
             )
         return RemoteProcess(
             command,
@@ -104,6 +106,7 @@ class AttemptHandler:
             on_line=on_line,
             output_limit=half,
             output_head=half,
+            stderr_limit=stderr_limit,
         )
 
     async def _start_run_report(self, msg: Msg, run: AttemptRun) -> None:

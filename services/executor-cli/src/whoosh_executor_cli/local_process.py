@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from whoosh_shared.contract.agent_env import EnvReferenceError, child_environ
 from whoosh_shared.contract.commands import MAX_OUTPUT_CHARS
 
-from whoosh_executor_cli.output import LineSplitter, OutputTail
+from whoosh_executor_cli.output import DEFAULT_STDERR_TAIL, LineSplitter, OutputTail, StderrTail
 from whoosh_executor_cli.run_result import Outcome, RunResult  # also imported from here
 
 log = logging.getLogger(__name__)
@@ -186,6 +186,7 @@ class LocalProcess:
         on_line: LineSink | None = None,
         output_limit: int = MAX_OUTPUT_CHARS,
         output_head: int = 0,
+        stderr_limit: int = DEFAULT_STDERR_TAIL,
     ) -> None:
         if not argv:
             raise ValueError("empty command")
@@ -199,6 +200,7 @@ class LocalProcess:
         self.pid: int | None = None
         self.lines = 0
         self._stdout = OutputTail(output_limit, output_head)
+        self._stderr = StderrTail(stderr_limit)
         self._last_stderr = ""
         self._cancel = asyncio.Event()
         self._cancel_reason: str | None = None
@@ -311,8 +313,10 @@ class LocalProcess:
     def _emit(self, stream: str, lines: list[str]) -> None:
         for line in lines:
             self.lines += 1
-            if stream == "stderr" and line.strip():
-                self._last_stderr = line.strip()
+            if stream == "stderr":
+                self._stderr.add(line)
+                if line.strip():
+                    self._last_stderr = line.strip()
             if self.on_line is not None:
                 try:
                     self.on_line(stream, line)
@@ -334,6 +338,7 @@ class LocalProcess:
             output=self._stdout.text(),
             output_truncated=self._stdout.truncated,
             last_stderr_line=self._last_stderr,
+            stderr=self._stderr.text(),
             duration_s=duration,
             lines=self.lines,
             pid=self.pid,

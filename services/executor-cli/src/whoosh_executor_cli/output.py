@@ -13,6 +13,7 @@ from collections import deque
 from collections.abc import Callable
 
 from whoosh_shared.contract.commands import MAX_OUTPUT_CHARS
+from whoosh_shared.contract.limits import LimitSettings, utf8_size
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,63 @@ class OutputTail:
         return f"{head}\n[... {dropped} bytes dropped ...]\n{kept[cut:]}"
 
 
+DEFAULT_STDERR_TAIL = LimitSettings().stderr_tail_bytes
+
+
+def stderr_dropped_notice(dropped: int) -> str:
+    """The first line of a cut stderr tail: how many bytes of its start were dropped."""
+    return f"[... {dropped} bytes of stderr dropped ...]\n"
+
+
+class StderrTail:
+    """The last `limit` UTF-8 bytes of a command's stderr lines (limits.stderr_tail_bytes).
+
+    Why lines and not raw bytes: over SSH the wrapper's own lines share the stream and
+    are filtered out line by line, so both transports feed what the command wrote, line
+    by line. Lines are kept whole in a deque and dropped from the front once the rest
+    covers the budget, so appending is O(line) however long the command runs; the cut
+    to the exact byte budget happens once, in `text`.
+    """
+
+    def __init__(self, limit: int = DEFAULT_STDERR_TAIL) -> None:
+        """`limit`: 0 keeps nothing; otherwise the text, marker included, fits in it."""
+        if limit < 0:
+            raise ValueError("limit must not be negative")
+        self.limit = limit
+        self.total_bytes = 0
+        self._lines: deque[tuple[str, int]] = deque()
+        self._kept = 0
+
+    def add(self, line: str) -> None:
+        """One stderr line (without its line ending)."""
+        if not self.limit:
+            return
+        text = line + "\n"
+        size = utf8_size(text)
+        self.total_bytes += size
+        self._lines.append((text, size))
+        self._kept += size
+        while self._kept - self._lines[0][1] >= self.limit:
+            self._kept -= self._lines.popleft()[1]
+
+    def text(self) -> str:
+        """All of it if it fits; else a marker saying how many bytes were dropped, then as
+        much of the end as fits beside it (a character cut in two is dropped whole)."""
+        kept = "".join(text for text, _ in self._lines)
+        if self.total_bytes <= self.limit:
+            return kept
+        # The marker of the total is at least as long as the real one, so reserving its
+        # room keeps the whole within the limit.
+        room = max(0, self.limit - utf8_size(stderr_dropped_notice(self.total_bytes)))
+        encoded = kept.encode("utf-8", errors="surrogatepass")
+        data = encoded[len(encoded) - room :]
+        start = 0
+        while start < len(data) and data[start] & 0xC0 == 0x80:  # inside a character
+            start += 1
+        tail = data[start:].decode("utf-8", errors="replace")
+        return stderr_dropped_notice(self.total_bytes - len(data) + start) + tail
+
+
 class LineSplitter:
     """Decodes a byte stream incrementally (UTF-8, bad bytes replaced) and cuts it into lines.
 
@@ -152,7 +210,8 @@ class StreamCollector:
 
     For transports that hand over data in callbacks (an SSH channel) rather than
     through readers: lines go to `on_line` as they complete, stdout's tail is kept,
-    and the last non-blank stderr line is remembered for the failure reason.
+    stderr's tail too (`stderr_limit` bytes), and the last non-blank stderr line is
+    remembered for the failure reason.
     """
 
     def __init__(
@@ -161,12 +220,14 @@ class StreamCollector:
         *,
         output_limit: int = MAX_OUTPUT_CHARS,
         output_head: int = 0,
+        stderr_limit: int = DEFAULT_STDERR_TAIL,
         keep: LineFilter | None = None,
     ) -> None:
         self.on_line = on_line
         self.keep = keep
         self.lines = 0
         self.stdout = OutputTail(output_limit, output_head)
+        self.stderr = StderrTail(stderr_limit)
         self.last_stderr = ""
         self._splitters = {"stdout": LineSplitter(), "stderr": LineSplitter()}
 
@@ -190,8 +251,10 @@ class StreamCollector:
             if self.keep is not None and not self.keep(stream, line):
                 continue
             self.lines += 1
-            if stream == "stderr" and line.strip():
-                self.last_stderr = line.strip()
+            if stream == "stderr":
+                self.stderr.add(line)
+                if line.strip():
+                    self.last_stderr = line.strip()
             if self.on_line is not None:
                 try:
                     self.on_line(stream, line)

@@ -29,7 +29,7 @@ from whoosh_shared.contract.agents import SshTarget
 from whoosh_shared.contract.commands import MAX_OUTPUT_CHARS
 
 from whoosh_executor_cli.local_process import PIPE_ABANDON_S, PIPE_DRAIN_S, LineSink
-from whoosh_executor_cli.output import StreamCollector
+from whoosh_executor_cli.output import DEFAULT_STDERR_TAIL, StreamCollector
 from whoosh_executor_cli.remote_wrapper import (
     CANNOT_START_EXIT,
     PidLine,
@@ -113,6 +113,7 @@ class RemoteProcess:
         on_line: LineSink | None = None,
         output_limit: int = MAX_OUTPUT_CHARS,
         output_head: int = 0,
+        stderr_limit: int = DEFAULT_STDERR_TAIL,
     ) -> None:
         if not argv:
             raise ValueError("empty command")
@@ -128,7 +129,11 @@ class RemoteProcess:
         self.kill_grace_s = kill_grace_s
         self.pid: int | None = None
         self._output = StreamCollector(
-            on_line, output_limit=output_limit, output_head=output_head, keep=self._keep_line
+            on_line,
+            output_limit=output_limit,
+            output_head=output_head,
+            stderr_limit=stderr_limit,
+            keep=self._keep_line,
         )
         self._pid_line: PidLine | None = None
         self._pid_known = asyncio.Event()
@@ -374,6 +379,7 @@ class RemoteProcess:
             output=self._output.stdout.text(),
             output_truncated=self._output.stdout.truncated,
             last_stderr_line=self._output.last_stderr,
+            stderr=self._output.stderr.text(),
             duration_s=time.monotonic() - started if duration is None else duration,
             lines=self._output.lines,
             pid=self.pid,

@@ -36,9 +36,12 @@ def result_command(
     lost mid-run) is retryable: a command that cannot start, a timeout or a kill would
     go the same way on the next attempt. A vendor CLI (`reader`) is judged by its
     terminal event rather than its exit code, its usage and cost are reported, and once
-    it has run tools it is not retried unless the task's workspace is disposable.
+    it has run tools it is not retried unless the task's workspace is disposable. Every
+    report carries the bounded tail of the command's stderr.
     """
-    ids = {"task_id": item.task_id, "attempt": item.attempt}
+    # the end of stderr says why a run failed (or what it warned about); workflows read it
+    # as `steps.X.stderr`
+    ids = {"task_id": item.task_id, "attempt": item.attempt, "stderr": result.stderr}
     verdict = reader.finish(result.exit_code) if reader is not None else None
     usage = verdict.to_usage(result.duration_s) if verdict else Usage(duration_s=result.duration_s)
     if result.outcome is Outcome.START_FAILED:

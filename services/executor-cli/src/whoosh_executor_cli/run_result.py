@@ -28,5 +28,6 @@ class RunResult:
     duration_s: float
     lines: int  # output lines seen, stdout and stderr
     pid: int | None  # the local pid, or the remote one for a run over SSH
+    stderr: str = ""  # the end of stderr, within `stderr_limit` bytes (cut marked)
     error: str | None = None  # why it could not start or reach its end (START/TRANSPORT_FAILED)
     cancel_reason: str | None = None  # the reason given to `cancel` (CANCELLED)

@@ -63,6 +63,7 @@ class TaskOutput(Strict):
     output: str
     exit_code: int | None = None
     reason: str | None = None
+    stderr: str = Field(default="", description="the end of a CLI command's stderr")
     usage: Usage
 
 

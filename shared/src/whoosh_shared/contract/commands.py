@@ -34,6 +34,9 @@ MIN_PRIORITY, MAX_PRIORITY, DEFAULT_PRIORITY = 1, 10, 5
 MAX_PROMPT_CHARS = 1024 * 1024 * 1024
 MAX_SYSTEM_CHARS = 65_536  # an LLM system prompt rides inline in every message
 MAX_OUTPUT_CHARS = 65_536  # kept in the TaskCompleted event; longer output keeps its tail
+# A CLI command's stderr tail (limits.stderr_tail_bytes, at most 64 KiB of UTF-8: as many
+# characters at most), carried inline beside `output` in a task's end.
+MAX_STDERR_CHARS = 65_536
 IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,200}$"  # printable ASCII, no spaces (an HTTP header)
 
 
@@ -247,6 +250,14 @@ class Usage(Strict):
     decode_tps: float = Field(default=0.0, ge=0, description="generated tokens per second")
 
 
+STDERR_FIELD = Field(
+    default="",
+    max_length=MAX_STDERR_CHARS,
+    description="the end of a CLI command's stderr (limits.stderr_tail_bytes), behind a marker "
+    "saying how many bytes were dropped when it was longer; empty for other agents",
+)
+
+
 class CompleteTask(AttemptCommand):
     SUBJECT: ClassVar[str] = subjects.command("task.complete")
     output: str = Field(default="", max_length=MAX_OUTPUT_CHARS)
@@ -256,6 +267,7 @@ class CompleteTask(AttemptCommand):
         "the blob store when over limits.inline_bytes; `output` is then its head and tail",
     )
     exit_code: int | None = None
+    stderr: str = STDERR_FIELD
     usage: Usage = Field(default_factory=Usage)
 
 
@@ -269,6 +281,7 @@ class FailTask(AttemptCommand):
         "the blob store when over limits.inline_bytes; `output` is then its head and tail",
     )
     exit_code: int | None = None
+    stderr: str = STDERR_FIELD
     retryable: bool = True
     timed_out: bool = False
     usage: Usage = Field(default_factory=Usage)

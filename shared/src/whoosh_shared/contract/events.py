@@ -18,7 +18,7 @@ from whoosh_shared.contract.agents import AgentSpec, Strict
 from whoosh_shared.contract.api_keys import Role
 from whoosh_shared.contract.blobs import BlobRef
 from whoosh_shared.contract.collab_events import COLLAB_EVENTS
-from whoosh_shared.contract.commands import LlmOptions, RetryPolicy, Usage
+from whoosh_shared.contract.commands import MAX_STDERR_CHARS, LlmOptions, RetryPolicy, Usage
 from whoosh_shared.contract.enums import AgentType
 from whoosh_shared.contract.inventory import Inventory
 
@@ -27,6 +27,11 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 class EventData(Strict):
     """Base of event payloads."""
+
+
+# The end of a CLI command's stderr (see commands.STDERR_FIELD); empty in events stored
+# before it existed, so they load and replay unchanged.
+STDERR_TAIL = Field(default="", max_length=MAX_STDERR_CHARS)
 
 
 class AgentRegistered(EventData):
@@ -177,6 +182,7 @@ class TaskCompleted(EventData):
     output: str = ""
     output_ref: BlobRef | None = None
     exit_code: int | None = None
+    stderr: str = STDERR_TAIL
     usage: Usage = Field(default_factory=Usage)
 
 
@@ -189,6 +195,7 @@ class TaskAttemptFailed(EventData):
     exit_code: int | None = None
     output: str = ""
     output_ref: BlobRef | None = None
+    stderr: str = STDERR_TAIL
     not_before: datetime | None = None
     rejected_for_agent: bool = Field(
         default=False, description="the agent could not run it at all: not counted as a try"
@@ -201,6 +208,7 @@ class TaskFailed(EventData):
     exit_code: int | None = None
     output: str = ""
     output_ref: BlobRef | None = None
+    stderr: str = STDERR_TAIL
     usage: Usage = Field(default_factory=Usage)
 
 
@@ -219,6 +227,7 @@ class TaskOutputKept(EventData):
 
     attempt: int
     output: str = ""
+    stderr: str = STDERR_TAIL
     usage: Usage = Field(default_factory=Usage)
 
 
@@ -363,6 +372,7 @@ class ExecutionStepEnded(EventData):
     port: str | None = None
     output: str = ""
     error: str | None = None
+    stderr: str = Field(default="", max_length=MAX_STDERR_CHARS)
     exit_code: int | None = None
     continued: bool = False
     actor: str = "system"

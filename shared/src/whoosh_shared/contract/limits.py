@@ -13,7 +13,7 @@ import json
 import re
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from whoosh_shared.contract.agents import Strict
 
@@ -23,6 +23,10 @@ PREVIEW_CHARS = 200
 # Fixed by the contract (models validate them, so they cannot vary per process).
 MAX_JSON_DEPTH = 32
 MAX_MAP_ENTRIES = 256
+# A task's stderr tail rides inline in every message that carries the task's end; this
+# bound (with limits.inline_bytes for the output) keeps them far under NATS's max_payload.
+MAX_STDERR_TAIL_BYTES = 64 * KIB
+MIN_STDERR_TAIL_BYTES = 256  # room for the marker and some text
 
 
 class LimitSettings(Strict):
@@ -44,12 +48,27 @@ class LimitSettings(Strict):
         description="bodies up to this size ride inside bus messages; larger ones are stored "
         "once in the blob store and referenced (keep it well under NATS's max_payload)",
     )
+    stderr_tail_bytes: int = Field(
+        default=8 * KIB,
+        ge=0,
+        le=MAX_STDERR_TAIL_BYTES,
+        description="how much of the end of a CLI command's stderr its task keeps (0: none); "
+        "beyond it the tail is kept behind a marker saying how many bytes were dropped",
+    )
     reply_bytes: int = Field(
         default=512 * KIB,
         ge=16 * KIB,
         le=768 * KIB,
         description="a query reply's budget: lists stop at it and return a cursor",
     )
+
+    @field_validator("stderr_tail_bytes")
+    @classmethod
+    def _stderr_tail_fits_its_marker(cls, value: int) -> int:
+        """A tail too short to hold its own marker would say nothing."""
+        if 0 < value < MIN_STDERR_TAIL_BYTES:
+            raise ValueError(f"must be 0 (keep none) or at least {MIN_STDERR_TAIL_BYTES} bytes")
+        return value
 
 
 def utf8_size(text: str) -> int:

@@ -120,6 +120,9 @@ class TaskView(Strict):
         default=None, description="the whole kept output (GET /tasks/{id}/output serves it)"
     )
     exit_code: int | None = None
+    stderr: str = Field(
+        default="", description="the end of a CLI command's stderr (limits.stderr_tail_bytes)"
+    )
     reason: str | None = None
     last_progress: str | None = None
     usage: Usage = Field(default_factory=Usage)

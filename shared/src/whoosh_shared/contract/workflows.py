@@ -160,6 +160,7 @@ class StepView(Strict):
     cost_usd: float = 0.0
     output: str = ""
     error: str | None = None
+    stderr: str = Field(default="", description="the end of its CLI command's stderr")
     exit_code: int | None = None
     waiting_for: Literal["approval", "wait"] | None = None
     wake_at: datetime | None = None

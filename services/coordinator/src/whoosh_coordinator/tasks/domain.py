@@ -153,10 +153,16 @@ class Task(Aggregate):
         exit_code: int | None,
         usage: dict[str, Any],
         output_ref: dict[str, Any] | None = None,
+        stderr: str = "",
     ) -> None:
         self.check_attempt(attempt)
         self._completed(
-            attempt=attempt, output=output, exit_code=exit_code, usage=usage, output_ref=output_ref
+            attempt=attempt,
+            output=output,
+            exit_code=exit_code,
+            usage=usage,
+            output_ref=output_ref,
+            stderr=stderr,
         )
 
     @event("Completed")
@@ -167,6 +173,7 @@ class Task(Aggregate):
         exit_code: int | None,
         usage: dict[str, Any],
         output_ref: dict[str, Any] | None = None,
+        stderr: str = "",  # absent from events stored before it existed
     ) -> None:
         self.status = TaskStatus.COMPLETED.value
         self.usage = usage
@@ -184,6 +191,7 @@ class Task(Aggregate):
         now: datetime,
         rejected_for_agent: bool = False,
         output_ref: dict[str, Any] | None = None,
+        stderr: str = "",
     ) -> bool:
         """Record a failed attempt; returns True when the task went back to the queue.
 
@@ -202,6 +210,7 @@ class Task(Aggregate):
                 not_before=not_before,
                 rejected_for_agent=rejected_for_agent,
                 output_ref=output_ref,
+                stderr=stderr,
             )
             return True
         if retryable:
@@ -213,6 +222,7 @@ class Task(Aggregate):
             output=output,
             usage=usage,
             output_ref=output_ref,
+            stderr=stderr,
         )
         return False
 
@@ -227,6 +237,7 @@ class Task(Aggregate):
         not_before: datetime | None,
         rejected_for_agent: bool = False,
         output_ref: dict[str, Any] | None = None,
+        stderr: str = "",
     ) -> None:
         self.status = TaskStatus.QUEUED.value
         self.rejections += int(rejected_for_agent)
@@ -244,6 +255,7 @@ class Task(Aggregate):
         output: str,
         usage: dict[str, Any],
         output_ref: dict[str, Any] | None = None,
+        stderr: str = "",
     ) -> None:
         self.status = TaskStatus.FAILED.value
         self.usage = usage
@@ -307,16 +319,20 @@ class Task(Aggregate):
         stopped = (TaskStatus.CANCELLED.value, TaskStatus.TIMED_OUT.value)
         return self.status in stopped and attempt == self.attempt and attempt > 0
 
-    def keep_output(self, attempt: int, output: str, usage: dict[str, Any]) -> bool:
+    def keep_output(
+        self, attempt: int, output: str, usage: dict[str, Any], stderr: str = ""
+    ) -> bool:
         """Keep the partial output of the stopped attempt (once); True if recorded."""
         if not self.accepts_output_of(attempt):
             raise Rejected(RejectCode.BAD_STATE, f"task {self.id} is {self.status}")
-        if self.output_kept or not (output or any(usage.values())):
+        if self.output_kept or not (output or stderr or any(usage.values())):
             return False
-        self._output_kept(attempt=attempt, output=output, usage=usage)
+        self._output_kept(attempt=attempt, output=output, usage=usage, stderr=stderr)
         return True
 
     @event("OutputKept")
-    def _output_kept(self, attempt: int, output: str, usage: dict[str, Any]) -> None:
+    def _output_kept(
+        self, attempt: int, output: str, usage: dict[str, Any], stderr: str = ""
+    ) -> None:
         self.output_kept = True
         self.kept_usage = usage  # what the stopped attempt used: charged to its budgets

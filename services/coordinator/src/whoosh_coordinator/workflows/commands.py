@@ -260,8 +260,8 @@ class WorkflowCommands:
         except (Rejected, ValueError, KeyError):
             log.warning("task %s names an unknown execution %s", task.id, origin.get("id"))
             return []
-        status, output, error, exit_code = outcome_of(task)
-        if not execution.task_ended(task.id, status, output, error, exit_code):
+        status, output, error, exit_code, stderr = outcome_of(task)
+        if not execution.task_ended(task.id, status, output, error, exit_code, stderr=stderr):
             return []
         return [execution, *self.advance(execution, self.handler.clock(), ended=task.id)]
 
@@ -285,18 +285,20 @@ class WorkflowCommands:
         return changed
 
 
-def outcome_of(task: Task) -> tuple[str, str, str | None, int | None]:
-    """(status, output, error, exit code) of a task that just ended, from its unsaved events."""
-    status, output, error, exit_code = task.status, "", None, None
+def outcome_of(task: Task) -> tuple[str, str, str | None, int | None, str]:
+    """(status, output, error, exit code, stderr tail) of a task that just ended, from its
+    unsaved events."""
+    status, output, error, exit_code, stderr = task.status, "", None, None, ""
     for pending in reversed(task.pending_events):
         name = type(pending).__name__
         if name == "OutputKept" and not output:
-            output = pending.output
+            output, stderr = pending.output, getattr(pending, "stderr", "")
         if name in END_EVENTS:
             output = getattr(pending, "output", "") or output
+            stderr = getattr(pending, "stderr", "") or stderr
             error = getattr(pending, "reason", None)
             exit_code = getattr(pending, "exit_code", None)
             if name == "Completed" and exit_code not in (None, 0):
                 error = f"exit code {exit_code}"
             break
-    return status, output, error, exit_code
+    return status, output, error, exit_code, stderr

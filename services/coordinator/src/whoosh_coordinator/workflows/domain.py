@@ -98,6 +98,7 @@ def _fresh_state() -> dict[str, Any]:
         "port": None,
         "output": "",
         "error": None,
+        "stderr": "",
         "exit_code": None,
         "task_id": None,
         "wake_at": None,
@@ -184,12 +185,14 @@ class Execution(Aggregate):
         exit_code: int | None,
         continued: bool,
         actor: str,
+        stderr: str = "",  # absent from events stored before it existed
     ) -> None:
         self.steps[step].update(
             status=status,
             port=port,
             output=output,
             error=error,
+            stderr=stderr,
             exit_code=exit_code,
             continued=continued,
             wake_at=None,
@@ -226,6 +229,7 @@ class Execution(Aggregate):
             exit_code=fields.get("exit_code"),
             continued=fields.get("continued", False),
             actor=fields.get("actor", "system"),
+            stderr=fields.get("stderr", ""),
         )
 
     def succeed_step(self, sid: str, output: str, port: str = "success", **fields: Any) -> None:
@@ -259,7 +263,14 @@ class Execution(Aggregate):
     # -- commands -----------------------------------------------------------------------
 
     def task_ended(
-        self, task_id: UUID, status: str, output: str, error: str | None, exit_code: int | None
+        self,
+        task_id: UUID,
+        status: str,
+        output: str,
+        error: str | None,
+        exit_code: int | None,
+        *,
+        stderr: str = "",
     ) -> bool:
         """The task of a step ended; False when it no longer belongs to a running step."""
         if self.finished:
@@ -268,9 +279,10 @@ class Execution(Aggregate):
         if sid is None:
             return False
         if status == "completed":
-            self.succeed_step(sid, output, exit_code=exit_code)
+            self.succeed_step(sid, output, exit_code=exit_code, stderr=stderr)
         else:
-            self.fail_step(sid, error or f"task {status}", output=output, exit_code=exit_code)
+            self.fail_step(sid, error or f"task {status}", output=output, exit_code=exit_code,
+                           stderr=stderr)  # fmt: skip
         return True
 
     def scheduled(self, sid: str, task_id: UUID) -> None:
@@ -444,7 +456,7 @@ class Execution(Aggregate):
             return walk(data, rest, shown)
         value = {
             "output": state["output"],
-            "stderr": state["error"] or "",
+            "stderr": state["stderr"],
             "error": state["error"] or "",
             "exit_code": state["exit_code"],
             "status": state["status"],

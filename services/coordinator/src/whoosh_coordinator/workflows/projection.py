@@ -97,6 +97,7 @@ class WorkflowProjection:
                 step = _step(view, payload.step)
                 step.status, step.port = payload.status, payload.port
                 step.output, step.error = payload.output, payload.error
+                step.stderr = payload.stderr
                 step.exit_code, step.finished_at = payload.exit_code, at
                 step.waiting_for, step.wake_at = None, None
                 if payload.actor != "system":

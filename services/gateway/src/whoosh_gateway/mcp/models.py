@@ -105,6 +105,7 @@ class TaskSummary(BaseModel):
     finished_at: datetime | None = None
     exit_code: int | None = None
     reason: str | None = None
+    stderr: str = Field(default="", description="the end of a CLI command's stderr (bounded)")
     last_progress: str | None = Field(default=None, description="the latest output line")
     usage: Usage
     output_tail: str = Field(description="the end of the output")
@@ -139,6 +140,7 @@ def task_summary(view: TaskView, tail_bytes: int) -> TaskSummary:
         finished_at=view.finished_at,
         exit_code=view.exit_code,
         reason=view.reason,
+        stderr=view.stderr,
         last_progress=view.last_progress,
         usage=view.usage,
         output_tail=output_tail,

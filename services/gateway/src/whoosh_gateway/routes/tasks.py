@@ -177,6 +177,7 @@ async def get_output(request: Request, task_id: UUID, caller: Caller = Viewer) -
         output=await whole_output(state, view),
         exit_code=view.exit_code,
         reason=view.reason,
+        stderr=view.stderr,
         usage=view.usage,
     )
 
