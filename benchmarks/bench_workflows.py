@@ -760,17 +760,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--fanouts", type=int, default=3)
     parser.add_argument("--executions", type=int, default=200)
     parser.add_argument("--exec-steps", type=int, default=5)
-    parser.add_argument("--kill-runs", type=int, default=1, help="kill -9 runs per system")
+    parser.add_argument("--kill-runs", type=int, default=2, help="kill -9 runs per system")
     parser.add_argument("--temporal-kill", default="server,worker",
                         help="what to kill of Temporal: server, worker or both")  # fmt: skip
     parser.add_argument("--whoosh-sync", choices=("normal", "full"), default="normal")
     parser.add_argument("--phase-limit", type=float, default=180.0)
     parser.add_argument("--quick", action="store_true",
-                        help="3 chains, 1 fan-out of 50, 50 executions")  # fmt: skip
+                        help="3 chains, 1 fan-out of 50, 50 executions, 1 kill run")  # fmt: skip
     parser.add_argument("--output", type=Path, default=HERE / "results")
     args = parser.parse_args(argv)
     if args.quick:
         args.chains, args.fanouts, args.fan_width, args.executions = 3, 1, 50, 50
+        args.kill_runs = 1
     args.systems = [s.strip() for s in args.systems.split(",") if s.strip()]
     unknown = sorted(set(args.systems) - set(SYSTEMS))
     if unknown:
