@@ -64,3 +64,33 @@ async def test_a_report_that_lost_races_to_another_coordinator_is_sent_again(
     assert reply is not None and reply.accepted
     assert len(seen) == 2
     await bus.close()
+
+
+async def test_a_report_the_coordinator_took_and_never_answered_is_sent_again(
+    nats_url: str, monkeypatch
+) -> None:
+    """A coordinator killed after reading a report answers nothing; the report's request
+    times out on its own (short first, then longer) and goes again, to the restarted
+    coordinator, instead of waiting out the bus's 10 s default."""
+    import asyncio
+    from uuid import uuid4
+
+    from whoosh_shared.contract.commands import CommandReply, CompleteTask
+    from whoosh_shared.runtime import bus as bus_module
+
+    monkeypatch.setattr(bus_module, "REPORT_TIMEOUT_FIRST_S", 0.3)
+    bus = Bus(nats_url, "test")
+    await bus.connect()
+    seen: list[bytes] = []
+
+    async def coordinator(msg) -> None:
+        seen.append(msg.data)
+        if len(seen) > 1:  # the first copy reached a coordinator that then died
+            await msg.respond(CommandReply.accept(task_id="t").model_dump_json().encode())
+
+    await bus.nc.subscribe(CompleteTask.SUBJECT, cb=coordinator)
+    report = CompleteTask(task_id=uuid4(), attempt=1, output="done")
+    reply = await asyncio.wait_for(bus_module.send_until_answered(bus, report, asyncio.Event()), 5)
+    assert reply is not None and reply.accepted
+    assert len(seen) == 2 and seen[0] == seen[1]
+    await bus.close()

@@ -39,6 +39,13 @@ ReplyT = TypeVar("ReplyT", bound=BaseModel)
 DUPLICATE_WINDOW_S = 120.0
 REPORT_RETRY_FIRST_S = 0.25
 REPORT_RETRY_MAX_S = 5.0
+# A report's request waits this long for its first answer, twice as long for each next
+# one, up to the max. Short at first because a report sent to a coordinator that then
+# died is answered by nobody: waiting out 10 s held a workflow 10 s after a coordinator
+# restart of 3 s. Resending is safe: the coordinator decides by attempt, and a copy of a
+# report it already took is refused (bad_state) with nothing written.
+REPORT_TIMEOUT_FIRST_S = 2.0
+REPORT_TIMEOUT_MAX_S = 10.0
 # How long a stopping service waits for its subscribers and the connection to drain.
 CLOSE_TIMEOUT_S = 6.0
 
@@ -217,9 +224,9 @@ async def send_until_answered(
     (the coordinator answers the redelivered start by attempt) where a lost report
     would not be.
     """
-    delay = REPORT_RETRY_FIRST_S
+    delay, timeout = REPORT_RETRY_FIRST_S, REPORT_TIMEOUT_FIRST_S
     while not give_up.is_set():
-        sending = asyncio.create_task(bus.send(command))
+        sending = asyncio.create_task(bus.send(command, timeout))
         stopping = asyncio.create_task(give_up.wait())
         await asyncio.wait({sending, stopping}, return_when=asyncio.FIRST_COMPLETED)
         stopping.cancel()
@@ -230,6 +237,7 @@ async def send_until_answered(
         try:
             reply = sending.result()
         except (BusError, nats.errors.Error) as exc:  # the latter: connection closed/draining
+            timeout = min(timeout * 2, REPORT_TIMEOUT_MAX_S)
             log.warning(
                 "report not delivered, retrying in %.1fs: %s",
                 delay,
