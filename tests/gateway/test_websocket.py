@@ -57,6 +57,28 @@ async def test_a_task_can_be_stopped_over_the_socket(stack: Stack, keys: dict[Ro
     assert stopped["reason"] == "enough" and stopped["actor"].startswith("key ")
 
 
+async def test_a_task_subscription_with_history_gets_the_lines_it_just_missed(
+    stack: Stack, keys: dict[Role, str], operator: httpx.AsyncClient
+) -> None:
+    """Live output is not stored: a client that subscribes to a task (with
+    `last_event_id`) after its first lines went by still gets them, from the gateway's
+    memory of recent lines, once each and in order, then the rest live."""
+    async with await open_ws(stack.gateway.ws_url, keys[Role.VIEWER]) as watcher:
+        await send(watcher, {"action": "subscribe", "scope": "all"})
+        await receive_until(watcher, of_type("subscribed"))
+        task_id = await submit(operator, "echo early-1; echo early-2; sleep 1; echo late",
+                               agent="shell")  # fmt: skip
+        await receive_until(
+            watcher, lambda m: m.get("kind") == "message" and m["text"] == "early-2"
+        )
+        async with await open_ws(stack.gateway.ws_url, keys[Role.VIEWER]) as late:
+            await send(late, {"action": "subscribe", "scope": "task", "id": task_id,
+                              "last_event_id": 0})  # fmt: skip
+            seen = await receive_until(late, of_type("execution_completed", task_id))
+    lines = [m["text"] for m in seen if m.get("kind") == "message"]
+    assert lines == ["early-1", "early-2", "late"]
+
+
 async def test_reconnecting_with_the_last_event_id_gets_exactly_the_missed_events(
     stack: Stack, keys: dict[Role, str], operator: httpx.AsyncClient
 ) -> None:
@@ -106,20 +128,33 @@ async def test_two_gateways_behave_as_one(stack: Stack, keys: dict[Role, str]) -
         assert (await via_two.delete(f"/api/v1/agents/{name}")).status_code == 200
 
 
+@pytest.mark.parametrize(
+    ("close_timeout_s", "reads_after_s", "close_code"),
+    [(None, 0.0, 4008), (1.0, 2.5, None)],
+    ids=["reads-in-time-gets-4008", "reads-nothing-is-dropped"],
+)
 async def test_a_slow_client_is_cut_off_and_does_not_delay_others(
-    stack: Stack, keys: dict[Role, str], operator: httpx.AsyncClient
+    stack: Stack,
+    keys: dict[Role, str],
+    operator: httpx.AsyncClient,
+    close_timeout_s: float | None,
+    reads_after_s: float,
+    close_code: int | None,
 ) -> None:
     """The slow client reads nothing and has a tiny receive buffer: once the socket is full
     its messages pile up in its session's buffer (2000 here) and it is closed with 4008,
     while a client reading normally gets the whole flood and the completion. The buffer
     holds more than one burst: the executor reads the command's output 64 KiB at a time
-    (about 900 of these lines), and a busy machine hands a reader that much at once."""
-    small = await stack.start_gateway(
-        env={
-            "WHOOSH__GATEWAY__WS_BUFFER_MESSAGES": "2000",
-            "WHOOSH__GATEWAY__SOCKET_SEND_BUFFER_BYTES": "16384",
-        }
-    )
+    (about 900 of these lines), and a busy machine hands a reader that much at once. A
+    client that does not read even the close frame within `ws_close_timeout_s` is
+    dropped (no close frame: 1006), so it holds nothing on the gateway for ever."""
+    env = {
+        "WHOOSH__GATEWAY__WS_BUFFER_MESSAGES": "2000",
+        "WHOOSH__GATEWAY__SOCKET_SEND_BUFFER_BYTES": "16384",
+    }
+    if close_timeout_s is not None:
+        env["WHOOSH__GATEWAY__WS_CLOSE_TIMEOUT_S"] = str(close_timeout_s)
+    small = await stack.start_gateway(env=env)
     try:
         host, port = small.url.removeprefix("http://").split(":")
         sock = socket.socket()
@@ -141,11 +176,15 @@ async def test_a_slow_client_is_cut_off_and_does_not_delay_others(
         task_id = await submit(operator, flood, agent="shell")
         done = await receive_until(fast, of_type("execution_completed", task_id))
         assert sum(1 for m in done if m.get("kind") == "message") > 4000
+        await asyncio.sleep(reads_after_s)
         with pytest.raises(ConnectionClosed) as closed:
             for _ in range(100_000):
                 await receive(slow)
-        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4008
-        assert "last_event_id" in closed.value.rcvd.reason
+        if close_code is None:
+            assert closed.value.rcvd is None, "dropped without a close frame"
+        else:
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == close_code
+            assert "last_event_id" in closed.value.rcvd.reason
         await fast.close()
     finally:
         small.process.stop()

@@ -28,6 +28,7 @@ from whoosh_shared.runtime.reconnects import after_each_reconnect, last_relayed_
 from whoosh_shared.runtime.supervision import LoopHealth, supervise
 
 from whoosh_gateway.dashboard_events import from_event, from_line
+from whoosh_gateway.recent_lines import RecentLines
 
 log = logging.getLogger(__name__)
 CATCH_UP_PAGE = 500
@@ -56,6 +57,7 @@ class EventHub:
     def __init__(self) -> None:
         self.listeners: set[Listener] = set()
         self.agent_names: dict[UUID, str] = {}
+        self.recent_lines = RecentLines()
         self._subs: list[Subscription] = []
         self._lines: Subscription | None = None
         self.last_id = 0
@@ -171,6 +173,7 @@ class EventHub:
         except ValidationError:
             return
         text = json.dumps(from_line(line))
+        self.recent_lines.add(line, text)
         for listener in list(self.listeners):
             try:
                 listener.offer_line(line, text)

@@ -50,7 +50,6 @@ MAX_SUBSCRIPTIONS = 1000  # tasks and agents one socket follows by id
 SLOW_CLIENT_CLOSE = 4008
 REPLAY_PAGE = 500
 REPLAY_PUT_TIMEOUT_S = 10.0
-CLOSE_TIMEOUT_S = 2.0
 SEEN_KEPT = 100_000
 
 
@@ -64,6 +63,7 @@ class WsSession:
         self.state = state
         self.caller = caller
         self.limit = state.settings.ws_buffer_messages
+        self.close_timeout_s = state.settings.ws_close_timeout_s
         self.queue: asyncio.Queue[str] = asyncio.Queue(self.limit)
         self.tasks: set[UUID] = set()
         self.threads: set[UUID] = set()  # scope "thread": a thread's own events
@@ -76,6 +76,7 @@ class WsSession:
         self._seen: set[int] = set()
         self._seen_order: deque[int] = deque()
         self.closing = False
+        self._closed = asyncio.Event()  # set once close() has done what it could
         self.writer: asyncio.Task[None] | None = None
 
     # -- the hub's side (never waits) ---------------------------------------------------
@@ -181,7 +182,23 @@ class WsSession:
             self.writer.cancel()
             await asyncio.gather(self.writer, return_exceptions=True)
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.ws.close(code, reason), CLOSE_TIMEOUT_S)
+            await asyncio.wait_for(self.ws.close(code, reason), self.close_timeout_s)
+        self._closed.set()
+
+    async def receive(self) -> dict[str, Any] | None:
+        """The client's next ASGI message; None once the session has closed. Why not just
+        `ws.receive()`: a client that reads nothing cannot take the close frame either,
+        and a handler left waiting on it would keep that connection open for ever; ending
+        the handler lets the server drop the connection."""
+        receiving = asyncio.ensure_future(self.ws.receive())
+        closed = asyncio.ensure_future(self._closed.wait())
+        await asyncio.wait({receiving, closed}, return_when=asyncio.FIRST_COMPLETED)
+        closed.cancel()
+        if receiving.done():
+            return receiving.result()
+        receiving.cancel()
+        await asyncio.gather(receiving, return_exceptions=True)
+        return None
 
     async def send_now(self, message: Message) -> None:
         """A direct answer to the client's own request (through the queue, in order)."""
@@ -263,6 +280,11 @@ class WsSession:
             return
         self._held = self._held if self._held is not None else []
         self._add(message.scope, target)
+        if message.scope == "task" and target is not None:
+            # lines it sent before this subscription (from here on they come live): no
+            # await between the two, so none is missed or sent twice
+            for _, text in self.state.hub.recent_lines.of(target):
+                self._enqueue(text)
         try:
             # An agent's scope spans its tasks' events too: replay reads the whole log after
             # the id (in order, so each AgentSlotTaken comes before its task's events).

@@ -54,6 +54,13 @@ class GatewaySettings(Strict):
     ws_buffer_messages: int = Field(
         default=10_000, ge=10, le=1_000_000, description="per WebSocket; beyond it, closed"
     )
+    ws_close_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=600,
+        description="how long a WebSocket being closed (a slow client, a revoked key) may "
+        "take to accept the close frame; then the connection is dropped",
+    )
     request_timeout_s: float = Field(default=10.0, gt=0, le=600)
     socket_send_buffer_bytes: int | None = Field(
         default=None,

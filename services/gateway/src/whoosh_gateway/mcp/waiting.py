@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 from uuid import UUID
@@ -31,7 +30,6 @@ from whoosh_gateway.coordinator_client import CoordinatorClient
 from whoosh_gateway.event_hub import EventHub
 
 POLL_S = 2.0  # the coordinator is asked at least this often, whatever the hub says
-RECENT_TASKS = 256  # other tasks whose last line a watch keeps, in case it tracks them
 Report = Callable[[float, float, str], Awaitable[None]]
 View = TypeVar("View")
 
@@ -39,41 +37,34 @@ View = TypeVar("View")
 class _Watch:
     """A hub listener for some aggregates: wakes the wait, keeps the newest output line
     of the watched tasks. `track` adds ids while waiting (an execution's step tasks, known
-    only once the coordinator has placed them): the last lines of recent tasks are kept,
-    so a step's first line that arrived before its id was known still counts."""
+    only once the coordinator has placed them), starting from the hub's recent lines."""
 
-    def __init__(self, ids: set[UUID]) -> None:
-        self.ids = set(ids)
+    def __init__(self, hub: EventHub, ids: set[UUID]) -> None:
+        self.hub = hub
+        self.ids: set[UUID] = set()
         self.changed = asyncio.Event()
         self.latest_line: str | None = None
-        self._recent: OrderedDict[UUID, str] = OrderedDict()
+        self.track(ids)
 
     def track(self, ids: set[UUID]) -> set[UUID]:
-        """Watch these too; returns the new ones whose last line is not known here."""
-        unknown = set()
+        """Watch these too; returns the new ones that sent no line lately."""
+        silent = set()
         for new in ids - self.ids:
             self.ids.add(new)
-            if new in self._recent:
-                self.latest_line = self._recent[new]
+            lines = [line for line, _ in self.hub.recent_lines.of(new) if line.line.strip()]
+            if lines:
+                self.latest_line = lines[-1].line.rstrip()[-500:]
             else:
-                unknown.add(new)
-        return unknown
+                silent.add(new)
+        return silent
 
     def offer_event(self, envelope: EventEnvelope, text: str | None) -> None:
         if envelope.aggregate_id in self.ids:
             self.changed.set()
 
     def offer_line(self, line: ProgressLine, text: str) -> None:
-        if not line.line.strip():
-            return
-        kept = line.line.rstrip()[-500:]
-        if line.task_id in self.ids:
-            self.latest_line = kept
-            return
-        self._recent[line.task_id] = kept
-        self._recent.move_to_end(line.task_id)
-        if len(self._recent) > RECENT_TASKS:
-            self._recent.popitem(last=False)
+        if line.task_id in self.ids and line.line.strip():
+            self.latest_line = line.line.rstrip()[-500:]
 
 
 async def _long_poll(
@@ -125,7 +116,7 @@ async def wait_for_task(
         return await coordinator.ask(GetTask(task_id=task_id), TaskView)
 
     return await _long_poll(
-        hub, _Watch({task_id}), fetch, lambda v: v.status.terminal, _task_message,
+        hub, _Watch(hub, {task_id}), fetch, lambda v: v.status.terminal, _task_message,
         timeout_s, interval_s, report,
     )  # fmt: skip
 
@@ -156,7 +147,7 @@ async def wait_for_execution(
     """(the execution's view, whether it settled -- ended or waits for an approval --,
     seconds waited). The watch follows the execution and its running steps' tasks, so a
     step's output lines make the progress messages."""
-    watch = _Watch({execution_id})
+    watch = _Watch(hub, {execution_id})
 
     async def fetch() -> ExecutionView:
         view = await coordinator.ask(GetExecution(execution_id=execution_id), ExecutionView)

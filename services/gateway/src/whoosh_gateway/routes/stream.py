@@ -47,8 +47,8 @@ async def stream(websocket: WebSocket) -> None:
     unwatch = state.verifier.streams.open(caller, key_ended)
     try:
         while not session.closing:
-            message = await websocket.receive()
-            if message["type"] == "websocket.disconnect":
+            message = await session.receive()
+            if message is None or message["type"] == "websocket.disconnect":
                 break
             text = message.get("text")
             if text is None:
