@@ -72,7 +72,8 @@ class WsSession:
         self.executions: set[UUID] = set()
         self.execution_tasks: dict[UUID, UUID] = {}  # a followed execution's step tasks
         self.everything = False
-        self._held: list[tuple[EventEnvelope, str | None]] | None = None
+        # live events and lines (envelope None) held back while a subscription replays
+        self._held: list[tuple[EventEnvelope | None, str | None]] | None = None
         self._seen: set[int] = set()
         self._seen_order: deque[int] = deque()
         self.closing = False
@@ -85,13 +86,18 @@ class WsSession:
         self._follow(envelope)
         if self.closing or not self._matches(envelope):
             return
-        if self._held is not None:
-            if len(self._held) >= self.limit:
-                self._overflow()
-            else:
-                self._held.append((envelope, text))
-            return
-        self._deliver(envelope, text)
+        if not self._hold(envelope, text):
+            self._deliver(envelope, text)
+
+    def _hold(self, envelope: EventEnvelope | None, text: str | None) -> bool:
+        """Keep it back if a replay is under way (True), to go out after what it replays."""
+        if self._held is None:
+            return False
+        if len(self._held) >= self.limit:
+            self._overflow()
+        else:
+            self._held.append((envelope, text))
+        return True
 
     def offer_line(self, line: ProgressLine, text: str) -> None:
         if self.closing or not (
@@ -101,7 +107,8 @@ class WsSession:
             or line.task_id in self.execution_tasks
         ):
             return
-        self._enqueue(text)
+        if not self._hold(None, text):
+            self._enqueue(text)
 
     def _matches(self, envelope: EventEnvelope) -> bool:
         if envelope.aggregate_type == "apikey":
@@ -280,11 +287,13 @@ class WsSession:
             return
         self._held = self._held if self._held is not None else []
         self._add(message.scope, target)
-        if message.scope == "task" and target is not None:
-            # lines it sent before this subscription (from here on they come live): no
-            # await between the two, so none is missed or sent twice
-            for _, text in self.state.hub.recent_lines.of(target):
-                self._enqueue(text)
+        # a task's lines that went by before this subscription (live ones are held from
+        # here on): they follow the replayed events, before the held ones
+        missed = (
+            [text for _, text in self.state.hub.recent_lines.of(target)]
+            if message.scope == "task" and target is not None
+            else []
+        )
         try:
             # An agent's scope spans its tasks' events too: replay reads the whole log after
             # the id (in order, so each AgentSlotTaken comes before its task's events).
@@ -292,8 +301,13 @@ class WsSession:
             replayed = await self._replay(scan, message.last_event_id)
         finally:  # a failed replay must not leave live events held back for ever
             held, self._held = self._held or [], None
+            for text in missed:
+                self._enqueue(text)
             for envelope, text in held:
-                self._deliver(envelope, text)
+                if envelope is None:
+                    self._enqueue(text)  # type: ignore[arg-type]
+                else:
+                    self._deliver(envelope, text)
         await self._confirm(message, replayed)
 
     async def _confirm(self, message: Subscribe, replayed: int) -> None:
