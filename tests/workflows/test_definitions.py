@@ -51,7 +51,7 @@ def test_unknown_type_port_and_reference_are_listed_together() -> None:
     )
     assert got == [
         "f.yaml line 4: step 'a' has unknown type 'shel' (known: llm, cli, shell, if, switch, "
-        "filter, merge, set, wait, approval, fail, noop)"
+        "filter, merge, set, wait, approval, fail, noop, review)"
     ]
     got = problems(
         HEAD

@@ -47,6 +47,7 @@ from whoosh_coordinator.size_policy import check_prompt_size
 from whoosh_coordinator.store import WhooshStore
 from whoosh_coordinator.tasks.domain import Task, task_id_for
 from whoosh_coordinator.threads import commands as thread_commands
+from whoosh_coordinator.threads.domain import Thread
 from whoosh_coordinator.working_set import StaleCopy, WorkingSet
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,8 @@ TaskEndListener = Callable[[Task], Sequence[Aggregate]]
 """Called when a task reaches its end (completed, failed, cancelled, timed out); the
 aggregates it returns (a workflow execution advanced, a thread's vote recorded, new tasks)
 are saved in the same transaction as the task's last event."""
+ThreadEndListener = Callable[[Thread], Sequence[Aggregate]]
+"""Called when a thread that names an origin closes; likewise saved with its last event."""
 CONFLICT_RETRIES = 8
 PLACE_AT_ONCE_CONFLICTS = 2
 """After this many lost races, a submit no longer places its task itself (see
@@ -146,6 +149,8 @@ class CommandHandler:
         self._dispatch.update(self.workflows.dispatch())
         self.task_end_listeners.append(self.workflows.on_task_end)
         self.task_end_listeners.append(self.workflows.dependencies.on_task_end)
+        # told when a thread that something started ends (a workflow's review step)
+        self.thread_end_listeners: list[ThreadEndListener] = [self.workflows.on_thread_end]
         self.default_escalation: list[dict[str, Any]] = []  # whoosh.yaml thread_escalation
         self.store_heard = 0  # the highest notification id other writers said they stored
 

@@ -30,6 +30,7 @@ class ThreadStarted(ThreadEvent):
     timeout_s: float
     actor: str
     at: datetime
+    origin: dict[str, str] | None = None  # a workflow's review step: kind, id, step
 
 
 class ThreadRoundOpened(ThreadEvent):

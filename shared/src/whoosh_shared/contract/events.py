@@ -352,7 +352,8 @@ class ExecutionStarted(EventData):
 
 
 class ExecutionStepScheduled(EventData):
-    """An agent step became a task (saved in the same transaction)."""
+    """An agent step became a task, or a review step a thread (saved in the same
+    transaction); `task_id` is then the thread's id."""
 
     step: str
     task_id: UUID

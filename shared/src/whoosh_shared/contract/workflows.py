@@ -150,6 +150,7 @@ class StepView(Strict):
     port: str | None = None
     round: int = 0
     task_id: UUID | None = None
+    thread_id: UUID | None = Field(default=None, description="a review step's thread")
     agent: str | None = None
     attempts: int = 0
     started_at: datetime | None = None

@@ -44,6 +44,17 @@ ALERT_RULE = "ThreadEscalated"
 
 
 def start_thread(handler: CommandHandler, cmd: t.StartThread) -> CommandReply:
+    thread, made = create_thread(handler, cmd)
+    handler.save(thread, *made)
+    return CommandReply.accept(thread_id=str(thread.id))
+
+
+def create_thread(
+    handler: CommandHandler, cmd: t.StartThread, origin: dict[str, str] | None = None
+) -> tuple[Thread, list[Aggregate]]:
+    """A new thread with its budget and its first round's tasks, to be saved together
+    (Rejected when no agent could take part). `origin`: what started it, told when it
+    ends (a workflow's review step)."""
     if handler.projection_budgets() != set():  # new work under a used-up budget: refused
         refuse_if_exhausted(handler, cmd.actor, None, {"project": cmd.project})
     participants = [p.model_dump() for p in cmd.participants] or _by_address(handler, cmd)
@@ -64,11 +75,11 @@ def start_thread(handler: CommandHandler, cmd: t.StartThread) -> CommandReply:
         timeout_s=cmd.timeout_s,
         actor=cmd.actor,
         at=handler.clock(),
+        origin=origin,
     )
     budget = _own_budget(handler, thread, cmd)
     tasks = _open_round(handler, thread, [p["agent"] for p in participants], check=True)
-    handler.save(thread, *budget, *tasks)
-    return CommandReply.accept(thread_id=str(thread.id))
+    return thread, [*budget, *tasks]
 
 
 def _own_budget(handler: CommandHandler, thread: Thread, cmd: t.StartThread) -> list[Aggregate]:
@@ -125,14 +136,14 @@ def post(handler: CommandHandler, cmd: t.PostToThread) -> CommandReply:
 def decide_thread(handler: CommandHandler, cmd: t.DecideThread) -> CommandReply:
     thread = load_thread(handler, cmd.thread_id)
     thread.decide_by_human(cmd.decision, cmd.reason, cmd.actor, handler.clock())
-    handler.save(thread, *stop_leftovers(handler, thread))
+    handler.save(thread, *stop_leftovers(handler, thread), *ended(handler, thread))
     return CommandReply.accept(thread_id=str(thread.id))
 
 
 def close_thread(handler: CommandHandler, cmd: t.CloseThread) -> CommandReply:
     thread = load_thread(handler, cmd.thread_id)
     thread.close("cancelled", cmd.reason, cmd.actor)
-    handler.save(thread, *stop_leftovers(handler, thread))
+    handler.save(thread, *stop_leftovers(handler, thread), *ended(handler, thread))
     return CommandReply.accept(thread_id=str(thread.id))
 
 
@@ -149,6 +160,14 @@ def stop_leftovers(
     thread.leftovers = []
     reason = f"thread {thread.id} closed ({thread.outcome}) before this answer was needed"
     return stop_tasks(handler, pending, reason, actor=f"thread {thread.id}", fresh=created)
+
+
+def ended(handler: CommandHandler, thread: Thread) -> list[Aggregate]:
+    """A thread that closed in this decision tells what started it (a workflow's review
+    step advances its execution), in the same transaction."""
+    if thread.open or not getattr(thread, "origin", None):
+        return []
+    return [a for listener in handler.thread_end_listeners for a in listener(thread)]
 
 
 def load_thread(handler: CommandHandler, thread_id: UUID) -> Thread:
@@ -238,7 +257,8 @@ def task_end_listener(handler: CommandHandler):
         if agent is None or not thread.open:
             return []  # a late answer for a closed round or thread: the task keeps it
         created = advance(handler, thread, task, agent)
-        return [thread, *created, *stop_leftovers(handler, thread, created)]
+        stopped = stop_leftovers(handler, thread, created)
+        return [thread, *created, *stopped, *ended(handler, thread)]
 
     return on_task_end
 
@@ -395,7 +415,8 @@ def sweep(handler: CommandHandler) -> int:
             if not thread.open or not _due(handler, thread):
                 continue
             created = fire_due_rules(handler, thread)
-            handler.save(thread, *created, *stop_leftovers(handler, thread, created))
+            stopped = stop_leftovers(handler, thread, created)
+            handler.save(thread, *created, *stopped, *ended(handler, thread))
             fired += 1
         except (Rejected, IntegrityError):
             handler.aggregates.forget_touched()

@@ -42,8 +42,10 @@ class Thread(Aggregate):
         timeout_s: float,
         actor: str,
         at: datetime,
+        origin: dict[str, str] | None = None,  # absent from threads started before it
     ) -> None:
         self.topic = topic
+        self.origin = origin  # {"kind": "execution", "id", "step"}: a workflow's review step
         self.kind = kind
         self.project = project
         self.answer_type = answer_type

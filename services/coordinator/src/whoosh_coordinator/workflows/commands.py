@@ -20,6 +20,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 from pydantic import ValidationError
 from whoosh_shared.contract import commands as c
+from whoosh_shared.contract import threads as t
 from whoosh_shared.contract import workflows as w
 from whoosh_shared.contract.commands import CommandReply, RejectCode
 from whoosh_shared.contract.enums import AgentType
@@ -29,6 +30,8 @@ from whoosh_coordinator.agents.domain import Agent
 from whoosh_coordinator.rejection import Rejected
 from whoosh_coordinator.scheduling.admission import admit
 from whoosh_coordinator.tasks.domain import Task
+from whoosh_coordinator.threads.commands import create_thread, stop_leftovers
+from whoosh_coordinator.threads.domain import Thread
 from whoosh_coordinator.workflows import definition as d
 from whoosh_coordinator.workflows import n8n
 from whoosh_coordinator.workflows.dependencies import Dependencies
@@ -172,23 +175,42 @@ class WorkflowCommands:
         stopped = self._cancel(execution.take_cancellations(), tasks, ended)
         return [*tasks, *stopped]
 
-    def _drive(self, execution: Execution, now: datetime) -> list[Task]:
-        tasks: list[Task] = []
+    def _drive(self, execution: Execution, now: datetime) -> list[Aggregate]:
+        made: list[Aggregate] = []
         for _ in range(MAX_DRIVE_ROUNDS):
             launches = execution.advance(now)
             if not launches:
                 break
             for launch in launches:
-                problem = self._admission_problem(launch)
-                if problem:
+                if launch.review is not None:
+                    made += self._review(execution, launch)
+                elif problem := self._admission_problem(launch):
                     execution.fail_step(launch.step, problem)
                 else:
                     task = self._task(execution, launch)
                     execution.scheduled(launch.step, task.id)
-                    tasks.append(task)
+                    made.append(task)
                 if execution.finished:
                     break
-        return tasks
+        return made
+
+    def _review(self, execution: Execution, launch: Launch) -> list[Aggregate]:
+        """A review step as a thread (its first round's tasks with it), or the step fails
+        saying why none could start (no such agent, no agent at the address, ...)."""
+        origin = {"kind": "execution", "id": str(execution.id), "step": launch.step}
+        try:
+            cmd = t.StartThread(**(launch.review or {}), actor=f"execution {execution.id}")
+            thread, made = create_thread(self.handler, cmd, origin)
+        except ValidationError as exc:
+            from whoosh_coordinator.commands import describe_validation_error
+
+            execution.fail_step(launch.step, f"cannot start it: {describe_validation_error(exc)}")
+            return []
+        except Rejected as rejected:
+            execution.fail_step(launch.step, f"cannot start it: {rejected.reason}")
+            return []
+        execution.scheduled(launch.step, thread.id)
+        return [thread, *made]
 
     def _admission_problem(self, launch: Launch) -> str | None:
         """Why no agent could ever run this step (refused as a submit would be), or None."""
@@ -228,15 +250,20 @@ class WorkflowCommands:
             origin={"kind": "execution", "id": str(execution.id), "step": launch.step},
         )
 
-    def _cancel(self, task_ids: list[UUID], new: list[Task], ended: UUID | None) -> list:
-        """Cancel the tasks of steps the execution stopped, releasing their agents' slots."""
-        fresh = {t.id: t for t in new}
+    def _cancel(self, task_ids: list[UUID], new: list[Aggregate], ended: UUID | None) -> list:
+        """Cancel the tasks of steps the execution stopped, releasing their agents' slots;
+        close the threads of stopped review steps (cancelling the answers still out)."""
+        fresh = {a.id: a for a in new}
         changed: dict[UUID, Aggregate] = {}
         for task_id in task_ids:
             if task_id == ended:
                 continue
-            task = fresh.get(task_id) or self.handler.load_task(task_id)
-            if task.terminal:
+            found = fresh.get(task_id) or self._get(task_id)
+            if isinstance(found, Thread):
+                changed.update((a.id, a) for a in self._close_review(found, new))
+                continue
+            task = found
+            if not isinstance(task, Task) or task.terminal:
                 continue
             held = task.agent_id
             task.cancel(reason="its workflow execution stopped", actor="system")
@@ -248,7 +275,40 @@ class WorkflowCommands:
                     changed[agent.id] = agent
         return list(changed.values())
 
-    # -- the task-end listener ----------------------------------------------------------
+    def _get(self, aggregate_id: UUID) -> Aggregate | None:
+        try:
+            return self.aggregates.get(aggregate_id)
+        except AggregateNotFoundError:
+            return None
+
+    def _close_review(self, thread: Thread, new: list[Aggregate]) -> list[Aggregate]:
+        if not thread.open:
+            return []
+        thread.close("cancelled", "its workflow execution stopped", "system")
+        return [thread, *stop_leftovers(self.handler, thread, new)]
+
+    # -- the end listeners --------------------------------------------------------------
+
+    def on_thread_end(self, thread: Thread) -> list[Aggregate]:
+        """A review step's thread closed: approve succeeds the step, anything else fails
+        it with the outcome; the execution advances in the same save."""
+        origin = thread.origin or {}
+        if origin.get("kind") != "execution":
+            return []
+        try:
+            execution = self._load_execution(UUID(origin["id"]))
+        except (Rejected, ValueError, KeyError):
+            log.warning("thread %s names an unknown execution %s", thread.id, origin.get("id"))
+            return []
+        decision = thread.decision
+        if decision == "approve":
+            status, error = "completed", None
+        else:
+            status = "failed"
+            error = f"review {thread.outcome}: {decision or 'no decision'} (thread {thread.id})"
+        if not execution.task_ended(thread.id, status, decision or "", error, None):
+            return []
+        return [execution, *self.advance(execution, self.handler.clock(), ended=thread.id)]
 
     def on_task_end(self, task: Task) -> list[Aggregate]:
         """A step's task ended: record it on its execution and advance, in the same save."""

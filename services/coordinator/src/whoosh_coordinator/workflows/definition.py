@@ -14,7 +14,16 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
+from whoosh_shared.contract.threads import Participant, Protocol
 
 from whoosh_coordinator.workflows.templates import TemplateError, parse
 
@@ -23,6 +32,7 @@ STEP_ID = r"^[A-Za-z][A-Za-z0-9_-]{0,62}$"
 MAX_STEPS = 500
 UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 TASK_STEPS = ("llm", "cli", "shell")
+THREAD_STEPS = ("review",)  # a step run as a thread of agents that vote
 TriggerRule = Literal[
     "all_success", "all_done", "one_success", "none_failed_min_one_success", "one_failed"
 ]
@@ -200,6 +210,27 @@ class NoopStep(StepBase):
     type: Literal["noop"]
 
 
+class ReviewStep(StepBase):
+    """Agents judge a subject in a thread (kind review): each answers `VERDICT: approve |
+    request_changes | abstain`, the coordinator tallies by the protocol. The step
+    succeeds when the decision is approve (output `approve`) and fails otherwise, so
+    `on_error: route` sends a rejection to its `error` port."""
+
+    type: Literal["review"]
+    topic: str = Field(min_length=1)
+    subject: str = Field(min_length=1, description="what is judged: a diff, a step's output")
+    participants: list[Participant] = Field(default_factory=list, max_length=50)
+    address: str | None = Field(default=None, max_length=300, description="instead of a list")
+    protocol: Protocol = Field(default_factory=Protocol)
+    timeout: Duration | None = Field(default=3600.0, description="each answer's timeout")
+
+    @model_validator(mode="after")
+    def _who(self) -> ReviewStep:
+        if bool(self.participants) == bool(self.address):
+            raise ValueError("give exactly one of 'participants' and 'address'")
+        return self
+
+
 Step = Annotated[
     LlmStep
     | CliStep
@@ -212,12 +243,13 @@ Step = Annotated[
     | WaitStep
     | ApprovalStep
     | FailStep
-    | NoopStep,
+    | NoopStep
+    | ReviewStep,
     Field(discriminator="type"),
 ]
 STEP_TYPES = (
     "llm", "cli", "shell", "if", "switch", "filter", "merge", "set", "wait", "approval",
-    "fail", "noop",
+    "fail", "noop", "review",
 )  # fmt: skip
 
 

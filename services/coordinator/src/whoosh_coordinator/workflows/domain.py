@@ -79,7 +79,8 @@ class Workflow(Aggregate):
 
 @dataclass
 class Launch:
-    """An agent step ready to become a Task (rendered, with its requirements)."""
+    """An agent step ready to become a Task (rendered, with its requirements), or, with
+    `review` set, a thread of agents (its StartThread fields, rendered)."""
 
     step: str
     prompt: str
@@ -90,6 +91,7 @@ class Launch:
     llm: dict[str, Any] | None = None
     timeout_s: float = 1800.0
     retry: dict[str, Any] = field(default_factory=dict)
+    review: dict[str, Any] | None = None
 
 
 def _fresh_state() -> dict[str, Any]:
@@ -384,7 +386,7 @@ class Execution(Aggregate):
                 if found.action == "skip":
                     self._end(sid, "skipped", error=found.reason)
                     progressed = True
-                elif spec.steps[sid].type in d.TASK_STEPS:
+                elif spec.steps[sid].type in d.TASK_STEPS + d.THREAD_STEPS:
                     ready.append(sid)
                 else:
                     self._run_control(sid, now)
@@ -559,6 +561,8 @@ class Execution(Aggregate):
     def _launch(self, sid: str) -> Launch:
         spec = self.spec
         step = spec.steps[sid]
+        if isinstance(step, d.ReviewStep):
+            return self._review(sid, step)
         retry = spec.retry_of(sid)
         base = Launch(
             step=sid,
@@ -587,6 +591,21 @@ class Execution(Aggregate):
         if not base.prompt.strip():
             raise control.StepFailure(f"step '{sid}' rendered an empty prompt")
         return base
+
+    def _review(self, sid: str, step: d.ReviewStep) -> Launch:
+        subject = self._text(step.subject) or ""
+        if not subject.strip():
+            raise control.StepFailure(f"step '{sid}' rendered an empty subject to review")
+        review = {
+            "topic": self._text(step.topic),
+            "kind": "review",
+            "subject": subject,
+            "participants": [p.model_dump(mode="json") for p in step.participants],
+            "address": self._text(step.address),
+            "protocol": step.protocol.model_dump(mode="json"),
+            "timeout_s": self.spec.timeout_of(sid),
+        }
+        return Launch(step=sid, prompt=review["topic"] or "", review=review)
 
 
 _NOT_JSON = object()

@@ -15,7 +15,7 @@ from whoosh_shared.contract.events import EventEnvelope
 from whoosh_shared.contract.queries import TaskView
 from whoosh_shared.contract.workflows import ExecutionView, StepView, WorkflowSummary, WorkflowView
 
-from whoosh_coordinator.workflows.definition import Definition, to_yaml
+from whoosh_coordinator.workflows.definition import THREAD_STEPS, Definition, to_yaml
 
 
 class WorkflowProjection:
@@ -86,8 +86,11 @@ class WorkflowProjection:
         match payload:
             case ev.ExecutionStepScheduled(step=sid, task_id=task_id, round=round_):
                 step = _step(view, sid)
-                step.status, step.task_id, step.round = "running", task_id, round_
-                step.started_at = at
+                step.status, step.round, step.started_at = "running", round_, at
+                if step.type in THREAD_STEPS:
+                    step.thread_id = task_id  # a review step runs as a thread
+                else:
+                    step.task_id = task_id
             case ev.ExecutionStepWaiting(step=sid, kind=kind, wake_at=wake, message=message):
                 step = _step(view, sid)
                 step.status, step.waiting_for, step.wake_at = "waiting", kind, wake
