@@ -164,3 +164,50 @@ async def test_the_execution_scope_streams_step_events_and_output(
     assert lines == ["line-1", "line-2", "line-3"]  # the step's live output
     assert seen[-1]["data"]["status"] == "succeeded"
     assert any(of_type("subscribed")(m) for m in seen)
+
+
+REVIEWED = """
+whoosh: workflow/v1
+name: rest-reviewed
+steps:
+  build: {type: shell, command: "echo built it"}
+  review:
+    type: review
+    needs: [build]
+    topic: "Ship it?"
+    subject: "{{ steps.build.output }}"
+    participants: [{agent: approver-1}, {agent: approver-2}]
+  ship: {type: shell, needs: [review], command: "echo shipping after {{ steps.review.output }}"}
+"""
+APPROVER = {
+    "type": "cli",
+    "command": ["sh", "-c", "cat > /dev/null; echo 'looks right'; echo 'VERDICT: approve'"],
+    "max_concurrent": 2,
+}
+
+
+async def test_a_review_step_runs_as_a_thread_of_real_agents(
+    stack, admin: httpx.AsyncClient, operator: httpx.AsyncClient
+) -> None:
+    """End to end: two CLI agents read the round prompt on stdin and approve; the
+    thread's decision lets the next step run; the dashboard links the step to it."""
+    for name in ("approver-1", "approver-2"):
+        made = await admin.post("/api/v1/agents", json={"spec": {"name": name, **APPROVER}})
+        assert made.status_code == 201, made.text
+    assert (await operator.post("/api/v1/workflows", json={"source": REVIEWED})).status_code == 201
+    run = (await operator.post("/api/v1/workflows/rest-reviewed/run")).json()["execution_id"]
+    done = await wait_until(operator, run, lambda v: v["status"] != "running")
+    got = steps(done)
+    assert done["status"] == "succeeded", done
+    assert got["review"]["output"] == "approve" and got["review"]["task_id"] is None
+    assert got["ship"]["output"] == "shipping after approve\n"
+    thread = (await operator.get(f"/api/v1/threads/{got['review']['thread_id']}")).json()
+    assert thread["kind"] == "review" and thread["decision"] == "approve"
+    assert {v["voter"] for v in thread["votes"]} == {"approver-1", "approver-2"}
+    assert "built it" in (await operator.get(
+        f"/api/v1/tasks/{thread['rounds'][0]['tasks']['approver-1']}"
+    )).json()["prompt"]  # the subject reached the reviewers
+    async with httpx.AsyncClient(base_url=stack.gateway.url, timeout=20) as ui:
+        assert (await ui.post("/ui/login", data={"api_key": stack.admin_key})).status_code == 303
+        page = (await ui.get(f"/ui/executions/{run}")).text
+    assert f'href="/ui/threads/{got["review"]["thread_id"]}"' in page
