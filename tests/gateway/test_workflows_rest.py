@@ -195,7 +195,15 @@ async def test_a_review_step_runs_as_a_thread_of_real_agents(
         made = await admin.post("/api/v1/agents", json={"spec": {"name": name, **APPROVER}})
         assert made.status_code == 201, made.text
     assert (await operator.post("/api/v1/workflows", json={"source": REVIEWED})).status_code == 201
-    run = (await operator.post("/api/v1/workflows/rest-reviewed/run")).json()["execution_id"]
+    from gateway.ws_client import open_ws, receive_until, send
+
+    async with await open_ws(stack.gateway.ws_url, stack.admin_key) as ws:
+        run = (await operator.post("/api/v1/workflows/rest-reviewed/run")).json()["execution_id"]
+        await send(ws, {"action": "subscribe", "scope": "execution", "id": run,
+                        "last_event_id": 0})  # fmt: skip
+        seen = await receive_until(ws, lambda m: m.get("change") == "ExecutionFinished")
+    changes = {m.get("change") for m in seen if m.get("aggregate") == "thread"}
+    assert {"ThreadStarted", "ThreadVoteCast", "ThreadClosed"} <= changes, changes
     done = await wait_until(operator, run, lambda v: v["status"] != "running")
     got = steps(done)
     assert done["status"] == "succeeded", done

@@ -123,15 +123,18 @@ class WsSession:
             )
         if envelope.aggregate_type == "execution":
             return envelope.aggregate_id in self.executions
-        if envelope.aggregate_type == "thread":
-            return envelope.aggregate_id in self.threads
+        if envelope.aggregate_type == "thread":  # a followed execution's review steps too
+            return (
+                envelope.aggregate_id in self.threads
+                or envelope.aggregate_id in self.execution_tasks
+            )
         return envelope.aggregate_type == "agent" and envelope.aggregate_id in self.agents
 
     def _follow(self, envelope: EventEnvelope) -> None:
         """A followed agent's executions are followed too: its AgentSlotTaken names the task
         (stored just before the task's TaskAssigned, in the same transaction); a followed
-        execution's step tasks likewise, from its ExecutionStepScheduled (stored with the
-        task's TaskSubmitted)."""
+        execution's step tasks (and its review steps' threads) likewise, from its
+        ExecutionStepScheduled (stored with the task's TaskSubmitted)."""
         if envelope.type == "ExecutionStepScheduled" and envelope.aggregate_id in self.executions:
             with contextlib.suppress(KeyError, ValueError):
                 task_id = UUID(str(envelope.data["task_id"]))
