@@ -188,3 +188,22 @@ def test_a_prompt_longer_than_every_known_context_is_refused(core: Core) -> None
     assert reply.code == "no_capable_agent"
     assert "context length" in (reply.reason or "") and "50 tokens" in (reply.reason or "")
     assert core.submit(prompt="x" * 100)  # 25 tokens fit
+
+
+def test_a_model_that_just_generated_counts_as_warm_until_the_next_probe(core: Core) -> None:
+    """The probe saw the model cold; a task then ran on it, so the server holds it now:
+    the scheduler must not keep charging it a cold load (and sending work elsewhere)
+    until the next probe. A later probe still has the last word. Replay agrees."""
+    register_llm(core, "gpu1")
+    assert report(core, "gpu1", "llama3.2:1b").accepted  # listed, not loaded
+    assert not core.projection.agent_by_name("gpu1").inventory.is_loaded("llama3.2:1b")
+    task_id = core.submit()
+    attempt = core.task(task_id).attempt
+    core.send(c.StartTask(task_id=task_id, attempt=attempt, executor_id="t"))
+    usage = c.Usage(tokens_out=50, decode_tps=100.0, prefill_tps=900.0, load_s=1.2)
+    assert core.send(c.CompleteTask(task_id=task_id, attempt=attempt, usage=usage)).accepted
+    assert core.projection.agent_by_name("gpu1").inventory.is_loaded("llama3.2:1b")
+    assert rebuild(core.store).agent_by_name("gpu1").inventory.is_loaded("llama3.2:1b")
+    other = Inventory(reachable=True, models={"llama3.2:1b": ModelFacts(), "x:1b": ModelFacts()})
+    assert core.send(c.ReportInventory(name="gpu1", inventory=other)).accepted  # a change
+    assert not core.projection.agent_by_name("gpu1").inventory.is_loaded("llama3.2:1b")

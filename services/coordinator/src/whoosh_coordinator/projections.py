@@ -263,6 +263,7 @@ class FleetProjection:
         stats = observe(agent.speeds.get(key), payload.usage, streams)
         if stats is not None:
             agent.speeds[key] = stats
+            _now_loaded(agent, key)
 
     # -- reading ----------------------------------------------------------------------
 
@@ -366,3 +367,14 @@ def _new_task_view(envelope: EventEnvelope, payload: ev.TaskSubmitted) -> TaskVi
         origin=payload.origin,
         depends_on=payload.depends_on,
     )
+
+
+def _now_loaded(agent: AgentView, model: str) -> None:
+    """The server just generated with this model, so it holds it now (Ollama keeps a model
+    for its keep_alive after each use): warm until a probe says otherwise. Without this
+    the scheduler read warmth from the last probe (up to executor.probe_interval_s old),
+    took a fast server that had since loaded the model for a cold one and sent work to
+    slower servers the probe had seen warm."""
+    inventory = agent.inventory
+    if inventory is not None and inventory.reachable and not inventory.is_loaded(model):
+        agent.inventory = inventory.model_copy(update={"loaded": [*inventory.loaded, model]})
