@@ -8,15 +8,14 @@ from typing import Any
 
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
-from mcp.types import ToolAnnotations
 from whoosh_shared.contract.api_keys import Role
 from whoosh_shared.contract.usage import GetUsage, UsageReport
 
 from whoosh_gateway.gateway_state import GatewayState
 from whoosh_gateway.mcp.calls import tool_call
+from whoosh_gateway.mcp.read_tools import READ_ONLY
 
 VIEWER_BUDGET_TOOLS = ("whoosh_usage",)  # whoosh_budgets is a collab tool
-READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 
 
 def register_budget_tools(server: MCPServer[Any], state: GatewayState) -> None:

@@ -9,7 +9,6 @@ from uuid import UUID
 
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
-from mcp.types import ToolAnnotations
 from pydantic import Field
 from whoosh_shared.contract import threads as t
 from whoosh_shared.contract.api_keys import Role
@@ -17,7 +16,7 @@ from whoosh_shared.contract.budgets import BudgetList, ListBudgets
 
 from whoosh_gateway.gateway_state import GatewayState
 from whoosh_gateway.mcp.calls import tool_call
-from whoosh_gateway.mcp.read_tools import short_data
+from whoosh_gateway.mcp.read_tools import READ_ONLY, short_data
 from whoosh_gateway.mcp.subscribe import (
     Scope,
     SubscriptionBatch,
@@ -25,13 +24,10 @@ from whoosh_gateway.mcp.subscribe import (
     open_subscription,
     subscribe,
 )
+from whoosh_gateway.mcp.write_tools import SUBMIT
 
 VIEWER_COLLAB_TOOLS = ("whoosh_lookup", "whoosh_get", "whoosh_subscribe", "whoosh_budgets")
 OPERATOR_COLLAB_TOOLS = ("whoosh_thread", "whoosh_post")
-READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
-WRITE = ToolAnnotations(
-    read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True
-)
 ThreadId = Annotated[UUID, Field(description="the thread's id (a UUID)")]
 
 
@@ -113,7 +109,7 @@ def register_collab_tools(server: MCPServer[Any], state: GatewayState) -> None:
         async with tool_call(ctx, "whoosh_budgets", Role.VIEWER):
             return await coordinator.ask(ListBudgets(), BudgetList)
 
-    @server.tool(annotations=WRITE)
+    @server.tool(annotations=SUBMIT)
     async def whoosh_thread(
         ctx: Context,
         topic: Annotated[str, Field(min_length=1, max_length=2000)],
@@ -138,7 +134,7 @@ def register_collab_tools(server: MCPServer[Any], state: GatewayState) -> None:
             thread_id = UUID(reply.ids["thread_id"])
             return await coordinator.ask(t.GetThread(thread_id=thread_id), t.ThreadView)
 
-    @server.tool(annotations=WRITE)
+    @server.tool(annotations=SUBMIT)
     async def whoosh_post(
         ctx: Context,
         thread_id: ThreadId,

@@ -15,7 +15,6 @@ from uuid import UUID
 
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
-from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 from whoosh_shared.contract import workflows as w
 from whoosh_shared.contract.api_keys import Role
@@ -23,7 +22,9 @@ from whoosh_shared.contract.api_keys import Role
 from whoosh_gateway.gateway_state import GatewayState
 from whoosh_gateway.mcp.calls import tool_call
 from whoosh_gateway.mcp.models import tail
+from whoosh_gateway.mcp.read_tools import READ_ONLY
 from whoosh_gateway.mcp.waiting import awaiting_approval, wait_for_execution
+from whoosh_gateway.mcp.write_tools import CANCEL, ENABLE, SUBMIT
 
 VIEWER_WORKFLOW_TOOLS = ("whoosh_list_workflows", "whoosh_get_execution")
 OPERATOR_WORKFLOW_TOOLS = (
@@ -31,16 +32,6 @@ OPERATOR_WORKFLOW_TOOLS = (
     "whoosh_cancel_execution",
     "whoosh_retry_execution",
     "whoosh_decide_approval",
-)
-READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
-RUN = ToolAnnotations(
-    read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True
-)
-CANCEL = ToolAnnotations(
-    read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False
-)
-DECIDE = ToolAnnotations(
-    read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False
 )
 ExecutionId = Annotated[UUID, Field(description="the execution's id (a UUID)")]
 SubmitWait = Annotated[
@@ -98,7 +89,7 @@ def register_workflow_tools(server: MCPServer[Any], state: GatewayState) -> None
         async with tool_call(ctx, "whoosh_list_workflows", Role.VIEWER):
             return await coordinator.ask(w.ListWorkflows(), w.WorkflowList)
 
-    @server.tool(annotations=RUN)
+    @server.tool(annotations=SUBMIT)
     async def whoosh_run_workflow(
         ctx: Context,
         workflow: Annotated[str, Field(pattern=w.NAME_PATTERN, description="its name")],
@@ -152,7 +143,7 @@ def register_workflow_tools(server: MCPServer[Any], state: GatewayState) -> None
             await coordinator.send(command)
             return await waited(ctx, execution_id, 0.0)
 
-    @server.tool(annotations=RUN)
+    @server.tool(annotations=SUBMIT)
     async def whoosh_retry_execution(
         ctx: Context,
         execution_id: ExecutionId,
@@ -171,7 +162,7 @@ def register_workflow_tools(server: MCPServer[Any], state: GatewayState) -> None
             await coordinator.send(command)
             return await waited(ctx, execution_id, min(wait_s, mcp.max_submit_wait_s))
 
-    @server.tool(annotations=DECIDE)
+    @server.tool(annotations=ENABLE)
     async def whoosh_decide_approval(
         ctx: Context,
         execution_id: ExecutionId,
