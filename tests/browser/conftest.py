@@ -150,9 +150,11 @@ def new_context(browser, requests_seen: Requests):  # type: ignore[no-untyped-de
         context.close()
 
 
-def screenshot(page, name: str) -> None:  # type: ignore[no-untyped-def]
+def screenshot(page, name: str, full_page: bool = True) -> None:  # type: ignore[no-untyped-def]
+    """For people to look at. `full_page=False` for very tall pages: rendering thousands
+    of lines into one image can outlast the timeout on a loaded machine."""
     OUTPUT.mkdir(exist_ok=True)
-    page.screenshot(path=str(OUTPUT / f"{name}.png"), full_page=True)
+    page.screenshot(path=str(OUTPUT / f"{name}.png"), full_page=full_page)
 
 
 def sign_in(context, stack: Stack, key: str):  # type: ignore[no-untyped-def]

@@ -119,7 +119,7 @@ def test_fifty_thousand_lines_keep_the_page_responsive(stack: Stack, new_context
     assert page.locator("#output").inner_text().rstrip().endswith("50000")
     full = page.request.get(f"{stack.url}/ui/tasks/{task_id}/output.txt")
     assert full.status == 200 and full.text() == stack.api(f"/tasks/{task_id}/output")["output"]
-    screenshot(page, "task-50k-lines")
+    screenshot(page, "task-50k-lines", full_page=False)
 
 
 def test_cancel_from_the_page(stack: Stack, new_context) -> None:  # type: ignore[no-untyped-def]

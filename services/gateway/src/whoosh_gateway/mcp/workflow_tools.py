@@ -43,8 +43,8 @@ class ExecutionResult(BaseModel):
     execution: w.ExecutionView = Field(description="per-step status, agent, timing, usage")
     ended: bool = Field(description="the execution reached an end (succeeded, failed, ...)")
     awaiting_approval: list[str] = Field(
-        description="approval steps waiting for a human (approve or reject on the CLI, REST "
-        "or dashboard); a wait returns early when there are any"
+        description="approval steps waiting for a decision (whoosh_decide_approval, or a "
+        "human on the CLI, REST or dashboard); a wait returns early when there are any"
     )
     truncated_steps: list[str] = Field(
         description="steps whose output is cut to its tail: the whole is the step task's "
