@@ -904,10 +904,10 @@ def systems_of(args: argparse.Namespace) -> list[dict[str, Any]]:
                 {
                     "system": f"WHOOSH before ({store}, {args.baseline.name})",
                     "store": store,
-                    "sync": "default",
-                    "loop": "asyncio",
+                    "sync": syncs[0],
+                    "loop": loops[0],
                     "src": src,
-                    "durability": "every step committed and fsynced (the store's defaults)",
+                    "durability": DURABILITY.get((store, syncs[0]), "?"),
                 }
             )
     return out

@@ -63,13 +63,17 @@ class AttemptHandler:
         if item is None:
             return
         reader = _reader_for(item)
-        run = AttemptRun(item, self._process_for(item, reader), reader=reader)
+        early = _may_start_early(msg, item, self.ctx.stopping)
+        run = AttemptRun(item, self._process_for(item, reader, held=early), reader=reader)
         ack_wait_s = self.ctx.settings.ack_wait_s
         await hold(msg, self.ctx.running, run, ack_wait_s, lambda: self._start_run_report(msg, run))
 
-    def _process_for(self, item: WorkItem, reader: AgentRun | None) -> CommandProcess:
+    def _process_for(
+        self, item: WorkItem, reader: AgentRun | None, held: bool = False
+    ) -> CommandProcess:
         """The agent's command here, or on its host over SSH when it names one; a vendor
-        CLI's command gets the flags of its non-interactive, machine-readable mode."""
+        CLI's command gets the flags of its non-interactive, machine-readable mode.
+        `held`: a local command that starts before its claim is answered (LocalProcess)."""
         agent = item.agent
         sink = self.ctx.progress.sink(item.task_id, item.attempt)
         on_line = sink if reader is None else _feeding(sink, reader)
@@ -91,6 +95,7 @@ class AttemptHandler:
                 output_limit=half,
                 output_head=half,
                 stderr_limit=stderr_limit,
+                held=held,
             )
         return RemoteProcess(
             command,
@@ -110,15 +115,24 @@ class AttemptHandler:
         )
 
     async def _start_run_report(self, msg: Msg, run: AttemptRun) -> None:
+        """Claim, run, report. A held local command is started before its claim is
+        answered, so spawning it overlaps the coordinator's round trip; it gets its
+        prompt only once the claim is accepted, and a refused claim kills it."""
         item = run.item
+        early = self._run_early(run)
         if not await claim(self.ctx.bus, msg, item, self.ctx.executor_id):
+            await _abandon(run, early)
             return
         if self.ctx.stopping.is_set():
+            await _abandon(run, early)
             await settle(msg.nak(delay=SHUTDOWN_REDELIVERY_DELAY_S))
             return
 
         log.info("task started", extra={**ids(item), "agent": item.agent.name})
-        result = await self._run(run)
+        if early is not None:
+            assert isinstance(run.process, LocalProcess)
+            run.process.release()
+        result = await (early if early is not None else self._run(run))
         if result.outcome is Outcome.CANCELLED and run.stop_cause is StopCause.SHUTDOWN:
             log.info("task abandoned at shutdown, to be redelivered", extra=ids(item))
             await settle(msg.nak(delay=SHUTDOWN_REDELIVERY_DELAY_S))
@@ -143,6 +157,11 @@ class AttemptHandler:
             exit_code=result.exit_code,
             duration_s=round(result.duration_s, 3),
         )
+
+    def _run_early(self, run: AttemptRun) -> asyncio.Task[RunResult] | None:
+        if not (isinstance(run.process, LocalProcess) and run.process.held):
+            return None
+        return asyncio.create_task(self._run(run), name=f"attempt-{run.item.task_id}")
 
     async def _run(self, run: AttemptRun) -> RunResult:
         milestones = asyncio.create_task(self._milestones(run))
@@ -172,6 +191,26 @@ class AttemptHandler:
                 continue
             if not reply.accepted:
                 log.debug("milestone rejected: %s", reply.reason, extra=ids(run.item))
+
+
+def _may_start_early(msg: Msg, item: WorkItem, stopping: asyncio.Event) -> bool:
+    """Whether the command may start before its claim is answered: a local command, on
+    the message's first delivery (a redelivered attempt may be running elsewhere, where
+    a refused claim is likely), not while stopping."""
+    if item.agent.ssh_target() is not None or stopping.is_set():
+        return False
+    try:
+        return msg.metadata.num_delivered == 1
+    except Exception:  # not a JetStream message (tests that hand messages in directly)
+        return False
+
+
+async def _abandon(run: AttemptRun, early: asyncio.Task[RunResult] | None) -> None:
+    """A run started early whose claim was not accepted: it is killed, nothing reported."""
+    if early is None:
+        return
+    run.process.cancel("the task was not started (its claim was not accepted)")
+    await asyncio.gather(early, return_exceptions=True)
 
 
 def _reader_for(item: WorkItem) -> AgentRun | None:

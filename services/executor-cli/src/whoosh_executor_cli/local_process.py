@@ -39,6 +39,11 @@ PIPE_DRAIN_S = 1.0
 # Bound on waiting for pipes after the group is dead: a descendant that escaped the group
 # (its own setsid) may hold them open forever.
 PIPE_ABANDON_S = 2.0
+# Lines a held run may write before its release that are passed on as progress then.
+MAX_HELD_LINES = 1_000
+# Loop turns to wait for the child watcher to set a returncode once the pidfd said the
+# process exited, before polling with sleeps (a 1 ms sleep was half of a short run).
+YIELDS_BEFORE_SLEEPING = 8
 
 LineSink = Callable[[str, str], None]
 """Called with (stream, line) for each output line; stream is "stdout" or "stderr"."""
@@ -118,6 +123,10 @@ async def _exit_of(proc: asyncio.subprocess.Process) -> int:
     """
     if proc.returncode is None:
         await _pidfd_exit(proc.pid)
+    for _ in range(YIELDS_BEFORE_SLEEPING):  # the watcher's callback is a loop turn or two away
+        if proc.returncode is not None:
+            return proc.returncode
+        await asyncio.sleep(0)
     interval = 0.001
     while proc.returncode is None:
         await asyncio.sleep(interval)
@@ -172,6 +181,11 @@ class LocalProcess:
     `run` may be called once. `cancel` may be called at any time from the same
     event loop, before or during the run; a run cancelled before it started never
     starts the command.
+
+    `held=True` starts the command without its input: the prompt is written, and the
+    output lines are passed on, only after `release()`. The executor uses this to start
+    the process while its claim (StartTask) is on the way; a command that takes its work
+    from stdin cannot act on a task whose claim is then refused (it is killed instead).
     """
 
     def __init__(
@@ -187,6 +201,7 @@ class LocalProcess:
         output_limit: int = MAX_OUTPUT_CHARS,
         output_head: int = 0,
         stderr_limit: int = DEFAULT_STDERR_TAIL,
+        held: bool = False,
     ) -> None:
         if not argv:
             raise ValueError("empty command")
@@ -205,10 +220,24 @@ class LocalProcess:
         self._cancel = asyncio.Event()
         self._cancel_reason: str | None = None
         self._ran = False
+        self.held = held
+        self._released = asyncio.Event()
+        self._held_lines: list[tuple[str, str]] = []
+        if not held:
+            self._released.set()
 
     @property
     def cancelled(self) -> bool:
         return self._cancel.is_set()
+
+    def release(self) -> None:
+        """Give a held run its input, and pass on the lines it wrote meanwhile."""
+        if self._released.is_set():
+            return
+        self._released.set()
+        held, self._held_lines = self._held_lines, []
+        for stream, line in held:
+            self._pass_on(stream, line)
 
     def cancel(self, reason: str) -> None:
         """Ask the run to stop: its process group is killed (TERM, grace, KILL)."""
@@ -285,6 +314,7 @@ class LocalProcess:
     async def _feed_stdin(self, stdin: asyncio.StreamWriter) -> None:
         """Write the prompt and close stdin, so the command sees end of input."""
         try:
+            await self._released.wait()
             if self.stdin_text:
                 stdin.write(self.stdin_text.encode())
                 await stdin.drain()
@@ -317,11 +347,18 @@ class LocalProcess:
                 self._stderr.add(line)
                 if line.strip():
                     self._last_stderr = line.strip()
-            if self.on_line is not None:
-                try:
-                    self.on_line(stream, line)
-                except Exception:  # a broken sink must not stop the pipe (and block the child)
-                    log.exception("output line handler failed")
+            if not self._released.is_set():
+                if len(self._held_lines) < MAX_HELD_LINES:  # the output keeps them all
+                    self._held_lines.append((stream, line))
+            else:
+                self._pass_on(stream, line)
+
+    def _pass_on(self, stream: str, line: str) -> None:
+        if self.on_line is not None:
+            try:
+                self.on_line(stream, line)
+            except Exception:  # a broken sink must not stop the pipe (and block the child)
+                log.exception("output line handler failed")
 
     def _start_error(self, exc: OSError) -> str:
         what = exc.strerror or exc.__class__.__name__
