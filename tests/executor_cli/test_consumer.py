@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 from harness import ServiceProcess, eventually
 from nats.aio.msg import Msg
 from whoosh_executor_cli.service import DURABLE_NAME
 from whoosh_shared.contract import subjects
 from whoosh_shared.contract.agents import AgentSpec
+from whoosh_shared.contract.commands import CommandReply, RejectCode, StartTask
 from whoosh_shared.contract.config import ExecutorSettings
 from whoosh_shared.contract.enums import AgentType
 from whoosh_shared.contract.work import WorkItem
@@ -121,3 +123,40 @@ async def test_work_waits_in_the_stream_while_no_coordinator_answers(
     assert stream.state.messages == 1  # still there for when a coordinator answers
     assert "must-not-run" not in executor.output()
     assert "task started" not in executor.output()
+
+
+async def test_a_command_started_before_its_claim_is_killed_when_the_claim_is_refused(
+    bus: Bus, start_executor: StartExecutor, tmp_path: Path
+) -> None:
+    """The executor starts a local command while its StartTask is on the way; the command
+    gets its prompt only with the accepted claim, so a refused one (the task was cancelled
+    meanwhile) leaves it killed without ever having acted on the task."""
+    started, got = tmp_path / "started", tmp_path / "got"
+    claims: list[str] = []
+
+    async def refuse(msg: Msg) -> None:
+        # answered only once the command runs: it was started before its claim was answered
+        await eventually(started.exists, what="the command started before the answer")
+        claims.append(msg.data.decode())
+        reply = CommandReply.reject(RejectCode.BAD_STATE, "task cancelled")
+        await msg.respond(reply.model_dump_json().encode())
+
+    sub = await bus.nc.subscribe(StartTask.SUBJECT, cb=refuse)
+    try:
+        executor = start_executor("t-early", WHOOSH__EXECUTOR__ACK_WAIT_S="30")
+        await eventually(lambda: "executor ready" in executor.output(), what="executor ready")
+        command = ["sh", "-c", f"touch {started}; read -r line; echo $line > {got}"]
+        item = work_item(command)
+        await bus.js.publish(subjects.work("cli", "local"), item.model_dump_json().encode())
+        await eventually(lambda: "task not started" in executor.output(), what="claim refused")
+
+        async def acked() -> bool:
+            return (await consumer_state(bus))[:2] == (0, 0)
+
+        await eventually(acked, what="the work message acked (nothing to run)")
+        await asyncio.sleep(0.3)
+        assert len(claims) == 1
+        assert not got.exists()  # never given the prompt
+        assert "task started" not in executor.output()
+    finally:
+        await sub.unsubscribe()

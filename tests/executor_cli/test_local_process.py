@@ -262,3 +262,50 @@ async def test_stderr_beyond_its_bound_reports_only_its_tail_with_the_dropped_by
     total = 2000 * 11 + len("fatal: the end\n")
     assert marker + "\n" == stderr_dropped_notice(total - len(kept.encode()))
     assert "done" not in result.stderr  # stdout stays out of it
+
+
+def waits_for_input(started: Path, got: Path) -> list[str]:
+    """A command that says it started, then acts only on what it reads from stdin."""
+    return [
+        "sh",
+        "-c",
+        f'echo early; touch {started}; read -r line; echo "$line" > {got}; echo done',
+    ]
+
+
+async def test_a_held_run_gets_its_input_and_passes_on_its_lines_only_once_released(
+    tmp_path: Path,
+) -> None:
+    started, got = tmp_path / "started", tmp_path / "got"
+    lines = Lines()
+    process = LocalProcess(
+        waits_for_input(started, got), stdin_text="go\n", on_line=lines, held=True
+    )
+    running = asyncio.create_task(process.run())
+    await eventually(started.exists, what="the held command started")
+    await asyncio.sleep(0.2)
+    assert not got.exists()  # no input yet
+    assert lines.seen == []  # "early" is held back
+    process.release()
+    result = await asyncio.wait_for(running, timeout=5)
+    assert result.outcome is Outcome.EXITED and result.exit_code == 0
+    assert got.read_text() == "go\n"
+    assert lines.seen == [("stdout", "early"), ("stdout", "done")]
+
+
+async def test_a_held_run_cancelled_before_its_release_never_gets_its_input(
+    tmp_path: Path,
+) -> None:
+    started, got = tmp_path / "started", tmp_path / "got"
+    lines = Lines()
+    process = LocalProcess(
+        waits_for_input(started, got), stdin_text="go\n", on_line=lines, held=True, kill_grace_s=1
+    )
+    running = asyncio.create_task(process.run())
+    await eventually(started.exists, what="the held command started")
+    process.cancel("claim refused")
+    result = await asyncio.wait_for(running, timeout=5)
+    assert result.outcome is Outcome.CANCELLED
+    assert not got.exists()
+    assert lines.seen == []  # nothing of a run that was not ours went out
+    assert not alive(result.pid)

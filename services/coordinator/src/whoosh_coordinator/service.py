@@ -210,11 +210,18 @@ class Coordinator:
     async def _schedule_loop(self) -> None:
         self.health.up("scheduler")
         while True:
-            with contextlib.suppress(TimeoutError):
+            polled = False
+            try:
                 await asyncio.wait_for(self.kick.wait(), self.settings.poll_interval_s)
+            except TimeoutError:
+                polled = True
             self.kick.clear()
             try:
-                if self.follower.catch_up() and self.relay is not None:
+                if (
+                    self._others_wrote(polled)
+                    and self.follower.catch_up()
+                    and self.relay is not None
+                ):
                     self.relay.wake.set()  # another writer's events: relay them now
                 self.assigner.assign_pending()
                 await self._after_change()
@@ -223,6 +230,13 @@ class Coordinator:
                 log.exception("scheduling pass failed")
                 self.health.down("scheduler", f"{type(exc).__name__}: {exc}")
                 await asyncio.sleep(self.settings.poll_interval_s)
+
+    def _others_wrote(self, polled: bool) -> bool:
+        """Whether the log may hold events this process did not save: another coordinator
+        said so (StoreAppended), or a poll interval passed (a nudge can be lost). What this
+        process saves is folded as it commits, so a kick of its own needs no read of the
+        log (that read was a quarter of the coordinator's CPU per task)."""
+        return polled or self.handler.store_heard > self.projection.position
 
     async def _sweep_loop(self) -> None:
         while True:
