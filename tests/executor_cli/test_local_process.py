@@ -9,8 +9,9 @@ import time
 from pathlib import Path
 
 import pytest
+import uvloop
 from harness import alive, eventually
-from whoosh_executor_cli.local_process import LocalProcess, Outcome
+from whoosh_executor_cli.local_process import LocalProcess, Outcome, RunResult
 from whoosh_executor_cli.output import stderr_dropped_notice, truncation_notice
 
 PY = sys.executable
@@ -309,3 +310,19 @@ async def test_a_held_run_cancelled_before_its_release_never_gets_its_input(
     assert not got.exists()
     assert lines.seen == []  # nothing of a run that was not ours went out
     assert not alive(result.pid)
+
+
+def test_runs_work_the_same_on_uvloop() -> None:
+    """The executor runs on uvloop: input, output, exit codes, and a command that exits
+    without reading a prompt larger than a pipe's buffer."""
+
+    async def runs() -> tuple[RunResult, RunResult, str]:
+        echoed = await LocalProcess(["cat"], stdin_text="hello\n" * 50_000).run()
+        ignored = await LocalProcess(["sh", "-c", "exit 3"], stdin_text="x" * 1_000_000).run()
+        return echoed, ignored, type(asyncio.get_running_loop()).__module__
+
+    echoed, ignored, loop_module = uvloop.run(runs())
+    assert loop_module.startswith("uvloop")
+    assert (echoed.outcome, echoed.exit_code) == (Outcome.EXITED, 0)
+    assert echoed.output.endswith("hello\n" * 1_000)  # 300 KB through the pipes, tail kept
+    assert (ignored.outcome, ignored.exit_code) == (Outcome.EXITED, 3)

@@ -212,9 +212,12 @@ async def test_a_review_step_runs_as_a_thread_of_real_agents(
     thread = (await operator.get(f"/api/v1/threads/{got['review']['thread_id']}")).json()
     assert thread["kind"] == "review" and thread["decision"] == "approve"
     assert {v["voter"] for v in thread["votes"]} == {"approver-1", "approver-2"}
-    assert "built it" in (await operator.get(
-        f"/api/v1/tasks/{thread['rounds'][0]['tasks']['approver-1']}"
-    )).json()["prompt"]  # the subject reached the reviewers
+    assert (
+        "built it"
+        in (
+            await operator.get(f"/api/v1/tasks/{thread['rounds'][0]['tasks']['approver-1']}")
+        ).json()["prompt"]
+    )  # the subject reached the reviewers
     async with httpx.AsyncClient(base_url=stack.gateway.url, timeout=20) as ui:
         assert (await ui.post("/ui/login", data={"api_key": stack.admin_key})).status_code == 303
         page = (await ui.get(f"/ui/executions/{run}")).text

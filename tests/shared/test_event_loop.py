@@ -26,13 +26,6 @@ def test_the_standard_loop_can_be_chosen(monkeypatch: pytest.MonkeyPatch) -> Non
     assert event_loop.run(_loop_module()).startswith("asyncio")
 
 
-def test_a_service_of_child_processes_keeps_the_standard_loop(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.delenv(event_loop.ENV, raising=False)
-    assert event_loop.run(_loop_module(), allow_uvloop=False).startswith("asyncio")
-
-
 STUBBORN = """
 import asyncio, logging, sys
 from whoosh_shared.runtime import event_loop

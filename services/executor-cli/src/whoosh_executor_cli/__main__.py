@@ -8,7 +8,6 @@ import sys
 
 from whoosh_shared.runtime import service_main
 
-from whoosh_executor_cli.local_process import use_pidfd_child_watcher
 from whoosh_executor_cli.service import ExecutorService
 
 log = logging.getLogger("whoosh_executor_cli")
@@ -23,11 +22,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-async def serve(service: ExecutorService) -> None:
-    use_pidfd_child_watcher()
-    await service_main.serve(service)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     # asyncssh logs every channel (with its whole command) at INFO: keep its warnings only.
@@ -37,8 +31,6 @@ def main(argv: list[str] | None = None) -> int:
         args.config,
         lambda config: ExecutorService.from_config(config, args.nats, args.executor_id),
         log=log,
-        serve=serve,
-        allow_uvloop=False,  # its work is child processes: see whoosh_shared.runtime.event_loop
     )
 
 

@@ -119,8 +119,12 @@ class AttemptHandler:
         answered, so spawning it overlaps the coordinator's round trip; it gets its
         prompt only once the claim is accepted, and a refused claim kills it."""
         item = run.item
+        claiming = asyncio.create_task(claim(self.ctx.bus, msg, item, self.ctx.executor_id))
+        # One loop turn first: the StartTask is then on the wire before the spawn, which
+        # holds the loop for a few hundred microseconds, instead of after it.
+        await asyncio.sleep(0)
         early = self._run_early(run)
-        if not await claim(self.ctx.bus, msg, item, self.ctx.executor_id):
+        if not await claiming:
             await _abandon(run, early)
             return
         if self.ctx.stopping.is_set():

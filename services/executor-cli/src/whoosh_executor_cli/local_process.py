@@ -18,14 +18,13 @@ import logging
 import os
 import shlex
 import signal
-import sys
 import time
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 
 from whoosh_shared.contract.agent_env import EnvReferenceError, child_environ
 from whoosh_shared.contract.commands import MAX_OUTPUT_CHARS
 
+from whoosh_executor_cli.child_process import Child, spawn
 from whoosh_executor_cli.output import DEFAULT_STDERR_TAIL, LineSplitter, OutputTail, StderrTail
 from whoosh_executor_cli.run_result import Outcome, RunResult  # also imported from here
 
@@ -41,9 +40,6 @@ PIPE_DRAIN_S = 1.0
 PIPE_ABANDON_S = 2.0
 # Lines a held run may write before its release that are passed on as progress then.
 MAX_HELD_LINES = 1_000
-# Loop turns to wait for the child watcher to set a returncode once the pidfd said the
-# process exited, before polling with sleeps (a 1 ms sleep was half of a short run).
-YIELDS_BEFORE_SLEEPING = 8
 
 LineSink = Callable[[str, str], None]
 """Called with (stream, line) for each output line; stream is "stdout" or "stderr"."""
@@ -111,68 +107,6 @@ async def kill_process_group(pgid: int, grace_s: float) -> None:
         await asyncio.sleep(GROUP_POLL_S)
     if signal_group(pgid, signal.SIGKILL):
         log.debug("process group %d did not stop on SIGTERM; sent SIGKILL", pgid)
-
-
-async def _exit_of(proc: asyncio.subprocess.Process) -> int:
-    """The exit status, as soon as the process has exited.
-
-    Not `proc.wait()`: before Python 3.12 it only returns once every pipe is closed,
-    and a descendant holding stdout would hide the exit of the command itself. A pidfd
-    (Linux 5.3+) wakes us the moment the process exits; the child watcher then sets
-    `returncode` within a millisecond or so. Elsewhere, polling alone does the job.
-    """
-    if proc.returncode is None:
-        await _pidfd_exit(proc.pid)
-    for _ in range(YIELDS_BEFORE_SLEEPING):  # the watcher's callback is a loop turn or two away
-        if proc.returncode is not None:
-            return proc.returncode
-        await asyncio.sleep(0)
-    interval = 0.001
-    while proc.returncode is None:
-        await asyncio.sleep(interval)
-        interval = min(interval * 2, 0.25)
-    return proc.returncode
-
-
-def use_pidfd_child_watcher() -> None:
-    """On Python 3.11, watch children with pidfds instead of a thread per child.
-
-    The default watcher there starts and joins one thread per subprocess, which was
-    the largest cost of a short command after fork/exec itself. Python 3.12+ picks a
-    pidfd watcher on its own; call this from inside the running loop."""
-    if sys.version_info >= (3, 12) or not hasattr(os, "pidfd_open"):
-        return
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        watcher = asyncio.PidfdChildWatcher()
-        watcher.attach_loop(asyncio.get_running_loop())
-        asyncio.set_child_watcher(watcher)
-
-
-async def _pidfd_exit(pid: int) -> None:
-    """Wait until `pid` exits, if this platform can say so without polling."""
-    try:
-        fd = os.pidfd_open(pid)
-    except (AttributeError, OSError):  # no pidfd here, or the process is already gone
-        return
-    loop = asyncio.get_running_loop()
-    exited = loop.create_future()
-    try:
-        loop.add_reader(fd, lambda: exited.done() or exited.set_result(None))
-        await exited
-    finally:
-        loop.remove_reader(fd)
-        os.close(fd)
-
-
-def _close_pipes(proc: asyncio.subprocess.Process) -> None:
-    """Give up on pipes held open by a process that left the group (its own setsid).
-
-    asyncio has no public call for this; closing the transport releases the fds.
-    """
-    transport = getattr(proc, "_transport", None)
-    if transport is not None:
-        transport.close()
 
 
 class LocalProcess:
@@ -257,15 +191,7 @@ class LocalProcess:
         except EnvReferenceError as exc:
             return self._result(Outcome.START_FAILED, None, 0.0, error=str(exc))
         try:
-            proc = await asyncio.create_subprocess_exec(
-                *self.argv,
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                cwd=self.workdir,
-                env=environ,
-                start_new_session=True,
-            )
+            proc = await spawn(self.argv, self.workdir, environ)
         except OSError as exc:
             return self._result(Outcome.START_FAILED, None, 0.0, error=self._start_error(exc))
         self.pid = proc.pid
@@ -276,14 +202,13 @@ class LocalProcess:
             signal_group(proc.pid, signal.SIGKILL)
             raise
 
-    async def _supervise(self, proc: asyncio.subprocess.Process, started: float) -> RunResult:
-        assert proc.stdin and proc.stdout and proc.stderr
+    async def _supervise(self, proc: Child, started: float) -> RunResult:
         feeder = asyncio.create_task(self._feed_stdin(proc.stdin))
         readers = [
             asyncio.create_task(self._pump(proc.stdout, "stdout")),
             asyncio.create_task(self._pump(proc.stderr, "stderr")),
         ]
-        exited = asyncio.create_task(_exit_of(proc))
+        exited = asyncio.create_task(proc.exited())
         cancelled = asyncio.create_task(self._cancel.wait())
         try:
             done, _ = await asyncio.wait(
@@ -298,12 +223,12 @@ class LocalProcess:
             # Whatever is left of the group goes: on timeout or cancel the command itself,
             # after a normal exit any helper it left running.
             await kill_process_group(proc.pid, self.kill_grace_s)
-            await _exit_of(proc)
+            await proc.exited()
             duration = time.monotonic() - started
             _, pending = await asyncio.wait(readers, timeout=PIPE_ABANDON_S)
             if pending:
                 log.warning("pid %d: a process outside its group still holds its output", proc.pid)
-                _close_pipes(proc)
+                proc.close_pipes()
         finally:
             for task in (feeder, exited, cancelled, *readers):
                 if not task.done():
@@ -315,11 +240,13 @@ class LocalProcess:
         """Write the prompt and close stdin, so the command sees end of input."""
         try:
             await self._released.wait()
-            if self.stdin_text:
+            if self.stdin_text and not stdin.is_closing():
                 stdin.write(self.stdin_text.encode())
                 await stdin.drain()
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the command does not read its input; that is its business
+        except (BrokenPipeError, ConnectionResetError, RuntimeError):
+            # the command does not read its input; that is its business (uvloop raises
+            # RuntimeError for a pipe it closed on EPIPE)
+            pass
         finally:
             stdin.close()
             with contextlib.suppress(BrokenPipeError, ConnectionResetError):

@@ -23,9 +23,9 @@ LEFTOVER_GRACE_S = 3.0
 log = logging.getLogger(__name__)
 
 
-def loop_factory(allow_uvloop: bool = True) -> Callable[[], asyncio.AbstractEventLoop] | None:
+def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     """uvloop's loop constructor, or None for asyncio's default."""
-    if not allow_uvloop or os.environ.get(ENV, "uvloop").strip().lower() == "asyncio":
+    if os.environ.get(ENV, "uvloop").strip().lower() == "asyncio":
         return None
     try:
         import uvloop
@@ -34,19 +34,17 @@ def loop_factory(allow_uvloop: bool = True) -> Callable[[], asyncio.AbstractEven
     return uvloop.new_event_loop
 
 
-def run(main: Coroutine[Any, Any, T], allow_uvloop: bool = True) -> T:
-    """`asyncio.run(main)` on the chosen loop, with a bounded end. `allow_uvloop=False` for
-    a service whose work is child processes (executor-cli): uvloop spawned `true` in ~20 ms
-    against ~2 ms on asyncio's loop with a pidfd watcher (measured here), and its
-    subprocess pipes raise other errors than asyncio's on a child that exits before
-    reading stdin.
+def run(main: Coroutine[Any, Any, T]) -> T:
+    """`asyncio.run(main)` on the chosen loop, with a bounded end. (executor-cli runs its
+    commands without the loop's subprocess support, whose uvloop version forks the whole
+    process: see whoosh_executor_cli.child_process.)
 
     asyncio.run cancels the tasks `main` left behind and waits for them without a limit.
     nats-py's reconnect task can swallow that cancellation while its server is gone (seen
     after a kill -9 of `whoosh up`, which takes NATS down with the services) and then
     retries forever, so the process never exits. Leftovers get LEFTOVER_GRACE_S; a task
     still running after that is named in the log and the process exits without it."""
-    runner = asyncio.Runner(loop_factory=loop_factory(allow_uvloop))
+    runner = asyncio.Runner(loop_factory=loop_factory())
     failed = True
     try:
         result = runner.run(main)
@@ -91,6 +89,6 @@ def _exit_now(stuck: list[str], code: int) -> None:
     os._exit(code)
 
 
-def kind(allow_uvloop: bool = True) -> str:
+def kind() -> str:
     """The loop this process would run on, for start-up banners."""
-    return "asyncio" if loop_factory(allow_uvloop) is None else "uvloop"
+    return "asyncio" if loop_factory() is None else "uvloop"

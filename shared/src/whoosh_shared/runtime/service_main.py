@@ -74,11 +74,10 @@ def run_service(
     log: logging.Logger,
     serve: Callable[[ServiceT], Coroutine[Any, Any, None]] = serve,
     fatal: tuple[type[Exception], ...] = (),
-    allow_uvloop: bool = True,
 ) -> int:
     """Log as `name`, read the configuration, build the service from it and serve it until
     it stops; the process's exit code. `fatal` names the service's own start-up errors
-    besides the bus's, reported on its `log`. `allow_uvloop`: see event_loop.run."""
+    besides the bus's, reported on its `log`."""
     setup_logging(name)
     try:
         config = load_config(config_path)
@@ -88,7 +87,7 @@ def run_service(
         return CONFIG_ERROR_EXIT
     service = build(config)
     try:
-        event_loop.run(serve(service), allow_uvloop)
+        event_loop.run(serve(service))
     except (BusError, *fatal) as exc:
         log.error("%s", exc)
         return START_FAILURE_EXIT
