@@ -160,3 +160,35 @@ async def test_a_command_started_before_its_claim_is_killed_when_the_claim_is_re
         assert "task started" not in executor.output()
     finally:
         await sub.unsubscribe()
+
+
+async def test_with_start_before_claim_off_nothing_starts_before_the_claim_is_answered(
+    bus: Bus, start_executor: StartExecutor, tmp_path: Path
+) -> None:
+    """`executor.start_before_claim: false`, for commands that act without reading their
+    prompt: a refused claim leaves no trace of the command at all."""
+    started = tmp_path / "started"
+    seen_before_answer: list[bool] = []
+
+    async def refuse(msg: Msg) -> None:
+        await asyncio.sleep(0.5)  # time enough for an early start to show
+        seen_before_answer.append(started.exists())
+        reply = CommandReply.reject(RejectCode.BAD_STATE, "task cancelled")
+        await msg.respond(reply.model_dump_json().encode())
+
+    sub = await bus.nc.subscribe(StartTask.SUBJECT, cb=refuse)
+    try:
+        executor = start_executor(
+            "t-late",
+            WHOOSH__EXECUTOR__START_BEFORE_CLAIM="false",
+            WHOOSH__EXECUTOR__ACK_WAIT_S="30",
+        )
+        await eventually(lambda: "executor ready" in executor.output(), what="executor ready")
+        item = work_item(["touch", str(started)])
+        await bus.js.publish(subjects.work("cli", "local"), item.model_dump_json().encode())
+        await eventually(lambda: "task not started" in executor.output(), what="claim refused")
+        await asyncio.sleep(0.3)
+        assert seen_before_answer == [False]
+        assert not started.exists()
+    finally:
+        await sub.unsubscribe()

@@ -63,7 +63,9 @@ class AttemptHandler:
         if item is None:
             return
         reader = _reader_for(item)
-        early = _may_start_early(msg, item, self.ctx.stopping)
+        early = self.ctx.settings.start_before_claim and _may_start_early(
+            msg, item, self.ctx.stopping
+        )
         run = AttemptRun(item, self._process_for(item, reader, held=early), reader=reader)
         ack_wait_s = self.ctx.settings.ack_wait_s
         await hold(msg, self.ctx.running, run, ack_wait_s, lambda: self._start_run_report(msg, run))

@@ -121,6 +121,12 @@ class ExecutorSettings(Strict):
     )
     ack_wait_s: float = Field(default=30.0, ge=1, le=3600)
     kill_grace_s: float = Field(default=2.0, ge=0, le=60)
+    start_before_claim: bool = Field(
+        default=True,
+        description="executor-cli: start a local command while its claim (StartTask) is on "
+        "the way, its prompt and output held until the claim is accepted (a refused claim "
+        "kills it). Turn off for agents whose command acts without reading its prompt.",
+    )
     milestone_interval_s: float = Field(default=5.0, gt=0, le=3600)
     probe_interval_s: float = Field(
         default=15.0, gt=0, le=3600, description="how often LLM servers' inventory is probed"
