@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -87,7 +88,7 @@ async def spawn(argv: Sequence[str], cwd: str | None, env: Mapping[str, str]) ->
         for transport in transports:
             transport.close()
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(popen.pid, 9)
+            os.killpg(popen.pid, signal.SIGKILL)
         popen.wait()
         raise
     return Child(popen, stdin, stdout, stderr, transports)
