@@ -72,7 +72,6 @@ from bench_support import (  # noqa: E402
     write_report,
 )
 from harness import free_port  # noqa: E402
-from whoosh_executor_ollama.ollama_api import DEFAULT_LIMITS, DEFAULT_TIMEOUT  # noqa: E402
 from whoosh_shared.contract import subjects  # noqa: E402
 from whoosh_shared.contract.agents import AgentSpec  # noqa: E402
 from whoosh_shared.contract.commands import RegisterAgent, RejectCode, RetryPolicy, SubmitTask  # noqa: E402
@@ -167,15 +166,24 @@ def start_doubles(args: argparse.Namespace, workdir: Path) -> list[tuple[Proc, s
 # -- the two clients ------------------------------------------------------------------
 
 
+# The direct side's httpx settings: what executor-ollama used while it was on httpx (its
+# timeouts and pool limits; the executor is on aiohttp now, with the same values). The
+# direct side is left as it was so that its figures compare with earlier runs.
+DIRECT_TIMEOUT = httpx.Timeout(connect=5.0, read=300.0, write=30.0, pool=30.0)
+DIRECT_LIMITS = httpx.Limits(
+    max_connections=1000, max_keepalive_connections=256, keepalive_expiry=1.0
+)
+
+
 class DirectClient:
     """Streams the chat request straight to the servers, round-robin.
 
-    It uses the executor's own httpx timeouts and pool limits and the body the executor
-    sends, so the difference to WHOOSH is WHOOSH's path, not client tuning."""
+    It uses the executor's timeouts and pool limits (on httpx, see DIRECT_TIMEOUT) and the
+    body the executor sends, so the difference to WHOOSH is WHOOSH's path, not tuning."""
 
     def __init__(self, urls: list[str], expected: str, task_timeout: float) -> None:
         self.urls, self.expected, self.task_timeout = urls, expected, task_timeout
-        self.http = httpx.AsyncClient(timeout=DEFAULT_TIMEOUT, limits=DEFAULT_LIMITS)
+        self.http = httpx.AsyncClient(timeout=DIRECT_TIMEOUT, limits=DIRECT_LIMITS)
         self.turn = itertools.count()
         self.body = {
             "model": MODEL,

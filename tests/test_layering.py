@@ -44,7 +44,16 @@ def test_the_contract_imports_nothing_from_the_runtime() -> None:
 
 def test_the_contract_opens_no_connection() -> None:
     """Plain data and pure rules: no bus client, database driver or HTTP library."""
-    io_libraries = ("nats", "faststream", "psycopg", "sqlite3", "httpx", "socket", "eventsourcing")
+    io_libraries = (
+        "nats",
+        "faststream",
+        "psycopg",
+        "sqlite3",
+        "httpx",
+        "aiohttp",
+        "socket",
+        "eventsourcing",
+    )
     assert offenders(SHARED / "contract", io_libraries) == []
 
 

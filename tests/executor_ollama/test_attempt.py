@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-import httpx
+import aiohttp
 from executor_ollama.ollama_double import OllamaDouble
 from whoosh_executor_ollama.attempt import (
     AttemptHandler,
@@ -17,6 +17,7 @@ from whoosh_executor_ollama.attempt import (
     result_command,
 )
 from whoosh_executor_ollama.failures import Decision, Failure
+from whoosh_executor_ollama.http_pools import new_session
 from whoosh_executor_ollama.running import LlmRun
 from whoosh_shared.contract.agents import AgentSpec
 from whoosh_shared.contract.commands import MAX_OUTPUT_CHARS, CompleteTask, FailTask
@@ -48,7 +49,7 @@ def event(task_id: uuid.UUID, payload: EventData) -> bytes:
     return envelope.model_dump_json().encode()
 
 
-def handler(http: httpx.AsyncClient) -> tuple[AttemptHandler, ProgressPublisher]:
+def handler(http: aiohttp.ClientSession) -> tuple[AttemptHandler, ProgressPublisher]:
     progress = ProgressPublisher(None, max_queued=10_000)  # type: ignore[arg-type]  # never started
     ctx = ExecutorContext(
         bus=None,  # type: ignore[arg-type]  # _run never touches the bus
@@ -61,7 +62,7 @@ def handler(http: httpx.AsyncClient) -> tuple[AttemptHandler, ProgressPublisher]
 
 
 async def test_a_call_streams_tokens_and_completes(double: OllamaDouble) -> None:
-    async with httpx.AsyncClient() as http:
+    async with new_session() as http:
         attempt, progress = handler(http)
         for kind in (AgentType.OLLAMA, AgentType.OPENAI):
             run = LlmRun(item_for(double.url, kind))
@@ -96,7 +97,7 @@ def queued(progress: ProgressPublisher) -> list[tuple[str, bytes]]:
 
 async def test_the_task_timeout_stops_the_call(make_double: Callable[..., OllamaDouble]) -> None:
     double = make_double(reply=" ".join(["slow"] * 100), tokens_per_s=20)
-    async with httpx.AsyncClient() as http:
+    async with new_session() as http:
         attempt, _ = handler(http)
         run = LlmRun(item_for(double.url, timeout_s=0.3))
         result = await attempt._run(run)
@@ -110,7 +111,7 @@ async def test_the_task_timeout_stops_the_call(make_double: Callable[..., Ollama
 
 async def test_a_stop_cancels_the_call(make_double: Callable[..., OllamaDouble]) -> None:
     double = make_double(reply=" ".join(["slow"] * 100), tokens_per_s=20)
-    async with httpx.AsyncClient() as http:
+    async with new_session() as http:
         attempt, _ = handler(http)
         running = RunningAttempts()
         run = LlmRun(item_for(double.url))
@@ -161,7 +162,7 @@ def test_long_output_keeps_its_tail() -> None:
 async def test_calls_one_after_another_reuse_one_connection(double: OllamaDouble) -> None:
     """A finished stream is read to its end, so its connection goes back to the pool
     (leaving it unread closed it: a new TCP connection for every call)."""
-    async with httpx.AsyncClient() as http:
+    async with new_session() as http:
         attempt, _ = handler(http)
         for kind in (AgentType.OLLAMA, AgentType.OPENAI, AgentType.OLLAMA):
             result = await attempt._run(LlmRun(item_for(double.url, kind)))

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-import httpx
+import aiohttp
 import pytest
+from aiohttp.client_reqrep import ConnectionKey, RequestInfo
+from multidict import CIMultiDict, CIMultiDictProxy
 from whoosh_executor_ollama.failures import (
     Decision,
     LlmError,
@@ -13,8 +15,11 @@ from whoosh_executor_ollama.failures import (
     classify_stream_error,
     error_text,
 )
+from yarl import URL
 
-REQUEST = httpx.Request("POST", "http://127.0.0.1:1/api/chat")
+URL_ = URL("http://127.0.0.1:1/api/chat")
+REQUEST = RequestInfo(URL_, "POST", CIMultiDictProxy(CIMultiDict()), URL_)
+KEY = ConnectionKey("127.0.0.1", 1, False, True, None, None, None)
 
 
 @pytest.mark.parametrize(
@@ -64,26 +69,38 @@ def test_stream_error_lines(message: str, decision: Decision) -> None:
 
 
 @pytest.mark.parametrize(
-    "exc",
-    [
-        httpx.ConnectError("refused", request=REQUEST),
-        httpx.ConnectTimeout("slow", request=REQUEST),
-        httpx.ReadTimeout("slow", request=REQUEST),
-        httpx.ReadError("reset by peer", request=REQUEST),
-        httpx.RemoteProtocolError("incomplete chunked read", request=REQUEST),
-        ConnectionResetError("reset"),
-        StreamCut("no done chunk"),
+    ("exc", "reason"),
+    [  # what aiohttp raises (the clients' tests against the double raise them for real)
+        (
+            aiohttp.ClientConnectorError(KEY, ConnectionRefusedError(111, "refused")),
+            "cannot connect",
+        ),
+        (aiohttp.ConnectionTimeoutError("slow"), "cannot connect"),
+        (ConnectionRefusedError(111, "refused"), "cannot connect"),
+        (aiohttp.SocketTimeoutError("Timeout on reading data from socket"), "backend timed out"),
+        (TimeoutError(), "backend timed out"),
+        (aiohttp.ClientPayloadError("Response payload is not completed"), "stream cut mid-way"),
+        (aiohttp.ServerDisconnectedError(), "stream cut mid-way"),
+        (StreamCut("no done chunk"), "stream cut mid-way"),
+        (aiohttp.ClientOSError(104, "Connection reset by peer"), "connection lost"),
+        (ConnectionResetError("reset"), "connection lost"),
     ],
 )
-def test_transport_failures_retry_elsewhere(exc: BaseException) -> None:
+def test_transport_failures_retry_elsewhere(exc: BaseException, reason: str) -> None:
     failure = classify_exception(exc)
     assert failure.decision is Decision.RETRY_ELSEWHERE and failure.backend_fault
+    assert failure.reason.startswith(reason)
 
 
 def test_other_exceptions() -> None:
-    response = httpx.Response(404, request=REQUEST, content=b'{"error": "gone"}')
-    status_error = httpx.HTTPStatusError("404", request=REQUEST, response=response)
-    assert classify_exception(status_error, model="m").decision is Decision.REJECT_FOR_AGENT
+    # The clients never let aiohttp raise for a status (they classify it with the body):
+    # a ClientResponseError is an answer aiohttp could not parse, whatever code it names.
+    unparsable = aiohttp.ClientResponseError(
+        REQUEST, (), status=400, message="Invalid response status"
+    )
+    failure = classify_exception(unparsable, model="m")
+    assert failure.decision is Decision.RETRY_ELSEWHERE and failure.backend_fault
+    assert failure.reason.startswith("stream cut mid-way") and failure.status is None
     failure = classify_status(400)
     assert classify_exception(LlmError(failure)) is failure
     assert classify_exception(ValueError("bug")).decision is Decision.FAIL_NO_RETRY

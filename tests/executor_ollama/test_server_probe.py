@@ -7,19 +7,21 @@ import asyncio
 import socket
 from collections.abc import AsyncIterator, Iterator
 
-import httpx
+import aiohttp
 import pytest
+from aiohttp import web
 from executor_ollama.ollama_double import OllamaDouble
 from harness import free_port
+from whoosh_executor_ollama.http_pools import new_session
 from whoosh_executor_ollama.server_probe import ShowCache, probe
 from whoosh_shared.contract.agents import AgentSpec
 from whoosh_shared.contract.enums import AgentType
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as client:
-        yield client
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with new_session() as session:
+        yield session
 
 
 def agent(endpoint: str, kind: AgentType = AgentType.OLLAMA) -> AgentSpec:
@@ -27,7 +29,7 @@ def agent(endpoint: str, kind: AgentType = AgentType.OLLAMA) -> AgentSpec:
 
 
 async def test_an_ollama_server_reports_models_capabilities_context_and_loaded(
-    double: OllamaDouble, http: httpx.AsyncClient
+    double: OllamaDouble, http: aiohttp.ClientSession
 ) -> None:
     found = await probe(agent(double.url), http, ShowCache(), timeout_s=5)
     assert found.reachable and found.version == "0.12.6"
@@ -36,16 +38,15 @@ async def test_an_ollama_server_reports_models_capabilities_context_and_loaded(
     assert llama.capabilities == ["completion", "tools"]
     assert llama.context_length == 131072 and llama.size_bytes > 0
     assert found.loaded == []
-    await http.post(
-        f"{double.url}/api/chat",
-        json={"model": "gemma3:1b", "messages": [{"role": "user", "content": "x"}]},
-    )
+    chat = {"model": "gemma3:1b", "messages": [{"role": "user", "content": "x"}]}
+    async with http.post(f"{double.url}/api/chat", json=chat) as answer:
+        await answer.read()
     again = await probe(agent(double.url), http, ShowCache(), timeout_s=5)
     assert again.loaded == ["gemma3:1b"] and again.is_loaded("gemma3:1b")
 
 
 async def test_show_answers_are_cached_while_the_digest_stays(
-    double: OllamaDouble, http: httpx.AsyncClient
+    double: OllamaDouble, http: aiohttp.ClientSession
 ) -> None:
     cache = ShowCache()
     first = await probe(agent(double.url), http, cache, timeout_s=5)
@@ -56,14 +57,14 @@ async def test_show_answers_are_cached_while_the_digest_stays(
 
 
 async def test_an_openai_compatible_server_reports_its_model_ids(
-    double: OllamaDouble, http: httpx.AsyncClient
+    double: OllamaDouble, http: aiohttp.ClientSession
 ) -> None:
     found = await probe(agent(double.url, AgentType.OPENAI), http, ShowCache(), timeout_s=5)
     assert found.reachable and set(found.models) == {"llama3.2:1b", "gemma3:1b"}
     assert double.probes["/v1/models"] == 1
 
 
-async def test_a_closed_port_is_unreachable_with_the_reason(http: httpx.AsyncClient) -> None:
+async def test_a_closed_port_is_unreachable_with_the_reason(http: aiohttp.ClientSession) -> None:
     found = await probe(agent(f"http://127.0.0.1:{free_port()}"), http, ShowCache(), 5)
     assert not found.reachable
     assert "cannot connect" in (found.reason or "")
@@ -80,7 +81,7 @@ def silent_server() -> Iterator[str]:
 
 
 async def test_a_server_that_never_answers_is_unreachable_after_the_timeout(
-    silent_server: str, http: httpx.AsyncClient
+    silent_server: str, http: aiohttp.ClientSession
 ) -> None:
     started = asyncio.get_running_loop().time()
     found = await probe(agent(silent_server), http, ShowCache(), timeout_s=0.5)
@@ -88,13 +89,19 @@ async def test_a_server_that_never_answers_is_unreachable_after_the_timeout(
     assert asyncio.get_running_loop().time() - started < 3
 
 
-async def test_a_server_that_is_not_ollama_is_unreachable(http: httpx.AsyncClient) -> None:
-    async def not_ollama(scope, receive, send) -> None:  # type: ignore[no-untyped-def]
-        await send({"type": "http.response.start", "status": 404, "headers": []})
-        await send({"type": "http.response.body", "body": b"nothing here"})
+async def test_a_server_that_is_not_ollama_is_unreachable(http: aiohttp.ClientSession) -> None:
+    async def not_ollama(request: web.Request) -> web.Response:
+        return web.Response(status=404, text="nothing here")
 
-    transport = httpx.AsyncClient(transport=httpx.ASGITransport(app=not_ollama))
-    found = await probe(agent("http://elsewhere:1"), transport, ShowCache(), timeout_s=5)
-    await transport.aclose()
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", not_ollama)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        found = await probe(agent(f"http://127.0.0.1:{port}"), http, ShowCache(), timeout_s=5)
+    finally:
+        await runner.cleanup()
     assert not found.reachable
     assert found.reason == "GET / answered 404: is this an Ollama server?"

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-import httpx
+import aiohttp
 from nats.aio.msg import Msg
 from whoosh_shared.contract.agent_env import EnvReferenceError, resolved_value
 from whoosh_shared.contract.commands import (
@@ -60,12 +60,12 @@ class ExecutorContext(executor_runtime.ExecutorContext[LlmRun]):
     """What every attempt on this executor shares (at shutdown, running calls are
     cancelled and redelivered)."""
 
-    http: httpx.AsyncClient
+    http: aiohttp.ClientSession
     breakers: BreakerBoard = field(default_factory=BreakerBoard)
     pools: HttpPools | None = None  # the service's: a pool per server (calls only)
 
-    def http_for(self, endpoint: str) -> httpx.AsyncClient:
-        """The client an LLM call to `endpoint` goes through."""
+    def http_for(self, endpoint: str) -> aiohttp.ClientSession:
+        """The session an LLM call to `endpoint` goes through."""
         return self.pools.for_endpoint(endpoint) if self.pools is not None else self.http
 
 
@@ -226,7 +226,7 @@ class AttemptHandler:
             except EnvReferenceError as exc:
                 raise LlmError(Failure(Decision.FAIL_NO_RETRY, str(exc))) from None
             client = OpenAICompatClient(
-                endpoint, api_key=api_key, client=self.ctx.http_for(endpoint)
+                endpoint, api_key=api_key, session=self.ctx.http_for(endpoint)
             )
             return client.chat(
                 model,
@@ -236,7 +236,7 @@ class AttemptHandler:
                 format=llm.format,
                 tools=llm.tools or None,
             )
-        ollama = OllamaClient(endpoint, client=self.ctx.http_for(endpoint))
+        ollama = OllamaClient(endpoint, session=self.ctx.http_for(endpoint))
         if llm.raw:  # plain completion, as the task asked
             return ollama.generate(
                 model,

@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
-import httpx
+import aiohttp
 
 
 class Decision(StrEnum):
@@ -142,19 +142,29 @@ def classify_stream_error(message: str) -> Failure:
 
 
 def classify_exception(exc: BaseException, *, model: str | None = None) -> Failure:
-    """A transport-level failure (no usable HTTP answer, or an answer cut short)."""
+    """A transport-level failure (no usable HTTP answer, or an answer cut short).
+
+    The clients never ask aiohttp to raise for a status (they classify the status and the
+    error body themselves), so an `aiohttp.ClientResponseError` here is an answer aiohttp
+    could not parse: the server's fault, like a cut stream."""
     if isinstance(exc, LlmError):
         return exc.failure
-    if isinstance(exc, httpx.HTTPStatusError):
-        return classify_status(exc.response.status_code, exc.response.content, model=model)
     kind = type(exc).__name__
-    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | ConnectionRefusedError):
+    if isinstance(
+        exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError | ConnectionRefusedError
+    ):
         reason = f"cannot connect to backend ({kind}: {exc})"
         return Failure(Decision.RETRY_ELSEWHERE, reason, None, True)
-    if isinstance(exc, httpx.TimeoutException | TimeoutError):
+    if isinstance(exc, TimeoutError):  # aiohttp's sock_read: SocketTimeoutError
         return Failure(Decision.RETRY_ELSEWHERE, f"backend timed out ({kind})", None, True)
-    if isinstance(exc, StreamCut | httpx.RemoteProtocolError | httpx.ReadError):
+    if isinstance(
+        exc,
+        StreamCut
+        | aiohttp.ClientPayloadError
+        | aiohttp.ServerDisconnectedError
+        | aiohttp.ClientResponseError,
+    ):
         return Failure(Decision.RETRY_ELSEWHERE, f"stream cut mid-way ({kind}: {exc})", None, True)
-    if isinstance(exc, httpx.TransportError | ConnectionError):
+    if isinstance(exc, aiohttp.ClientError | ConnectionError):
         return Failure(Decision.RETRY_ELSEWHERE, f"connection lost ({kind}: {exc})", None, True)
     return Failure(Decision.FAIL_NO_RETRY, f"unexpected error ({kind}: {exc})")

@@ -13,7 +13,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-import httpx
+import aiohttp
 import nats.errors
 from whoosh_shared.contract.commands import ReportInventory
 from whoosh_shared.contract.config import ExecutorSettings
@@ -30,7 +30,7 @@ LLM_TYPES = (AgentType.OLLAMA, AgentType.OPENAI)
 
 
 class InventoryReporter:
-    def __init__(self, bus: Bus, http: httpx.AsyncClient, settings: ExecutorSettings) -> None:
+    def __init__(self, bus: Bus, http: aiohttp.ClientSession, settings: ExecutorSettings) -> None:
         self.bus = bus
         self.http = http
         self.settings = settings

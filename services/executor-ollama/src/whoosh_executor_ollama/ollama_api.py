@@ -18,7 +18,7 @@ import time
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from typing import Any
 
-import httpx
+import aiohttp
 from pydantic import BaseModel, ConfigDict, Field
 
 from whoosh_executor_ollama.failures import (
@@ -31,20 +31,13 @@ from whoosh_executor_ollama.failures import (
     classify_stream_error,
     error_text,
 )
-from whoosh_executor_ollama.stream import ClosedOnExit, LlmStream, drain
+from whoosh_executor_ollama.http_pools import DEFAULT_TIMEOUT, new_session
+from whoosh_executor_ollama.stream import ClosedOnExit, LlmStream, drain, response_lines
 from whoosh_executor_ollama.usage import LlmUsage
 
-# Generation can pause long between chunks (a cold model load takes minutes), so the read
-# timeout is generous; connecting to a LAN server must be quick, so a dead one fails fast.
-DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=300.0, write=30.0, pool=30.0)
-# Many concurrent streams per backend must never queue behind the client's own pool, and
-# the connections of a busy fleet stay open between calls (a new TCP connection per call
-# cost more CPU than the rest of the executor's work on a task). An idle one is let go
-# after 1 s, well before servers close theirs (uvicorn: 5 s), so that a call never
-# goes out on a connection the server is closing at that moment.
-DEFAULT_LIMITS = httpx.Limits(
-    max_connections=1000, max_keepalive_connections=256, keepalive_expiry=1.0
-)
+# What the transport raises that the clients turn into an `LlmError` (a read timeout is an
+# aiohttp.SocketTimeoutError, both a ClientError and a TimeoutError, itself an OSError).
+TRANSPORT_ERRORS = (aiohttp.ClientError, OSError)
 
 Format = str | Mapping[str, Any]  # "json" or a JSON schema
 Message = Mapping[str, Any]
@@ -108,23 +101,36 @@ def _without_none(body: dict[str, Any]) -> dict[str, Any]:
 
 
 class HttpApiClient(ClosedOnExit):
-    """One LLM server's HTTP API. Owns its httpx client unless one is passed in (the
-    executor passes one pool to every call), and closes only a client it owns."""
+    """One LLM server's HTTP API. Owns its aiohttp session unless one is passed in (the
+    executor passes its server's pool to every call), and closes only a session it owns.
+    Redirects are not followed (a 3xx is an answer like any other status)."""
 
     def __init__(
-        self,
-        client: httpx.AsyncClient | None,
-        timeout: httpx.Timeout | float,
-        base_url: str = "",
+        self, session: aiohttp.ClientSession | None, timeout: aiohttp.ClientTimeout | float
     ) -> None:
-        self._own = client is None
-        self._http = client or httpx.AsyncClient(
-            base_url=base_url, timeout=timeout, limits=DEFAULT_LIMITS
-        )
+        self._own = session is None
+        self._http = session if session is not None else new_session(timeout)
 
     async def aclose(self) -> None:
         if self._own:
-            await self._http.aclose()
+            await self._http.close()
+
+    async def _get_bytes(
+        self,
+        method: str,
+        url: str,
+        body: dict[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        model: str | None = None,
+    ) -> tuple[int, bytes]:
+        """A whole (small) answer: its status and body; transport failures as `LlmError`."""
+        try:
+            async with self._http.request(
+                method, url, json=body, headers=headers, allow_redirects=False
+            ) as response:
+                return response.status, await response.read()
+        except TRANSPORT_ERRORS as exc:
+            raise LlmError(classify_exception(exc, model=model)) from exc
 
 
 class OllamaClient(HttpApiClient):
@@ -134,14 +140,14 @@ class OllamaClient(HttpApiClient):
         self,
         base_url: str,
         *,
-        client: httpx.AsyncClient | None = None,
-        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        session: aiohttp.ClientSession | None = None,
+        timeout: aiohttp.ClientTimeout | float = DEFAULT_TIMEOUT,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        super().__init__(client, timeout, base_url=self.base_url)
+        super().__init__(session, timeout)
 
     def _url(self, path: str) -> str:
-        return path if self._own else f"{self.base_url}{path}"
+        return f"{self.base_url}{path}"
 
     # -- generation ------------------------------------------------------------------
 
@@ -215,11 +221,12 @@ class OllamaClient(HttpApiClient):
         started = time.perf_counter()
         ttft_s: float | None = None
         try:
-            async with self._http.stream("POST", self._url(path), json=body) as response:
-                if response.status_code != 200:
-                    content = await response.aread()
-                    raise LlmError(classify_status(response.status_code, content, model=model))
-                lines = response.aiter_lines()
+            post = self._http.post(self._url(path), json=body, allow_redirects=False)
+            async with post as response:
+                if response.status != 200:
+                    content = await response.read()
+                    raise LlmError(classify_status(response.status, content, model=model))
+                lines = response_lines(response)
                 async for line in lines:
                     if not line.strip():
                         continue
@@ -240,7 +247,7 @@ class OllamaClient(HttpApiClient):
                 raise StreamCut("the stream ended without its done chunk")
         except LlmError:
             raise
-        except (httpx.HTTPError, StreamCut, OSError) as exc:
+        except (*TRANSPORT_ERRORS, StreamCut) as exc:
             raise LlmError(classify_exception(exc, model=model)) from exc
 
     # -- inventory -------------------------------------------------------------------
@@ -248,14 +255,11 @@ class OllamaClient(HttpApiClient):
     async def _call(
         self, method: str, path: str, body: dict[str, Any] | None = None, model: str | None = None
     ) -> Any:
+        status, content = await self._get_bytes(method, self._url(path), body, model=model)
+        if status != 200:
+            raise LlmError(classify_status(status, content, model=model))
         try:
-            response = await self._http.request(method, self._url(path), json=body)
-        except httpx.HTTPError as exc:
-            raise LlmError(classify_exception(exc, model=model)) from exc
-        if response.status_code != 200:
-            raise LlmError(classify_status(response.status_code, response.content, model=model))
-        try:
-            return response.json()
+            return json.loads(content)
         except ValueError as exc:
             raise LlmError(
                 Failure(Decision.RETRY_ELSEWHERE, f"{path} answered non-JSON", 200, True)
@@ -263,14 +267,11 @@ class OllamaClient(HttpApiClient):
 
     async def running(self) -> str:
         """The root's liveness answer ("Ollama is running"): the cheapest reachability check."""
-        try:
-            response = await self._http.get(self._url("/"))
-        except httpx.HTTPError as exc:
-            raise LlmError(classify_exception(exc)) from exc
-        if response.status_code != 200:
-            reason = f"GET / answered {response.status_code}: is this an Ollama server?"
-            raise LlmError(Failure(Decision.RETRY_ELSEWHERE, reason, response.status_code, True))
-        return response.text.strip()
+        status, content = await self._get_bytes("GET", self._url("/"))
+        if status != 200:
+            reason = f"GET / answered {status}: is this an Ollama server?"
+            raise LlmError(Failure(Decision.RETRY_ELSEWHERE, reason, status, True))
+        return content.decode("utf-8", "replace").strip()
 
     async def version(self) -> str:
         """The server's version (GET /api/version)."""

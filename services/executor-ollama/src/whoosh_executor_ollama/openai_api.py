@@ -16,7 +16,7 @@ import time
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import Any
 
-import httpx
+import aiohttp
 
 from whoosh_executor_ollama.failures import (
     Decision,
@@ -28,8 +28,9 @@ from whoosh_executor_ollama.failures import (
     classify_stream_error,
     error_text,
 )
-from whoosh_executor_ollama.ollama_api import DEFAULT_TIMEOUT, Format, HttpApiClient, Message
-from whoosh_executor_ollama.stream import LlmStream, drain
+from whoosh_executor_ollama.http_pools import DEFAULT_TIMEOUT
+from whoosh_executor_ollama.ollama_api import TRANSPORT_ERRORS, Format, HttpApiClient, Message
+from whoosh_executor_ollama.stream import LlmStream, drain, response_lines
 from whoosh_executor_ollama.usage import LlmUsage
 
 # Ollama-style option names a task may carry, mapped to their OpenAI request fields, so a
@@ -75,23 +76,22 @@ class OpenAICompatClient(HttpApiClient):
         endpoint: str,
         *,
         api_key: str | None = None,
-        client: httpx.AsyncClient | None = None,
-        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        session: aiohttp.ClientSession | None = None,
+        timeout: aiohttp.ClientTimeout | float = DEFAULT_TIMEOUT,
     ) -> None:
         self.base_url = api_base(endpoint)
-        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        super().__init__(client, timeout)
+        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
+        super().__init__(session, timeout)
 
     async def models(self) -> list[str]:
         """Ids of the models the server offers (GET /v1/models)."""
+        status, content = await self._get_bytes(
+            "GET", f"{self.base_url}/models", headers=self._headers
+        )
+        if status != 200:
+            raise LlmError(classify_status(status, content))
         try:
-            response = await self._http.get(f"{self.base_url}/models", headers=self._headers)
-        except httpx.HTTPError as exc:
-            raise LlmError(classify_exception(exc)) from exc
-        if response.status_code != 200:
-            raise LlmError(classify_status(response.status_code, response.content))
-        try:
-            data = response.json().get("data") or []
+            data = json.loads(content).get("data") or []
             return [str(entry["id"]) for entry in data if isinstance(entry, dict) and "id" in entry]
         except (ValueError, AttributeError) as exc:
             raise LlmError(
@@ -137,11 +137,12 @@ class OpenAICompatClient(HttpApiClient):
         finish_reason: str | None = None
         url = f"{self.base_url}/chat/completions"
         try:
-            async with self._http.stream("POST", url, json=body, headers=self._headers) as resp:
-                if resp.status_code != 200:
-                    content = await resp.aread()
-                    raise LlmError(classify_status(resp.status_code, content, model=model))
-                lines = resp.aiter_lines()
+            post = self._http.post(url, json=body, headers=self._headers, allow_redirects=False)
+            async with post as resp:
+                if resp.status != 200:
+                    content = await resp.read()
+                    raise LlmError(classify_status(resp.status, content, model=model))
+                lines = response_lines(resp)
                 async for line in lines:
                     if not line.startswith("data:"):
                         continue  # blank separators, `: keep-alive` comments, `event:` lines
@@ -174,7 +175,7 @@ class OpenAICompatClient(HttpApiClient):
                 raise StreamCut("the stream ended without data: [DONE]")
         except LlmError:
             raise
-        except (httpx.HTTPError, StreamCut, OSError) as exc:
+        except (*TRANSPORT_ERRORS, StreamCut) as exc:
             raise LlmError(classify_exception(exc, model=model)) from exc
 
 

@@ -17,7 +17,7 @@ import asyncio
 import logging
 import os
 
-import httpx
+import aiohttp
 from whoosh_shared.contract.agent_env import EnvReferenceError, resolved_value
 from whoosh_shared.contract.agents import AgentSpec
 from whoosh_shared.contract.enums import AgentType
@@ -46,7 +46,7 @@ class ShowCache:
 
 
 async def probe(
-    agent: AgentSpec, http: httpx.AsyncClient, cache: ShowCache, timeout_s: float
+    agent: AgentSpec, http: aiohttp.ClientSession, cache: ShowCache, timeout_s: float
 ) -> Inventory:
     """What the agent's server has now; unreachable (with the reason) on any failure."""
     endpoint = agent.endpoint or ""
@@ -54,14 +54,14 @@ async def probe(
         async with asyncio.timeout(timeout_s):
             if agent.type is AgentType.OPENAI:
                 api_key = resolved_value(agent.env, API_KEY_ENV, os.environ)
-                client = OpenAICompatClient(endpoint, api_key=api_key, client=http)
+                client = OpenAICompatClient(endpoint, api_key=api_key, session=http)
                 return await _probe_openai(client)
-            return await _probe_ollama(OllamaClient(endpoint, client=http), cache)
+            return await _probe_ollama(OllamaClient(endpoint, session=http), cache)
     except TimeoutError:
         return Inventory(reachable=False, reason=f"no answer within {timeout_s:g}s")
     except (LlmError, EnvReferenceError) as exc:
         return Inventory(reachable=False, reason=str(exc)[:500])
-    except (httpx.HTTPError, ValueError) as exc:  # e.g. a body that is not what the API says
+    except (aiohttp.ClientError, ValueError) as exc:  # e.g. a body that is not what the API says
         return Inventory(reachable=False, reason=f"{type(exc).__name__}: {exc}"[:500])
 
 

@@ -1,8 +1,9 @@
 """The executor process for LLM agents: its two work consumers and what it runs beside them.
 
 One process serves both kinds of LLM agent, through two durable consumers: one for
-Ollama agents (native API) and one for OpenAI-compatible servers. Calls share one
-HTTP client (one connection pool) and one circuit-breaker board keyed by endpoint.
+Ollama agents (native API) and one for OpenAI-compatible servers. Calls go through one
+aiohttp session (one connection pool) per server and share one circuit-breaker board
+keyed by endpoint; the probes have a session of their own.
 Beside them, the inventory reporter probes every LLM agent's server periodically.
 
 The process's life (bus wiring, cancellations, heartbeats, an orderly stop that leaves no
@@ -17,7 +18,6 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import httpx
 from whoosh_shared.contract.enums import AgentType
 from whoosh_shared.runtime.executor_runtime import ExecutorRuntime
 from whoosh_shared.runtime.progress import ProgressPublisher
@@ -25,9 +25,8 @@ from whoosh_shared.runtime.work_queue import MessageHandler
 
 from whoosh_executor_ollama.attempt import AttemptHandler, ExecutorContext
 from whoosh_executor_ollama.circuit_breaker import BreakerBoard
-from whoosh_executor_ollama.http_pools import HttpPools
+from whoosh_executor_ollama.http_pools import HttpPools, new_session
 from whoosh_executor_ollama.inventory_reporter import InventoryReporter
-from whoosh_executor_ollama.ollama_api import DEFAULT_LIMITS, DEFAULT_TIMEOUT
 
 DURABLES = {AgentType.OLLAMA: "executor-ollama", AgentType.OPENAI: "executor-openai"}
 
@@ -46,7 +45,7 @@ class ExecutorService(ExecutorRuntime[ExecutorContext]):
             executor_id=self.executor_id,
             settings=self.settings,
             progress=progress,
-            http=httpx.AsyncClient(timeout=DEFAULT_TIMEOUT, limits=DEFAULT_LIMITS),
+            http=new_session(),
             breakers=BreakerBoard(),
             pools=HttpPools(),
         )
@@ -69,6 +68,6 @@ class ExecutorService(ExecutorRuntime[ExecutorContext]):
             await asyncio.gather(probing, return_exceptions=True)
 
     async def _close_context(self, ctx: ExecutorContext) -> None:
-        await ctx.http.aclose()
+        await ctx.http.close()
         if ctx.pools is not None:
             await ctx.pools.aclose()
