@@ -115,7 +115,7 @@ class HttpApiClient(ClosedOnExit):
         if self._own:
             await self._http.close()
 
-    async def _get_bytes(
+    async def _request_whole(
         self,
         method: str,
         url: str,
@@ -255,7 +255,7 @@ class OllamaClient(HttpApiClient):
     async def _call(
         self, method: str, path: str, body: dict[str, Any] | None = None, model: str | None = None
     ) -> Any:
-        status, content = await self._get_bytes(method, self._url(path), body, model=model)
+        status, content = await self._request_whole(method, self._url(path), body, model=model)
         if status != 200:
             raise LlmError(classify_status(status, content, model=model))
         try:
@@ -267,7 +267,7 @@ class OllamaClient(HttpApiClient):
 
     async def running(self) -> str:
         """The root's liveness answer ("Ollama is running"): the cheapest reachability check."""
-        status, content = await self._get_bytes("GET", self._url("/"))
+        status, content = await self._request_whole("GET", self._url("/"))
         if status != 200:
             reason = f"GET / answered {status}: is this an Ollama server?"
             raise LlmError(Failure(Decision.RETRY_ELSEWHERE, reason, status, True))

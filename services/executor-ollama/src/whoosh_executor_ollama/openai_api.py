@@ -85,7 +85,7 @@ class OpenAICompatClient(HttpApiClient):
 
     async def models(self) -> list[str]:
         """Ids of the models the server offers (GET /v1/models)."""
-        status, content = await self._get_bytes(
+        status, content = await self._request_whole(
             "GET", f"{self.base_url}/models", headers=self._headers
         )
         if status != 200:
