@@ -53,6 +53,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -209,6 +210,7 @@ def serve_double(argv: list[str]) -> int:
             self.port = args.port
             self.slots = asyncio.Semaphore(server.slots)
             self.load_locks: dict[str, asyncio.Lock] = {}
+            self.expires: dict[str, float] = {}  # what /api/ps says (Ollama's expiresAt)
             self.reset_stats()
             self.app.router.routes.append(Route("/bench/stats", self.stats))
             self.app.router.routes.append(Route("/bench/reset", self.reset, methods=["POST"]))
@@ -230,8 +232,19 @@ def serve_double(argv: list[str]) -> int:
 
         async def reset(self, request: Request) -> Response:
             self.loaded.clear()
+            self.expires.clear()
             self.reset_stats()
             return JSONResponse({"ok": True})
+
+        async def ps(self, request: Request) -> Response:
+            """/api/ps with Ollama's expires_at: set when a request ends (its end +
+            keep-alive) and left as it was while the next runs; a model in its first
+            request shows now + keep-alive (Ollama's answer for an unset expiry)."""
+            listed = json.loads(bytes((await super().ps(request)).body))["models"]
+            for model in listed:
+                at = self.expires.get(model["name"], time.time() + KEEP_ALIVE_S)
+                model["expires_at"] = datetime.fromtimestamp(at, UTC).isoformat()
+            return JSONResponse({"models": listed})
 
         def _mark_loaded(self, body: dict[str, Any]) -> None:
             self.loaded[body["model"]] = time.time() + 3600  # while it runs; see _release
@@ -267,7 +280,7 @@ def serve_double(argv: list[str]) -> int:
 
         def _release(self, model: str, began: float) -> None:
             self.intervals.append((began, time.time()))
-            self.loaded[model] = time.time() + KEEP_ALIVE_S
+            self.loaded[model] = self.expires[model] = time.time() + KEEP_ALIVE_S
             self.in_flight -= 1
             self.slots.release()
 

@@ -34,7 +34,7 @@ from whoosh_coordinator.scheduling.weights import WeightedRotation
 from whoosh_shared.contract.agents import AgentSpec
 from whoosh_shared.contract.commands import LlmOptions, Usage
 from whoosh_shared.contract.enums import AgentType, TaskStatus
-from whoosh_shared.contract.inventory import Inventory, ModelFacts, model_key
+from whoosh_shared.contract.inventory import Inventory, ModelFacts, Warmth, model_key
 from whoosh_shared.contract.queries import AgentView, TaskView
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
@@ -99,6 +99,17 @@ class _Fleet:
             if self.running.get(f"{name}/{m}", 0) or now - self.last_use[(name, m)] <= idle_ok
         ]
 
+    def warmth(self, name: str) -> dict[str, Warmth]:
+        """Each model's warmth as the server has it (the coordinator folds its own from
+        probes, slots and completions: scheduling/warmth.py)."""
+        return {
+            model_key(m): Warmth(
+                until=EPOCH + timedelta(seconds=self.last_use[(name, m)] + self.keep_alive_s),
+                running=self.running.get(f"{name}/{m}", 0),
+            )
+            for m in self.servers[name].models
+        }
+
 
 def _agent_id(name: str) -> UUID:
     return uuid5(NAMESPACE_URL, f"whoosh-replay/{name}")
@@ -151,6 +162,7 @@ def replay(
         for name, agent in fleet.agents.items():  # as a probe reports: models in memory now
             assert agent.inventory is not None
             agent.inventory.loaded = fleet.loaded(name, clock)
+            agent.warmth = fleet.warmth(name)
         forecast = SlotForecast.of(agents, views, now)
         for placement in plan(list(queued), agents, now, rng, WeightedRotation(), forecast):
             view = views[placement.task_id]

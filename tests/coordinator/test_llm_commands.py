@@ -3,11 +3,14 @@ handler on real stores (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 from coordinator.core import Core
 from whoosh_coordinator.replay import rebuild
+from whoosh_coordinator.scheduling.scheduler import Needs, is_cold
 from whoosh_shared.contract import commands as c
+from whoosh_shared.contract import events as ev
 from whoosh_shared.contract.enums import TaskStatus
 from whoosh_shared.contract.inventory import Inventory, ModelFacts
 
@@ -190,20 +193,101 @@ def test_a_prompt_longer_than_every_known_context_is_refused(core: Core) -> None
     assert core.submit(prompt="x" * 100)  # 25 tokens fit
 
 
-def test_a_model_that_just_generated_counts_as_warm_until_the_next_probe(core: Core) -> None:
-    """The probe saw the model cold; a task then ran on it, so the server holds it now:
-    the scheduler must not keep charging it a cold load (and sending work elsewhere)
-    until the next probe. A later probe still has the last word. Replay agrees."""
-    register_llm(core, "gpu1")
-    assert report(core, "gpu1", "llama3.2:1b").accepted  # listed, not loaded
-    assert not core.projection.agent_by_name("gpu1").inventory.is_loaded("llama3.2:1b")
-    task_id = core.submit()
+def run_llm_task(core: Core, **fields) -> UUID:
+    task_id = core.submit(**fields)
     attempt = core.task(task_id).attempt
     core.send(c.StartTask(task_id=task_id, attempt=attempt, executor_id="t"))
     usage = c.Usage(tokens_out=50, decode_tps=100.0, prefill_tps=900.0, load_s=1.2)
     assert core.send(c.CompleteTask(task_id=task_id, attempt=attempt, usage=usage)).accepted
-    assert core.projection.agent_by_name("gpu1").inventory.is_loaded("llama3.2:1b")
-    assert rebuild(core.store).agent_by_name("gpu1").inventory.is_loaded("llama3.2:1b")
-    other = Inventory(reachable=True, models={"llama3.2:1b": ModelFacts(), "x:1b": ModelFacts()})
-    assert core.send(c.ReportInventory(name="gpu1", inventory=other)).accepted  # a change
-    assert not core.projection.agent_by_name("gpu1").inventory.is_loaded("llama3.2:1b")
+    return task_id
+
+
+def cold(projection, name: str, at: datetime) -> bool:
+    return is_cold(Needs(), projection.agent_by_name(name), at)
+
+
+def test_a_model_that_generated_stays_warm_for_its_keep_alive_and_replay_agrees(
+    core: Core,
+) -> None:
+    """The probe saw the model cold; a task then ran on it, so the server holds it: warm
+    while it runs and for Ollama's keep-alive after (5 min unless a probe said otherwise),
+    then cold, though no probe recorded the unload (an unchanged inventory is not
+    recorded again). A rebuilt projection says the same at the same time."""
+    register_llm(core, "gpu1")
+    assert report(core, "gpu1", "llama3.2:1b").accepted  # listed, not loaded
+    assert cold(core.projection, "gpu1", datetime.now(UTC))
+    task_id = core.submit()
+    assert not cold(core.projection, "gpu1", datetime.now(UTC) + timedelta(hours=1))  # in use
+    attempt = core.task(task_id).attempt
+    core.send(c.StartTask(task_id=task_id, attempt=attempt, executor_id="t"))
+    usage = c.Usage(tokens_out=50, decode_tps=100.0, prefill_tps=900.0, load_s=1.2)
+    assert core.send(c.CompleteTask(task_id=task_id, attempt=attempt, usage=usage)).accepted
+    used = core.projection.agent_by_name("gpu1").warmth["llama3.2:1b"].last_used
+    assert used is not None
+    replayed = rebuild(core.store)
+    assert replayed.agents == core.projection.agents
+    for projection in (core.projection, replayed):
+        assert not cold(projection, "gpu1", used + timedelta(seconds=299))
+        assert cold(projection, "gpu1", used + timedelta(seconds=301))
+    assert report(core, "gpu1", "llama3.2:1b").accepted  # the same listing: not recorded,
+    assert cold(core.projection, "gpu1", used + timedelta(seconds=301))  # still cold then
+
+
+def test_a_probes_expiry_sets_the_keep_alive_that_completions_then_extend(core: Core) -> None:
+    register_llm(core, "gpu1")
+    run_llm_task(core)
+    used = core.projection.agent_by_name("gpu1").warmth["llama3.2:1b"].last_used
+    assert used is not None
+    models = {"llama3.2:1b": ModelFacts()}
+    seen = Inventory(
+        reachable=True,
+        models=models,
+        loaded=["llama3.2:1b"],
+        expires={"llama3.2:1b": used + timedelta(seconds=4)},
+    )
+    assert core.send(c.ReportInventory(name="gpu1", inventory=seen)).accepted
+    assert not cold(core.projection, "gpu1", used + timedelta(seconds=3.9))
+    assert cold(core.projection, "gpu1", used + timedelta(seconds=4.1))
+    run_llm_task(core)  # completes later: warm for the server's 4 s from then
+    again = core.projection.agent_by_name("gpu1").warmth["llama3.2:1b"]
+    assert again.keep_alive_s == 4.0 and again.last_used is not None and again.last_used > used
+    assert again.until == again.last_used + timedelta(seconds=4)
+    run_llm_task(core, llm=c.LlmOptions(keep_alive="10m"))  # its own keep_alive wins
+    own = core.projection.agent_by_name("gpu1").warmth["llama3.2:1b"]
+    assert own.last_used is not None and own.until == own.last_used + timedelta(minutes=10)
+    replayed = rebuild(core.store)
+    assert replayed.agents == core.projection.agents
+    assert report(core, "gpu1", "llama3.2:1b").accepted  # a probe: not loaded any more
+    assert cold(core.projection, "gpu1", own.last_used + timedelta(seconds=1))
+
+
+def test_the_same_findings_are_recorded_again_once_work_ended_before_the_round(
+    core: Core,
+) -> None:
+    """The coordinator counts a model used there as loaded for its keep-alive; a probe
+    that no longer lists it says it is gone, though it found what the last one did. A
+    round that began before the work ended is not news (and not read for that model)."""
+    register_llm(core, "gpu1")
+    assert report(core, "gpu1", "llama3.2:1b").accepted  # listed, not loaded
+    began = core.projection.agent_by_name("gpu1").version
+    run_llm_task(core)
+    before = core.events()
+    listing = Inventory(reachable=True, models={"llama3.2:1b": ModelFacts()})
+    stale = c.ReportInventory(name="gpu1", inventory=listing, seen_version=began)
+    assert core.send(stale).accepted and core.events() == before
+    now = core.projection.agent_by_name("gpu1").version
+    fresh = c.ReportInventory(name="gpu1", inventory=listing, seen_version=now)
+    assert core.send(fresh).accepted and core.events() == before + 1
+    assert cold(core.projection, "gpu1", datetime.now(UTC))
+    assert core.send(fresh).accepted and core.events() == before + 1  # nothing new since
+    assert rebuild(core.store).agents == core.projection.agents
+
+
+def test_an_inventory_event_stored_before_expiries_were_reported_still_folds(
+    core: Core,
+) -> None:
+    """Events are kept for ever: an AgentInventoryReported without `expires` reads, and
+    its loaded models count as loaded for the keep-alive from the event."""
+    data = {"inventory": {"reachable": True, "models": {"m:1b": {}}, "loaded": ["m:1b"]}}
+    old = ev.AgentInventoryReported.model_validate(data)
+    assert old.inventory.expires == {} and old.inventory.is_loaded("m:1b")

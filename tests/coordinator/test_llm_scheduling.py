@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -11,17 +12,29 @@ from coordinator.factories import NOW, agent_view, task_view
 from whoosh_coordinator.scheduling.estimates import expected_seconds, observe, prompt_tokens
 from whoosh_coordinator.scheduling.scheduler import Needs, choose, eligible, plan
 from whoosh_shared.contract.commands import LlmOptions, Usage
-from whoosh_shared.contract.inventory import Inventory, ModelFacts, SpeedStats
+from whoosh_shared.contract.inventory import (
+    DEFAULT_KEEP_ALIVE_S,
+    Inventory,
+    ModelFacts,
+    SpeedStats,
+    Warmth,
+    model_key,
+)
 from whoosh_shared.contract.queries import AgentView
 
 
 def llm_agent(name: str, load: int = 0, **fields: Any) -> AgentView:
-    """An Ollama agent view; `inventory`, `speeds` and `missing_models` set the probed state."""
+    """An Ollama agent view; `inventory`, `speeds` and `missing_models` set the probed state
+    (the inventory's loaded models warm for Ollama's default keep-alive from NOW)."""
     state = {k: fields.pop(k) for k in ("inventory", "speeds", "missing_models") if k in fields}
     fields.setdefault("model", "llama3.2:1b")
     fields.setdefault("max_concurrent", 4)
     view = agent_view(name, load, type="ollama", endpoint=f"http://{name}:11434", **fields)
-    return view.model_copy(update=state)
+    view = view.model_copy(update=state)
+    if view.inventory is not None:
+        until = NOW + timedelta(seconds=DEFAULT_KEEP_ALIVE_S)
+        view.warmth = {model_key(m): Warmth(until=until) for m in view.inventory.loaded}
+    return view
 
 
 def inventory(*models: str, loaded: tuple[str, ...] = (), **facts: Any) -> Inventory:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import pytest
@@ -43,6 +44,23 @@ async def test_an_ollama_server_reports_models_capabilities_context_and_loaded(
         await answer.read()
     again = await probe(agent(double.url), http, ShowCache(), timeout_s=5)
     assert again.loaded == ["gemma3:1b"] and again.is_loaded("gemma3:1b")
+
+
+async def test_a_loaded_models_expiry_is_reported_as_ps_gives_it(
+    double: OllamaDouble, http: httpx.AsyncClient
+) -> None:
+    """expires_at: the last use + keep_alive (Ollama's 5 min unless the request sets it)."""
+    before = datetime.now(UTC)
+    for model, keep_alive in (("gemma3:1b", None), ("llama3.2:1b", "90s")):
+        body = {"model": model, "messages": [{"role": "user", "content": "x"}]}
+        if keep_alive:
+            body["keep_alive"] = keep_alive
+        await http.post(f"{double.url}/api/chat", json=body)
+    after = datetime.now(UTC)
+    found = await probe(agent(double.url), http, ShowCache(), timeout_s=5)
+    gemma, llama = found.expires["gemma3:1b"], found.expires["llama3.2:1b"]
+    assert before + timedelta(minutes=5) <= gemma <= after + timedelta(minutes=5)
+    assert before + timedelta(seconds=90) <= llama <= after + timedelta(seconds=90)
 
 
 async def test_show_answers_are_cached_while_the_digest_stays(

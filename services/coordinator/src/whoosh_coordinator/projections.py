@@ -22,7 +22,7 @@ from uuid import UUID
 
 from whoosh_shared.contract import events as ev
 from whoosh_shared.contract.agents import AgentSpec
-from whoosh_shared.contract.enums import TaskStatus
+from whoosh_shared.contract.enums import AgentType, TaskStatus
 from whoosh_shared.contract.events import EventEnvelope
 from whoosh_shared.contract.inventory import model_key
 from whoosh_shared.contract.queries import AgentView, FleetStats, TaskView
@@ -31,6 +31,7 @@ from whoosh_coordinator.alerts.projection import AlertProjection
 from whoosh_coordinator.budgets.projection import BudgetProjection
 from whoosh_coordinator.keys.registry import ApiKeyRegistry
 from whoosh_coordinator.need_classes import NeedClass, need_class
+from whoosh_coordinator.scheduling import warmth
 from whoosh_coordinator.scheduling.estimates import observe
 from whoosh_coordinator.scheduling.weights import WeightedRotation
 from whoosh_coordinator.threads.projection import ThreadProjection
@@ -69,6 +70,8 @@ class FleetProjection:
         self.usage = UsageProjection()
         self.rotation = WeightedRotation()
         """Traffic weights' round-robin credits, folded from TaskAssigned (weights.py)."""
+        self._slot_models: dict[tuple[UUID, UUID], str] = {}
+        """(agent, task) -> the model key its slot keeps loaded (scheduling/warmth.py)."""
         self.position = 0
         self.event_count = 0
 
@@ -98,6 +101,7 @@ class FleetProjection:
 
     def _apply_agent(self, envelope: EventEnvelope, payload: ev.EventData) -> None:
         if isinstance(payload, ev.AgentRegistered | ev.AgentReregistered):
+            self._forget_slots(envelope.aggregate_id)
             self.agents[envelope.aggregate_id] = AgentView(
                 id=envelope.aggregate_id, spec=payload.spec, enabled=payload.spec.enabled
             )
@@ -105,6 +109,7 @@ class FleetProjection:
         if isinstance(payload, ev.AgentRemoved):
             removed = self.agents.pop(envelope.aggregate_id, None)
             self.rotation.forget(envelope.aggregate_id)
+            self._forget_slots(envelope.aggregate_id)
             if removed is not None:
                 self._agent_ids.pop(removed.spec.name, None)
             return
@@ -123,15 +128,33 @@ class FleetProjection:
                 view.enabled = False
             case ev.AgentInventoryReported(inventory=inventory, still_missing=still):
                 view.inventory, view.missing_models = inventory, list(still)
+                warmth.probed(view, inventory, envelope.timestamp, payload.seen_version)
             case ev.AgentModelMissing(model=model):
                 view.missing_models.append(model)
             case ev.AgentHealthChanged(healthy=healthy, reason=reason):
                 view.healthy, view.health_reason = healthy, None if healthy else reason
             case ev.AgentSlotTaken(task_id=task_id):
                 view.in_flight.append(task_id)
+                self._take_model(view, task_id)
             case ev.AgentSlotReleased(task_id=task_id):
                 if task_id in view.in_flight:
                     view.in_flight.remove(task_id)
+                    key = self._slot_models.pop((view.id, task_id), None)
+                    if key is not None:
+                        warmth.slot_released(view, key)
+
+    def _take_model(self, agent: AgentView, task_id: UUID) -> None:
+        """The task's model stays loaded on the agent's server while its slot is held."""
+        task = self.tasks.get(task_id)
+        model = (task.model if task else None) or agent.spec.model
+        if agent.spec.type is AgentType.CLI or model is None:
+            return
+        key = self._slot_models[(agent.id, task_id)] = model_key(model)
+        warmth.slot_taken(agent, key)
+
+    def _forget_slots(self, agent_id: UUID) -> None:
+        for slot in [slot for slot in self._slot_models if slot[0] == agent_id]:
+            del self._slot_models[slot]
 
     def _apply_task(self, envelope: EventEnvelope, payload: ev.EventData) -> None:
         if isinstance(payload, ev.TaskSubmitted):
@@ -210,7 +233,7 @@ class FleetProjection:
             case ev.TaskCompleted():
                 self._finish(view, TaskStatus.COMPLETED, at, payload)
                 self._count(view, "completed")
-                self._measure(view, payload)
+                self._measure(view, payload, envelope)
             case ev.TaskAttemptFailed():
                 if view.agent and view.agent not in view.tried_agents:
                     view.tried_agents.append(view.agent)
@@ -252,18 +275,21 @@ class FleetProjection:
         if agent is not None:
             setattr(agent, outcome, getattr(agent, outcome) + 1)
 
-    def _measure(self, view: TaskView, payload: ev.TaskCompleted) -> None:
-        """Speed per agent and model, from what the completed task's usage measured."""
+    def _measure(self, view: TaskView, payload: ev.TaskCompleted, envelope: EventEnvelope) -> None:
+        """Speed per agent and model, from what the completed task's usage measured, and
+        the model's warmth there from the completion on."""
         agent = self.agent_by_name(view.agent) if view.agent else None
         model = view.model or (agent.spec.model if agent else None)
         if agent is None or model is None:
             return
         key = model_key(model)
+        if agent.spec.type is not AgentType.CLI:  # the server keeps it for its keep-alive
+            keep_alive = view.llm.keep_alive if view.llm else None
+            warmth.used(agent, key, envelope.timestamp, keep_alive)
         streams = agent.load + (view.id not in agent.in_flight)  # its own slot included
         stats = observe(agent.speeds.get(key), payload.usage, streams)
         if stats is not None:
             agent.speeds[key] = stats
-            _now_loaded(agent, key)
 
     # -- reading ----------------------------------------------------------------------
 
@@ -367,14 +393,3 @@ def _new_task_view(envelope: EventEnvelope, payload: ev.TaskSubmitted) -> TaskVi
         origin=payload.origin,
         depends_on=payload.depends_on,
     )
-
-
-def _now_loaded(agent: AgentView, model: str) -> None:
-    """The server just generated with this model, so it holds it now (Ollama keeps a model
-    for its keep_alive after each use): warm until a probe says otherwise. Without this
-    the scheduler read warmth from the last probe (up to executor.probe_interval_s old),
-    took a fast server that had since loaded the model for a cold one and sent work to
-    slower servers the probe had seen warm."""
-    inventory = agent.inventory
-    if inventory is not None and inventory.reachable and not inventory.is_loaded(model):
-        agent.inventory = inventory.model_copy(update={"loaded": [*inventory.loaded, model]})

@@ -96,7 +96,12 @@ class QueryHandler:
                 q.AlertList(alerts=self.projection.alerts.listed(query.status, query.limit))
             ),
             FindAgents: lambda query: QueryReply.ok(
-                find_agents(query, self.projection.agents.values(), self.projection.rotation)
+                find_agents(
+                    query,
+                    self.projection.agents.values(),
+                    self.projection.rotation,
+                    self.clock(),
+                )
             ),
             **workflow_queries(self.projection),
             t.GetThread: self._get_thread,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from datetime import datetime
 
 import aiohttp
 from whoosh_shared.contract.agent_env import EnvReferenceError, resolved_value
@@ -24,7 +25,7 @@ from whoosh_shared.contract.enums import AgentType
 from whoosh_shared.contract.inventory import MAX_MODELS, Inventory, ModelFacts
 
 from whoosh_executor_ollama.failures import LlmError
-from whoosh_executor_ollama.ollama_api import ModelEntry, OllamaClient
+from whoosh_executor_ollama.ollama_api import ModelEntry, OllamaClient, RunningModel
 from whoosh_executor_ollama.openai_api import API_KEY_ENV, OpenAICompatClient
 
 log = logging.getLogger(__name__)
@@ -95,7 +96,18 @@ async def _probe_ollama(client: OllamaClient, cache: ShowCache) -> Inventory:
         version=version or None,
         models={entry.name: fact for entry, fact in zip(entries, facts, strict=True)},
         loaded=[model.name for model in loaded],
+        expires={model.name: at for model in loaded if (at := _expiry(model)) is not None},
     )
+
+
+def _expiry(model: RunningModel) -> datetime | None:
+    """When the server unloads the model unless it is used again (its last use +
+    keep_alive); None when absent or unreadable (a time without a zone included)."""
+    try:
+        at = datetime.fromisoformat(model.expires_at or "")
+    except ValueError:
+        return None
+    return at if at.tzinfo is not None else None
 
 
 async def _probe_openai(client: OpenAICompatClient) -> Inventory:

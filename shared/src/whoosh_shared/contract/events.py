@@ -95,6 +95,11 @@ class AgentInventoryReported(EventData):
     still_missing: list[str] = Field(
         default_factory=list, description="models whose 404 came after this probe began"
     )
+    seen_version: int | None = Field(
+        default=None,
+        description="the agent's version when the probe round began: work that ended on it "
+        "after that may be newer than what the probe saw; None: not known",
+    )
 
 
 class AgentModelMissing(EventData):

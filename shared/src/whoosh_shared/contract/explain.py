@@ -35,7 +35,10 @@ class AgentConsidered(Strict):
     estimate_s: float | None = Field(
         default=None, description="estimated seconds to finish there (None: not measured in tokens)"
     )
-    warm: bool | None = Field(default=None, description="model loaded (last probe); None: unknown")
+    warm: bool | None = Field(
+        default=None,
+        description="model loaded now (probes, running work, keep-alive); None: unknown",
+    )
     chosen: bool = Field(default=False, description="where the scheduler would place it now")
 
 

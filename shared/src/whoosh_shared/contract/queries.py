@@ -16,7 +16,7 @@ from whoosh_shared.contract.blobs import BlobRef
 from whoosh_shared.contract.commands import LlmOptions, Usage
 from whoosh_shared.contract.enums import TaskStatus
 from whoosh_shared.contract.events import EventEnvelope
-from whoosh_shared.contract.inventory import Inventory, SpeedStats
+from whoosh_shared.contract.inventory import Inventory, SpeedStats, Warmth
 
 MAX_EVENT_ID = 2**53  # notification ids stay far below; the stores' integers hold this
 
@@ -148,6 +148,11 @@ class AgentView(Strict):
     )
     speeds: dict[str, SpeedStats] = Field(
         default_factory=dict, description="per model, measured from completed tasks"
+    )
+    warmth: dict[str, Warmth] = Field(
+        default_factory=dict,
+        description="per model: loaded on the server and until when, folded from probes, "
+        "slots and completions (the scheduler reads it with its clock)",
     )
 
     healthy: bool = Field(default=True, description="the monitor's last verdict")

@@ -120,18 +120,28 @@ class Agent(Aggregate):
         Probes repeat every few seconds from every executor: recording only changes keeps
         the store to what happened (a model pulled, loaded, unloaded; the server lost).
         A fresh listing is the truth again, except for a model whose 404 was recorded after
-        the probe round saw the agent at `seen_version`: that listing may predate it."""
-        if inventory == self.inventory:
+        the probe round saw the agent at `seen_version`: that listing may predate it.
+        The same findings are recorded again once work ended on the agent before the round
+        began (a round that says when it began: LLM probes do): the coordinator counts a
+        model used there as loaded for its keep-alive, and this probe, not listing it, says
+        it is gone (scheduling/warmth.py)."""
+        seen = seen_version
+        ended = self._ended_since_inventory
+        news = ended is not None and seen is not None and ended <= seen
+        if inventory == self.inventory and not news:
             return False
-        marked, seen = self._missing_marked_at, seen_version
+        marked = self._missing_marked_at
         still = [m for m in self.missing_models if seen is not None and marked.get(m, 0) > seen]
-        self._inventory_reported(inventory=inventory, still_missing=still)
+        self._inventory_reported(inventory=inventory, still_missing=still, seen_version=seen)
         return True
 
     @event("InventoryReported")
-    def _inventory_reported(self, inventory: dict[str, Any], still_missing: list[str]) -> None:
+    def _inventory_reported(
+        self, inventory: dict[str, Any], still_missing: list[str], seen_version: int | None = None
+    ) -> None:
         self.inventory = inventory
         self.missing_models = list(still_missing)
+        self._ended_at: int | None = None
 
     def mark_model_missing(self, model: str, task_id: UUID) -> None:
         if model not in self.missing_models:
@@ -186,6 +196,14 @@ class Agent(Aggregate):
     @event("SlotReleased")
     def _slot_released(self, task_id: UUID, attempt: int) -> None:
         self.in_flight.pop(str(task_id), None)
+        if self._ended_since_inventory is None:
+            self._ended_at = self.version + 1  # this event's version
+
+    @property
+    def _ended_since_inventory(self) -> int | None:
+        """Version of the first slot released since the last inventory was recorded
+        (absent from older snapshots: none)."""
+        return getattr(self, "_ended_at", None)
 
 
 def agent_id(name: str) -> UUID:

@@ -4,6 +4,7 @@ task, so "which agents could run this?" is answered by the scheduler's own rules
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 
 from whoosh_shared.contract.agent_fit import FindAgents
 from whoosh_shared.contract.explain import Explanation
@@ -26,8 +27,12 @@ def needs_of(query: FindAgents) -> Needs:
 
 
 def find_agents(
-    query: FindAgents, agents: Iterable[AgentView], rotation: WeightedRotation | None = None
+    query: FindAgents,
+    agents: Iterable[AgentView],
+    rotation: WeightedRotation | None = None,
+    now: datetime | None = None,
 ) -> Explanation:
     """`rotation`: the weights' credits folded from events (the projection's), so a
-    weighted choice is named as the scheduler would make it next."""
-    return explain(needs_of(query), agents, rotation=rotation or WeightedRotation())
+    weighted choice is named as the scheduler would make it next; `now`: the clock that
+    says which models are still loaded."""
+    return explain(needs_of(query), agents, rotation=rotation or WeightedRotation(), now=now)

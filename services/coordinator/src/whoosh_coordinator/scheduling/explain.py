@@ -9,6 +9,7 @@ meant for any "which agents could run this?" tool: build `Needs` and call it.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from uuid import UUID
 
 from whoosh_shared.contract.enums import AgentType
@@ -35,8 +36,12 @@ def explain(
     load: dict[UUID, int] | None = None,
     rotation: WeightedRotation = ROTATION,
     forecast: SlotForecast | None = None,
+    now: datetime | None = None,
 ) -> Explanation:
-    """Every agent's verdict for `needs`, and what would decide among the free ones."""
+    """Every agent's verdict for `needs`, and what would decide among the free ones.
+    `now` (else the forecast's) says which models are still loaded, as in `choose`."""
+    if now is None and forecast is not None:
+        now = forecast.now
     agents = sorted(agents, key=lambda a: a.spec.name)
     load = load if load is not None else {a.id: a.load for a in agents}
     reasons = {a.id: why_not(needs, a) for a in agents}
@@ -44,7 +49,7 @@ def explain(
     untried = [a for a in eligible if a.spec.name not in needs.tried_agents]
     pool = untried or eligible
     free = [a for a in pool if load[a.id] < a.spec.max_concurrent]
-    ranked = rank(needs, free, load)
+    ranked = rank(needs, free, load, now)
     estimates = {a.id: key[0] for key, a in ranked}
     for agent in eligible:
         if agent not in pool:
@@ -60,7 +65,7 @@ def explain(
         chosen=chosen.spec.name if chosen else None,
         needs=_needs_dict(needs),
         agents=[
-            _considered(needs, a, load[a.id], reasons[a.id], a in free, estimates, chosen)
+            _considered(needs, a, load[a.id], reasons[a.id], a in free, estimates, chosen, now)
             for a in agents
         ],
     )
@@ -112,7 +117,7 @@ def _held_for(
     if weights_differ([a.spec.weight for _, a in ranked]):
         return None
     best_key, best = min(ranked, key=lambda pair: pair[0])
-    copy = SlotForecast({k: list(v) for k, v in forecast.free_in.items()})
+    copy = SlotForecast({k: list(v) for k, v in forecast.free_in.items()}, forecast.now)
     frees_in = {a.id: copy.free_in.get(a.id, [0.0])[0] for a in full}
     agent = copy.hold(needs, full, best_key[0])
     if agent is None:
@@ -131,6 +136,7 @@ def _considered(
     free: bool,
     estimates: dict[UUID, float],
     chosen: AgentView | None,
+    now: datetime | None,
 ) -> AgentConsidered:
     llm = agent.spec.type is not AgentType.CLI
     return AgentConsidered(
@@ -142,7 +148,7 @@ def _considered(
         capacity=agent.spec.max_concurrent,
         weight=agent.spec.weight,
         estimate_s=estimates.get(agent.id) if llm else None,
-        warm=(not is_cold(needs, agent)) if llm and agent.inventory is not None else None,
+        warm=(not is_cold(needs, agent, now)) if llm and agent.inventory is not None else None,
         chosen=chosen is not None and chosen.id == agent.id,
     )
 

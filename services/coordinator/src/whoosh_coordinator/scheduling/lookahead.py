@@ -41,8 +41,9 @@ class SlotForecast:
     Without that, a burst of arrivals filled the fast agent and then went to the slow
     ones, though the fast one would have finished each sooner."""
 
-    def __init__(self, free_in: dict[UUID, list[float]]) -> None:
+    def __init__(self, free_in: dict[UUID, list[float]], now: datetime | None = None) -> None:
         self.free_in = free_in
+        self.now = now  # the pass's clock: which models are still loaded (warmth.py)
         self.held = False  # whether the last `hold` call decided to wait
 
     @classmethod
@@ -56,14 +57,14 @@ class SlotForecast:
             times = [_remaining(agent, tasks.get(task_id), now) for task_id in agent.in_flight]
             if all(t is not None for t in times):
                 free_in[agent.id] = sorted(t for t in times if t is not None)
-        return cls(free_in)
+        return cls(free_in, now)
 
     def took(self, needs: Needs, agent: AgentView, others: int) -> None:
         """The pass gave this work a slot of `agent` (beside `others` running there)."""
         slots = self.free_in.get(agent.id)
         if slots is None:
             return  # running work without an estimate: never waited for
-        seconds = expected_on(needs, agent, others)
+        seconds = expected_on(needs, agent, others, self.now)
         if seconds:
             insort(slots, seconds)
         else:
@@ -77,7 +78,7 @@ class SlotForecast:
         best: tuple[float, AgentView, float] | None = None
         for agent in full:
             slots = self.free_in.get(agent.id)
-            seconds = expected_on(needs, agent, agent.spec.max_concurrent - 1)
+            seconds = expected_on(needs, agent, agent.spec.max_concurrent - 1, self.now)
             if not slots or len(slots) < agent.spec.max_concurrent or not seconds:
                 continue
             finish = slots[0] + seconds
@@ -96,7 +97,7 @@ def _remaining(agent: AgentView, task: TaskView | None, now: datetime) -> float 
     """Estimated seconds until this running work ends, or None if there is no estimate."""
     if task is None:
         return None
-    seconds = expected_on(Needs.of(task), agent, max(0, agent.load - 1))
+    seconds = expected_on(Needs.of(task), agent, max(0, agent.load - 1), now)
     if not seconds:
         return None
     began = task.started_at or task.assigned_at

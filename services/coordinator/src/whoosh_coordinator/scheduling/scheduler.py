@@ -32,6 +32,7 @@ from whoosh_coordinator.scheduling.estimates import (
     expected_seconds,
     task_prompt_tokens,
 )
+from whoosh_coordinator.scheduling.warmth import is_warm
 from whoosh_coordinator.scheduling.weights import WeightedRotation, weights_differ
 
 if TYPE_CHECKING:
@@ -177,19 +178,23 @@ def choose(
     rng: random.Random = _RANDOM,
     rotation: WeightedRotation = _ROTATION,
     forecast: SlotForecast | None = None,
+    now: datetime | None = None,
 ) -> AgentView | None:
     """The agent for one piece of work, or None if it should wait for a slot.
 
     A retry waits for an agent it has not tried yet, even a busy one, rather than go
     straight back to the agent that just failed it; only when every eligible agent has
     been tried may it run on one of them again. Agents whose traffic weights differ share
-    the work in proportion to them (weights.py); equal weights leave it to the estimates."""
+    the work in proportion to them (weights.py); equal weights leave it to the estimates.
+    `now` (else the forecast's) says which models are still loaded (warmth.py)."""
+    if now is None and forecast is not None:
+        now = forecast.now
     candidates = [a for a in agents if eligible(needs, a)]
     untried = [a for a in candidates if a.spec.name not in needs.tried_agents]
     free = [a for a in untried or candidates if load[a.id] < a.spec.max_concurrent]
     if not free:
         return None
-    ranked = rank(needs, free, load)
+    ranked = rank(needs, free, load, now)
     if weights_differ([agent.spec.weight for _, agent in ranked]):
         ranked.sort(key=lambda pair: pair[0])
         picked = rotation.pick([(agent.id, agent.spec.weight) for _, agent in ranked])
@@ -204,12 +209,12 @@ def choose(
 
 
 def rank(
-    needs: Needs, free: list[AgentView], load: dict[UUID, int]
+    needs: Needs, free: list[AgentView], load: dict[UUID, int], now: datetime | None = None
 ) -> list[tuple[Preference, AgentView]]:
     """Each agent with its preference key (smaller is better), in the given order."""
-    etas = {a.id: _eta(needs, a, load[a.id]) for a in free}
+    etas = {a.id: _eta(needs, a, load[a.id], now) for a in free}
     neutral = min((eta for eta in etas.values() if eta is not None), default=0.0)
-    return [(_preference(needs, a, load[a.id], etas[a.id], neutral), a) for a in free]
+    return [(_preference(needs, a, load[a.id], etas[a.id], neutral, now), a) for a in free]
 
 
 def plan(
@@ -239,7 +244,7 @@ def plan(
         needs = Needs.of(task)
         if stuck.known(needs):
             continue
-        chosen = choose(needs, agents, load, rng, rotation, forecast)
+        chosen = choose(needs, agents, load, rng, rotation, forecast, now)
         if chosen is None:
             if not (forecast and forecast.held):  # held for a busy agent is not stuck
                 stuck.add(needs)
@@ -280,21 +285,25 @@ class _Stuck:
             self._shortest[key] = min(needs.prompt_tokens, self._shortest.get(key, 1 << 62))
 
 
-def is_cold(needs: Needs, agent: AgentView) -> bool:
-    """Whether the last probe says the model is not loaded (a load is ahead). Unprobed
-    servers and agents without a model to load are not known to be cold."""
+def is_cold(needs: Needs, agent: AgentView, now: datetime | None = None) -> bool:
+    """Whether the model is not loaded at `now` (a load is ahead), by its warmth folded
+    from probes, slots and completions (warmth.py: Ollama unloads a model its keep-alive
+    after the last use). Unprobed servers and agents without a model to load are not
+    known to be cold."""
     model = model_of(needs, agent)
     if agent.spec.type is AgentType.CLI or not model or agent.inventory is None:
         return False
-    return not agent.inventory.is_loaded(model)
+    return not is_warm(agent.warmth.get(model_key(model)), now)
 
 
-def expected_on(needs: Needs, agent: AgentView, load: int) -> float | None:
+def expected_on(
+    needs: Needs, agent: AgentView, load: int, now: datetime | None = None
+) -> float | None:
     """Estimated seconds of this work on this agent at this load (see `_eta`)."""
-    return _eta(needs, agent, load)
+    return _eta(needs, agent, load, now)
 
 
-def _eta(needs: Needs, agent: AgentView, load: int) -> float | None:
+def _eta(needs: Needs, agent: AgentView, load: int, now: datetime | None) -> float | None:
     """Estimated seconds on an LLM agent (0 while unmeasured, so it gets measured); None
     for an agent whose speed is not measured in tokens (a CLI agent)."""
     model = model_of(needs, agent)
@@ -305,18 +314,23 @@ def _eta(needs: Needs, agent: AgentView, load: int) -> float | None:
         stats,
         needs.prompt_tokens,
         needs.output_tokens,
-        not is_cold(needs, agent),
+        not is_cold(needs, agent, now),
         load,
         agent.spec.max_concurrent,
     )
 
 
 def _preference(
-    needs: Needs, agent: AgentView, load: int, eta: float | None, neutral: float
+    needs: Needs,
+    agent: AgentView,
+    load: int,
+    eta: float | None,
+    neutral: float,
+    now: datetime | None,
 ) -> Preference:
     """Smaller is better. An agent without an estimate (a CLI agent in a mixed fleet)
     counts as the best estimate among the others: load and proficiency decide then."""
     proficiency = sum(agent.spec.capabilities.get(c, 0.0) for c in needs.capabilities)
     seconds = neutral if eta is None else eta
     capacity = agent.spec.max_concurrent
-    return (round(seconds, 3), is_cold(needs, agent), load / capacity, -proficiency)
+    return (round(seconds, 3), is_cold(needs, agent, now), load / capacity, -proficiency)
