@@ -47,7 +47,7 @@ async def test_an_ollama_server_reports_models_capabilities_context_and_loaded(
 
 
 async def test_a_loaded_models_expiry_is_reported_as_ps_gives_it(
-    double: OllamaDouble, http: httpx.AsyncClient
+    double: OllamaDouble, http: aiohttp.ClientSession
 ) -> None:
     """expires_at: the last use + keep_alive (Ollama's 5 min unless the request sets it)."""
     before = datetime.now(UTC)
@@ -55,7 +55,8 @@ async def test_a_loaded_models_expiry_is_reported_as_ps_gives_it(
         body = {"model": model, "messages": [{"role": "user", "content": "x"}]}
         if keep_alive:
             body["keep_alive"] = keep_alive
-        await http.post(f"{double.url}/api/chat", json=body)
+        async with http.post(f"{double.url}/api/chat", json=body) as answer:
+            await answer.read()
     after = datetime.now(UTC)
     found = await probe(agent(double.url), http, ShowCache(), timeout_s=5)
     gemma, llama = found.expires["gemma3:1b"], found.expires["llama3.2:1b"]
