@@ -187,7 +187,8 @@ class TaskWatch:
                 self._say(f"whoosh: assigned to {payload.agent_name} (attempt {payload.attempt})")
             case events.TaskStarted():
                 self._seen.started_at = envelope.timestamp
-                self._say(f"whoosh: running (executor {payload.executor_id})")
+                if payload.attempt not in self._seen.attempts_with_output:  # see ws_follow
+                    self._say(f"whoosh: running (executor {payload.executor_id})")
             case events.TaskProgressed():
                 self._say(f"whoosh: {payload.message}")
             case events.TaskAttemptFailed():

@@ -59,7 +59,10 @@ class Follower:
             return self._agent_event(message)
         if kind == "execution_started":
             self.progress.update("running")
-            self.progress.say(f"whoosh: running (executor {message.get('executor_id')})")
+            # An LLM call starts before its claim is answered, so its first tokens can come
+            # before this event: then the text is not broken by a line saying it runs.
+            if int(message.get("attempt", 0)) not in self.attempts_with_output:
+                self.progress.say(f"whoosh: running (executor {message.get('executor_id')})")
         elif kind in ENDS:
             status = TaskStatus.SKIPPED if message.get("skipped") else ENDS[kind]
             return self._end(status, message)
