@@ -28,6 +28,7 @@ from whoosh_shared.runtime.reconnects import after_each_reconnect, last_relayed_
 from whoosh_shared.runtime.supervision import LoopHealth, supervise
 
 from whoosh_gateway.dashboard_events import from_event, from_line
+from whoosh_gateway.line_order import LineOrder
 from whoosh_gateway.recent_lines import RecentLines
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ class EventHub:
         self.listeners: set[Listener] = set()
         self.agent_names: dict[UUID, str] = {}
         self.recent_lines = RecentLines()
+        self.line_order = LineOrder(self._send_line)
         self._subs: list[Subscription] = []
         self._lines: Subscription | None = None
         self.last_id = 0
@@ -155,6 +157,15 @@ class EventHub:
                 payload = envelope.payload()
                 if isinstance(payload, ev.AgentRegistered | ev.AgentReregistered):
                     self.remember_agent(envelope.aggregate_id, payload.spec.name)
+        self.line_order.before_event(envelope.aggregate_id, envelope.type)
+        self._send_event(envelope)
+        if envelope.type == "TaskStarted":
+            with contextlib.suppress(KeyError, ValueError):
+                payload = envelope.payload()
+                if isinstance(payload, ev.TaskStarted):
+                    self.line_order.started(envelope.aggregate_id, payload.attempt)
+
+    def _send_event(self, envelope: EventEnvelope) -> None:
         if not self.listeners:
             return
         message = from_event(envelope, self.agent_names.get(envelope.aggregate_id))
@@ -172,7 +183,10 @@ class EventHub:
             line = ProgressLine.model_validate_json(msg.data)
         except ValidationError:
             return
-        text = json.dumps(from_line(line))
+        self.line_order.offer(line, json.dumps(from_line(line)))
+
+    def _send_line(self, line: ProgressLine, text: str) -> None:
+        """A line whose attempt's start has gone out (see line_order.py)."""
         self.recent_lines.add(line, text)
         for listener in list(self.listeners):
             try:
