@@ -116,8 +116,8 @@ def test_vendored_assets_match_their_noted_checksums() -> None:
             path = VENDOR / folder / name
             assert hashlib.sha256(path.read_bytes()).hexdigest() == digest, path
             checked += 1
-    assert checked == 6
-    for folder in ("htmx-2.0.11", "uplot-1.6.32", "swagger-ui-5.35.0"):
+    assert checked == 5
+    for folder in ("uplot-1.6.32", "swagger-ui-5.35.0"):
         assert (VENDOR / folder / "LICENSE").exists()
 
 

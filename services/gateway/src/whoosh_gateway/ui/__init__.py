@@ -1,4 +1,4 @@
-"""The dashboard under `/ui/`: server-rendered pages (Jinja2 + htmx), live updates over
+"""The dashboard under `/ui/`: server-rendered pages (Jinja2), live updates over
 server-sent events, a cookie session backed by the API keys, and the offline `/docs`.
 
 Every script and style is vendored in `static/vendor/` (versions, licences and checksums
@@ -40,8 +40,6 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(LoginRequired)
     async def _login(request: Request, exc: LoginRequired) -> Response:
         target = "/ui/login" + (f"?why={quote(exc.message)}" if exc.message else "")
-        if request.headers.get("hx-request"):
-            return Response(status_code=401, headers={"HX-Redirect": target})
         if request.url.path.startswith("/ui/stream"):
             return Response("sign in first", status_code=401)
         return RedirectResponse(target, status_code=303)

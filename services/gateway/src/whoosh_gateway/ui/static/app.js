@@ -1,5 +1,5 @@
 /* WHOOSH dashboard: live updates over server-sent events, bounded live output, small
-   helpers. No build step, no dependencies beyond the vendored htmx and uPlot.
+   helpers. No build step, no dependencies beyond the vendored uPlot.
 
    The stream carries the store's event ids: the browser resumes after the last one
    itself (Last-Event-ID) when the connection drops, and a tab that was hidden (its
@@ -8,11 +8,13 @@
   "use strict";
 
   var REFRESH_MS = 700;     // at most one re-render of a section per this interval
+  var RETRY_MAX_MS = 10000; // a failed re-render is tried again, backing off to this
   var FEED_CAP = 200;       // activity feed rows kept
   var liveRoot = document.querySelector("[data-live-scope]");
   var source = null;
   var lastId = null;
-  var pendingRefresh = {};
+  var refreshing = {};      // section id -> true from the request of a re-render to its end
+  var refreshAgain = {};    // section id -> an event came while it was being re-rendered
   var output = document.getElementById("output");
   var outputCap = output ? parseInt(output.dataset.cap || "2000", 10) : 0;
   var outputLines = output && output.textContent ? output.textContent.split("\n").length : 0;
@@ -71,15 +73,45 @@
     document.querySelectorAll("[data-refresh-on]").forEach(function (el) {
       var wanted = el.dataset.refreshOn.split(/\s+/);
       var hit = wanted.some(function (prefix) { return prefix && type.indexOf(prefix) === 0; });
-      if (!hit || !el.id || pendingRefresh[el.id]) return;
-      pendingRefresh[el.id] = setTimeout(function () {
-        delete pendingRefresh[el.id];
-        if (window.htmx) {
-          htmx.ajax("GET", window.location.href,
-                    { target: "#" + el.id, select: "#" + el.id, swap: "outerHTML" });
-        }
-      }, REFRESH_MS);
+      if (hit && el.id) requestRefresh(el.id);
     });
+  }
+
+  /* A section is re-rendered at most once per REFRESH_MS. An event that arrives while it is
+     being re-rendered asks for one more round afterwards, so the page always ends on a
+     rendering made after the last event it heard of; a failed round is tried again. Each
+     section has its own request (htmx's ajax shared one queue for the whole page and kept
+     only the last waiting request, so one section's refresh could drop another's). */
+  function requestRefresh(id) {
+    if (refreshing[id]) { refreshAgain[id] = true; return; }
+    refreshing[id] = true;
+    setTimeout(function () { refresh(id, 0); }, REFRESH_MS);
+  }
+
+  function refresh(id, failures) {
+    delete refreshAgain[id];
+    fetch(window.location.href, { credentials: "same-origin", cache: "no-store" })
+      .then(function (answer) {
+        if (answer.redirected && new URL(answer.url).pathname === "/ui/login") {
+          window.location = answer.url;  // the session ended
+          return null;
+        }
+        if (!answer.ok) throw new Error("HTTP " + answer.status);
+        return answer.text();
+      })
+      .then(function (html) {
+        if (html === null) return;
+        var fresh = new DOMParser().parseFromString(html, "text/html").getElementById(id);
+        if (!fresh) throw new Error("the page has no #" + id);
+        var current = document.getElementById(id);
+        if (current) current.replaceWith(fresh);
+        delete refreshing[id];
+        if (refreshAgain[id]) requestRefresh(id);
+      })
+      .catch(function () {
+        var wait = Math.min(RETRY_MAX_MS, REFRESH_MS * Math.pow(2, failures));
+        setTimeout(function () { refresh(id, failures + 1); }, wait);
+      });
   }
 
   function addToFeed(msg) {
