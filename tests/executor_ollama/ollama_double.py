@@ -68,6 +68,9 @@ class DoubleConfig:
     error_after: int | None = None  # send {"error": error_message} after N chunks
     error_message: str = "an error was encountered while running the model: unexpected EOF"
     disconnect_after: int | None = None  # drop the connection after N chunks
+    # The server's OLLAMA_KEEP_ALIVE: how long a model stays loaded when a request does not
+    # say (counted, unlike Ollama, from the request's start: the tests' calls are short).
+    keep_alive_s: float = 300.0
     # Models removed (`ollama rm`) just as a generation asks for them: listed until then.
     removed_on_request: set[str] = field(default_factory=set)
     # Reported timings (ns per unit), independent of real pacing so tests can be exact.
@@ -287,8 +290,8 @@ class OllamaDouble:
         }
 
     def _mark_loaded(self, body: dict[str, Any]) -> None:
-        keep = body.get("keep_alive", "5m")
-        seconds = 300.0
+        keep = body.get("keep_alive")
+        seconds = self.config.keep_alive_s
         if isinstance(keep, int | float):
             seconds = float(keep)
         elif isinstance(keep, str) and (m := re.fullmatch(r"(\d+)([smh]?)", keep)):

@@ -4,6 +4,7 @@ protocol-faithful Ollama / OpenAI-compatible doubles on loopback ports in this p
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -12,6 +13,7 @@ from system.llm_stack import (
     MODEL,
     REPLY,
     MakeDouble,
+    get_agent,
     hold_in_memory,
     progress_lines,
     register,
@@ -59,6 +61,32 @@ async def test_a_task_completes_with_the_generated_text_and_usage(
     assert path == "/api/chat"
     assert body["model"] == MODEL
     assert body["messages"] == [{"role": "user", "content": "Tell me about foxes."}]
+
+
+async def test_a_servers_keep_alive_is_learned_soon_after_a_models_first_use(
+    bus: Bus, llm_system: object, make_double: MakeDouble
+) -> None:
+    """The next periodic probe is 10 minutes away (executor_env): only the probe that
+    follows a model's first use can tell the coordinator that this server unloads after
+    20 s, not after Ollama's default 5 minutes."""
+    double = make_double(reply=REPLY, keep_alive_s=20)
+    await register(bus, "short-memory", double)
+    before = double.probes["/api/ps"]
+    task_id = await submit(bus, "Tell me about foxes.")
+    done = await wait_for_status(bus, task_id, TaskStatus.COMPLETED, TaskStatus.FAILED)
+    assert done.status is TaskStatus.COMPLETED, done.reason
+
+    async def learned() -> float | None:
+        warmth = (await get_agent(bus, "short-memory")).warmth.get(MODEL)
+        return warmth.keep_alive_s if warmth else None
+
+    keep_alive = await eventually(learned, timeout=10, what="the keep-alive learned")
+    assert 15 < keep_alive <= 20, keep_alive
+    assert double.probes["/api/ps"] == before + 1, "one probe after the first use"
+    second = await submit(bus, "And about dogs?")
+    assert (await wait_for_status(bus, second, TaskStatus.COMPLETED)).status is TaskStatus.COMPLETED
+    await asyncio.sleep(1.0)  # a probe after the second use would have come by now
+    assert double.probes["/api/ps"] == before + 1, "only the first use is followed by a probe"
 
 
 async def test_a_busy_backend_sends_the_task_to_another_agent(

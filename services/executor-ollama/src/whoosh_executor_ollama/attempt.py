@@ -12,12 +12,14 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 import aiohttp
 from nats.aio.msg import Msg
 from whoosh_shared.contract.agent_env import EnvReferenceError, resolved_value
+from whoosh_shared.contract.agents import AgentSpec
 from whoosh_shared.contract.commands import (
     MAX_OUTPUT_CHARS,
     CompleteTask,
@@ -63,6 +65,9 @@ class ExecutorContext(executor_runtime.ExecutorContext[LlmRun]):
     http: aiohttp.ClientSession
     breakers: BreakerBoard = field(default_factory=BreakerBoard)
     pools: HttpPools | None = None  # the service's: a pool per server (calls only)
+    after_use: Callable[[AgentSpec, str], None] | None = None
+    """Told of each completed call (agent, model): the inventory reporter probes a
+    model's server soon after its first use, to learn the server's keep-alive."""
 
     def http_for(self, endpoint: str) -> aiohttp.ClientSession:
         """The session an LLM call to `endpoint` goes through."""
@@ -156,6 +161,8 @@ class AttemptHandler:
             outcome=result.outcome.value if result else "cooling_down",
             duration_s=round(result.duration_s, 3) if result else 0.0,
         )
+        if result and result.outcome is Outcome.COMPLETED and self.ctx.after_use is not None:
+            self.ctx.after_use(item.agent, item.model or item.agent.model or "")
 
     def _call_early(
         self, run: LlmRun, tokens: TokenCoalescer, breaker: CircuitBreaker

@@ -5,6 +5,13 @@ the coordinator which LLM agents exist, probes them all at once (one slow or dea
 server costs its own timeout, not the others'), and sends one ReportInventory each.
 The coordinator records only changes, so several executors probing the same servers
 cost messages, not events. Logged only when a server is lost or comes back.
+
+A model's first completed call on an Ollama server is followed by a probe of that server
+(`FIRST_USE_PROBE_S` later, once per server and model in this executor's life): its
+`/api/ps` expiry then tells the coordinator the server's keep-alive (OLLAMA_KEEP_ALIVE),
+which until then is taken to be Ollama's 5 minutes. A server that unloads after 30 s would
+otherwise look warm for up to a probe interval after its first use, and work could go to
+it on the strength of a model it has already unloaded.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from collections.abc import Callable
 
 import aiohttp
 import nats.errors
+from whoosh_shared.contract.agents import AgentSpec
 from whoosh_shared.contract.commands import ReportInventory
 from whoosh_shared.contract.config import ExecutorSettings
 from whoosh_shared.contract.enums import AgentType
@@ -27,6 +35,7 @@ from whoosh_executor_ollama.server_probe import ShowCache, probe
 log = logging.getLogger(__name__)
 
 LLM_TYPES = (AgentType.OLLAMA, AgentType.OPENAI)
+FIRST_USE_PROBE_S = 0.5  # after the call's report, so the probe sees its completion
 
 
 class InventoryReporter:
@@ -36,6 +45,8 @@ class InventoryReporter:
         self.settings = settings
         self.cache = ShowCache()
         self._reachable: dict[str, bool] = {}
+        self._used: set[tuple[str, str]] = set()  # (agent, model) probed after a first use
+        self._soon: dict[str, asyncio.Task[None]] = {}  # agent -> its probe after a first use
 
     async def run(
         self, stopping: asyncio.Event, on_round: Callable[[], None] | None = None
@@ -57,6 +68,33 @@ class InventoryReporter:
         pairs = list(zip(views, found, strict=True))
         await asyncio.gather(*(self._report(v.spec.name, i, v.version) for v, i in pairs))
         return {view.spec.name: inventory for view, inventory in pairs}
+
+    def used(self, agent: AgentSpec, model: str) -> None:
+        """A call with `model` on `agent` completed: probe its server soon if that is the
+        model's first use there (only Ollama reports when a model will be unloaded)."""
+        if agent.type is not AgentType.OLLAMA or (agent.name, model) in self._used:
+            return
+        self._used.add((agent.name, model))
+        if agent.name not in self._soon:
+            task = asyncio.get_running_loop().create_task(self._probe_soon(agent.name))
+            self._soon[agent.name] = task
+            task.add_done_callback(lambda _: self._soon.pop(agent.name, None))
+
+    async def _probe_soon(self, name: str) -> None:
+        await asyncio.sleep(FIRST_USE_PROBE_S)
+        agents = await registered_agents(self.bus, self.settings.probe_timeout_s)
+        view = next((v for v in agents or [] if v.spec.name == name and v.spec.endpoint), None)
+        if view is None:
+            return  # removed meanwhile, or the coordinator could not be asked
+        inventory = await probe(view.spec, self.http, self.cache, self.settings.probe_timeout_s)
+        await self._report(name, inventory, view.version)
+
+    async def close(self) -> None:
+        """Cancel the probes still waiting (at the executor's stop)."""
+        pending = list(self._soon.values())
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
     async def _report(self, name: str, inventory: Inventory, seen_version: int) -> None:
         before = self._reachable.get(name)

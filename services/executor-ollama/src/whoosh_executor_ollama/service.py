@@ -4,7 +4,8 @@ One process serves both kinds of LLM agent, through two durable consumers: one f
 Ollama agents (native API) and one for OpenAI-compatible servers. Calls go through one
 aiohttp session (one connection pool) per server and share one circuit-breaker board
 keyed by endpoint; the probes have a session of their own.
-Beside them, the inventory reporter probes every LLM agent's server periodically.
+Beside them, the inventory reporter probes every LLM agent's server periodically, and a
+server soon after a model's first use on it.
 
 The process's life (bus wiring, cancellations, heartbeats, an orderly stop that leaves no
 task half-reported) is every executor's (`whoosh_shared.runtime.executor_runtime`): at a stop,
@@ -55,8 +56,10 @@ class ExecutorService(ExecutorRuntime[ExecutorContext]):
 
     @asynccontextmanager
     async def _alongside(self, ctx: ExecutorContext) -> AsyncIterator[None]:
-        """Every LLM agent's server probed while the executor serves."""
+        """Every LLM agent's server probed while the executor serves (and soon after a
+        model's first use on it)."""
         reporter = InventoryReporter(self.bus, ctx.http, self.settings)
+        ctx.after_use = reporter.used
         probing = self._supervised(
             "probe rounds",
             lambda: reporter.run(self._stop, self._round_done("probe rounds")),
@@ -64,8 +67,9 @@ class ExecutorService(ExecutorRuntime[ExecutorContext]):
         try:
             yield
         finally:
+            ctx.after_use = None
             probing.cancel()
-            await asyncio.gather(probing, return_exceptions=True)
+            await asyncio.gather(probing, reporter.close(), return_exceptions=True)
 
     async def _close_context(self, ctx: ExecutorContext) -> None:
         await ctx.http.close()
