@@ -3,9 +3,10 @@
 Ollama keeps a model in memory while requests use it and for its keep-alive after the
 last one ends (5 min unless the request or OLLAMA_KEEP_ALIVE says otherwise), then
 unloads it: the next request pays a cold load. The executor's probe (`/api/ps`) sees the
-loaded models and when each expires, but only every `executor.probe_interval_s`, and an
-unchanged inventory is not recorded again; so the coordinator folds its own idea of each
-model's warmth (`Warmth`, on the agent's view) from three kinds of events:
+loaded models and when each expires, but only every `executor.probe_interval_s` (and once
+soon after a model's first use on a server), and an unchanged inventory is not recorded
+again; so the coordinator folds its own idea of each model's warmth (`Warmth`, on the
+agent's view) from three kinds of events:
 
 - a probe (`AgentInventoryReported`): a listed model is loaded until its `expires_at`,
   a model not listed is not loaded. The expiry minus the last completion the coordinator
