@@ -122,7 +122,10 @@ async def test_ten_thousand_queued_tasks_from_one_key_starve_no_one(flood_stack:
         submit_s = time.perf_counter() - started
         assert len(set(accepted)) == FLOOD_TASKS
 
-        # Another key's task for the same two slots runs next, not after 10,000 others.
+        # Another key's task for the same two slots runs next, not after 10,000 others:
+        # at most the flood tasks holding the two slots end before it (how many ended while
+        # the flood was being submitted depends on the machine's speed, not on fairness).
+        before = (await admin.get("/api/v1/stats")).json()["tasks_by_status"]
         queued_at = time.perf_counter()
         mine = await polite.post(
             "/api/v1/tasks", json={"prompt": "echo not-starved", "capabilities": ["slow"]}
@@ -132,7 +135,8 @@ async def test_ten_thousand_queued_tasks_from_one_key_starve_no_one(flood_stack:
         waited_s = time.perf_counter() - queued_at
         assert view["status"] == "completed" and view["output"].strip() == "not-starved", view
         stats = (await admin.get("/api/v1/stats")).json()
-        assert stats["tasks_by_status"]["queued"] >= FLOOD_TASKS - 100, stats
+        ended = stats["tasks_by_status"]["completed"] - before["completed"] - 1
+        assert ended <= 4, f"{ended} flood tasks ended before another key's task: {stats}"
 
         await still_serving(admin)  # another agent's work and the lists: not stalled
 
