@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import pytest
 from browser.conftest import LOOPBACK, Requests, Stack, screenshot, sign_in
 from harness import free_port
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 EXPECT_S = 20_000  # ms: live updates on a loaded 2-core machine
 
@@ -34,6 +35,20 @@ def submit_from_page(page, stack: Stack, prompt: str, capability: str) -> str:  
     page.click("#submit-form button[type=submit]")
     page.wait_for_url(re.compile(r".*/ui/tasks/[0-9a-f-]{36}$"))
     return page.url.rsplit("/", 1)[1]
+
+
+def expect_status(page, stack: Stack, task_id: str, status: str) -> None:  # type: ignore[no-untyped-def]
+    """The task page shows `status`; if it does not in time, say what the page and the API
+    showed (a page that missed an update, or a task that did not get there)."""
+    try:
+        page.locator(f"#task-status[data-status={status}]").wait_for(timeout=EXPECT_S)
+    except PlaywrightTimeoutError:
+        shown = page.locator("#task-status").get_attribute("data-status", timeout=1000)
+        stored = stack.api(f"/tasks/{task_id}")["status"]
+        raise AssertionError(
+            f"the page shows {shown!r} after {EXPECT_S} ms, the API says {stored!r}, "
+            f"waiting for {status!r}"
+        ) from None
 
 
 def test_sign_in_with_a_wrong_key_says_why(stack: Stack, new_context) -> None:  # type: ignore[no-untyped-def]
@@ -135,8 +150,8 @@ def test_filters_survive_reload_and_back_and_bad_ones_are_noticed(
     stack: Stack, new_context
 ) -> None:  # type: ignore[no-untyped-def]
     page = sign_in(new_context(), stack, stack.admin_key)
-    submit_from_page(page, stack, "one more", "quick")
-    page.locator("#task-status[data-status=completed]").wait_for(timeout=EXPECT_S)
+    task_id = submit_from_page(page, stack, "one more", "quick")
+    expect_status(page, stack, task_id, "completed")
     page.goto(f"{stack.url}/ui/tasks")
     page.select_option("select[name=status]", "completed")
     page.click("#filters button[type=submit]")
