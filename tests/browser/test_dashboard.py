@@ -123,7 +123,7 @@ def test_fifty_thousand_lines_keep_the_page_responsive(stack: Stack, new_context
         t0 = time.monotonic()
         page.evaluate("() => document.getElementById('output').childNodes.length")
         assert time.monotonic() - t0 < 2.0, "the page answers while output floods in"
-        assert time.monotonic() - started < 60, "the task's end"
+        assert time.monotonic() - started < 120, "the task's end"
         time.sleep(0.2)
     page.locator("#task-status[data-status=completed]").wait_for(timeout=EXPECT_S)
     shown = page.locator("#output").evaluate("el => el.textContent.split('\\n').length")

@@ -138,7 +138,11 @@ async def task_page(request: Request, task_id: str, viewer: SignedIn) -> HTMLRes
     history = await state_of(request).coordinator.ask(
         GetEvents(aggregate_id=task.id, limit=HISTORY_LIMIT), EventPage
     )
-    events = history.events
+    # One snapshot: the task's view and the history as of the same version. Events the
+    # history holds beyond the view (the task moved on between the two queries) come with
+    # the page's stream, which resumes after `last_event_id`; counting them in it would
+    # leave the page showing the older status with no event left to refresh it.
+    events = [e for e in history.events if not task.version or e.version <= task.version]
     return page(
         request,
         "task",

@@ -13,8 +13,10 @@
   var liveRoot = document.querySelector("[data-live-scope]");
   var source = null;
   var lastId = null;
-  var refreshing = {};      // section id -> true from the request of a re-render to its end
-  var refreshAgain = {};    // section id -> an event came while it was being re-rendered
+  var pending = {};         // section id -> an event asked for it to be re-rendered
+  var roundTimer = null;    // the next re-render round, when one is scheduled
+  var roundBusy = false;    // a round's fetch is under way
+  var roundFailures = 0;    // rounds failed in a row (the retry backs off)
   var output = document.getElementById("output");
   var outputCap = output ? parseInt(output.dataset.cap || "2000", 10) : 0;
   var outputLines = output && output.textContent ? output.textContent.split("\n").length : 0;
@@ -77,19 +79,28 @@
     });
   }
 
-  /* A section is re-rendered at most once per REFRESH_MS. An event that arrives while it is
-     being re-rendered asks for one more round afterwards, so the page always ends on a
-     rendering made after the last event it heard of; a failed round is tried again. Each
-     section has its own request (htmx's ajax shared one queue for the whole page and kept
-     only the last waiting request, so one section's refresh could drop another's). */
+  /* The sections an event touched are re-rendered together, from one fetch of the page,
+     at most once per REFRESH_MS. An event that arrives while a round is under way asks for
+     one more round afterwards, so the page always ends on a rendering made after the last
+     event it heard of; a failed round is tried again, backing off. (htmx's ajax, used
+     before, queued every section's refresh on one element and kept only the last waiting
+     request, so one section's refresh could drop another's.) */
   function requestRefresh(id) {
-    if (refreshing[id]) { refreshAgain[id] = true; return; }
-    refreshing[id] = true;
-    setTimeout(function () { refresh(id, 0); }, REFRESH_MS);
+    pending[id] = true;
+    scheduleRound(REFRESH_MS);
   }
 
-  function refresh(id, failures) {
-    delete refreshAgain[id];
+  function scheduleRound(wait) {
+    if (roundBusy || roundTimer !== null) return;
+    roundTimer = setTimeout(refreshRound, wait);
+  }
+
+  function refreshRound() {
+    roundTimer = null;
+    var ids = Object.keys(pending);
+    if (!ids.length) return;
+    pending = {};
+    roundBusy = true;
     fetch(window.location.href, { credentials: "same-origin", cache: "no-store" })
       .then(function (answer) {
         if (answer.redirected && new URL(answer.url).pathname === "/ui/login") {
@@ -101,16 +112,23 @@
       })
       .then(function (html) {
         if (html === null) return;
-        var fresh = new DOMParser().parseFromString(html, "text/html").getElementById(id);
-        if (!fresh) throw new Error("the page has no #" + id);
-        var current = document.getElementById(id);
-        if (current) current.replaceWith(fresh);
-        delete refreshing[id];
-        if (refreshAgain[id]) requestRefresh(id);
+        var fresh = new DOMParser().parseFromString(html, "text/html");
+        var missing = ids.filter(function (id) {
+          var section = fresh.getElementById(id);
+          var current = document.getElementById(id);
+          if (section && current) current.replaceWith(section);
+          return !section;
+        });
+        if (missing.length) throw new Error("the page has no #" + missing.join(", #"));
+        roundFailures = 0;
+        roundBusy = false;
+        scheduleRound(REFRESH_MS);  // events that came meanwhile
       })
       .catch(function () {
-        var wait = Math.min(RETRY_MAX_MS, REFRESH_MS * Math.pow(2, failures));
-        setTimeout(function () { refresh(id, failures + 1); }, wait);
+        ids.forEach(function (id) { pending[id] = true; });
+        roundBusy = false;
+        roundFailures += 1;
+        scheduleRound(Math.min(RETRY_MAX_MS, REFRESH_MS * Math.pow(2, roundFailures)));
       });
   }
 
