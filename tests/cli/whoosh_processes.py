@@ -20,7 +20,7 @@ from pathlib import Path
 from harness import free_port
 
 READY_MARK = "try: whoosh task submit"
-UP_READY_TIMEOUT_S = 45.0
+UP_READY_TIMEOUT_S = 90.0  # an upper bound: on a loaded 2-core machine services took 20 s+
 
 TEST_CONFIG = """\
 cluster:

@@ -108,7 +108,7 @@ async def test_work_after_an_idle_spell_starts_at_once_one_task_after_another(
     ]
     try:
         executor = start_executor("t-idle", WHOOSH__EXECUTOR__ACK_WAIT_S="30")
-        await eventually(lambda: "executor ready" in executor.output(), what="executor ready")
+        await eventually(lambda: "executor ready" in executor.output(), 30, what="executor ready")
         worst = []
         for _ in range(4):  # the stall was as long as what was left of a fetch: 0-2 s
             await asyncio.sleep(2.5)  # idle: the executor's fetches wait and time out
@@ -131,7 +131,7 @@ async def test_invalid_work_is_terminated_not_redelivered(
     bus: Bus, start_executor: StartExecutor
 ) -> None:
     executor = start_executor("t-invalid", WHOOSH__EXECUTOR__ACK_WAIT_S="1")
-    await eventually(lambda: "executor ready" in executor.output(), what="executor ready")
+    await eventually(lambda: "executor ready" in executor.output(), 30, what="executor ready")
     before = (await consumer_state(bus))[2]
     await bus.js.publish(subjects.work("cli", "local"), b'{"not": "a work item"}')
     await eventually(
@@ -149,7 +149,7 @@ async def test_work_waits_in_the_stream_while_no_coordinator_answers(
     """StartTask cannot be delivered: the message is handed back (NAK with a delay), never lost,
     and nothing is run."""
     executor = start_executor("t-nocoord", WHOOSH__EXECUTOR__ACK_WAIT_S="30")
-    await eventually(lambda: "executor ready" in executor.output(), what="executor ready")
+    await eventually(lambda: "executor ready" in executor.output(), 30, what="executor ready")
     item = work_item(["sh", "-c", "echo must-not-run"])
     await bus.js.publish(subjects.work("cli", "local"), item.model_dump_json().encode())
 
@@ -184,7 +184,7 @@ async def test_a_command_started_before_its_claim_is_killed_when_the_claim_is_re
     sub = await bus.nc.subscribe(StartTask.SUBJECT, cb=refuse)
     try:
         executor = start_executor("t-early", WHOOSH__EXECUTOR__ACK_WAIT_S="30")
-        await eventually(lambda: "executor ready" in executor.output(), what="executor ready")
+        await eventually(lambda: "executor ready" in executor.output(), 30, what="executor ready")
         command = ["sh", "-c", f"touch {started}; read -r line; echo $line > {got}"]
         item = work_item(command)
         await bus.js.publish(subjects.work("cli", "local"), item.model_dump_json().encode())
@@ -223,7 +223,7 @@ async def test_with_start_before_claim_off_nothing_starts_before_the_claim_is_an
             WHOOSH__EXECUTOR__START_BEFORE_CLAIM="false",
             WHOOSH__EXECUTOR__ACK_WAIT_S="30",
         )
-        await eventually(lambda: "executor ready" in executor.output(), what="executor ready")
+        await eventually(lambda: "executor ready" in executor.output(), 30, what="executor ready")
         item = work_item(["touch", str(started)])
         await bus.js.publish(subjects.work("cli", "local"), item.model_dump_json().encode())
         await eventually(lambda: "task not started" in executor.output(), what="claim refused")
