@@ -54,12 +54,17 @@ class InventoryReporter:
         """Probe at once, then every probe_interval_s, until `stopping` is set."""
         await every_interval(self.report_once, self.settings.probe_interval_s, stopping, on_round)
 
-    async def report_once(self) -> dict[str, Inventory]:
-        """One round; returns what each agent's probe found (empty if the coordinator
-        could not be asked: the next round tries again)."""
+    async def report_once(self, only: str | None = None) -> dict[str, Inventory]:
+        """One round (of every LLM agent, or of the agent named `only`); returns what each
+        agent's probe found (empty if the coordinator could not be asked: the next round
+        tries again)."""
         agents = await registered_agents(self.bus, self.settings.probe_timeout_s)
         views = [
-            view for view in agents or [] if view.spec.type in LLM_TYPES and view.spec.endpoint
+            view
+            for view in agents or []
+            if view.spec.type in LLM_TYPES
+            and view.spec.endpoint
+            and (only is None or view.spec.name == only)
         ]
         timeout = self.settings.probe_timeout_s
         found = await asyncio.gather(
@@ -82,12 +87,7 @@ class InventoryReporter:
 
     async def _probe_soon(self, name: str) -> None:
         await asyncio.sleep(FIRST_USE_PROBE_S)
-        agents = await registered_agents(self.bus, self.settings.probe_timeout_s)
-        view = next((v for v in agents or [] if v.spec.name == name and v.spec.endpoint), None)
-        if view is None:
-            return  # removed meanwhile, or the coordinator could not be asked
-        inventory = await probe(view.spec, self.http, self.cache, self.settings.probe_timeout_s)
-        await self._report(name, inventory, view.version)
+        await self.report_once(only=name)
 
     async def close(self) -> None:
         """Cancel the probes still waiting (at the executor's stop)."""
