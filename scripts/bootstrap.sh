@@ -14,7 +14,15 @@ else
   UV="$ROOT/.tools/bin/uv"
 fi
 export UV_PROJECT="$ROOT"
-"$UV" sync --quiet --frozen --all-packages --project "$ROOT" >&2 || {
+# --compile-bytecode and compileall: every service is a fresh Python process, and where
+# PYTHONDONTWRITEBYTECODE is set (some sandboxes and CI images set it) nothing would ever be
+# cached, so each start compiled ~6,000 modules from source again (2-4 s of CPU per service
+# instead of ~1 s). Both skip what is already compiled (~0.5 s together).
+"$UV" sync --quiet --frozen --all-packages --compile-bytecode --project "$ROOT" >&2 || {
   echo "whoosh: 'uv sync' failed; see the messages above" >&2
+  exit 1
+}
+"$ROOT/.venv/bin/python" -m compileall -q -j0 "$ROOT/shared" "$ROOT/services" "$ROOT/cli" >/dev/null || {
+  echo "whoosh: compiling the workspace's sources failed; see the messages above" >&2
   exit 1
 }
