@@ -83,6 +83,7 @@ async def test_consumer_holds_no_more_messages_than_free_slots(
 
         await eventually(all_acked, what="all acked")
     finally:
+        release.set()  # a failed assertion above must not leave drain() waiting forever
         consumer.stop()
         await fetching
         await consumer.drain()

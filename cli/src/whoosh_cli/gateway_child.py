@@ -21,7 +21,8 @@ from whoosh_cli.ports import free_port, port_free
 from whoosh_cli.supervisor import Supervisor
 
 GATEWAY = "gateway"
-READY_TIMEOUT_S = 30.0
+READY_TIMEOUT_S = 60.0  # an upper bound (a loaded machine starts Python services slowly)
+SLOW_START_NOTICE_S = 10.0  # a start slower than this gets one "still waiting" line
 MONITOR_URL_ENV = "WHOOSH__GATEWAY__MONITOR_METRICS_URL"
 WILDCARD_TO_LOOPBACK = {"0.0.0.0": "127.0.0.1", "::": "::1"}
 
@@ -73,7 +74,9 @@ def connectable(url: str) -> str:
 
 async def wait_for_gateway(url: str, supervisor: Supervisor, log: Path) -> None:
     """Until /readyz says ready, or fail with the tail of the gateway's log."""
-    deadline = time.monotonic() + READY_TIMEOUT_S
+    started = time.monotonic()
+    deadline = started + READY_TIMEOUT_S
+    told = False
     async with httpx.AsyncClient(timeout=2.0) as client:
         while True:
             if not supervisor.is_running(GATEWAY):
@@ -92,4 +95,7 @@ async def wait_for_gateway(url: str, supervisor: Supervisor, log: Path) -> None:
                     f"the gateway did not become ready within {READY_TIMEOUT_S:g}s; {log} ends "
                     f"with:\n{log_tail(log)}"
                 )
+            if not told and time.monotonic() - started > SLOW_START_NOTICE_S:
+                notice(f"whoosh: still waiting for the gateway to be ready (see {log})")
+                told = True
             await asyncio.sleep(0.1)

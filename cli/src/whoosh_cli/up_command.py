@@ -37,14 +37,15 @@ from whoosh_cli.embedded_nats import (
 from whoosh_cli.endpoints import remove_endpoints, write_endpoints
 from whoosh_cli.errors import EXIT_OK, EXIT_USAGE, CliError, UnreachableError
 from whoosh_cli.first_admin_key import FirstKey, ensure_admin_key
-from whoosh_cli.gateway_child import gateway_spec, wait_for_gateway
+from whoosh_cli.gateway_child import SLOW_START_NOTICE_S, gateway_spec, wait_for_gateway
 from whoosh_cli.monitor_child import monitor_spec
 from whoosh_cli.output import notice, print_line
 from whoosh_cli.supervisor import Supervisor
 
 NATS_START_TIMEOUT_S = 15.0
 TOKEN_FILE_ENV = "WHOOSH__NATS__TOKEN_FILE"
-COORDINATOR_READY_TIMEOUT_S = 20.0
+COORDINATOR_READY_TIMEOUT_S = 60.0  # an upper bound: it replays its store first, and a
+# loaded machine starts Python services slowly; after SLOW_START_NOTICE_S people are told
 COORDINATOR = "coordinator"
 EXECUTOR = "executor-cli"
 LLM_EXECUTOR = "executor-ollama"
@@ -236,7 +237,9 @@ def _executor_spec(ctx: CliContext, nats_url: str, name: str) -> ChildSpec:
 async def _wait_for_coordinator(bus: Bus, supervisor: Supervisor, data_dir: Path) -> None:
     """Poll GetStats until the coordinator answers, or fail with the tail of its log."""
     log = data_dir / "logs" / f"{COORDINATOR}.log"
-    deadline = time.monotonic() + COORDINATOR_READY_TIMEOUT_S
+    started = time.monotonic()
+    deadline = started + COORDINATOR_READY_TIMEOUT_S
+    told = False
     while True:
         if not supervisor.is_running(COORDINATOR):
             status = supervisor.returncode(COORDINATOR)
@@ -251,6 +254,9 @@ async def _wait_for_coordinator(bus: Bus, supervisor: Supervisor, data_dir: Path
                 f"the coordinator did not answer within {COORDINATOR_READY_TIMEOUT_S:g}s; "
                 f"{log} ends with:\n{log_tail(log)}"
             )
+        if not told and time.monotonic() - started > SLOW_START_NOTICE_S:
+            notice(f"whoosh: still waiting for the coordinator to answer (see {log})")
+            told = True
         await asyncio.sleep(0.2)
 
 

@@ -20,7 +20,7 @@ from uuid import UUID
 
 from whoosh_shared.contract.work import ProgressLine
 
-HOLD_S = 2.0  # at most, for an attempt whose start this gateway never sees (a gateway that
+HOLD_S = 5.0  # at most, for an attempt whose start this gateway never sees (a gateway that
 # came up after it): long enough for the relay's lag on a loaded machine
 STARTS_KEPT = 50_000  # attempts remembered as started (oldest forgotten first)
 HELD_PER_ATTEMPT = 2_000  # lines held for one attempt before they go out anyway
