@@ -210,7 +210,13 @@ async def test_a_flood_of_refused_keys_is_answered_without_the_coordinator(
             quiet = [await timed_get(verified, "/api/v1/me") for _ in range(20)]
 
             async def one(header: str) -> httpx.Response:
-                return await stranger.get("/api/v1/tasks", headers={"Authorization": header})
+                try:
+                    return await stranger.get("/api/v1/tasks", headers={"Authorization": header})
+                except (httpx.ReadError, httpx.RemoteProtocolError):
+                    # A pooled keep-alive connection the server closed as it was reused
+                    # (seen once in a loaded CI run): a GET is retried, as browsers do. A
+                    # gateway that died would refuse the retry's connection.
+                    return await stranger.get("/api/v1/tasks", headers={"Authorization": header})
 
             async def verified_meanwhile(stop: asyncio.Event) -> list[float]:
                 times = []
