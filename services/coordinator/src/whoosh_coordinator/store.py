@@ -66,6 +66,24 @@ class WhooshStore(Application[Any]):
         self.notify(processing_event.events)  # deprecated hook, kept as the library does
         return recordings
 
+    def _take_snapshots(self, processing_event: ProcessingEvent[Any]) -> None:
+        """Snapshot, from memory, each saved aggregate whose events reached a multiple of
+        its interval. The library's own `take_snapshot` loads the aggregate back from the
+        store (last snapshot + up to `interval` events: ~14 ms for an Agent at 200), inside
+        the save of a hot-path command, so every 100th task of an agent stalled every task
+        in flight. The aggregate in hand is the state just recorded (its version is its
+        last saved event's); a snapshot of a later version than the interval's is as good."""
+        if self.snapshots is None:
+            return
+        due: dict[Any, BaseAggregate[Any]] = {}
+        for event in processing_event.events:
+            aggregate = processing_event.aggregates.get(event.originator_id)
+            interval = self.snapshotting_intervals.get(type(aggregate))
+            if aggregate is not None and interval and event.originator_version % interval == 0:
+                due[aggregate.id] = aggregate
+        if due:
+            self.snapshots.put([type(a).Snapshot.take(a) for a in due.values()])
+
 
 def open_store(url: str, sync: StoreSync = "normal", **extra_env: str) -> WhooshStore:
     """The store at `url`, every connection with the commit durability `sync` (see
