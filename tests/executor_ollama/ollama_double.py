@@ -71,6 +71,7 @@ class DoubleConfig:
     # The server's OLLAMA_KEEP_ALIVE: how long a model stays loaded when a request does not
     # say (counted, unlike Ollama, from the request's start: the tests' calls are short).
     keep_alive_s: float = 300.0
+    ps_failures: int = 0  # the next N `/api/ps` requests answer 500 (a server's hiccup)
     # Models removed (`ollama rm`) just as a generation asks for them: listed until then.
     removed_on_request: set[str] = field(default_factory=set)
     # Reported timings (ns per unit), independent of real pacing so tests can be exact.
@@ -190,6 +191,9 @@ class OllamaDouble:
 
     async def ps(self, request: Request) -> Response:
         self.probes["/api/ps"] += 1
+        if self.config.ps_failures > 0:
+            self.config.ps_failures -= 1
+            return JSONResponse({"error": "ps failed (the double's ps_failures)"}, status_code=500)
         now = time.time()
         models = []
         for name, expiry in list(self.loaded.items()):

@@ -8,7 +8,7 @@ import asyncio
 import time
 
 import pytest
-from harness import eventually, get_task, stream_envelopes, wait_for_status
+from harness import ServiceProcess, eventually, get_task, stream_envelopes, wait_for_status
 from system.llm_stack import (
     MODEL,
     REPLY,
@@ -63,8 +63,23 @@ async def test_a_task_completes_with_the_generated_text_and_usage(
     assert body["messages"] == [{"role": "user", "content": "Tell me about foxes."}]
 
 
+async def keep_alive_learned(bus: Bus, agent: str, executor: ServiceProcess) -> float:
+    """The keep-alive the coordinator learned for MODEL on `agent` (within 10 s); if it
+    learns none, the failure shows the executor's log, where the probe's story is."""
+
+    async def learned() -> float | None:
+        warmth = (await get_agent(bus, agent)).warmth.get(MODEL)
+        return warmth.keep_alive_s if warmth else None
+
+    try:
+        return await eventually(learned, timeout=10, what="the keep-alive learned")
+    except AssertionError as exc:
+        log_tail = executor.output()[-3000:]
+        raise AssertionError(f"{exc}; the executor's log ends:\n{log_tail}") from None
+
+
 async def test_a_servers_keep_alive_is_learned_soon_after_a_models_first_use(
-    bus: Bus, llm_system: object, make_double: MakeDouble
+    bus: Bus, llm_system: ServiceProcess, make_double: MakeDouble
 ) -> None:
     """The next periodic probe is 10 minutes away (executor_env): only the probe that
     follows a model's first use can tell the coordinator that this server unloads after
@@ -75,18 +90,30 @@ async def test_a_servers_keep_alive_is_learned_soon_after_a_models_first_use(
     task_id = await submit(bus, "Tell me about foxes.")
     done = await wait_for_status(bus, task_id, TaskStatus.COMPLETED, TaskStatus.FAILED)
     assert done.status is TaskStatus.COMPLETED, done.reason
-
-    async def learned() -> float | None:
-        warmth = (await get_agent(bus, "short-memory")).warmth.get(MODEL)
-        return warmth.keep_alive_s if warmth else None
-
-    keep_alive = await eventually(learned, timeout=10, what="the keep-alive learned")
+    keep_alive = await keep_alive_learned(bus, "short-memory", llm_system)
     assert 15 < keep_alive <= 20, keep_alive
     assert double.probes["/api/ps"] == before + 1, "one probe after the first use"
     second = await submit(bus, "And about dogs?")
     assert (await wait_for_status(bus, second, TaskStatus.COMPLETED)).status is TaskStatus.COMPLETED
     await asyncio.sleep(1.0)  # a probe after the second use would have come by now
     assert double.probes["/api/ps"] == before + 1, "only the first use is followed by a probe"
+
+
+async def test_a_failed_probe_after_a_first_use_is_tried_again(
+    bus: Bus, llm_system: ServiceProcess, make_double: MakeDouble
+) -> None:
+    """The probe after a model's first use is best effort, but one hiccup of the server
+    (or of the listing) must not lose it for the executor's life: it is tried again."""
+    double = make_double(reply=REPLY, keep_alive_s=20)
+    await register(bus, "hiccup", double)
+    before = double.probes["/api/ps"]
+    double.config.ps_failures = 1  # the first-use probe's first try fails
+    task_id = await submit(bus, "Tell me about foxes.")
+    done = await wait_for_status(bus, task_id, TaskStatus.COMPLETED, TaskStatus.FAILED)
+    assert done.status is TaskStatus.COMPLETED, done.reason
+    keep_alive = await keep_alive_learned(bus, "hiccup", llm_system)
+    assert 15 < keep_alive <= 20, keep_alive
+    assert double.probes["/api/ps"] == before + 2, "the failed probe and its second try"
 
 
 async def test_a_busy_backend_sends_the_task_to_another_agent(

@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 
 LLM_TYPES = (AgentType.OLLAMA, AgentType.OPENAI)
 FIRST_USE_PROBE_S = 0.5  # after the call's report, so the probe sees its completion
+FIRST_USE_TRIES = 3  # a probe that could not list the agents or reach the server: again
+# after twice the wait (0.5, 1, 2 s); then the model's next completed call tries again
 
 
 class InventoryReporter:
@@ -86,8 +88,19 @@ class InventoryReporter:
             task.add_done_callback(lambda _: self._soon.pop(agent.name, None))
 
     async def _probe_soon(self, name: str) -> None:
-        await asyncio.sleep(FIRST_USE_PROBE_S)
-        await self.report_once(only=name)
+        """Probe `name` once its call's completion is recorded. A round that did not
+        report a reachable server (the coordinator not answering the listing in time, the
+        server not answering the probe) is tried again, and after the last try the agent's
+        models count as not yet probed, so that one lost round is not lost for good."""
+        delay = FIRST_USE_PROBE_S
+        for _ in range(FIRST_USE_TRIES):
+            await asyncio.sleep(delay)
+            found = await self.report_once(only=name)
+            if name in found and found[name].reachable:
+                return
+            delay *= 2
+        log.debug("no probe of %s after its first use: left to the next use", name)
+        self._used = {(agent, model) for agent, model in self._used if agent != name}
 
     async def close(self) -> None:
         """Cancel the probes still waiting (at the executor's stop)."""
