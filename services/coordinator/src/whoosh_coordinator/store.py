@@ -69,7 +69,7 @@ class WhooshStore(Application[Any]):
     def _take_snapshots(self, processing_event: ProcessingEvent[Any]) -> None:
         """Snapshot, from memory, each saved aggregate whose events reached a multiple of
         its interval. The library's own `take_snapshot` loads the aggregate back from the
-        store (last snapshot + up to `interval` events: ~14 ms for an Agent at 200), inside
+        store (last snapshot + up to `interval` events: 8-14 ms for an Agent at 200), inside
         the save of a hot-path command, so every 100th task of an agent stalled every task
         in flight. The aggregate in hand is the state just recorded (its version is its
         last saved event's); a snapshot of a later version than the interval's is as good."""
