@@ -63,9 +63,13 @@ async def test_a_task_completes_with_the_generated_text_and_usage(
     assert body["messages"] == [{"role": "user", "content": "Tell me about foxes."}]
 
 
-async def keep_alive_learned(bus: Bus, agent: str, executor: ServiceProcess) -> float:
-    """The keep-alive the coordinator learned for MODEL on `agent` (within 10 s); if it
-    learns none, the failure shows the executor's log, where the probe's story is."""
+async def keep_alive_after_first_use(bus: Bus, agent: str, executor: ServiceProcess) -> float:
+    """Run one task (the model's first use on `agent`, the only agent), then the keep-alive
+    the coordinator learned for MODEL there (within 10 s); if it learns none, the failure
+    shows the executor's log, where the probe's story is."""
+    task_id = await submit(bus, "Tell me about foxes.")
+    done = await wait_for_status(bus, task_id, TaskStatus.COMPLETED, TaskStatus.FAILED)
+    assert done.status is TaskStatus.COMPLETED, done.reason
 
     async def learned() -> float | None:
         warmth = (await get_agent(bus, agent)).warmth.get(MODEL)
@@ -87,10 +91,7 @@ async def test_a_servers_keep_alive_is_learned_soon_after_a_models_first_use(
     double = make_double(reply=REPLY, keep_alive_s=20)
     await register(bus, "short-memory", double)
     before = double.probes["/api/ps"]
-    task_id = await submit(bus, "Tell me about foxes.")
-    done = await wait_for_status(bus, task_id, TaskStatus.COMPLETED, TaskStatus.FAILED)
-    assert done.status is TaskStatus.COMPLETED, done.reason
-    keep_alive = await keep_alive_learned(bus, "short-memory", llm_system)
+    keep_alive = await keep_alive_after_first_use(bus, "short-memory", llm_system)
     assert 15 < keep_alive <= 20, keep_alive
     assert double.probes["/api/ps"] == before + 1, "one probe after the first use"
     second = await submit(bus, "And about dogs?")
@@ -108,10 +109,7 @@ async def test_a_failed_probe_after_a_first_use_is_tried_again(
     await register(bus, "hiccup", double)
     before = double.probes["/api/ps"]
     double.config.ps_failures = 1  # the first-use probe's first try fails
-    task_id = await submit(bus, "Tell me about foxes.")
-    done = await wait_for_status(bus, task_id, TaskStatus.COMPLETED, TaskStatus.FAILED)
-    assert done.status is TaskStatus.COMPLETED, done.reason
-    keep_alive = await keep_alive_learned(bus, "hiccup", llm_system)
+    keep_alive = await keep_alive_after_first_use(bus, "hiccup", llm_system)
     assert 15 < keep_alive <= 20, keep_alive
     assert double.probes["/api/ps"] == before + 2, "the failed probe and its second try"
 

@@ -6,23 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 from whoosh_shared.contract.gateway_settings import GatewaySettings
 
-from whoosh_cli.child_process import ChildSpec, log_tail
+from whoosh_cli.child_process import ChildSpec
 from whoosh_cli.context import CliContext
-from whoosh_cli.errors import CliError
 from whoosh_cli.output import notice
 from whoosh_cli.ports import free_port, port_free
-from whoosh_cli.supervisor import Supervisor
+from whoosh_cli.supervisor import StartWait, Supervisor
 
 GATEWAY = "gateway"
 READY_TIMEOUT_S = 60.0  # an upper bound (a loaded machine starts Python services slowly)
-SLOW_START_NOTICE_S = 10.0  # a start slower than this gets one "still waiting" line
 MONITOR_URL_ENV = "WHOOSH__GATEWAY__MONITOR_METRICS_URL"
 WILDCARD_TO_LOOPBACK = {"0.0.0.0": "127.0.0.1", "::": "::1"}
 
@@ -74,28 +71,14 @@ def connectable(url: str) -> str:
 
 async def wait_for_gateway(url: str, supervisor: Supervisor, log: Path) -> None:
     """Until /readyz says ready, or fail with the tail of the gateway's log."""
-    started = time.monotonic()
-    deadline = started + READY_TIMEOUT_S
-    told = False
+    wait = StartWait(supervisor, GATEWAY, log, READY_TIMEOUT_S, ready="become ready")
     async with httpx.AsyncClient(timeout=2.0) as client:
         while True:
-            if not supervisor.is_running(GATEWAY):
-                status = supervisor.returncode(GATEWAY)
-                raise CliError(
-                    f"the gateway exited while starting (status {status}); {log} ends with:\n"
-                    f"{log_tail(log)}"
-                )
+            wait.still_running()
             try:
                 if (await client.get(f"{url}/readyz")).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
-            if time.monotonic() > deadline:
-                raise CliError(
-                    f"the gateway did not become ready within {READY_TIMEOUT_S:g}s; {log} ends "
-                    f"with:\n{log_tail(log)}"
-                )
-            if not told and time.monotonic() - started > SLOW_START_NOTICE_S:
-                notice(f"whoosh: still waiting for the gateway to be ready (see {log})")
-                told = True
+            wait.not_ready_yet()
             await asyncio.sleep(0.1)

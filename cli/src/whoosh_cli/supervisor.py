@@ -15,6 +15,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from whoosh_cli.child_process import ChildSpec, log_tail, spawn, stop_process
 from whoosh_cli.child_registry import ChildRegistry
@@ -137,3 +138,43 @@ class Supervisor:
             self.registry.forget(name)
         self._children.clear()
         self.registry.clear()
+
+
+SLOW_START_NOTICE_S = 10.0  # a start slower than this gets one "still waiting" line
+
+
+@dataclass
+class StartWait:
+    """One child's start being waited for: it must keep running, the wait is bounded, and
+    a slow start is said once (so people know why `whoosh up` is quiet); each failure
+    comes with the tail of the child's log. `ready` names readiness in the messages."""
+
+    supervisor: Supervisor
+    name: str
+    log: Path
+    timeout_s: float
+    ready: str
+    started: float = field(default_factory=time.monotonic)
+    told: bool = False
+
+    def still_running(self) -> None:
+        """Raise CliError if the child exited."""
+        if not self.supervisor.is_running(self.name):
+            status = self.supervisor.returncode(self.name)
+            raise CliError(
+                f"the {self.name} exited while starting (status {status}); {self.log} ends "
+                f"with:\n{log_tail(self.log)}"
+            )
+
+    def not_ready_yet(self) -> None:
+        """After a check that found it not ready: raise CliError once the wait ran out,
+        else tell people once when the start is slow."""
+        waited = time.monotonic() - self.started
+        if waited > self.timeout_s:
+            raise CliError(
+                f"the {self.name} did not {self.ready} within {self.timeout_s:g}s; {self.log} "
+                f"ends with:\n{log_tail(self.log)}"
+            )
+        if not self.told and waited > SLOW_START_NOTICE_S:
+            notice(f"whoosh: still waiting for the {self.name} to {self.ready} (see {self.log})")
+            self.told = True

@@ -13,7 +13,6 @@ import asyncio
 import os
 import signal
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,15 +36,15 @@ from whoosh_cli.embedded_nats import (
 from whoosh_cli.endpoints import remove_endpoints, write_endpoints
 from whoosh_cli.errors import EXIT_OK, EXIT_USAGE, CliError, UnreachableError
 from whoosh_cli.first_admin_key import FirstKey, ensure_admin_key
-from whoosh_cli.gateway_child import SLOW_START_NOTICE_S, gateway_spec, wait_for_gateway
+from whoosh_cli.gateway_child import gateway_spec, wait_for_gateway
 from whoosh_cli.monitor_child import monitor_spec
 from whoosh_cli.output import notice, print_line
-from whoosh_cli.supervisor import Supervisor
+from whoosh_cli.supervisor import StartWait, Supervisor
 
 NATS_START_TIMEOUT_S = 15.0
 TOKEN_FILE_ENV = "WHOOSH__NATS__TOKEN_FILE"
 COORDINATOR_READY_TIMEOUT_S = 60.0  # an upper bound: it replays its store first, and a
-# loaded machine starts Python services slowly; after SLOW_START_NOTICE_S people are told
+# loaded machine starts Python services slowly (a slow start is said: StartWait)
 COORDINATOR = "coordinator"
 EXECUTOR = "executor-cli"
 LLM_EXECUTOR = "executor-ollama"
@@ -237,26 +236,12 @@ def _executor_spec(ctx: CliContext, nats_url: str, name: str) -> ChildSpec:
 async def _wait_for_coordinator(bus: Bus, supervisor: Supervisor, data_dir: Path) -> None:
     """Poll GetStats until the coordinator answers, or fail with the tail of its log."""
     log = data_dir / "logs" / f"{COORDINATOR}.log"
-    started = time.monotonic()
-    deadline = started + COORDINATOR_READY_TIMEOUT_S
-    told = False
+    wait = StartWait(supervisor, COORDINATOR, log, COORDINATOR_READY_TIMEOUT_S, ready="answer")
     while True:
-        if not supervisor.is_running(COORDINATOR):
-            status = supervisor.returncode(COORDINATOR)
-            raise CliError(
-                f"the coordinator exited while starting (status {status}); {log} ends with:\n"
-                f"{log_tail(log)}"
-            )
+        wait.still_running()
         if await bus.coordinator_answers():
             return
-        if time.monotonic() > deadline:
-            raise CliError(
-                f"the coordinator did not answer within {COORDINATOR_READY_TIMEOUT_S:g}s; "
-                f"{log} ends with:\n{log_tail(log)}"
-            )
-        if not told and time.monotonic() - started > SLOW_START_NOTICE_S:
-            notice(f"whoosh: still waiting for the coordinator to answer (see {log})")
-            told = True
+        wait.not_ready_yet()
         await asyncio.sleep(0.2)
 
 
