@@ -76,7 +76,9 @@ class Coordinator:
         self.store = open_store(store_url, store_sync)
         self.projection = FleetProjection()
         self.follower = Follower(self.store, self.projection)
-        self.bus = Bus(nats_url, "whoosh-coordinator")
+        # No echo: every save publishes a StoreAppended nudge, meant for other coordinators
+        # and relays; nothing this process publishes is for its own subscriptions.
+        self.bus = Bus(nats_url, "whoosh-coordinator", echo=False)
         self.handler = CommandHandler(
             self.store,
             self.projection,
@@ -287,7 +289,7 @@ class Coordinator:
                 source,
                 self.bus.js,
                 self.settings.poll_interval_s,
-                self.dispatcher.acked,
+                dispatch=self.dispatcher,
                 health=self.health,
                 limits=self.limits,
                 max_payload=self.bus.nc.max_payload,

@@ -54,11 +54,15 @@ class BusError(RuntimeError):
     """The bus could not deliver a request or bring back its answer."""
 
 
-def make_broker(url: str, name: str, options: dict[str, Any] | None = None) -> NatsBroker:
+def make_broker(
+    url: str, name: str, options: dict[str, Any] | None = None, echo: bool = True
+) -> NatsBroker:
     """A broker with faststream's per-message logging off (it costs ~40 % on hot paths).
 
     `url` may list several servers of a cluster, comma-separated; `options` are the
-    credentials and TLS (whoosh_shared.runtime.nats_auth), by default the process's own."""
+    credentials and TLS (whoosh_shared.runtime.nats_auth), by default the process's own.
+    `echo=False`: the server does not deliver this connection's own publishes back to
+    its subscriptions."""
     return NatsBroker(
         [server.strip() for server in url.split(",") if server.strip()],
         name=name,
@@ -69,6 +73,7 @@ def make_broker(url: str, name: str, options: dict[str, Any] | None = None) -> N
         max_reconnect_attempts=-1,
         graceful_timeout=5.0,
         drain_timeout=5,
+        no_echo=not echo,
     )
 
 
@@ -138,9 +143,11 @@ async def ensure_streams(
 class Bus:
     """One service's connection: a faststream broker and typed request helpers."""
 
-    def __init__(self, url: str, name: str, options: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, url: str, name: str, options: dict[str, Any] | None = None, echo: bool = True
+    ) -> None:
         self.url = url
-        self.broker = make_broker(url, name, options)
+        self.broker = make_broker(url, name, options, echo)
 
     @property
     def nc(self) -> Client:
