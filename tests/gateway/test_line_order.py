@@ -32,6 +32,18 @@ async def test_lines_before_the_start_wait_for_it_then_go_out_in_order() -> None
     assert sent == ["a", "b", "c"]
 
 
+async def test_held_lines_follow_the_start_itself_not_precede_it() -> None:
+    """The event hub's order for a start: before_event, the event goes out, started."""
+    sent = Sent()
+    order = LineOrder(sent)
+    task = uuid4()
+    order.offer(line(task, 1), "tok-1")
+    order.before_event(task, "TaskStarted")
+    sent.append("execution_started")
+    order.started(task, 1)
+    assert sent == ["execution_started", "tok-1"]
+
+
 async def test_lines_of_a_started_attempt_go_out_at_once_and_others_are_not_held() -> None:
     sent = Sent()
     order = LineOrder(sent)

@@ -24,7 +24,11 @@ HOLD_S = 5.0  # at most, for an attempt whose start this gateway never sees (a g
 # came up after it): long enough for the relay's lag on a loaded machine
 STARTS_KEPT = 50_000  # attempts remembered as started (oldest forgotten first)
 HELD_PER_ATTEMPT = 2_000  # lines held for one attempt before they go out anyway
-BEFORE_START = frozenset({"TaskSubmitted", "TaskReleased", "TaskSkipped", "TaskAssigned"})
+# Events that release no held lines: those before a start, and the start itself (the
+# hub sends it, then calls `started`, which releases that attempt's lines after it).
+BEFORE_START = frozenset(
+    {"TaskSubmitted", "TaskReleased", "TaskSkipped", "TaskAssigned", "TaskStarted"}
+)
 
 Attempt = tuple[UUID, int]
 Release = Callable[[ProgressLine, str], None]
