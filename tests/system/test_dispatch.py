@@ -90,22 +90,30 @@ async def test_work_goes_out_on_commit_and_the_relay_adds_no_copy(bus, sqlite_ur
     store.close()
 
 
-async def test_a_relay_that_overtakes_the_dispatch_waits_for_it_and_publishes_no_copy(
-    bus, sqlite_url: str
+async def _relay_right_after_submit(
+    bus: Any, sqlite_url: str, dispatcher_class: type[Dispatcher] = Dispatcher
 ) -> None:
-    """The coordinator's relay runs right after the save that dispatched the work, before
-    that publish's ack is back: it must wait for the ack, not send the item again."""
-    store, source, dispatcher, handler, _ = _coordinator_parts(bus, sqlite_url)
+    """Submit, run the coordinator's relay at once (the direct dispatch's publish is then
+    still in flight, as in a coordinator), and check the work went out exactly once."""
+    store, source, dispatcher, handler, _ = _coordinator_parts(bus, sqlite_url, dispatcher_class)
     published = await _work_published(bus)
     assert handler.handle(c.RegisterAgent(spec=AgentSpec(name="overtaken", command=["true"])))
     reply = handler.handle(c.SubmitTask(prompt="hi", agent="overtaken"))
     relay = Relay(source, bus.js, 0.1, dispatch=dispatcher)
-    assert await relay.relay_batch() == 4  # the dispatch's publish was in flight meanwhile
+    assert await relay.relay_batch() == 4
     await bus.nc.flush()
     await asyncio.sleep(0.2)
     assert published == [f"work:{reply.ids['task_id']}:1"]
     assert await _queued_messages(bus) == 1
     store.close()
+
+
+async def test_a_relay_that_overtakes_the_dispatch_waits_for_it_and_publishes_no_copy(
+    bus, sqlite_url: str
+) -> None:
+    """The coordinator's relay runs right after the save that dispatched the work, before
+    that publish's ack is back: it must wait for the ack, not send the item again."""
+    await _relay_right_after_submit(bus, sqlite_url)
 
 
 class _Unacknowledged(Dispatcher):
@@ -119,14 +127,5 @@ class _Unacknowledged(Dispatcher):
 async def test_a_dispatch_that_is_not_acknowledged_is_published_by_the_relay(
     bus, sqlite_url: str
 ) -> None:
-    store, source, dispatcher, handler, _ = _coordinator_parts(bus, sqlite_url, _Unacknowledged)
-    published = await _work_published(bus)
-    assert handler.handle(c.RegisterAgent(spec=AgentSpec(name="unacked", command=["true"])))
-    reply = handler.handle(c.SubmitTask(prompt="hi", agent="unacked"))
-    relay = Relay(source, bus.js, 0.1, dispatch=dispatcher)
-    assert await relay.relay_batch() == 4
-    await bus.nc.flush()
-    await asyncio.sleep(0.2)
-    assert published == [f"work:{reply.ids['task_id']}:1"]  # the relay's own publish
-    assert await _queued_messages(bus) == 1
-    store.close()
+    """The one publish seen is then the relay's own."""
+    await _relay_right_after_submit(bus, sqlite_url, _Unacknowledged)

@@ -10,7 +10,9 @@ stream itself: nothing to keep in sync, and a restart resumes right after it.
 A TaskAssigned event also puts a WorkItem on the agent's work queue, before the
 event itself, so that resuming after the event implies the work went out. Inside a
 coordinator the direct dispatch (dispatch.py) has nearly always published it already:
-the relay then only waits, with the batch's acks, for that publish to be acknowledged.
+the relay then only waits, with the batch's acks, for that publish to be acknowledged,
+and publishes the WorkItem itself (after the event, within the same batch) only if that
+dispatch fails; the position still moves only once the work is on the queue.
 
 Where events and work items come from is a `RelaySource`: a standalone relay reads
 the store; the relay inside a coordinator takes them from the coordinator's memory
