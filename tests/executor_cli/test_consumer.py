@@ -57,7 +57,7 @@ async def test_consumer_holds_no_more_messages_than_free_slots(
         await msg.ack()
 
     consumer = WorkConsumer(
-        bus.js,
+        bus.nc,
         ExecutorSettings(max_parallel=2, ack_wait_s=30),
         handler,
         durable=DURABLE_NAME,
@@ -88,6 +88,72 @@ async def test_consumer_holds_no_more_messages_than_free_slots(
         await fetching
         await consumer.drain()
         await consumer.close()
+
+
+class ConsumerRun:
+    """A WorkConsumer of the executor's durable, running, whose handler acks at once."""
+
+    def __init__(self, bus: Bus, max_parallel: int) -> None:
+        self.handled: list[bytes] = []
+
+        async def handler(msg: Msg) -> None:
+            self.handled.append(msg.data)
+            await msg.ack()
+
+        settings = ExecutorSettings(max_parallel=max_parallel, ack_wait_s=30)
+        self.consumer = WorkConsumer(
+            bus.nc, settings, handler, durable=DURABLE_NAME, agent_type=AgentType.CLI
+        )
+
+    async def __aenter__(self) -> ConsumerRun:
+        await self.consumer.bind()
+        self.running = asyncio.create_task(self.consumer.run())
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        self.consumer.stop()
+        await self.running
+        await self.consumer.drain()
+        await self.consumer.close()
+
+
+async def test_a_standing_pull_request_serves_work_arriving_one_at_a_time(
+    bus: Bus, work_consumer_removed: None
+) -> None:
+    """With free slots the consumer keeps a request standing for them and tops it up only
+    once the slots freed outnumber what is still asked for: not a pull request (or three,
+    as fetch-one-then-the-backlog made) per message, each a round of work for nats-server
+    and the executor."""
+    requests: list[bytes] = []
+
+    async def spy(msg: Msg) -> None:
+        requests.append(msg.data)
+
+    next_subject = f"$JS.API.CONSUMER.MSG.NEXT.{subjects.WORK_STREAM}.{DURABLE_NAME}"
+    sub = await bus.nc.subscribe(next_subject, cb=spy)
+    try:
+        async with ConsumerRun(bus, max_parallel=8) as run:
+            for i in range(20):
+                await bus.js.publish(subjects.work("cli", "local"), f"m{i}".encode())
+                await eventually(lambda i=i: len(run.handled) == i + 1, what=f"m{i} handled")
+        assert run.handled == [f"m{i}".encode() for i in range(20)]
+        assert 1 <= len(requests) <= 8, [json.loads(r) for r in requests]
+        assert all(json.loads(r)["batch"] <= 8 for r in requests)  # never past the slots
+    finally:
+        await sub.unsubscribe()
+
+
+async def test_a_deleted_work_consumer_is_created_again_and_work_goes_on(
+    bus: Bus, work_consumer_removed: None
+) -> None:
+    """The server ends the standing request when the consumer is deleted (409): the
+    consumer is bound again, not left waiting on a request that will never deliver."""
+    async with ConsumerRun(bus, max_parallel=2) as run:
+        await bus.js.publish(subjects.work("cli", "local"), b"before")
+        await eventually(lambda: run.handled == [b"before"], what="first handled")
+        await bus.js.delete_consumer(subjects.WORK_STREAM, DURABLE_NAME)
+        await bus.js.publish(subjects.work("cli", "local"), b"after")
+        await eventually(lambda: run.handled == [b"before", b"after"], 10, what="rebound")
 
 
 async def test_work_after_an_idle_spell_starts_at_once_one_task_after_another(

@@ -282,7 +282,7 @@ class ExecutorRuntime(ABC, Generic[CtxT]):
 
     async def _bind_consumers(self, handler: MessageHandler) -> list[WorkConsumer]:
         consumers = [
-            WorkConsumer(self.bus.js, self.settings, handler, durable=durable, agent_type=kind)
+            WorkConsumer(self.bus.nc, self.settings, handler, durable=durable, agent_type=kind)
             for kind, durable in self.durables.items()
         ]
         for consumer, durable in zip(consumers, self.durables.values(), strict=True):
