@@ -1,4 +1,5 @@
-"""The Celery side of `bench_noop.py`: one no-op task on Redis (broker and result backend).
+"""The Celery side of `bench_noop.py`: a no-op task, and a task that runs a command the way
+WHOOSH's CLI executor does, on Redis (broker and result backend).
 
 The worker is started by the benchmark as `celery -A celery_noop_app worker --pool=solo`
 with this folder on PYTHONPATH; the client imports the same module. The Redis URL
@@ -13,6 +14,7 @@ nothing of a task's progress is durable the way WHOOSH's event store is.
 from __future__ import annotations
 
 import os
+import subprocess
 
 from celery import Celery
 
@@ -33,3 +35,11 @@ app.conf.update(
 def noop() -> None:
     """Does nothing: the benchmark measures the queue, not the work."""
     return None
+
+
+@app.task(name="bench.run_command")
+def run_command(argv: list[str], prompt: str = "") -> dict[str, object]:
+    """Runs `argv` as a Celery user would for a CLI agent, i.e. the work of one WHOOSH CLI
+    task: a child process with the prompt on stdin and its output captured."""
+    done = subprocess.run(argv, input=prompt.encode(), capture_output=True, check=False)
+    return {"exit_code": done.returncode, "stdout": done.stdout.decode(errors="replace")}

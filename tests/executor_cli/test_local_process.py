@@ -199,6 +199,23 @@ async def test_helpers_left_behind_after_a_normal_exit_are_killed(tmp_path: Path
     await eventually(lambda: not alive(helper), timeout=3, what="helper gone")
 
 
+FD_CHECK = "import os; print(os.getsid(0) == os.getppid(), sorted(os.listdir('/proc/self/fd')))"
+
+
+async def test_a_command_starts_as_from_a_shell() -> None:
+    """SIGPIPE is back at its default (Python ignores it, and a shell cannot undo an ignored
+    signal it inherits: `yes | head` would end with "Broken pipe" errors), the command
+    leads its own session (its group is what a kill reaches), and it inherits no
+    descriptor beyond stdin, stdout and stderr (checked while pytest holds inheritable
+    ones: an `os.posix_spawn` without closing them leaked two here)."""
+    script = f'yes | head -n 1; {PY} -c "{FD_CHECK}"'
+    result = await LocalProcess(["sh", "-c", script]).run()
+    assert result.outcome is Outcome.EXITED, result
+    assert (result.exit_code, result.stderr) == (0, "")
+    # python's session is sh's, i.e. sh leads it; python's fds: 0-2 and listdir's own
+    assert result.output.splitlines() == ["y", "True ['0', '1', '2', '3']"]
+
+
 async def test_command_not_found_gives_a_clear_reason() -> None:
     result = await LocalProcess(["whoosh-no-such-command", "--flag"]).run()
     assert result.outcome is Outcome.START_FAILED
