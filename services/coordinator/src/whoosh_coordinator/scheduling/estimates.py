@@ -63,9 +63,10 @@ def observe(stats: SpeedStats | None, usage: Usage, streams: int = 1) -> SpeedSt
 
 def stream_tps(stats: SpeedStats, streams: int, max_concurrent: int) -> float:
     """Expected decode speed of one stream while the agent runs `streams` at once."""
+    exact = stats.stream_tps.get(streams, 0.0)
+    if exact > 0:  # the usual case, asked for dozens of times per placement: no copy
+        return exact
     measured = {n: tps for n, tps in stats.stream_tps.items() if tps > 0}
-    if streams in measured:
-        return measured[streams]
     if not measured:  # only the overall average: the sharing rule from one stream
         return stats.decode_tps / _sharing(streams, max_concurrent)
     nearest = min(measured, key=lambda n: (abs(n - streams), n))
