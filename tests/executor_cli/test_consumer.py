@@ -151,6 +151,11 @@ async def test_a_deleted_work_consumer_is_created_again_and_work_goes_on(
     async with ConsumerRun(bus, max_parallel=2) as run:
         await bus.js.publish(subjects.work("cli", "local"), b"before")
         await eventually(lambda: run.handled == [b"before"], what="first handled")
+
+        async def acked() -> bool:  # else the new consumer delivers "before" again
+            return (await consumer_state(bus))[:2] == (0, 0)
+
+        await eventually(acked, what="first acked")
         await bus.js.delete_consumer(subjects.WORK_STREAM, DURABLE_NAME)
         await bus.js.publish(subjects.work("cli", "local"), b"after")
         await eventually(lambda: run.handled == [b"before", b"after"], 10, what="rebound")
