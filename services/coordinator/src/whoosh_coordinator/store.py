@@ -16,6 +16,7 @@ from eventsourcing.persistence import Notification, PersistenceError, Recording
 from whoosh_shared.contract.events import EventEnvelope
 from whoosh_shared.runtime.store import store_env
 
+from whoosh_coordinator import pg_recorder
 from whoosh_coordinator.agents.domain import Agent
 from whoosh_coordinator.alerts.domain import Alert
 from whoosh_coordinator.budgets.domain import Budget
@@ -90,6 +91,8 @@ def open_store(url: str, sync: StoreSync = "normal", **extra_env: str) -> Whoosh
     durability.py). Its tables are created once that is set, so that no connection the
     store opens misses it."""
     env = {**store_env(url), **extra_env}
+    if env.get("PERSISTENCE_MODULE") == "eventsourcing.postgres":
+        env.setdefault("APPLICATION_RECORDER_TOPIC", pg_recorder.TOPIC)  # see pg_recorder
     create = env.pop("CREATE_TABLE", "yes")
     store = WhooshStore(env={**env, "CREATE_TABLE": "no"})
     apply_sync(store, sync)
