@@ -343,3 +343,50 @@ def test_runs_work_the_same_on_uvloop() -> None:
     assert (echoed.outcome, echoed.exit_code) == (Outcome.EXITED, 0)
     assert echoed.output.endswith("hello\n" * 1_000)  # 300 KB through the pipes, tail kept
     assert (ignored.outcome, ignored.exit_code) == (Outcome.EXITED, 3)
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_each_pipe_descriptor_is_closed_exactly_once(
+    loop: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A descriptor closed twice may by then be another child's pipe (its output would
+    never be read). With the loop's pipe transports over Popen's file objects, both the
+    transport and the file object closed each one (strace: a quarter of the executor's
+    `close` calls failed with EBADF); now every pipe is closed here, once, whether the
+    command reads its input, ignores it, is killed or times out."""
+    live: set[int] = set()  # pipe ends open now
+    opened: list[int] = []
+    failed: list[int] = []  # closes of a descriptor that was not open
+    real_pipe, real_close = os.pipe, os.close
+
+    def pipe() -> tuple[int, int]:
+        r, w = real_pipe()
+        live.update((r, w))
+        opened.extend((r, w))
+        return r, w
+
+    def close(fd: int) -> None:
+        live.discard(fd)
+        try:
+            real_close(fd)
+        except OSError:
+            failed.append(fd)
+            raise
+
+    monkeypatch.setattr(os, "pipe", pipe)
+    monkeypatch.setattr(os, "close", close)
+
+    async def runs() -> list[RunResult]:
+        commands = [
+            LocalProcess(["cat"], stdin_text="x" * 300_000),
+            LocalProcess(["sh", "-c", "echo out; echo err >&2; exit 2"], stdin_text="p"),
+            LocalProcess(["sh", "-c", "exit 0"], stdin_text="y" * 300_000),
+            LocalProcess([PY, "-c", "import time; time.sleep(5)"], timeout_s=0.3, kill_grace_s=1),
+        ]
+        return await asyncio.gather(*(c.run() for c in commands))
+
+    results = uvloop.run(runs()) if loop == "uvloop" else asyncio.run(runs())
+    assert [r.outcome for r in results] == [Outcome.EXITED] * 3 + [Outcome.TIMED_OUT]
+    assert len(opened) == 4 * 8  # per command: its three pipes and Popen's error pipe
+    assert live == set()  # every end closed, and here: not left to a file object or libuv
+    assert failed == []  # none closed twice

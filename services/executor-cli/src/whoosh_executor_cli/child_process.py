@@ -8,32 +8,123 @@ started by `subprocess.Popen` (vfork + exec, in a new session), its pipes are co
 the running loop as streams, and its exit is seen through a pidfd (Linux 5.3+; elsewhere
 by polling) and reaped by this process, so no child watcher is involved and the executor
 can run on uvloop.
+
+The pipes are plain descriptors read and written with the loop's reader and writer
+callbacks, each closed here exactly once. Handing Popen's file objects to the loop's
+pipe transports left each descriptor with two closers (on uvloop, libuv closes it and the
+file object closes it again when collected; strace showed a quarter of the executor's
+`close` calls failing with EBADF), and a number closed twice can by then belong to the
+next child's pipe, whose output would never be read.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import signal
 import subprocess
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import IO
+from dataclasses import dataclass
 
 POLL_FIRST_S = 0.001
 POLL_MAX_S = 0.25
 
 
+class PipeReader:
+    """The parent's read end of a child's pipe: `read` waits with the loop's reader
+    callback; the descriptor is closed once, at end of input or by `close`."""
+
+    def __init__(self, fd: int) -> None:
+        os.set_blocking(fd, False)
+        self.fd = fd
+        self._waiter: asyncio.Future[None] | None = None
+
+    async def read(self, size: int) -> bytes:
+        """Up to `size` bytes as soon as some are there; b"" at end of input (or closed)."""
+        while self.fd >= 0:
+            try:
+                data = os.read(self.fd, size)
+            except BlockingIOError:
+                await self._readable()
+                continue
+            if not data:
+                self.close()
+            return data
+        return b""
+
+    async def _readable(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._waiter = waiter = loop.create_future()
+        loop.add_reader(self.fd, _resolve, waiter)
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+            if self.fd >= 0:
+                loop.remove_reader(self.fd)
+
+    def close(self) -> None:
+        """Give the descriptor up (a read waiting on it returns b"")."""
+        if self.fd < 0:
+            return
+        if self._waiter is not None:
+            asyncio.get_running_loop().remove_reader(self.fd)
+            _resolve(self._waiter)
+        os.close(self.fd)
+        self.fd = -1
+
+
+class PipeWriter:
+    """The parent's write end of the child's stdin, closed once by `close`. Writing to
+    a child that closed its end raises BrokenPipeError from `drain`."""
+
+    def __init__(self, fd: int) -> None:
+        os.set_blocking(fd, False)
+        self.fd = fd
+        self._pending = b""
+
+    def write(self, data: bytes) -> None:
+        self._pending += data
+
+    async def drain(self) -> None:
+        view = memoryview(self._pending)
+        self._pending = b""
+        while view and self.fd >= 0:
+            try:
+                view = view[os.write(self.fd, view) :]
+            except BlockingIOError:
+                await self._writable()
+
+    async def _writable(self) -> None:
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
+        loop.add_writer(self.fd, _resolve, waiter)
+        try:
+            await waiter
+        finally:
+            loop.remove_writer(self.fd)
+
+    def is_closing(self) -> bool:
+        return self.fd < 0
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
 @dataclass
 class Child:
-    """A started child: its pipes as asyncio streams, and its exit."""
+    """A started child: its pipes, and its exit."""
 
     popen: subprocess.Popen[bytes]
-    stdin: asyncio.StreamWriter
-    stdout: asyncio.StreamReader
-    stderr: asyncio.StreamReader
-    transports: list[asyncio.BaseTransport] = field(default_factory=list)
+    stdin: PipeWriter
+    stdout: PipeReader
+    stderr: PipeReader
 
     @property
     def pid(self) -> int:
@@ -55,52 +146,37 @@ class Child:
         return self.popen.returncode
 
     def close_pipes(self) -> None:
-        """Give up on pipes held open by a process that left the group (its own setsid)."""
-        for transport in self.transports:
-            transport.close()
+        """Give up on pipes held open by a process that left the group (its own setsid),
+        and on stdin if it is still open."""
+        for pipe in (self.stdin, self.stdout, self.stderr):
+            pipe.close()
 
 
 async def spawn(argv: Sequence[str], cwd: str | None, env: Mapping[str, str]) -> Child:
     """Start `argv` in a new session (its pid is its process group) with piped stdin,
     stdout and stderr. Raises OSError when it cannot be started (not found, no
     permission, no such working directory)."""
-    popen = subprocess.Popen(
-        list(argv),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        cwd=cwd,
-        env=dict(env),
-        start_new_session=True,
-    )
-    assert popen.stdin and popen.stdout and popen.stderr
-    loop = asyncio.get_running_loop()
-    transports: list[asyncio.BaseTransport] = []
+    stdin_r, stdin_w = os.pipe()
+    stdout_r, stdout_w = os.pipe()
+    stderr_r, stderr_w = os.pipe()
     try:
-        stdout = await _reader(loop, popen.stdout, transports)
-        stderr = await _reader(loop, popen.stderr, transports)
-        transport, protocol = await loop.connect_write_pipe(
-            lambda: asyncio.StreamReaderProtocol(asyncio.StreamReader()), popen.stdin
+        popen = subprocess.Popen(
+            list(argv),
+            stdin=stdin_r,
+            stdout=stdout_w,
+            stderr=stderr_w,
+            cwd=cwd,
+            env=dict(env),
+            start_new_session=True,
         )
-        transports.append(transport)
-        stdin = asyncio.StreamWriter(transport, protocol, None, loop)
     except BaseException:
-        for transport in transports:
-            transport.close()
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(popen.pid, signal.SIGKILL)
-        popen.wait()
+        for fd in (stdin_w, stdout_r, stderr_r):
+            os.close(fd)
         raise
-    return Child(popen, stdin, stdout, stderr, transports)
-
-
-async def _reader(
-    loop: asyncio.AbstractEventLoop, pipe: IO[bytes], transports: list[asyncio.BaseTransport]
-) -> asyncio.StreamReader:
-    reader = asyncio.StreamReader()
-    transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), pipe)
-    transports.append(transport)
-    return reader
+    finally:
+        for fd in (stdin_r, stdout_w, stderr_w):  # the child's ends: the child has them
+            os.close(fd)
+    return Child(popen, PipeWriter(stdin_w), PipeReader(stdout_r), PipeReader(stderr_r))
 
 
 async def _pidfd_exit(pid: int) -> None:

@@ -13,7 +13,6 @@ deliberately leave it, and signals go to the whole group.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import shlex
@@ -24,7 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from whoosh_shared.contract.agent_env import EnvReferenceError, child_environ
 from whoosh_shared.contract.commands import MAX_OUTPUT_CHARS
 
-from whoosh_executor_cli.child_process import Child, spawn
+from whoosh_executor_cli.child_process import Child, PipeReader, PipeWriter, spawn
 from whoosh_executor_cli.output import DEFAULT_STDERR_TAIL, LineSplitter, OutputTail, StderrTail
 from whoosh_executor_cli.run_result import Outcome, RunResult  # also imported from here
 
@@ -234,25 +233,22 @@ class LocalProcess:
                 if not task.done():
                     task.cancel()
             await asyncio.gather(feeder, exited, cancelled, *readers, return_exceptions=True)
+            proc.close_pipes()  # whatever is still open, on every way out (closed once)
         return self._result(outcome, proc.returncode, duration)
 
-    async def _feed_stdin(self, stdin: asyncio.StreamWriter) -> None:
+    async def _feed_stdin(self, stdin: PipeWriter) -> None:
         """Write the prompt and close stdin, so the command sees end of input."""
         try:
             await self._released.wait()
             if self.stdin_text and not stdin.is_closing():
                 stdin.write(self.stdin_text.encode())
                 await stdin.drain()
-        except (BrokenPipeError, ConnectionResetError, RuntimeError):
-            # the command does not read its input; that is its business (uvloop raises
-            # RuntimeError for a pipe it closed on EPIPE)
-            pass
+        except BrokenPipeError:
+            pass  # the command does not read its input; that is its business
         finally:
             stdin.close()
-            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                await stdin.wait_closed()
 
-    async def _pump(self, reader: asyncio.StreamReader, stream: str) -> None:
+    async def _pump(self, reader: PipeReader, stream: str) -> None:
         splitter = LineSplitter()
         while True:
             data = await reader.read(READ_CHUNK)
