@@ -45,59 +45,17 @@ async def consumer_state(bus: Bus) -> tuple[int, int, int]:
     return info.num_ack_pending, info.num_pending, info.num_redelivered
 
 
-async def test_consumer_holds_no_more_messages_than_free_slots(
-    bus: Bus, work_consumer_removed: None
-) -> None:
-    release = asyncio.Event()
-    handled: list[bytes] = []
-
-    async def handler(msg: Msg) -> None:
-        handled.append(msg.data)
-        await release.wait()
-        await msg.ack()
-
-    consumer = WorkConsumer(
-        bus.nc,
-        ExecutorSettings(max_parallel=2, ack_wait_s=30),
-        handler,
-        durable=DURABLE_NAME,
-        agent_type=AgentType.CLI,
-    )
-    await consumer.bind()
-    fetching = asyncio.create_task(consumer.run())
-    try:
-        for i in range(6):
-            await bus.js.publish(subjects.work("cli", "local"), f"m{i}".encode())
-        await eventually(lambda: len(handled) == 2, what="two handlers running")
-        await asyncio.sleep(0.5)  # time for an over-eager fetch to show
-        ack_pending, undelivered, _ = await consumer_state(bus)
-        assert (ack_pending, undelivered) == (2, 4)
-        assert consumer.active == 2
-
-        release.set()
-        await eventually(lambda: len(handled) == 6, what="all six handled")
-        assert handled == [f"m{i}".encode() for i in range(6)]  # FIFO
-
-        async def all_acked() -> bool:
-            return (await consumer_state(bus))[:2] == (0, 0)
-
-        await eventually(all_acked, what="all acked")
-    finally:
-        release.set()  # a failed assertion above must not leave drain() waiting forever
-        consumer.stop()
-        await fetching
-        await consumer.drain()
-        await consumer.close()
-
-
 class ConsumerRun:
-    """A WorkConsumer of the executor's durable, running, whose handler acks at once."""
+    """A WorkConsumer of the executor's durable, running; its handler records each message
+    and acks it, once `release` is set when one is given."""
 
-    def __init__(self, bus: Bus, max_parallel: int) -> None:
+    def __init__(self, bus: Bus, max_parallel: int, release: asyncio.Event | None = None) -> None:
         self.handled: list[bytes] = []
 
         async def handler(msg: Msg) -> None:
             self.handled.append(msg.data)
+            if release is not None:
+                await release.wait()
             await msg.ack()
 
         settings = ExecutorSettings(max_parallel=max_parallel, ack_wait_s=30)
@@ -115,6 +73,32 @@ class ConsumerRun:
         await self.running
         await self.consumer.drain()
         await self.consumer.close()
+
+
+async def test_consumer_holds_no_more_messages_than_free_slots(
+    bus: Bus, work_consumer_removed: None
+) -> None:
+    release = asyncio.Event()
+    async with ConsumerRun(bus, max_parallel=2, release=release) as run:
+        try:
+            for i in range(6):
+                await bus.js.publish(subjects.work("cli", "local"), f"m{i}".encode())
+            await eventually(lambda: len(run.handled) == 2, what="two handlers running")
+            await asyncio.sleep(0.5)  # time for an over-eager fetch to show
+            ack_pending, undelivered, _ = await consumer_state(bus)
+            assert (ack_pending, undelivered) == (2, 4)
+            assert run.consumer.active == 2
+
+            release.set()
+            await eventually(lambda: len(run.handled) == 6, what="all six handled")
+            assert run.handled == [f"m{i}".encode() for i in range(6)]  # FIFO
+
+            async def all_acked() -> bool:
+                return (await consumer_state(bus))[:2] == (0, 0)
+
+            await eventually(all_acked, what="all acked")
+        finally:
+            release.set()  # a failed assertion above must not leave drain() waiting forever
 
 
 async def test_a_standing_pull_request_serves_work_arriving_one_at_a_time(

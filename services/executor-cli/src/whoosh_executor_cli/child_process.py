@@ -4,10 +4,9 @@ asyncio's `create_subprocess_exec` was the larger part of running a short comman
 transport waits for a child watcher to report the exit (a thread per child on Python 3.11
 unless a pidfd watcher is installed), and uvloop's spawns with a full `fork()` of the
 executor (about 20 ms, measured here) instead of CPython's `vfork()`. Here the child is
-started by `subprocess.Popen` (vfork + exec, in a new session), its pipes are connected to
-the running loop as streams, and its exit is seen through a pidfd (Linux 5.3+; elsewhere
-by polling) and reaped by this process, so no child watcher is involved and the executor
-can run on uvloop.
+started by `subprocess.Popen` (vfork + exec, in a new session) and its exit is seen through
+a pidfd (Linux 5.3+; elsewhere by polling) and reaped by this process, so no child watcher
+is involved and the executor can run on uvloop.
 
 The pipes are plain descriptors read and written with the loop's reader and writer
 callbacks, each closed here exactly once. Handing Popen's file objects to the loop's
@@ -74,20 +73,16 @@ class PipeReader:
 
 
 class PipeWriter:
-    """The parent's write end of the child's stdin, closed once by `close`. Writing to
-    a child that closed its end raises BrokenPipeError from `drain`."""
+    """The parent's write end of the child's stdin, closed once by `close`."""
 
     def __init__(self, fd: int) -> None:
         os.set_blocking(fd, False)
         self.fd = fd
-        self._pending = b""
 
-    def write(self, data: bytes) -> None:
-        self._pending += data
-
-    async def drain(self) -> None:
-        view = memoryview(self._pending)
-        self._pending = b""
+    async def write(self, data: bytes) -> None:
+        """All of `data`, as fast as the child reads it (nothing once closed). A child that
+        closed its end raises BrokenPipeError."""
+        view = memoryview(data)
         while view and self.fd >= 0:
             try:
                 view = view[os.write(self.fd, view) :]
@@ -102,9 +97,6 @@ class PipeWriter:
             await waiter
         finally:
             loop.remove_writer(self.fd)
-
-    def is_closing(self) -> bool:
-        return self.fd < 0
 
     def close(self) -> None:
         if self.fd >= 0:

@@ -240,9 +240,8 @@ class LocalProcess:
         """Write the prompt and close stdin, so the command sees end of input."""
         try:
             await self._released.wait()
-            if self.stdin_text and not stdin.is_closing():
-                stdin.write(self.stdin_text.encode())
-                await stdin.drain()
+            if self.stdin_text:
+                await stdin.write(self.stdin_text.encode())
         except BrokenPipeError:
             pass  # the command does not read its input; that is its business
         finally:
