@@ -173,6 +173,23 @@ class Spy:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
 
+    async def watch(self, run_one: Callable[[], Any]) -> dict[str, float]:
+        """One task run by the client, with the marks the spy saw on the wire for it."""
+        r = await run_one()
+        for _ in range(100):  # the spy's own copy of the completion may trail the client's
+            if "seen:TaskCompleted" in self.marks.get(r["task_id"], {}):
+                break
+            await asyncio.sleep(0.002)
+        marks = dict(self.marks.pop(r["task_id"], {}))
+        marks.update(
+            {
+                "client sent": r["sent_wall"],
+                "client replied": r["replied_wall"],
+                "client saw completion": r["done_wall"],
+            }
+        )
+        return marks
+
     async def _on_event(self, msg: Any) -> None:
         seen = time.time()
         envelope = json.loads(msg.data)
@@ -205,6 +222,7 @@ class Spy:
 
 # Each step from one mark to the next; they chain from submit to the client seeing the
 # completion, so the steps of the main path add up to the end-to-end latency.
+LOADED_PROFILE_FACTOR = 10  # the profile under load watches this many times --profile-tasks
 PROFILE_STEPS: list[tuple[str, str, str, str]] = [
     (
         "submit",
@@ -373,28 +391,28 @@ async def whoosh_phases(
         log(f"[{label}] profile: {args.profile_tasks} sequential tasks with every step watched")
         spy = Spy(bus)
         await spy.start()
-        marks = []
-        for _ in range(args.profile_tasks):
-            r = await client.run_one()
-            for _ in range(100):  # the spy's own copy of the completion may trail the client's
-                if "seen:TaskCompleted" in spy.marks.get(r["task_id"], {}):
-                    break
-                await asyncio.sleep(0.002)
-            m = dict(spy.marks.pop(r["task_id"], {}))
-            m.update(
-                {
-                    "client sent": r["sent_wall"],
-                    "client replied": r["replied_wall"],
-                    "client saw completion": r["done_wall"],
-                }
+        try:
+            marks = [await spy.watch(client.run_one) for _ in range(args.profile_tasks)]
+            loaded_n = LOADED_PROFILE_FACTOR * args.profile_tasks
+            log(
+                f"[{label}] profile under load: {loaded_n} tasks, {args.concurrency} in flight, "
+                "every step watched"
             )
-            marks.append(m)
-        await spy.stop()
+            loaded, _ = await run_concurrent(
+                f"[{label}] profile under load",
+                loaded_n,
+                args.concurrency,
+                lambda: spy.watch(client.run_one),
+                args.phase_limit,
+            )
+        finally:
+            await spy.stop()
         return {
             "sequential": sequential,
             "throughput": throughput,
             "cpu_ms_per_task": cpu_ms,
             "profile": profile_table(marks),
+            "profile_loaded": profile_table(loaded),
             "_raw": raw,
         }
     finally:
@@ -747,7 +765,7 @@ def merge_rounds(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     conc = [x for r in good for x in r["_raw"]["conc_s"]]
     tasks = sum(r["_raw"]["tasks"] for r in good)
     elapsed = sum(r["_raw"]["elapsed_s"] for r in good)
-    merged = {k: v for k, v in first.items() if k not in ("_raw", "profile")}
+    merged = {k: v for k, v in first.items() if k not in ("_raw", "profile", "profile_loaded")}
     merged["sequential"] = summarize(seq)
     merged["throughput"] = {
         "concurrency": first["throughput"]["concurrency"],
@@ -763,9 +781,10 @@ def merge_rounds(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     }
     merged["load_1min"] = [x for r in good for x in r.get("load_1min", [])]
     merged["rounds"] = len(good)
-    profiled = [r["profile"] for r in good if "profile" in r]
-    if profiled:
-        merged["profile"] = profiled[-1]
+    for key in ("profile", "profile_loaded"):
+        profiled = [r[key] for r in good if key in r]
+        if profiled:
+            merged[key] = profiled[-1]
     errors = [r["error"] for r in rounds if "error" in r]
     if errors:
         merged["round_errors"] = errors
@@ -782,17 +801,28 @@ def print_profiles(results: list[dict[str, Any]]) -> None:
         prof = r.get("profile")
         if not prof:
             continue
+        loaded = r.get("profile_loaded") or {"steps": [], "extras": [], "tasks": 0}
+        concurrency = r["throughput"]["concurrency"]
         print(
-            f"\nWhere the time goes, {r['system']}: median over {prof['tasks']} sequential "
-            f"tasks, end to end {prof['end_to_end_p50_ms']} ms"
+            f"\nWhere the time goes, {r['system']}: p50 ms over {prof['tasks']} tasks one at a "
+            f"time (end to end {prof['end_to_end_p50_ms']}) and over {loaded['tasks']} with "
+            f"{concurrency} in flight (end to end {loaded.get('end_to_end_p50_ms')})"
         )
-        for step in prof["steps"]:
-            value = "-" if step["p50_ms"] is None else f"{step['p50_ms']:7.2f}"
-            print(f"  {step['step']:<10} {value} ms  {step['what']}")
-        print("  side measurements:")
-        for step in prof["extras"]:
-            value = "-" if step["p50_ms"] is None else f"{step['p50_ms']:7.2f}"
-            print(f"    {step['step']:<38} {value} ms  {step['what']}")
+        print(f"  {'step':<38} {'alone':>7} {'C=' + str(concurrency):>7}")
+        for key, indent in (("steps", "  "), ("extras", "    ")):
+            if key == "extras":
+                print("  side measurements:")
+            under_load = {step["step"]: step["p50_ms"] for step in loaded[key]}
+            for step in prof[key]:
+                name = f"{indent}{step['step']}"
+                print(
+                    f"{name:<40} {_ms(step['p50_ms'])} {_ms(under_load.get(step['step']))}  "
+                    f"{step['what']}"
+                )
+
+
+def _ms(value: float | None) -> str:
+    return "      -" if value is None else f"{value:7.2f}"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -827,7 +857,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--profile-tasks",
         type=int,
         default=30,
-        help="sequential WHOOSH tasks traced step by step; default 30",
+        help="sequential WHOOSH tasks traced step by step (and ten times as many with "
+        "--concurrency in flight); default 30",
     )
     parser.add_argument(
         "--task-timeout",
