@@ -80,7 +80,7 @@ CELERY_SYSTEMS = {
 CELERY_DURABILITY = "none: acks before running, Redis not fsynced"
 DURABILITY = {
     ("sqlite", "normal"): "every step committed; WAL synchronous=NORMAL: survives kill -9 of "
-    "any process, an OS crash may lose the last commits",
+    "any process, an OS crash may lose the commits since the last checkpoint (~0.2 s)",
     ("sqlite", "full"): "every step committed and fsynced (synchronous=FULL)",
     ("postgres", "normal"): "every step committed; synchronous_commit=off: survives kill -9 of "
     "any WHOOSH process, a PostgreSQL or OS crash may lose the last <= 600 ms",

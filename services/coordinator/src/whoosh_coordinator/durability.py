@@ -7,8 +7,9 @@ the process-crash one:
 
 - SQLite: WAL mode with `synchronous=NORMAL`. A commit is in the WAL (the OS page
   cache) when `save` returns, so a kill -9 of the coordinator (or of anything else)
-  loses nothing it acknowledged; an OS crash or power loss may lose the last commits
-  before the next checkpoint's fsync. `full` sets `synchronous=FULL` (fsync per commit).
+  loses nothing it acknowledged; an OS crash or power loss may lose the commits since
+  the last checkpoint, which fsyncs the WAL (wal_checkpoints.py: about every 0.2 s,
+  from a thread). `full` sets `synchronous=FULL` (fsync per commit).
 - PostgreSQL: `synchronous_commit=off` for the coordinator's sessions. The commit is in
   PostgreSQL's WAL buffers when `save` returns, so any WHOOSH process may crash; a crash
   of PostgreSQL itself or of its OS may lose up to 3 x `wal_writer_delay` (600 ms by

@@ -43,6 +43,7 @@ from whoosh_coordinator.relay import FollowerSource, Relay, StoreSource
 from whoosh_coordinator.scheduling.fair_queue import FairShare, check_shares
 from whoosh_coordinator.store import open_store
 from whoosh_coordinator.threads import commands as thread_commands
+from whoosh_coordinator.wal_checkpoints import checkpoint_in_background
 
 log = logging.getLogger(__name__)
 
@@ -264,6 +265,15 @@ class Coordinator:
             raise ConfigError(str(exc)) from None
 
     async def run(self, stop: asyncio.Event) -> None:
+        checkpoints = checkpoint_in_background(self.store)
+        try:
+            await self._run(stop)
+        finally:
+            if checkpoints is not None:
+                checkpoints.stop()
+            self.store.close()
+
+    async def _run(self, stop: asyncio.Event) -> None:
         folded = self.follower.catch_up()
         self._check_fair_share()
         log.info(
@@ -304,7 +314,6 @@ class Coordinator:
             await asyncio.gather(*loops, return_exceptions=True)
             await self.dispatcher.close()
             await self.bus.close()
-            self.store.close()
             log.info("coordinator stopped")
 
 
