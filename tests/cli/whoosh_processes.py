@@ -189,7 +189,10 @@ def clean_environ() -> dict[str, str]:
 
 
 def make_installation(root: Path, config_text: str = TEST_CONFIG) -> WhooshEnv:
-    """A config file, a data dir and a free NATS port under `root`."""
+    """A config file, a data dir and free ports (NATS, gateway, the monitor's /metrics)
+    under `root`. Installations run side by side under xdist: with the default metrics
+    port, one `whoosh up` could take 9464 between another's check and its monitor's
+    bind, and that monitor then failed until its `whoosh up` gave up."""
     config = root / "whoosh.yaml"
     config.write_text(config_text)
     env = {
@@ -198,6 +201,7 @@ def make_installation(root: Path, config_text: str = TEST_CONFIG) -> WhooshEnv:
         "WHOOSH_DATA_DIR": str(root / "data"),
         "WHOOSH__NATS__PORT": str(free_port()),
         "WHOOSH__GATEWAY__PORT": str(free_port()),
+        "WHOOSH__MONITORING__METRICS_PORT": str(free_port()),
         "WHOOSH_CLI_CONFIG": str(root / "cli.yaml"),  # not the user's own CLI config
         "PYTHONUNBUFFERED": "1",
     }
