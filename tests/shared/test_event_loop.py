@@ -62,7 +62,7 @@ import gc
 from whoosh_shared.runtime import event_loop
 
 async def main():
-    return gc.get_freeze_count() > 0, gc.get_threshold() == event_loop.YOUNG_THRESHOLDS
+    return gc.get_freeze_count() > 0, gc.get_threshold() == event_loop.GC_THRESHOLDS
 
 print(event_loop.run(main()))
 """

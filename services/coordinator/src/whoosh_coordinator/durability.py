@@ -47,16 +47,21 @@ def apply_sync(store: Any, sync: StoreSync) -> None:
 
 
 def _sqlite(pool: Any, level: str) -> None:
-    statement = f"PRAGMA synchronous={level}"
+    on_every_sqlite_connection(pool, f"PRAGMA synchronous={level}")
+
+
+def on_every_sqlite_connection(pool: Any, statement: str) -> None:
+    """Run `statement` on every connection of an eventsourcing SQLite pool: those it has
+    (opened while the store created its tables) and those it opens later."""
     create = pool._create_connection
 
-    def create_with_sync() -> Any:
+    def create_and_run() -> Any:
         connection = create()
         connection._sqlite_conn.execute(statement)
         return connection
 
-    pool._create_connection = create_with_sync
-    for connection in list(pool._pool):  # opened while the store created its tables
+    pool._create_connection = create_and_run
+    for connection in list(pool._pool):
         raw: sqlite3.Connection = connection._sqlite_conn
         raw.execute(statement)
 

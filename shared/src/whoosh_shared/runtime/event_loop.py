@@ -14,7 +14,7 @@ executor-cli, every few seconds under load, with every task in flight waiting; a
 young collections every 700 allocations added 5-15 ms more per second. So before the
 loop starts what exists is frozen (`gc.freeze`: kept out of every later collection; next
 to none of it is garbage, 80 unreachable objects after the coordinator's imports) and
-young collections are rarer (YOUNG_THRESHOLDS). Measured: executor full collections
+young collections are rarer (GC_THRESHOLDS). Measured: executor full collections
 35 ms -> 2 ms; same-run A/B of bench_noop, SQLite 481 -> 568 tasks/s, PostgreSQL 477 ->
 504, the worst latency one at a time 53 -> 13 ms and at 32 in flight 143 -> 67 ms.
 Cyclic garbage made later still gets collected; `WHOOSH_GC=python` keeps the
@@ -38,7 +38,7 @@ GC_ENV = "WHOOSH_GC"
 # (most objects are freed by their reference count long before), the middle one every
 # 20 of those, the oldest every 20 of the middle ones (and still only once the objects
 # that survived since the last full collection are a quarter of the old ones).
-YOUNG_THRESHOLDS = (10_000, 20, 20)
+GC_THRESHOLDS = (10_000, 20, 20)
 # How long the tasks still running when `main` ends get to finish once cancelled.
 LEFTOVER_GRACE_S = 3.0
 
@@ -86,7 +86,7 @@ def tune_gc() -> None:
     if os.environ.get(GC_ENV, "").strip().lower() == "python":
         return
     gc.freeze()
-    gc.set_threshold(*YOUNG_THRESHOLDS)
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 async def _cancel_leftovers(grace_s: float) -> list[str]:
