@@ -129,3 +129,77 @@ async def test_a_dispatch_that_is_not_acknowledged_is_published_by_the_relay(
 ) -> None:
     """The one publish seen is then the relay's own."""
     await _relay_right_after_submit(bus, sqlite_url, _Unacknowledged)
+
+
+async def _seen_in_order(bus: Any) -> list[str]:
+    """Event types and the test's marker, in the order this connection receives them."""
+    seen: list[str] = []
+
+    async def on_msg(msg: Any) -> None:
+        seen.append(msg.subject.rsplit(".", 1)[-1] if msg.subject != "test.marker" else "MARK")
+
+    await bus.nc.subscribe(f"{subjects.EVENT_PREFIX}.>", cb=on_msg)
+    await bus.nc.subscribe("test.marker", cb=on_msg)
+    await bus.nc.flush()
+    return seen
+
+
+async def test_a_tasks_end_goes_on_the_bus_before_what_is_published_after_the_save(
+    bus, sqlite_url: str
+) -> None:
+    """The coordinator calls send_now after its saves and replies after it: a client
+    watching the bus sees TaskCompleted no later than the executor sees its report
+    answered (here the marker stands for that reply). The relay's loop then takes the
+    batch as its own: each event is in the stream once and the position moves past it."""
+    store, source, dispatcher, handler, follower = _coordinator_parts(bus, sqlite_url)
+    relay = Relay(source, bus.js, 0.1, dispatch=dispatcher)
+    assert handler.handle(c.RegisterAgent(spec=AgentSpec(name="ends", command=["true"])))
+    task_id = handler.handle(c.SubmitTask(prompt="hi", agent="ends")).ids["task_id"]
+    assert await relay.relay_batch() == 4
+    seen = await _seen_in_order(bus)
+    assert handler.handle(c.StartTask(task_id=task_id, attempt=1, executor_id="x")).accepted
+    assert handler.handle(c.CompleteTask(task_id=task_id, attempt=1, output="ok")).accepted
+
+    await relay.send_now()
+    await bus.nc.publish("test.marker", b"")
+    await bus.nc.flush()
+    await eventually(lambda: "MARK" in seen, timeout=5, what="the marker")
+    assert seen[-1] == "MARK"
+    assert {"TaskStarted", "TaskCompleted"} <= set(seen[:-1])
+
+    assert await relay.relay_batch() == len(seen) - 1
+    assert relay.position == follower.projection.position
+    events = (await bus.js.stream_info(subjects.EVENTS_STREAM)).state.messages
+    assert events == 4 + len(seen) - 1
+    await dispatcher.close()
+    store.close()
+
+
+async def _nothing_before_a_marker(bus: Any, seen: list[str]) -> None:
+    seen.clear()
+    await bus.nc.publish("test.marker", b"")
+    await bus.nc.flush()
+    await eventually(lambda: "MARK" in seen, timeout=5, what="the marker")
+    assert seen == ["MARK"]
+
+
+async def test_events_with_an_assignment_are_left_to_the_relays_loop(bus, sqlite_url: str) -> None:
+    """Its WorkItem is the direct dispatch's to send first: send_now sends nothing then;
+    nor does a relay that has not yet read its position from the stream (it would send
+    the log from its start)."""
+    store, source, dispatcher, handler, _ = _coordinator_parts(bus, sqlite_url)
+    seen = await _seen_in_order(bus)
+    assert handler.handle(c.RegisterAgent(spec=AgentSpec(name="left", command=["true"])))
+    await Relay(source, bus.js, 0.1, dispatch=dispatcher).send_now()
+    await _nothing_before_a_marker(bus, seen)
+
+    relay = Relay(source, bus.js, 0.1, dispatch=dispatcher)
+    assert await relay.relay_batch() == 1
+    await eventually(lambda: "AgentRegistered" in seen, timeout=5, what="the first event")
+    assert handler.handle(c.SubmitTask(prompt="hi", agent="left")).accepted
+    await relay.send_now()
+    await _nothing_before_a_marker(bus, seen)
+    assert await relay.relay_batch() == 3
+    assert (await bus.js.stream_info(subjects.EVENTS_STREAM)).state.messages == 4
+    await dispatcher.close()
+    store.close()
