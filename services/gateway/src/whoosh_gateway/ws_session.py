@@ -83,10 +83,18 @@ class WsSession:
     # -- the hub's side (never waits) ---------------------------------------------------
 
     def offer_event(self, envelope: EventEnvelope, text: str | None) -> None:
-        self._follow(envelope)
-        if self.closing or not self._matches(envelope):
+        """While a subscription replays, every live event is held as it is and judged only
+        on release, after what the replay followed: an execution's review thread (or an
+        agent's task) is known from an event the replay may not have read yet, and a live
+        vote judged on arrival was dropped for good (a WebSocket test saw a review's
+        ThreadStarted but neither its votes nor its close)."""
+        if self.closing:
             return
-        if not self._hold(envelope, text):
+        if self._held is not None:
+            self._hold(envelope, text)
+            return
+        self._follow(envelope)
+        if self._matches(envelope):
             self._deliver(envelope, text)
 
     def _hold(self, envelope: EventEnvelope | None, text: str | None) -> bool:
@@ -310,7 +318,9 @@ class WsSession:
                 if envelope is None:
                     self._enqueue(text)  # type: ignore[arg-type]
                 else:
-                    self._deliver(envelope, text)
+                    self._follow(envelope)
+                    if self._matches(envelope):
+                        self._deliver(envelope, text)
         await self._confirm(message, replayed)
 
     async def _confirm(self, message: Subscribe, replayed: int) -> None:
