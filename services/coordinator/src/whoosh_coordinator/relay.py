@@ -173,10 +173,6 @@ class Relay:
         self.blobs = BlobStore(js)
         self.ack_timeout_s = ACK_TIMEOUT_S
         self._backoff_s = RETRY_FIRST_S
-        # A batch is being published or its acks awaited, or (until `run` has read it from
-        # the stream) the position is not known yet: send_now sends nothing meanwhile.
-        self._busy = True
-        self._sent: tuple[list[EventEnvelope], list[Awaitable[object]]] | None = None
 
     async def tracked_position(self) -> int:
         """The notification id of the stream's last event, if that event is in this store.
@@ -202,7 +198,6 @@ class Relay:
 
     async def run(self) -> None:
         self.position = await self.tracked_position()
-        self._busy = False
         log.info("relay resuming after notification %d", self.position)
         self.health.up("relay")
         while True:
@@ -211,34 +206,8 @@ class Relay:
                     await asyncio.wait_for(self.wake.wait(), self.poll_interval_s)
                 self.wake.clear()
 
-    async def send_now(self) -> None:
-        """Put the events just saved on the connection now, ahead of the replies to the
-        commands that caused them; the relay's loop then waits for their acks and moves the
-        position as for any batch. So a client watching the bus sees a task's end as early
-        as the executor sees its report answered, rather than after the replies and two
-        more turns of the loop.
-
-        Called by the coordinator after its saves. Nothing is sent while a batch is being
-        published or awaited (the loop sends the rest after it, in order), nor for events
-        that include an assignment: its WorkItem goes out first, and that is the direct
-        dispatch's, in the loop's next turn. A publish that fails here is the loop's to
-        retry from the position (the stream's duplicate window drops what got through)."""
-        if self._busy or self._sent is not None:
-            return
-        envelopes = self.source.read_after(self.position, BATCH)
-        if not envelopes or any(e.type == "TaskAssigned" for e in envelopes):
-            return
-        try:
-            acks = [await self._publish_event(envelope) for envelope in envelopes]
-        except Exception as exc:
-            log.debug("events not sent at once, left to the relay's loop: %s", exc)
-            return
-        self._sent = (envelopes, acks)
-        self.wake.set()
-
     async def relay_batch(self) -> int:
-        """Publish the next batch (or take the one `send_now` sent); the position moves only
-        once every publish is acknowledged.
+        """Publish the next batch; the position moves only once every publish is acknowledged.
 
         A failure costs a retry of the batch after a backoff (the stream's duplicate window
         drops what had gone through), never the loop: a relay that stops stops the fleet.
@@ -248,17 +217,18 @@ class Relay:
         of its own; yielding lets that write go out before this batch's serialization
         instead of after it (measured: the WorkItem of a submit waited 0.3 ms for it)."""
         await asyncio.sleep(0)
-        sent, self._sent = self._sent, None
-        self._busy = True
+        envelopes = self.source.read_after(self.position, BATCH)
+        if not envelopes:
+            self.health.up("relay")
+            return 0
         try:
-            if sent is None:
-                envelopes = self.source.read_after(self.position, BATCH)
-                if not envelopes:
-                    self.health.up("relay")
-                    return 0
-                acks = await self._publish_batch(envelopes)
-            else:
-                envelopes, acks = sent
+            acks: list[Awaitable[object]] = []
+            for envelope in envelopes:
+                if envelope.type == "TaskAssigned":
+                    work = self.source.work_item(envelope)
+                    if work is not None:
+                        acks += await self._work_queued(work)
+                acks.append(await self._publish_event(envelope))
             await asyncio.wait_for(asyncio.gather(*acks), self.ack_timeout_s)
         except Exception as exc:
             cause = (
@@ -276,23 +246,10 @@ class Relay:
             await asyncio.sleep(self._backoff_s)
             self._backoff_s = min(self._backoff_s * 2, RETRY_MAX_S)
             return 0
-        finally:
-            self._busy = False
         self._backoff_s = RETRY_FIRST_S
         self.health.up("relay")
         self.position = envelopes[-1].notification_id
         return len(envelopes)
-
-    async def _publish_batch(self, envelopes: list[EventEnvelope]) -> list[Awaitable[object]]:
-        """Every event of the batch, each assignment's WorkItem before its event."""
-        acks: list[Awaitable[object]] = []
-        for envelope in envelopes:
-            if envelope.type == "TaskAssigned":
-                work = self.source.work_item(envelope)
-                if work is not None:
-                    acks += await self._work_queued(work)
-            acks.append(await self._publish_event(envelope))
-        return acks
 
     async def _work_queued(self, work: WorkItem) -> list[Awaitable[object]]:
         """What the batch waits for so that this WorkItem is on the queue: nothing when the

@@ -204,8 +204,6 @@ class Coordinator:
         if not self._saved:
             return
         self._saved = False
-        if self.relay is not None:
-            await self.relay.send_now()  # the events, then (in the caller) the replies
         self.kick.set()
         nudge = StoreAppended(notification_id=self.projection.position, origin=self.origin)
         await self.bus.nc.publish(subjects.STORE_APPENDED, nudge.model_dump_json().encode())
