@@ -38,16 +38,19 @@ def apply_sync(store: Any, sync: StoreSync) -> None:
     """Set the commit durability on every connection `store` has and will open."""
     if sync not in SQLITE_PRAGMA:
         raise ValueError(f"store sync {sync!r}: use 'normal' or 'full'")
+    pool = sqlite_pool(store)
+    if pool is not None:
+        on_every_sqlite_connection(pool, f"PRAGMA synchronous={SQLITE_PRAGMA[sync]}")
+    elif type(store.recorder.datastore).__module__.startswith("eventsourcing.postgres"):
+        _postgres(store.recorder.datastore, POSTGRES_OPTION[sync])
+
+
+def sqlite_pool(store: Any) -> Any | None:
+    """The connection pool of a store on SQLite (None on PostgreSQL)."""
     datastore = store.recorder.datastore
-    module = type(datastore).__module__
-    if module.startswith("eventsourcing.sqlite"):
-        _sqlite(datastore.pool, SQLITE_PRAGMA[sync])
-    elif module.startswith("eventsourcing.postgres"):
-        _postgres(datastore, POSTGRES_OPTION[sync])
-
-
-def _sqlite(pool: Any, level: str) -> None:
-    on_every_sqlite_connection(pool, f"PRAGMA synchronous={level}")
+    if type(datastore).__module__.startswith("eventsourcing.sqlite"):
+        return datastore.pool
+    return None
 
 
 def on_every_sqlite_connection(pool: Any, statement: str) -> None:

@@ -20,7 +20,7 @@ import sqlite3
 import threading
 from typing import Any
 
-from whoosh_coordinator.durability import on_every_sqlite_connection
+from whoosh_coordinator.durability import on_every_sqlite_connection, sqlite_pool
 
 log = logging.getLogger(__name__)
 
@@ -65,11 +65,8 @@ class WalCheckpointer:
 def checkpoint_in_background(store: Any) -> WalCheckpointer | None:
     """For a file-backed SQLite store: its connections stop checkpointing in their saves
     and a started WalCheckpointer does it instead (None for PostgreSQL or :memory:)."""
-    datastore = store.recorder.datastore
-    if not type(datastore).__module__.startswith("eventsourcing.sqlite"):
-        return None
-    pool = datastore.pool
-    if pool.is_sqlite_memory_mode:
+    pool = sqlite_pool(store)
+    if pool is None or pool.is_sqlite_memory_mode:
         return None
     on_every_sqlite_connection(pool, NO_AUTOCHECKPOINT)
     return WalCheckpointer(pool.db_name).start()
