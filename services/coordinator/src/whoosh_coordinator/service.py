@@ -163,13 +163,31 @@ class Coordinator:
             await self._send_reply(msg, body)
 
     async def _on_query(self, msg: Msg) -> None:
-        reply = self.queries.handle_raw(msg.subject, msg.data)
+        reply = self.answer_query(msg.subject, msg.data)
         if msg.reply:
             body = reply.model_dump_json().encode()
             if len(body) > self.bus.nc.max_payload:
                 reason = reply_too_large(len(body), self.bus.nc.max_payload)
                 body = QueryReply.error("too_large", reason).model_dump_json().encode()
             await self._send_reply(msg, body)
+
+    def answer_query(self, subject: str, body: bytes) -> QueryReply:
+        """A query's answer, as of every write another coordinator said it made. Writers
+        nudge (StoreAppended) before they reply or relay, so what a client has seen
+        accepted or published elsewhere is folded here before this coordinator answers:
+        without it, a client that watched its task end on one coordinator could read the
+        other's older budget or task (seen end to end: a budget four completions behind)."""
+        self._fold_what_others_wrote()
+        return self.queries.handle_raw(subject, body)
+
+    def _fold_what_others_wrote(self, polled: bool = False) -> None:
+        """Read the log when it may hold events this process did not save: another
+        coordinator said so (StoreAppended), or a poll interval passed (a nudge can be
+        lost). What this process saves is folded as it commits, so its own writes need no
+        read of the log (that read was a quarter of the coordinator's CPU per task)."""
+        others = polled or self.handler.store_heard > self.projection.position
+        if others and self.follower.catch_up() and self.relay is not None:
+            self.relay.wake.set()  # another writer's events: relay them now
 
     @staticmethod
     async def _send_reply(msg: Msg, body: bytes) -> None:
@@ -220,12 +238,7 @@ class Coordinator:
                 polled = True
             self.kick.clear()
             try:
-                if (
-                    self._others_wrote(polled)
-                    and self.follower.catch_up()
-                    and self.relay is not None
-                ):
-                    self.relay.wake.set()  # another writer's events: relay them now
+                self._fold_what_others_wrote(polled)
                 self.assigner.assign_pending()
                 await self._after_change()
                 self.health.up("scheduler")
@@ -233,13 +246,6 @@ class Coordinator:
                 log.exception("scheduling pass failed")
                 self.health.down("scheduler", f"{type(exc).__name__}: {exc}")
                 await asyncio.sleep(self.settings.poll_interval_s)
-
-    def _others_wrote(self, polled: bool) -> bool:
-        """Whether the log may hold events this process did not save: another coordinator
-        said so (StoreAppended), or a poll interval passed (a nudge can be lost). What this
-        process saves is folded as it commits, so a kick of its own needs no read of the
-        log (that read was a quarter of the coordinator's CPU per task)."""
-        return polled or self.handler.store_heard > self.projection.position
 
     async def _sweep_loop(self) -> None:
         while True:
