@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 from cli.whoosh_processes import WhooshEnv, pids_alive, wait_until
@@ -223,3 +224,32 @@ def test_wait_ends_with_exit_3_when_whoosh_goes_away(whoosh_env: WhooshEnv) -> N
         if waiting.poll() is None:
             waiting.kill()
             waiting.wait(5)
+
+
+def test_a_restarted_monitor_serves_metrics_on_the_same_port(whoosh_env: WhooshEnv) -> None:
+    """`up` holds the metrics port for the monitor's whole life, restarts included: a
+    crashed monitor's port cannot be taken meanwhile (the restart then failed until `up`
+    gave up and stopped all of WHOOSH), and the banner's URL stays right."""
+    port = int(whoosh_env.env["WHOOSH__MONITORING__METRICS_PORT"])
+    up = whoosh_env.up()
+    monitor = next(c["pid"] for c in whoosh_env.children() if c["name"] == "monitor")
+    os.kill(monitor, signal.SIGKILL)
+    wait_until(lambda: not pids_alive([monitor]), 10, "the monitor's end")
+    with socket.socket() as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            squatter.bind(("127.0.0.1", port))
+        except OSError:
+            pass
+        else:
+            squatter.listen()
+            raise AssertionError(f"port {port} could be taken while the monitor was down")
+    wait_until(lambda: "restarted monitor" in up.stderr(), 20, "the monitor restart")
+    url = f"http://127.0.0.1:{port}/metrics"
+
+    def serves() -> bool:
+        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as response:
+            return b"whoosh_" in response.read()
+        return False
+
+    wait_until(serves, 20, f"metrics at {url}")

@@ -11,6 +11,7 @@ import ctypes
 import ctypes.util
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -29,6 +30,9 @@ class ChildSpec:
     argv: list[str]
     log_path: Path
     env: Mapping[str, str] = field(default_factory=dict)
+    inherits: tuple[socket.socket, ...] = ()
+    """Listening sockets the child gets at the same descriptor numbers (kept open here,
+    so a restarted child gets them again)."""
 
 
 def _load_libc() -> ctypes.CDLL | None:
@@ -78,6 +82,7 @@ def spawn(spec: ChildSpec) -> subprocess.Popen[bytes]:
             stderr=subprocess.STDOUT,
             env=env,
             start_new_session=True,
+            pass_fds=[sock.fileno() for sock in spec.inherits],
             preexec_fn=die_with_parent(os.getpid()),
         )
 

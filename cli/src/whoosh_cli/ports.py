@@ -25,3 +25,16 @@ def free_port(host: str) -> int:
     with socket.socket(family(host), socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def listening(host: str, port: int) -> socket.socket:
+    """A socket listening on `port`, or on a free port when that one is taken or 0; the
+    caller keeps it, so nothing can take the port between this and its use."""
+    sock = socket.socket(family(host), socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.bind((host, 0))
+    sock.listen(128)
+    return sock

@@ -102,7 +102,10 @@ class MonitorService:
         self.window = AgentWindow(clock)
         self.events = EventMetrics(self.registry, self.window, self._agent_model, self._resolve)
         self.metrics = MetricsServer(
-            self.registry, self.settings.metrics_host, self.settings.metrics_port
+            self.registry,
+            self.settings.metrics_host,
+            self.settings.metrics_port,
+            fd=self.settings.metrics_fd,
         )
         self.rules = RuleEngine(self.settings.rules(), clock)
         self._adopted = False

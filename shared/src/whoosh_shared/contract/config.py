@@ -164,6 +164,13 @@ class MonitoringSettings(Strict):
     )
     metrics_host: str = Field(default="127.0.0.1", description="where /metrics listens")
     metrics_port: int = Field(default=9464, ge=0, le=65535, description="0: a free port")
+    metrics_fd: int | None = Field(
+        default=None,
+        ge=3,
+        description="a listening socket the monitor inherits instead of binding "
+        "metrics_host:metrics_port (`whoosh up` binds it once, so a restarted monitor "
+        "never finds its port taken)",
+    )
     alert_rules: list[AlertRule] = Field(
         default_factory=list, description="added to the defaults; the same name replaces one"
     )
