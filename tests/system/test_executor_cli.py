@@ -181,6 +181,25 @@ async def test_a_killed_executors_task_is_redelivered_and_completes_on_another(
     assert await started_by(bus, task_id) == [(1, "a"), (1, "b")]
 
 
+async def test_a_killed_executors_command_and_its_helpers_are_stopped(
+    bus: Bus, start_executor: StartExecutor, tmp_path: Path
+) -> None:
+    """kill -9 of the executor: its command runs in a session of its own, so nothing else
+    would stop it, and the redelivered attempt would run beside it. Its reaper does."""
+    a = await start_executor("a", **FAST_ACK_WAIT)
+    shell_pid, sleeper_pid = tmp_path / "shell.pid", tmp_path / "sleeper.pid"
+    never = tmp_path / "never"
+    script = f"echo $$ > {shell_pid}\nsleep 60 &\necho $! > {sleeper_pid}\n" + wait_for_file(never)
+    task_id = await submit(bus, script)
+    pids = [await read_pid(shell_pid), await read_pid(sleeper_pid)]
+    await wait_for_status(bus, task_id, TaskStatus.RUNNING)
+    assert all(alive(pid) for pid in pids)
+
+    a.kill()
+    for pid in pids:
+        await eventually(lambda pid=pid: not alive(pid), timeout=10, what=f"pid {pid} gone")
+
+
 async def test_a_stopped_executor_hands_its_task_back_at_once(
     bus: Bus, start_executor: StartExecutor, tmp_path: Path
 ) -> None:

@@ -30,6 +30,7 @@ from whoosh_shared.runtime.work_message import (
     settle,
 )
 
+from whoosh_executor_cli.group_reaper import GroupReaper
 from whoosh_executor_cli.local_process import LineSink, LocalProcess, Outcome, RunResult
 from whoosh_executor_cli.profiles import AgentRun, profile_for
 from whoosh_executor_cli.remote_process import RemoteProcess
@@ -50,6 +51,8 @@ class ExecutorContext(executor_runtime.ExecutorContext[AttemptRun]):
 
     ssh: SshPool = field(default_factory=SshPool)
     """Connections to the hosts of remote agents, shared by every attempt."""
+    reaper: GroupReaper | None = None
+    """Kills the local commands' groups if this process dies without its orderly stop."""
 
 
 class AttemptHandler:
@@ -98,6 +101,7 @@ class AttemptHandler:
                 output_head=half,
                 stderr_limit=stderr_limit,
                 held=held,
+                groups=self.ctx.reaper,
             )
         return RemoteProcess(
             command,

@@ -19,6 +19,7 @@ import shlex
 import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol
 
 from whoosh_shared.contract.agent_env import EnvReferenceError, child_environ
 from whoosh_shared.contract.commands import MAX_OUTPUT_CHARS
@@ -42,6 +43,14 @@ MAX_HELD_LINES = 1_000
 
 LineSink = Callable[[str, str], None]
 """Called with (stream, line) for each output line; stream is "stdout" or "stderr"."""
+
+
+class GroupWatch(Protocol):
+    """Told of each command's process group while it runs (group_reaper.GroupReaper)."""
+
+    def watch(self, pgid: int) -> None: ...
+
+    def forget(self, pgid: int) -> None: ...
 
 
 def group_exists(pgid: int) -> bool:
@@ -135,6 +144,7 @@ class LocalProcess:
         output_head: int = 0,
         stderr_limit: int = DEFAULT_STDERR_TAIL,
         held: bool = False,
+        groups: GroupWatch | None = None,
     ) -> None:
         if not argv:
             raise ValueError("empty command")
@@ -154,6 +164,7 @@ class LocalProcess:
         self._cancel_reason: str | None = None
         self._ran = False
         self.held = held
+        self.groups = groups
         self._released = asyncio.Event()
         self._held_lines: list[tuple[str, str]] = []
         if not held:
@@ -194,12 +205,17 @@ class LocalProcess:
         except OSError as exc:
             return self._result(Outcome.START_FAILED, None, 0.0, error=self._start_error(exc))
         self.pid = proc.pid
+        if self.groups is not None:
+            self.groups.watch(proc.pid)
         try:
             return await self._supervise(proc, started)
         except asyncio.CancelledError:
             # The caller is going away (executor shutting down hard): leave nothing behind.
             signal_group(proc.pid, signal.SIGKILL)
             raise
+        finally:
+            if self.groups is not None:
+                self.groups.forget(proc.pid)
 
     async def _supervise(self, proc: Child, started: float) -> RunResult:
         feeder = asyncio.create_task(self._feed_stdin(proc.stdin))

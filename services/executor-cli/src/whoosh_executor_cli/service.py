@@ -22,6 +22,7 @@ from whoosh_shared.runtime.progress import ProgressPublisher
 from whoosh_shared.runtime.work_queue import MessageHandler
 
 from whoosh_executor_cli.attempt import AttemptHandler, ExecutorContext
+from whoosh_executor_cli.group_reaper import GroupReaper
 from whoosh_executor_cli.host_checks import HostReporter, ProbeResponder
 
 DURABLE_NAME = "executor-cli"
@@ -35,11 +36,14 @@ class ExecutorService(ExecutorRuntime[ExecutorContext]):
     durables = {AgentType.CLI: DURABLE_NAME}
 
     def _context(self, progress: ProgressPublisher) -> ExecutorContext:
+        reaper = GroupReaper(self.settings.kill_grace_s)
+        reaper.start()
         return ExecutorContext(
             bus=self.bus,
             executor_id=self.executor_id,
             settings=self.settings,
             progress=progress,
+            reaper=reaper,
         )
 
     def _handler(self, ctx: ExecutorContext) -> MessageHandler:
@@ -70,3 +74,5 @@ class ExecutorService(ExecutorRuntime[ExecutorContext]):
 
     async def _close_context(self, ctx: ExecutorContext) -> None:
         await ctx.ssh.close()
+        if ctx.reaper is not None:
+            await asyncio.to_thread(ctx.reaper.close)

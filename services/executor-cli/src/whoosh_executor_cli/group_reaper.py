@@ -1,0 +1,125 @@
+"""Commands do not outlive their executor, even one killed with kill -9.
+
+Each command runs in a session of its own (so a signal reaches all of its helpers and
+none reaches the executor), which also means nothing kills it when the executor dies
+without its orderly stop. JetStream then redelivers the attempt after `ack_wait` and a
+second copy of the same work would run beside the first (two coding agents in one
+workspace). PDEATHSIG would need a `preexec_fn`, which costs every spawn the vfork.
+
+So each executor starts a small reaper process once: the executor writes `+<pgid>` to the
+reaper's stdin when a command's group starts and `-<pgid>` when it is gone. When the
+executor dies, however it dies, the kernel closes that pipe; at end of input the reaper
+sends SIGTERM to every group still listed, SIGKILL to those left after the kill grace,
+and exits. An orderly stop has killed its commands already: the list is empty then. The
+reaper ignores SIGINT, SIGTERM and SIGHUP (a signal to the executor's whole group must not
+take it first); end of input is its only way out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterable
+from typing import IO
+
+log = logging.getLogger(__name__)
+POLL_S = 0.05
+
+
+class GroupReaper:
+    """The executor's side: starts the reaper and tells it which groups are running."""
+
+    def __init__(self, grace_s: float) -> None:
+        self.grace_s = grace_s
+        self.groups: set[int] = set()
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        argv = [sys.executable, "-m", "whoosh_executor_cli.group_reaper", str(self.grace_s)]
+        self._proc = subprocess.Popen(argv, stdin=subprocess.PIPE, start_new_session=True)
+        self._send(f"+{pgid}\n" for pgid in self.groups)
+
+    def watch(self, pgid: int) -> None:
+        """A command's group started (its pid is its group id)."""
+        self.groups.add(pgid)
+        self._send([f"+{pgid}\n"])
+
+    def forget(self, pgid: int) -> None:
+        """That group is gone (killed and waited for); its id may be reused from now on."""
+        if pgid in self.groups:
+            self.groups.discard(pgid)
+            self._send([f"-{pgid}\n"])
+
+    def close(self) -> None:
+        """End of input: the reaper kills what is still listed (nothing, after an orderly
+        stop) and exits."""
+        if self._proc is None or self._proc.stdin is None:
+            return
+        with contextlib.suppress(OSError):
+            self._proc.stdin.close()
+        try:
+            self._proc.wait(self.grace_s + 5)
+        except subprocess.TimeoutExpired:
+            log.warning("the group reaper did not exit; left to finish on its own")
+        self._proc = None
+
+    def _send(self, lines: Iterable[str]) -> None:
+        data = "".join(lines).encode()
+        if not data or self._proc is None or self._proc.stdin is None:
+            return
+        try:
+            self._proc.stdin.write(data)
+            self._proc.stdin.flush()
+        except OSError as exc:  # the reaper died: a new one gets the whole list
+            log.warning("group reaper gone (%s); starting another", exc)
+            self.start()
+
+
+def reap_at_end_of(lines: IO[str], grace_s: float) -> list[int]:
+    """Follow the listing until end of input, then stop every group still listed;
+    returns those groups."""
+    groups: set[int] = set()
+    for line in lines:
+        sign, number = line[:1], line[1:].strip()
+        if number.isdigit():
+            (groups.add if sign == "+" else groups.discard)(int(number))
+    left = sorted(groups)
+    stop_groups(left, grace_s)
+    return left
+
+
+def stop_groups(groups: list[int], grace_s: float) -> None:
+    """SIGTERM each group, SIGKILL whichever still has a process after `grace_s`."""
+    alive = [g for g in groups if _signal(g, signal.SIGTERM)]
+    deadline = time.monotonic() + grace_s
+    while alive and time.monotonic() < deadline:
+        time.sleep(POLL_S)
+        alive = [g for g in alive if _signal(g, 0)]
+    for group in alive:
+        _signal(group, signal.SIGKILL)
+
+
+def _signal(pgid: int, sig: int) -> bool:
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def main() -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
+    grace_s = float(sys.argv[1]) if len(sys.argv) > 1 else 2.0
+    reap_at_end_of(sys.stdin, grace_s)
+
+
+if __name__ == "__main__":
+    main()
