@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 from harness import alive
-from whoosh_executor_cli.group_reaper import GroupReaper, reap_at_end_of
+from whoosh_executor_cli.group_reaper import GroupReaper, listed_at_end, stop_groups
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -99,7 +99,7 @@ def test_a_group_that_ignores_sigterm_is_killed_after_the_grace(groups) -> None:
     time.sleep(0.2)
     pids = members(proc.pid)
     began = time.monotonic()
-    assert reap_at_end_of(iter([f"+{proc.pid}\n"]), grace_s=0.5) == [proc.pid]
+    stop_groups([proc.pid], grace_s=0.5)
     assert wait_gone(pids, timeout=5) == []
     assert time.monotonic() - began >= 0.5  # TERM first, KILL only after the grace
 
@@ -128,3 +128,15 @@ def test_a_reaper_that_died_is_replaced_with_the_whole_list(groups) -> None:
     reaper.forget(12345678)
     reaper.close()  # end of input: the new reaper stops what is still listed
     assert wait_gone(pids, timeout=5) == []
+
+
+def test_the_listing_is_read_in_pieces_of_any_size() -> None:
+    read, write = os.pipe()
+    os.write(write, b"+11\n+12\n-1")
+    os.write(write, b"1\n+13\n-99\nnoise\n+1")
+    os.write(write, b"4")  # no newline before the end: not a whole line, not listed
+    os.close(write)
+    try:
+        assert listed_at_end(read, pause_s=0) == [12, 13]
+    finally:
+        os.close(read)

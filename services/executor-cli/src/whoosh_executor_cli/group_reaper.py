@@ -25,10 +25,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterable
-from typing import IO
 
 log = logging.getLogger(__name__)
 POLL_S = 0.05
+READ_PAUSE_S = 0.2
 
 
 class GroupReaper:
@@ -80,17 +80,20 @@ class GroupReaper:
             self.start()
 
 
-def reap_at_end_of(lines: IO[str], grace_s: float) -> list[int]:
-    """Follow the listing until end of input, then stop every group still listed;
-    returns those groups."""
+def listed_at_end(fd: int, pause_s: float = READ_PAUSE_S) -> list[int]:
+    """The groups still listed when input ends. Read in chunks with a pause between reads,
+    so a busy executor's lines wake this process a few times a second rather than twice
+    per command (the pipe holds thousands of lines meanwhile)."""
     groups: set[int] = set()
-    for line in lines:
-        sign, number = line[:1], line[1:].strip()
-        if number.isdigit():
-            (groups.add if sign == "+" else groups.discard)(int(number))
-    left = sorted(groups)
-    stop_groups(left, grace_s)
-    return left
+    rest = b""
+    while data := os.read(fd, 1 << 16):
+        *lines, rest = (rest + data).split(b"\n")
+        for line in lines:
+            sign, number = line[:1], line[1:]
+            if number.isdigit():
+                (groups.add if sign == b"+" else groups.discard)(int(number))
+        time.sleep(pause_s)
+    return sorted(groups)
 
 
 def stop_groups(groups: list[int], grace_s: float) -> None:
@@ -118,7 +121,7 @@ def main() -> None:
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)
     grace_s = float(sys.argv[1]) if len(sys.argv) > 1 else 2.0
-    reap_at_end_of(sys.stdin, grace_s)
+    stop_groups(listed_at_end(sys.stdin.fileno()), grace_s)
 
 
 if __name__ == "__main__":
