@@ -110,8 +110,11 @@ def test_an_orderly_close_stops_the_reaper_and_nothing_else(groups) -> None:
     reaper.start()
     reaper.watch(proc.pid)
     reaper.forget(proc.pid)
+    process = reaper.process
+    assert process is not None
     reaper.close()
-    assert alive(proc.pid)
+    assert process.wait(5) == 0  # it ends by itself at end of input...
+    assert alive(proc.pid)  # ...and stops nothing it was told is gone
 
 
 def test_a_reaper_that_died_is_replaced_with_the_whole_list(groups) -> None:
@@ -121,9 +124,9 @@ def test_a_reaper_that_died_is_replaced_with_the_whole_list(groups) -> None:
     reaper = GroupReaper(grace_s=0.5)
     reaper.start()
     reaper.watch(proc.pid)
-    assert reaper._proc is not None
-    reaper._proc.kill()
-    reaper._proc.wait()
+    assert reaper.process is not None
+    reaper.process.kill()
+    reaper.process.wait()
     reaper.watch(12345678)  # the write fails: a new reaper gets both groups
     reaper.forget(12345678)
     reaper.close()  # end of input: the new reaper stops what is still listed

@@ -37,11 +37,12 @@ class GroupReaper:
     def __init__(self, grace_s: float) -> None:
         self.grace_s = grace_s
         self.groups: set[int] = set()
-        self._proc: subprocess.Popen[bytes] | None = None
+        self.process: subprocess.Popen[bytes] | None = None
+        """The reaper, from `start` until `close`."""
 
     def start(self) -> None:
         argv = [sys.executable, "-m", "whoosh_executor_cli.group_reaper", str(self.grace_s)]
-        self._proc = subprocess.Popen(argv, stdin=subprocess.PIPE, start_new_session=True)
+        self.process = subprocess.Popen(argv, stdin=subprocess.PIPE, start_new_session=True)
         self._send(f"+{pgid}\n" for pgid in self.groups)
 
     def watch(self, pgid: int) -> None:
@@ -57,24 +58,19 @@ class GroupReaper:
 
     def close(self) -> None:
         """End of input: the reaper kills what is still listed (nothing, after an orderly
-        stop) and exits."""
-        if self._proc is None or self._proc.stdin is None:
-            return
-        with contextlib.suppress(OSError):
-            self._proc.stdin.close()
-        try:
-            self._proc.wait(self.grace_s + 5)
-        except subprocess.TimeoutExpired:
-            log.warning("the group reaper did not exit; left to finish on its own")
-        self._proc = None
+        stop) and exits by itself; the executor's stop does not wait for it."""
+        if self.process is not None and self.process.stdin is not None:
+            with contextlib.suppress(OSError):
+                self.process.stdin.close()
+        self.process = None
 
     def _send(self, lines: Iterable[str]) -> None:
         data = "".join(lines).encode()
-        if not data or self._proc is None or self._proc.stdin is None:
+        if not data or self.process is None or self.process.stdin is None:
             return
         try:
-            self._proc.stdin.write(data)
-            self._proc.stdin.flush()
+            self.process.stdin.write(data)
+            self.process.stdin.flush()
         except OSError as exc:  # the reaper died: a new one gets the whole list
             log.warning("group reaper gone (%s); starting another", exc)
             self.start()

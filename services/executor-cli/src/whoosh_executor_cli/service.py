@@ -75,4 +75,4 @@ class ExecutorService(ExecutorRuntime[ExecutorContext]):
     async def _close_context(self, ctx: ExecutorContext) -> None:
         await ctx.ssh.close()
         if ctx.reaper is not None:
-            await asyncio.to_thread(ctx.reaper.close)
+            ctx.reaper.close()
