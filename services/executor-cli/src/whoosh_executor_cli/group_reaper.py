@@ -41,8 +41,15 @@ class GroupReaper:
         """The reaper, from `start` until `close`."""
 
     def start(self) -> None:
+        """Start the reaper and list the groups running now. One that cannot start is
+        logged: the executor runs on without it, as it did before reapers."""
         argv = [sys.executable, "-m", "whoosh_executor_cli.group_reaper", str(self.grace_s)]
-        self.process = subprocess.Popen(argv, stdin=subprocess.PIPE, start_new_session=True)
+        try:
+            self.process = subprocess.Popen(argv, stdin=subprocess.PIPE, start_new_session=True)
+        except OSError as exc:
+            log.error("no group reaper (%s): a kill -9 of this executor leaves its commands", exc)
+            self.process = None
+            return
         self._send(f"+{pgid}\n" for pgid in self.groups)
 
     def watch(self, pgid: int) -> None:
