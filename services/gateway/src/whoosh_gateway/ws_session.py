@@ -88,11 +88,11 @@ class WsSession:
         agent's task) is known from an event the replay may not have read yet, and a live
         vote judged on arrival was dropped for good (a WebSocket test saw a review's
         ThreadStarted but neither its votes nor its close)."""
-        if self.closing:
-            return
-        if self._held is not None:
-            self._hold(envelope, text)
-            return
+        if not self.closing and not self._hold(envelope, text):
+            self._judge(envelope, text)
+
+    def _judge(self, envelope: EventEnvelope, text: str | None) -> None:
+        """Follow what the event links to this subscription, then send it if it matches."""
         self._follow(envelope)
         if self._matches(envelope):
             self._deliver(envelope, text)
@@ -318,9 +318,7 @@ class WsSession:
                 if envelope is None:
                     self._enqueue(text)  # type: ignore[arg-type]
                 else:
-                    self._follow(envelope)
-                    if self._matches(envelope):
-                        self._deliver(envelope, text)
+                    self._judge(envelope, text)
         await self._confirm(message, replayed)
 
     async def _confirm(self, message: Subscribe, replayed: int) -> None:
